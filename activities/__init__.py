@@ -1,0 +1,1 @@
+"""Temporal activities: everything the order workflow does to the outside world."""

@@ -1,0 +1,68 @@
+"""Turning a failed market call into a stored failure, a retry event and the right
+Temporal error (retryable, or non-retryable so the workflow decides)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.records import OrderRecords
+from market.errors import MarketError, Remedy
+from workflows.policies import MAX_ATTEMPTS, backoff_ms
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def run_attempt(
+    records: OrderRecords,
+    call: Awaitable[T],
+    *,
+    order_id: str,
+    activity_name: str,
+    attempt: int,
+    last_attempt: int = MAX_ATTEMPTS,
+    activity_max_attempts: int = MAX_ATTEMPTS,
+) -> T:
+    """Await `call`; on failure record it and raise an ApplicationError whose details
+    carry the attempt and the remedy (retry here, fresh quote, or none).
+
+    `attempt`/`last_attempt` count the order's attempts (a fresh quote starts the next
+    one); Temporal's own retries of this activity stop at `activity_max_attempts`.
+    """
+    try:
+        return await call
+    except MarketError as error:
+        code, reason, remedy = str(error.code), error.message, error.remedy
+        cause: Exception = error
+    except Exception as error:  # an infrastructure hiccup: retry the same step
+        code, reason, remedy = "INTERNAL", f"{type(error).__name__}: {error}", Remedy.RETRY
+        cause = error
+    if remedy is Remedy.RETRY:
+        will_retry = activity.info().attempt < activity_max_attempts and attempt < last_attempt
+    else:
+        will_retry = remedy is Remedy.FRESH_QUOTE and attempt < last_attempt
+    try:
+        await records.attempt_failed(
+            order_id=order_id,
+            activity_name=activity_name,
+            attempt=attempt,
+            code=code,
+            reason=reason,
+            retryable=remedy is not Remedy.NONE,
+            backoff_ms=(backoff_ms(attempt) if remedy is Remedy.RETRY else 0) if will_retry else None,
+        )
+    except Exception:
+        log.exception("could not record failed attempt %s of %s for %s", attempt, activity_name, order_id)
+    log.warning("%s %s attempt %s failed: %s", order_id, activity_name, attempt, reason)
+    raise ApplicationError(
+        reason,
+        {"attempt": attempt, "code": code, "remedy": str(remedy)},
+        type=code,
+        # Only plain retries are Temporal's; a fresh quote is the workflow's decision.
+        non_retryable=remedy is not Remedy.RETRY,
+    ) from cause

@@ -1,0 +1,102 @@
+"""Admission, build, submit and confirm: the steps that touch the (simulated) chain.
+
+These run only in `worker` processes, on their own task queues.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.attempts import run_attempt
+from activities.records import OrderRecords
+from market.simulation import LegPlan, SignedTransaction, SimulatedMarket
+from workflows.inputs import (
+    AdmitRequest,
+    BuildRequest,
+    BuiltTransaction,
+    ConfirmRequest,
+    ConfirmResult,
+    RouteLeg,
+    SubmitRequest,
+    SubmitResult,
+)
+
+
+class ExecutionActivities:
+    def __init__(self, market: SimulatedMarket, records: OrderRecords) -> None:
+        self._market = market
+        self._records = records
+
+    @activity.defn
+    async def admit_order(self, request: AdmitRequest) -> None:
+        """Admission to execution. Does no work of its own: its task queue carries the
+        server-side rate limit (orders per minute, across every worker), so an order
+        passes here only when the system may execute one more."""
+        activity.logger.debug("admitted %s", request.order_id)
+
+    @activity.defn
+    async def build_transaction(self, request: BuildRequest) -> BuiltTransaction:
+        """A signed swap transaction for the route, with a recent blockhash."""
+        tx = await run_attempt(
+            self._records,
+            self._market.build(
+                order_id=request.order_id,
+                attempt=request.attempt,
+                token_in=request.token_in,
+                token_out=request.token_out,
+                legs=tuple(LegPlan(leg.dex, leg.amount_in, leg.amount_out) for leg in request.route.legs),
+                min_amount_out=request.route.min_amount_out,
+            ),
+            order_id=request.order_id,
+            activity_name="build_transaction",
+            attempt=activity.info().attempt,
+        )
+        return BuiltTransaction(
+            tx_hash=tx.signature,
+            order_id=tx.order_id,
+            idempotency_key=tx.idempotency_key,
+            token_in=tx.token_in,
+            token_out=tx.token_out,
+            legs=[RouteLeg(leg.dex, leg.amount_in, leg.amount_out) for leg in tx.legs],
+            min_amount_out=tx.min_amount_out,
+            recent_blockhash_slot=tx.recent_blockhash_slot,
+        )
+
+    @activity.defn
+    async def submit_transaction(self, request: SubmitRequest) -> SubmitResult:
+        """Send the transaction. Each try is one of the order's (at most 3) attempts."""
+        attempt = request.attempts_before + activity.info().attempt
+        tx_hash = await run_attempt(
+            self._records,
+            self._market.submit(_signed(request.tx)),
+            order_id=request.tx.order_id,
+            activity_name="submit_transaction",
+            attempt=attempt,
+            activity_max_attempts=request.max_attempts,
+        )
+        return SubmitResult(tx_hash=tx_hash, attempt=attempt)
+
+    @activity.defn
+    async def confirm_transaction(self, request: ConfirmRequest) -> ConfirmResult:
+        """Wait until the transaction lands; the chain executes it at most once."""
+        landed = await run_attempt(
+            self._records,
+            self._market.confirm(_signed(request.tx)),
+            order_id=request.tx.order_id,
+            activity_name="confirm_transaction",
+            attempt=request.attempt,
+        )
+        return ConfirmResult(landed.tx_hash, landed.amount_in, landed.amount_out, landed.slot)
+
+
+def _signed(tx: BuiltTransaction) -> SignedTransaction:
+    return SignedTransaction(
+        signature=tx.tx_hash,
+        order_id=tx.order_id,
+        idempotency_key=tx.idempotency_key,
+        token_in=tx.token_in,
+        token_out=tx.token_out,
+        legs=tuple(LegPlan(leg.dex, leg.amount_in, leg.amount_out) for leg in tx.legs),
+        min_amount_out=tx.min_amount_out,
+        recent_blockhash_slot=tx.recent_blockhash_slot,
+    )

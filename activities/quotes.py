@@ -1,0 +1,76 @@
+"""Quoting the venues and choosing the route (short steps: run as local activities)."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio import activity
+
+from activities.attempts import run_attempt
+from activities.records import OrderRecords
+from market.pools import Pool
+from market.router import best_route
+from market.simulation import SimulatedMarket
+from market.tokens import find_token, format_amount
+from workflows.inputs import QuoteRequest, QuoteResult, RouteDecision, RouteLeg, RouteRequest
+
+log = logging.getLogger(__name__)
+BPS = 10_000
+
+
+class QuoteActivities:
+    def __init__(self, market: SimulatedMarket, records: OrderRecords) -> None:
+        self._market = market
+        self._records = records
+
+    @activity.defn
+    async def quote(self, request: QuoteRequest) -> QuoteResult:
+        """One venue's quote for the order's exact-in amount."""
+        quote = await run_attempt(
+            self._records,
+            self._market.quote(request.dex, request.token_in, request.token_out, request.amount_in),
+            order_id=request.order_id,
+            activity_name=f"quote_{request.dex}",
+            attempt=activity.info().attempt,
+        )
+        return QuoteResult(
+            dex=request.dex,
+            amount_in=request.amount_in,
+            amount_out=quote.result.amount_out,
+            fee_bps=quote.result.fee_bps,
+            price_impact_bps=quote.result.price_impact_bps,
+            slot=quote.slot,
+            pool=quote.pool.to_state(),
+        )
+
+    @activity.defn
+    async def route_order(self, request: RouteRequest) -> RouteDecision:
+        """The route with the most output net of fees and impact; logs one [ROUTER] line."""
+        route = best_route(
+            [Pool.from_state(q.pool) for q in request.quotes], request.token_in, request.amount_in
+        )
+        expected = route.amount_out
+        decision = RouteDecision(
+            selected_dex=route.selected_dex,
+            legs=[RouteLeg(leg.dex, leg.amount_in, leg.amount_out) for leg in route.legs],
+            expected_amount_out=expected,
+            min_amount_out=expected * (BPS - request.slippage_bps) // BPS,
+        )
+        log.info(router_line(request, decision))
+        return decision
+
+
+def router_line(request: RouteRequest, decision: RouteDecision) -> str:
+    """`[ROUTER] ord_… selected raydium | raydium=151.23 meteora=150.88 USDC`"""
+    token_out = find_token(request.token_out)
+    decimals = token_out.decimals if token_out else 0
+    selected = decision.selected_dex
+    if selected == "split":
+        shares = " / ".join(
+            f"{leg.dex} {round(100 * leg.amount_in / request.amount_in)}%" for leg in decision.legs
+        )
+        selected = f"split ({shares})"
+    outs = [f"{q.dex}={format_amount(q.amount_out, decimals)}" for q in request.quotes]
+    if decision.selected_dex == "split":
+        outs.append(f"split={format_amount(decision.expected_amount_out, decimals)}")
+    return f"[ROUTER] {request.order_id} selected {selected} | {' '.join(outs)} {request.token_out}"

@@ -1,0 +1,132 @@
+"""Domain errors carry their HTTP status and code; one set of handlers renders every
+error as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://order-engine.dev/problems/"
+
+
+class DomainError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class InvalidOrder(DomainError):
+    status, code, title = 422, "invalid_order", "Invalid order"
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(message, [{"field": field, "message": message}])
+        self.code = code
+
+
+class OrderNotFound(DomainError):
+    status, code, title = 404, "order_not_found", "Order not found"
+
+
+class IdempotencyKeyReused(DomainError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused with another body"
+
+
+class IdempotencyRequestInFlight(DomainError):
+    status, code, title = 409, "idempotency_request_in_flight", "Request with this key in flight"
+
+
+class OrderNotCancellable(DomainError):
+    status, code, title = 409, "order_not_cancellable", "Order can no longer be cancelled"
+
+
+class ServiceUnavailable(DomainError):
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, errors: list[dict[str, str]] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+# Pydantic error locations → the code a client can act on.
+_FIELD_CODES = {
+    "amount": "invalid_amount",
+    "token_in": "invalid_token",
+    "token_out": "invalid_token",
+    "slippage_bps": "invalid_slippage",
+    "type": "invalid_type",
+    "limit_price": "invalid_limit_price",
+    "expires_in_s": "invalid_expiry",
+}
+
+
+def _validation_problem(error: RequestValidationError) -> JSONResponse:
+    errors: list[dict[str, str]] = []
+    code = "validation_error"
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")]
+        field = ".".join(location) or "body"
+        kind = item.get("type", "")
+        if kind == "json_invalid":
+            return problem(422, "malformed_json", "Malformed JSON", "the request body is not valid JSON")
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = "unknown field"
+        errors.append({"field": field, "message": message})
+        if code == "validation_error":
+            if kind == "extra_forbidden":
+                code = "unknown_field"
+            elif kind == "missing":
+                code = "missing_field"
+            elif kind == "model_attributes_type" or kind == "dict_type":
+                code = "malformed_body"
+            else:
+                code = _FIELD_CODES.get(location[0] if location else "", "validation_error")
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, code, "Invalid request", detail, errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, error: DomainError) -> JSONResponse:
+        return problem(error.status, error.code, error.title, error.detail, error.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        return _validation_problem(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        response = problem(error.status_code, code, str(error.detail), str(error.detail))
+        if error.headers:
+            response.headers.update(error.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem(500, "internal_error", "Internal server error", "an unexpected error occurred")

@@ -1,0 +1,92 @@
+"""The simulated market: tokens, pools, the chain's executed transactions, the wallet."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from api.deps import MarketDep, SessionDep
+from api.errors import InvalidOrder
+from api.schemas import Items
+from core.ids import is_order_id
+from market.tokens import TOKENS, find_token, format_amount, format_price
+from storage.models import ChainTransaction
+from storage.orders import format_decimal, format_time
+
+router = APIRouter(tags=["market"])
+
+
+@router.get("/tokens", response_model=Items)
+async def list_tokens() -> dict[str, Any]:
+    """Tokens that can be traded, by symbol or mint."""
+    return {"items": [{"symbol": t.symbol, "mint": t.mint, "decimals": t.decimals} for t in TOKENS]}
+
+
+@router.get("/markets", response_model=Items)
+async def list_markets(market: MarketDep) -> dict[str, Any]:
+    """Every pool with its mid price (quote token per base token), fee and reserves."""
+    items = []
+    for pool in await market.pools():
+        base, quote = find_token(pool.base), find_token(pool.quote)
+        assert base is not None and quote is not None
+        items.append(
+            {
+                "pair": pool.pair,
+                "dex": pool.dex,
+                "mid_price": format_price(pool.mid_price()),
+                "fee_bps": pool.fee_bps,
+                "reserves": {
+                    pool.base: format_amount(pool.reserve_base, base.decimals),
+                    pool.quote: format_amount(pool.reserve_quote, quote.decimals),
+                },
+            }
+        )
+    return {"items": items}
+
+
+@router.get("/chain/transactions", response_model=Items)
+async def list_transactions(
+    session: SessionDep,
+    order_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Transactions executed on the simulated chain, newest first; one per order at most."""
+    query = select(ChainTransaction).order_by(ChainTransaction.at.desc()).limit(limit)  # type: ignore[attr-defined]
+    if order_id is not None:
+        if not is_order_id(order_id):
+            raise InvalidOrder("invalid_order_id", "order_id", "not an order id (ord_…)")
+        query = query.where(ChainTransaction.order_id == order_id)
+    rows = (await session.execute(query)).scalars()
+    return {
+        "items": [
+            {
+                "tx_hash": tx.tx_hash,
+                "order_id": tx.order_id,
+                "dex": tx.dex,
+                "token_in": tx.token_in,
+                "token_out": tx.token_out,
+                "amount_in": format_decimal(tx.amount_in),
+                "amount_out": format_decimal(tx.amount_out),
+                "legs": tx.legs,
+                "slot": tx.slot,
+                "at": format_time(tx.at),
+            }
+            for tx in rows
+        ]
+    }
+
+
+@router.get("/wallet")
+async def wallet(market: MarketDep) -> dict[str, Any]:
+    """The simulated wallet's balances, in human units."""
+    balances = await market.wallet()
+    items = []
+    for symbol, units in sorted(balances.items()):
+        token = find_token(symbol)
+        if token is not None:
+            items.append(
+                {"token": symbol, "mint": token.mint, "amount": format_amount(units, token.decimals)}
+            )
+    return {"items": items}

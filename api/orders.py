@@ -1,0 +1,255 @@
+"""Placing and reading orders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+from api.deps import RedisDep, SessionDep, TemporalDep
+from api.errors import (
+    IdempotencyKeyReused,
+    IdempotencyRequestInFlight,
+    InvalidOrder,
+    OrderNotFound,
+    ServiceUnavailable,
+)
+from api.schemas import OrderAccepted, OrderCreate, OrderPage, OrderView, Timeline
+from core.domain import OrderStatus, OrderType
+from core.ids import is_order_id, new_order_id
+from core.metrics import ORDERS_CREATED
+from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
+from market.pools import genesis_pools, pools_for_pair
+from market.tokens import Token, find_token, to_base_units
+from storage import orders as store
+from storage.events import EventPublisher
+from storage.models import Order, utcnow
+from workflows.inputs import OrderInput
+from workflows.order import OrderWorkflow
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["orders"])
+
+# Idempotency keys are honoured for 24 h, per owner.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_BASE_UNITS = 2**64
+LOCAL_OWNER = "local"  # every order has one owner until API keys arrive
+
+
+def _token(field: str, symbol_or_mint: str) -> Token:
+    token = find_token(symbol_or_mint)
+    if token is None:
+        raise InvalidOrder("unknown_token", field, f"{symbol_or_mint!r} is not a listed token (GET /tokens)")
+    return token
+
+
+def validate_market_order(body: OrderCreate) -> tuple[Token, Token, int]:
+    """Checks a schema-valid body against the market; returns tokens and base units."""
+    if body.type != OrderType.MARKET:
+        raise InvalidOrder(
+            "order_type_not_supported", "type", f"{body.type} orders are not available yet; use market"
+        )
+    token_in = _token("token_in", body.token_in)
+    token_out = _token("token_out", body.token_out)
+    if token_in == token_out:
+        raise InvalidOrder("same_token", "token_out", "token_in and token_out must differ")
+    amount = Decimal(body.amount)
+    if amount <= 0:
+        raise InvalidOrder("invalid_amount", "amount", "must be greater than 0")
+    decimals = -amount.as_tuple().exponent  # type: ignore[operator]
+    if decimals > token_in.decimals:
+        raise InvalidOrder(
+            "invalid_amount", "amount", f"{token_in.symbol} has at most {token_in.decimals} decimals"
+        )
+    units = to_base_units(amount, token_in.decimals)
+    if units >= MAX_BASE_UNITS:
+        raise InvalidOrder("invalid_amount", "amount", "must be under 2^64 base units")
+    if not pools_for_pair(genesis_pools(), token_in.symbol, token_out.symbol):
+        raise InvalidOrder(
+            "unsupported_pair", "token_out", f"no venue trades {token_in.symbol}/{token_out.symbol}"
+        )
+    return token_in, token_out, units
+
+
+def _request_hash(body: OrderCreate) -> str:
+    canonical = json.dumps(body.model_dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _accepted(order_id: str) -> OrderAccepted:
+    return OrderAccepted(
+        order_id=order_id, status=OrderStatus.PENDING, ws_url=f"/ws/orders?orderId={order_id}"
+    )
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": OrderAccepted, "description": "replay of an idempotent request"}},
+)
+async def place_order(
+    body: OrderCreate,
+    response: Response,
+    session: SessionDep,
+    temporal: TemporalDep,
+    redis: RedisDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> OrderAccepted:
+    """Place an order; watch it on the WebSocket at `ws_url`."""
+    token_in, token_out, units = validate_market_order(body)
+    request_hash = _request_hash(body)
+    now = utcnow()
+    order = Order(
+        id=new_order_id(),
+        owner=LOCAL_OWNER,
+        type=body.type,
+        status=OrderStatus.PENDING,
+        token_in=token_in.symbol,
+        token_out=token_out.symbol,
+        amount=Decimal(body.amount),
+        slippage_bps=body.slippage_bps,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    created_data = {
+        "type": order.type,
+        "token_in": order.token_in,
+        "token_out": order.token_out,
+        "amount_in": body.amount,
+        "slippage_bps": order.slippage_bps,
+    }
+    for _ in range(2):  # a second pass only after freeing an expired key
+        try:
+            await store.create_order(session, order, created_data)
+            break
+        except store.IdempotencyKeyTaken as taken:
+            existing = taken.existing
+            if existing.created_at < now - IDEMPOTENCY_TTL:
+                await store.release_idempotency_key(session, existing.id)
+                continue
+            if existing.request_hash != request_hash:
+                raise IdempotencyKeyReused("this Idempotency-Key was used with a different body") from None
+            if existing.accepted_at is None:
+                raise IdempotencyRequestInFlight(
+                    "the first request with this Idempotency-Key is still being processed; retry shortly"
+                ) from None
+            response.status_code = status.HTTP_200_OK
+            return _accepted(existing.id)
+
+    try:
+        await _start_workflow(temporal, order, units)
+    except Exception as error:
+        log.warning("could not start workflow for %s: %s", order.id, error)
+        await store.delete_unaccepted(session, order.id)
+        raise ServiceUnavailable("the workflow engine is unreachable; nothing was stored, retry") from error
+    await store.mark_accepted(session, order.id)
+    ORDERS_CREATED.labels(type=order.type).inc()
+    await _announce(redis, order, created_data)
+    return _accepted(order.id)
+
+
+async def _start_workflow(temporal: Client, order: Order, units: int) -> None:
+    await temporal.start_workflow(
+        OrderWorkflow.run,
+        OrderInput(
+            order_id=order.id,
+            order_type=order.type,
+            token_in=order.token_in,
+            token_out=order.token_out,
+            amount_in=units,
+            slippage_bps=order.slippage_bps,
+        ),
+        id=order.id,
+        task_queue=ORDERS_TASK_QUEUE,
+        # Starting twice (a retried request) is success, never a second run.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(ORDER_TYPE, order.type),
+                SearchAttributePair(TOKEN_PAIR, f"{order.token_in}/{order.token_out}"),
+                SearchAttributePair(ORDER_STATUS, OrderStatus.PENDING),
+            ]
+        ),
+        static_summary=f"{order.type} {store.format_decimal(order.amount)} {order.token_in} → {order.token_out}",
+    )
+
+
+async def _announce(redis: RedisDep, order: Order, data: dict[str, Any]) -> None:
+    """Publish the PENDING event and the active snapshot. Best effort: PostgreSQL has
+    both already, and the worker's next transition writes the snapshot again."""
+    event = {
+        "type": "EVENT",
+        "order_id": order.id,
+        "seq": 1,
+        "status": order.status,
+        "at": store.format_time(order.created_at),
+        "data": data,
+    }
+    try:
+        await EventPublisher(redis).publish(store.order_view(order), event, terminal=False)
+    except Exception as error:
+        log.warning("could not publish PENDING of %s: %s", order.id, error)
+
+
+async def _owned_order(session: SessionDep, order_id: str) -> Order:
+    order = await store.get_order(session, order_id) if is_order_id(order_id) else None
+    if order is None:
+        raise OrderNotFound(f"no order {order_id}")
+    return order
+
+
+@router.get("/orders/{order_id}", response_model=OrderView)
+async def get_order(order_id: str, session: SessionDep) -> dict[str, Any]:
+    """One order, as it stands."""
+    return store.order_view(await _owned_order(session, order_id))
+
+
+@router.get("/orders", response_model=OrderPage)
+async def list_orders(
+    session: SessionDep,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    type_: Annotated[OrderType | None, Query(alias="type")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Orders, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    if cursor is not None and not is_order_id(cursor):
+        raise InvalidOrder("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
+    page = await store.list_orders(
+        session,
+        owner=LOCAL_OWNER,
+        status=status_,
+        order_type=type_,
+        before_id=cursor,
+        limit=limit + 1,
+    )
+    items = page[:limit]
+    return {
+        "items": [store.order_view(o) for o in items],
+        "next_cursor": items[-1].id if len(page) > limit else None,
+    }
+
+
+@router.get("/orders/{order_id}/events", response_model=Timeline)
+async def order_timeline(order_id: str, session: SessionDep) -> dict[str, Any]:
+    """Every lifecycle event (with `seq`) and every recorded failure, in time order."""
+    await _owned_order(session, order_id)
+    events = await store.list_events(session, order_id)
+    failures = await store.list_failures(session, order_id)
+    # A failure sorts before the retry event it caused (same instant or earlier).
+    items = sorted(
+        [(f.created_at, 0, f.id or 0, store.failure_view(f)) for f in failures]
+        + [(e.at, 1, e.seq, store.event_view(e)) for e in events],
+        key=lambda item: item[:3],
+    )
+    return {"items": [item[3] for item in items]}

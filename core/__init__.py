@@ -1,0 +1,1 @@
+"""What every process shares: settings, Temporal names, ids, logging."""

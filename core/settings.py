@@ -1,0 +1,93 @@
+"""One settings object for every process, from the environment, `.env` and `infra.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INFRA_ENV_FILE = "infra.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    api_host: str = Field("127.0.0.1", alias="ORDER_ENGINE_API_HOST")
+    api_port: int = Field(8000, alias="ORDER_ENGINE_API_PORT")
+    data_dir: Path = Field(Path("./.order-engine"), alias="ORDER_ENGINE_DATA_DIR")
+
+    temporal_address: str = Field("", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", alias="TEMPORAL_NAMESPACE")
+    database_url: str = Field("", alias="DATABASE_URL")
+    redis_url: str = Field("", alias="REDIS_URL")
+
+    max_concurrent_activities: int = Field(10, ge=1, alias="ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES")
+    orders_per_minute: float = Field(100, gt=0, alias="ORDER_ENGINE_ORDERS_PER_MINUTE")
+
+    sim_quote_latency_ms: float = Field(200, ge=0, alias="ORDER_ENGINE_SIM_QUOTE_LATENCY_MS")
+    sim_execution_latency_ms: float = Field(2500, ge=0, alias="ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS")
+    sim_failure_rate: float = Field(0.05, ge=0, le=1, alias="ORDER_ENGINE_SIM_FAILURE_RATE")
+    sim_background_trades_per_s: float = Field(2, ge=0, alias="ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S")
+    sim_seed: int | None = Field(None, alias="ORDER_ENGINE_SIM_SEED")
+
+    @field_validator("sim_seed", mode="before")
+    @classmethod
+    def _empty_seed_is_random(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def with_infra_env(self) -> Settings:
+        """Fill unset infra URLs from `$ORDER_ENGINE_DATA_DIR/infra.env` (written by `infra`/`dev`)."""
+        missing = {
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+        }
+        if all(missing.values()):
+            return self
+        found = read_env_file(self.data_dir / INFRA_ENV_FILE)
+        update = {key.lower(): found[key] for key, value in missing.items() if not value and key in found}
+        return self.model_copy(update=update)
+
+    def require_infra(self) -> Settings:
+        """Settings with every infra URL present, or a clear error saying how to get them."""
+        settings = self.with_infra_env()
+        absent = [
+            name
+            for name, value in (
+                ("TEMPORAL_ADDRESS", settings.temporal_address),
+                ("DATABASE_URL", settings.database_url),
+                ("REDIS_URL", settings.redis_url),
+            )
+            if not value
+        ]
+        if absent:
+            raise RuntimeError(
+                f"{', '.join(absent)} not set and not found in "
+                f"{settings.data_dir / INFRA_ENV_FILE}: start `order-engine infra` first "
+                "or set them to existing servers"
+            )
+        return settings
+
+    @property
+    def sync_database_url(self) -> str:
+        """The plain `postgresql://` form for tools that do not speak SQLAlchemy URLs."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

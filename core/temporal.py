@@ -1,0 +1,24 @@
+"""Temporal names shared by the API, the workers and the operator CLI, in one place."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+
+# Workflow tasks and the short local steps (quotes, routing, status records).
+ORDERS_TASK_QUEUE = "orders"
+# The one rate-limited step: admission to execution. The server enforces
+# max_task_queue_activities_per_second across every worker polling this queue.
+ADMISSION_TASK_QUEUE = "orders-admission"
+# Build, submit and confirm: chain effects, only ever run by `worker` processes.
+EXECUTION_TASK_QUEUE = "orders-execution"
+
+ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+ORDER_TYPE = SearchAttributeKey.for_keyword("OrderType")
+SELECTED_DEX = SearchAttributeKey.for_keyword("SelectedDex")
+TOKEN_PAIR = SearchAttributeKey.for_keyword("TokenPair")
+SEARCH_ATTRIBUTE_KEYS = (ORDER_STATUS, ORDER_TYPE, SELECTED_DEX, TOKEN_PAIR)
+
+
+async def connect_temporal(address: str, namespace: str) -> Client:
+    return await Client.connect(address, namespace=namespace)

@@ -1,0 +1,56 @@
+"""Listed tokens with their real mint addresses and decimals; base-unit conversions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+
+@dataclass(frozen=True)
+class Token:
+    symbol: str
+    mint: str
+    decimals: int
+
+
+TOKENS: tuple[Token, ...] = (
+    # SOL trades as wrapped SOL (the native mint) on every venue.
+    Token("SOL", "So11111111111111111111111111111111111111112", 9),
+    Token("USDC", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 6),
+    Token("USDT", "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB", 6),
+    Token("BONK", "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", 5),
+    Token("JUP", "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN", 6),
+    Token("RAY", "4k3Dyjzvzp8eMZWUXbBCjEvwSkkk59S5iCNLY3QrkX6R", 6),
+)
+
+_BY_KEY: dict[str, Token] = {t.symbol: t for t in TOKENS} | {t.mint: t for t in TOKENS}
+
+
+def find_token(symbol_or_mint: str) -> Token | None:
+    """A listed token by symbol (case-insensitive) or mint address."""
+    return _BY_KEY.get(symbol_or_mint) or _BY_KEY.get(symbol_or_mint.upper())
+
+
+def to_base_units(amount: Decimal, decimals: int) -> int:
+    """Exact conversion; callers have already checked the number of decimals."""
+    return int(amount.scaleb(decimals))
+
+
+def from_base_units(amount: int, decimals: int) -> Decimal:
+    return Decimal(amount).scaleb(-decimals)
+
+
+def format_amount(amount: int, decimals: int) -> str:
+    """A base-unit integer as a plain decimal string in human units, without exponent."""
+    text = format(from_base_units(amount, decimals), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def format_price(value: Decimal, places: int = 9) -> str:
+    quantised = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+    text = format(quantised, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL tables and queries, Redis event fan-out and the active set."""

@@ -1,0 +1,149 @@
+"""SQLModel tables. The schema changes only through Alembic migrations (`migrations/`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Numeric, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# Token amounts up to 2^64 base units with up to 18 decimals, exact.
+AMOUNT = Numeric(40, 18)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key", name="uq_orders_owner_idempotency_key"),
+        Index("ix_orders_owner_id", "owner", "id"),
+        Index("ix_orders_status", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=30)
+    owner: str = Field(max_length=64)
+    type: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    token_in: str = Field(max_length=16)
+    token_out: str = Field(max_length=16)
+    amount: Decimal = Field(sa_column=Column(AMOUNT, nullable=False))
+    slippage_bps: int
+    limit_price: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    quotes: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
+    route: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
+    selected_dex: str | None = Field(default=None, max_length=16)
+    min_amount_out: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    amount_out: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    executed_price: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    tx_hash: str | None = Field(default=None, max_length=100)
+    attempts: int = 0
+    failure_reason: str | None = None
+    # The seq of the last event: the snapshot state is "after event last_seq".
+    last_seq: int = 0
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    # Set once the workflow has been started: before that, a request with the same
+    # Idempotency-Key is still in flight (409).
+    accepted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class OrderEvent(SQLModel, table=True):
+    """Append-only lifecycle log; backs `/orders/{id}/events` and WebSocket `after_seq`."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq", name="uq_order_events_order_seq"),
+        # A retried write carries the same key and so never becomes a second event.
+        UniqueConstraint("order_id", "event_key", name="uq_order_events_order_event_key"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    order_id: str = Field(foreign_key="orders.id", max_length=30)
+    seq: int
+    status: str = Field(max_length=16)
+    event_key: str = Field(max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class OrderFailure(SQLModel, table=True):
+    """One row per failed attempt of any activity (never stored on the order row)."""
+
+    __tablename__ = "order_failures"
+    __table_args__ = (
+        UniqueConstraint("order_id", "failure_key", name="uq_order_failures_order_key"),
+        Index("ix_order_failures_order_id", "order_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    order_id: str = Field(foreign_key="orders.id", max_length=30)
+    failure_key: str = Field(max_length=200)
+    activity: str = Field(max_length=64)
+    attempt: int
+    code: str = Field(max_length=64)
+    reason: str
+    retryable: bool
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class MarketPool(SQLModel, table=True):
+    """One simulated pool; every process reads and trades the same state."""
+
+    __tablename__ = "market_pools"
+
+    pool_id: str = Field(primary_key=True, max_length=64)
+    dex: str = Field(max_length=16)
+    pair: str = Field(max_length=32)
+    state: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WalletBalance(SQLModel, table=True):
+    __tablename__ = "wallet_balances"
+
+    token: str = Field(primary_key=True, max_length=16)
+    amount: Decimal = Field(sa_column=Column(Numeric(40, 0), nullable=False))  # base units
+
+
+class ChainTransaction(SQLModel, table=True):
+    """A transaction that executed on the simulated chain."""
+
+    __tablename__ = "chain_transactions"
+    __table_args__ = (
+        # At most one execution per idempotency key (the order id), ever.
+        UniqueConstraint("idempotency_key", name="uq_chain_transactions_idempotency_key"),
+        Index("ix_chain_transactions_order_id", "order_id"),
+    )
+
+    tx_hash: str = Field(primary_key=True, max_length=100)
+    idempotency_key: str = Field(max_length=200)
+    order_id: str | None = Field(default=None, max_length=30)
+    dex: str = Field(max_length=16)
+    token_in: str = Field(max_length=16)
+    token_out: str = Field(max_length=16)
+    legs: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    amount_in: Decimal = Field(sa_column=Column(AMOUNT, nullable=False))
+    amount_out: Decimal = Field(sa_column=Column(AMOUNT, nullable=False))
+    slot: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))

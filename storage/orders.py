@@ -1,0 +1,251 @@
+"""Order queries: create, read, list, and the one write path for transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.domain import OrderStatus
+from storage.models import Order, OrderEvent, OrderFailure, utcnow
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another order of this owner already carries the Idempotency-Key."""
+
+    def __init__(self, existing: Order) -> None:
+        super().__init__(existing.id)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What one lifecycle step changes: the new status, order fields and event data."""
+
+    order_id: str
+    event_key: str
+    status: OrderStatus | None  # None: the status stays (e.g. a retry event)
+    changes: dict[str, Any]
+    data: dict[str, Any]
+
+
+def format_decimal(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_time(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    """The order as clients see it (GET /orders/{id}, snapshots, `active:order:*`)."""
+    return {
+        "order_id": order.id,
+        "type": order.type,
+        "status": order.status,
+        "token_in": order.token_in,
+        "token_out": order.token_out,
+        "amount_in": format_decimal(order.amount),
+        "slippage_bps": order.slippage_bps,
+        "limit_price": format_decimal(order.limit_price),
+        "quotes": order.quotes or [],
+        "selected_dex": order.selected_dex,
+        "route": order.route or [],
+        "min_amount_out": format_decimal(order.min_amount_out),
+        "amount_out": format_decimal(order.amount_out),
+        "executed_price": format_decimal(order.executed_price),
+        "tx_hash": order.tx_hash,
+        "attempts": order.attempts,
+        "failure_reason": order.failure_reason,
+        "created_at": format_time(order.created_at),
+        "updated_at": format_time(order.updated_at),
+    }
+
+
+def event_view(event: OrderEvent) -> dict[str, Any]:
+    """One lifecycle event as sent on the WebSocket."""
+    return {
+        "type": "EVENT",
+        "order_id": event.order_id,
+        "seq": event.seq,
+        "status": event.status,
+        "at": format_time(event.at),
+        "data": event.data,
+    }
+
+
+def failure_view(failure: OrderFailure) -> dict[str, Any]:
+    return {
+        "type": "FAILURE",
+        "order_id": failure.order_id,
+        "activity": failure.activity,
+        "attempt": failure.attempt,
+        "code": failure.code,
+        "reason": failure.reason,
+        "retryable": failure.retryable,
+        "at": format_time(failure.created_at),
+    }
+
+
+async def create_order(session: AsyncSession, order: Order, data: dict[str, Any]) -> Order:
+    """Store a new PENDING order with its first event (seq 1), in one transaction.
+
+    Raises IdempotencyKeyTaken when the owner already used the order's Idempotency-Key.
+    """
+    order.last_seq = 1
+    event = OrderEvent(
+        order_id=order.id,
+        seq=1,
+        status=order.status,
+        event_key="created",
+        data=data,
+        at=order.created_at,
+    )
+    try:
+        async with session.begin():
+            session.add(order)
+            await session.flush()
+            session.add(event)
+    except IntegrityError:
+        existing = await find_by_idempotency_key(session, order.owner, order.idempotency_key)
+        if existing is None:
+            raise
+        raise IdempotencyKeyTaken(existing) from None
+    return order
+
+
+async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str | None) -> Order | None:
+    if key is None:
+        return None
+    result = await session.execute(select(Order).where(Order.owner == owner, Order.idempotency_key == key))
+    return result.scalar_one_or_none()
+
+
+async def release_idempotency_key(session: AsyncSession, order_id: str) -> None:
+    """Free an expired key (kept 24 h) for reuse; the old order keeps everything else."""
+    async with session.begin():
+        await session.execute(update(Order).where(Order.id == order_id).values(idempotency_key=None))
+
+
+async def mark_accepted(session: AsyncSession, order_id: str) -> None:
+    async with session.begin():
+        await session.execute(update(Order).where(Order.id == order_id).values(accepted_at=utcnow()))
+
+
+async def delete_unaccepted(session: AsyncSession, order_id: str) -> None:
+    """Undo a create whose workflow could not be started: the client got an error."""
+    async with session.begin():
+        order = await session.get(Order, order_id)
+        if order is not None and order.accepted_at is None:
+            events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id))
+            for event in events.scalars():
+                await session.delete(event)
+            await session.flush()
+            await session.delete(order)
+
+
+async def get_order(session: AsyncSession, order_id: str) -> Order | None:
+    return await session.get(Order, order_id)
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    owner: str | None,
+    status: str | None,
+    order_type: str | None,
+    before_id: str | None,
+    limit: int,
+) -> list[Order]:
+    """Newest first; ULIDs sort by creation time, so the id is the cursor."""
+    query = select(Order).order_by(Order.id.desc()).limit(limit)  # type: ignore[attr-defined]
+    if owner is not None:
+        query = query.where(Order.owner == owner)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if order_type is not None:
+        query = query.where(Order.type == order_type)
+    if before_id is not None:
+        query = query.where(Order.id < before_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def list_events(session: AsyncSession, order_id: str, after_seq: int = 0) -> list[OrderEvent]:
+    result = await session.execute(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order_id, OrderEvent.seq > after_seq)
+        .order_by(OrderEvent.seq)  # type: ignore[arg-type]
+    )
+    return list(result.scalars())
+
+
+async def list_failures(session: AsyncSession, order_id: str) -> list[OrderFailure]:
+    result = await session.execute(
+        select(OrderFailure).where(OrderFailure.order_id == order_id).order_by(OrderFailure.id)  # type: ignore[arg-type]
+    )
+    return list(result.scalars())
+
+
+async def record_transition(session: AsyncSession, transition: Transition) -> tuple[Order, OrderEvent] | None:
+    """Apply a transition and append its event with the next seq, in one transaction.
+
+    Idempotent: a transition whose event_key was already recorded returns the event
+    recorded then, so a retried write never creates a second event. None when the
+    order does not exist.
+    """
+    async with session.begin():
+        order = await session.get(Order, transition.order_id, with_for_update=True)
+        if order is None:
+            return None
+        existing = (
+            await session.execute(
+                select(OrderEvent).where(
+                    OrderEvent.order_id == transition.order_id,
+                    OrderEvent.event_key == transition.event_key,
+                )
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            return order, existing
+        now = utcnow()
+        order.last_seq += 1
+        if transition.status is not None:
+            order.status = transition.status
+        order.updated_at = now
+        for field, value in transition.changes.items():
+            setattr(order, field, value)
+        event = OrderEvent(
+            order_id=order.id,
+            seq=order.last_seq,
+            status=order.status,
+            event_key=transition.event_key,
+            data=transition.data,
+            at=now,
+        )
+        session.add(event)
+    return order, event
+
+
+async def record_failure(session: AsyncSession, failure: OrderFailure) -> None:
+    """Store one failed attempt; idempotent on (order_id, failure_key)."""
+    async with session.begin():
+        exists = await session.execute(
+            select(func.count())
+            .select_from(OrderFailure)
+            .where(
+                OrderFailure.order_id == failure.order_id,
+                OrderFailure.failure_key == failure.failure_key,
+            )
+        )
+        if exists.scalar_one() == 0:
+            session.add(failure)

@@ -1,0 +1,92 @@
+"""Real servers for the tests: one embedded Temporal, PostgreSQL and Redis per session,
+a worker and an API running in the test's event loop, on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from cli import run_migrations
+from core.settings import Settings
+from devstack import EmbeddedStack, InfraUrls
+from devstack.ports import choose_port
+from market.simulation import SimulatedMarket
+from worker import worker_resources
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
+    stack = EmbeddedStack(tmp_path_factory.mktemp("infra"), ui=False, persistent=False)
+    try:
+        urls = stack.start()
+        run_migrations(urls.database_url)
+        yield urls
+    finally:
+        stack.stop()
+
+
+def make_settings(infra: InfraUrls, data_dir: Path, **overrides: object) -> Settings:
+    """Fast, fault-free settings: the tests decide where faults happen."""
+    values: dict[str, object] = {
+        "ORDER_ENGINE_DATA_DIR": str(data_dir),
+        "TEMPORAL_ADDRESS": infra.temporal_address,
+        "DATABASE_URL": infra.database_url,
+        "REDIS_URL": infra.redis_url,
+        "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": 0,
+        "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": 0,
+        "ORDER_ENGINE_SIM_FAILURE_RATE": 0,
+        "ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S": 0,
+        "ORDER_ENGINE_ORDERS_PER_MINUTE": 60_000,
+        "ORDER_ENGINE_SIM_SEED": 7,
+    }
+    values.update({key: value for key, value in overrides.items()})
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(infra, tmp_path_factory.mktemp("data"))
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
+    async with worker_resources(settings) as (workers, market):
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            yield market
+
+
+@pytest.fixture(scope="session")
+async def worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
+    async with running_worker(settings) as market:
+        yield market
+
+
+@pytest.fixture(scope="session")
+async def api_url(settings: Settings) -> AsyncIterator[str]:
+    port = choose_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        yield client

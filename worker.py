@@ -1,0 +1,178 @@
+"""The Temporal worker process: `order-engine worker` or `python worker.py`.
+
+One process runs three Temporal workers that share one activity budget:
+- `orders`: order workflows and their local activities (quotes, routing, records);
+- `orders-admission`: the rate-limited admission step (server-enforced, all workers);
+- `orders-execution`: build, submit and confirm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from temporalio.client import Client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from activities.execution import ExecutionActivities
+from activities.quotes import QuoteActivities
+from activities.records import OrderRecords
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+from core.temporal import (
+    ADMISSION_TASK_QUEUE,
+    EXECUTION_TASK_QUEUE,
+    ORDERS_TASK_QUEUE,
+    connect_temporal,
+)
+from market.simulation import SimulatedMarket, SimulationConfig
+from storage.database import create_engine, create_sessionmaker
+from storage.events import EventPublisher
+from workflows.order import OrderWorkflow
+
+log = logging.getLogger("order_engine.worker")
+
+# Let in-flight activities finish on SIGTERM (the contract allows 30 s in all).
+GRACEFUL_SHUTDOWN = timedelta(seconds=25)
+
+
+class ActivityBudget(Interceptor):
+    """At most N activities run at once in this process, regular and local alike.
+
+    Temporal's concurrency caps are per worker, and this process runs three workers
+    (one per task queue), so the process-wide cap is this interceptor: every activity
+    body, on any of the workers, runs inside one shared semaphore.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _BudgetedActivity(next, self)
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        # Created lazily, inside the worker's event loop.
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.slots)
+        return self._semaphore
+
+
+class _BudgetedActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, budget: ActivityBudget) -> None:
+        super().__init__(next)
+        self._budget = budget
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        async with self._budget.semaphore:
+            return await self.next.execute_activity(input)
+
+
+@contextlib.asynccontextmanager
+async def worker_resources(settings: Settings) -> AsyncIterator[tuple[list[Worker], SimulatedMarket]]:
+    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+    engine = create_engine(settings.database_url, pool_size=settings.max_concurrent_activities + 2)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        sessions = create_sessionmaker(engine)
+        market = SimulatedMarket(
+            sessions,
+            SimulationConfig(
+                quote_latency_ms=settings.sim_quote_latency_ms,
+                execution_latency_ms=settings.sim_execution_latency_ms,
+                failure_rate=settings.sim_failure_rate,
+                seed=settings.sim_seed,
+            ),
+        )
+        await market.ensure_genesis()
+        yield build_workers(client, settings, market, OrderRecords(sessions, EventPublisher(redis))), market
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def build_workers(
+    client: Client, settings: Settings, market: SimulatedMarket, records: OrderRecords
+) -> list[Worker]:
+    quotes = QuoteActivities(market, records)
+    execution = ExecutionActivities(market, records)
+    limit = settings.max_concurrent_activities
+    common: dict[str, Any] = {
+        "interceptors": [ActivityBudget(limit)],
+        "max_concurrent_activities": limit,
+        "max_concurrent_local_activities": limit,
+        "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,
+    }
+    return [
+        Worker(
+            client,
+            task_queue=ORDERS_TASK_QUEUE,
+            workflows=[OrderWorkflow],
+            activities=[quotes.quote, quotes.route_order, records.record_transition],
+            disable_eager_activity_execution=True,
+            **common,
+        ),
+        Worker(
+            client,
+            task_queue=ADMISSION_TASK_QUEUE,
+            activities=[execution.admit_order],
+            max_task_queue_activities_per_second=settings.orders_per_minute / 60,
+            **common,
+        ),
+        Worker(
+            client,
+            task_queue=EXECUTION_TASK_QUEUE,
+            activities=[
+                execution.build_transaction,
+                execution.submit_transaction,
+                execution.confirm_transaction,
+            ],
+            **common,
+        ),
+    ]
+
+
+async def run_worker(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker_resources(settings) as (workers, _market):
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            log.info(
+                "worker running: task queues %s, %s, %s; %s activities at once; %s orders/min",
+                ORDERS_TASK_QUEUE,
+                ADMISSION_TASK_QUEUE,
+                EXECUTION_TASK_QUEUE,
+                settings.max_concurrent_activities,
+                settings.orders_per_minute,
+            )
+            await stop.wait()
+            log.info("worker stopping: finishing in-flight activities")
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(run_worker(get_settings().require_infra()))
+    # A process that ran a Temporal worker may abort in interpreter teardown
+    # (sdk-python#300); everything is shut down cleanly by now.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

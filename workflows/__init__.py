@@ -1,0 +1,1 @@
+"""Temporal workflows. Deterministic code only: no I/O, clocks or randomness here."""

@@ -1,0 +1,140 @@
+"""Inputs and results of the order workflow and its activities: one dataclass each.
+
+Amounts are integers in base units; human-readable decimal strings are made only
+where something is shown (events, the order row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class OrderInput:
+    order_id: str
+    order_type: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+
+
+@dataclass
+class OrderOutcome:
+    order_id: str
+    status: str
+    tx_hash: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass
+class TransitionRequest:
+    """Record a lifecycle step: order row + event in PostgreSQL, then Redis."""
+
+    order_id: str
+    event_key: str  # unique per order: a retried record never makes a second event
+    status: str | None  # None keeps the current status (a retry event)
+    changes: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AdmitRequest:
+    order_id: str
+
+
+@dataclass
+class QuoteRequest:
+    order_id: str
+    dex: str
+    token_in: str
+    token_out: str
+    amount_in: int
+
+
+@dataclass
+class QuoteResult:
+    dex: str
+    amount_in: int
+    amount_out: int
+    fee_bps: int
+    price_impact_bps: int
+    slot: int
+    pool: dict[str, Any]  # the pool state quoted against, so the router can price splits
+
+
+@dataclass
+class RouteRequest:
+    order_id: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+    quotes: list[QuoteResult]
+
+
+@dataclass
+class RouteLeg:
+    dex: str
+    amount_in: int
+    amount_out: int
+
+
+@dataclass
+class RouteDecision:
+    selected_dex: str
+    legs: list[RouteLeg]
+    expected_amount_out: int
+    min_amount_out: int
+
+
+@dataclass
+class BuildRequest:
+    order_id: str
+    attempt: int
+    token_in: str
+    token_out: str
+    route: RouteDecision
+
+
+@dataclass
+class BuiltTransaction:
+    tx_hash: str
+    order_id: str
+    idempotency_key: str
+    token_in: str
+    token_out: str
+    legs: list[RouteLeg]
+    min_amount_out: int
+    recent_blockhash_slot: int
+
+
+@dataclass
+class SubmitRequest:
+    tx: BuiltTransaction
+    # Submit tries already spent by earlier attempts of this order: the order-level
+    # attempt of this try is attempts_before + Temporal's activity attempt.
+    attempts_before: int
+    max_attempts: int
+
+
+@dataclass
+class SubmitResult:
+    tx_hash: str
+    attempt: int
+
+
+@dataclass
+class ConfirmRequest:
+    tx: BuiltTransaction
+    attempt: int
+    max_attempts: int
+
+
+@dataclass
+class ConfirmResult:
+    tx_hash: str
+    amount_in: int
+    amount_out: int
+    slot: int

@@ -1,0 +1,298 @@
+"""The order workflow: one per order, workflow id = order id.
+
+    PENDING → (admission) → ROUTING → BUILDING → SUBMITTED → CONFIRMED, or FAILED
+
+Each attempt quotes both venues in parallel, routes, builds, submits and confirms. A
+failure that a fresh quote can fix (slippage, an expired blockhash) starts the next
+attempt from ROUTING; the order has at most 3 submit tries in all, Temporal's own
+activity retries included. The workflow decides; activities do every bit of I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.execution import ExecutionActivities
+    from activities.quotes import QuoteActivities
+    from activities.records import OrderRecords
+    from core.domain import OrderStatus
+    from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDER_STATUS, SELECTED_DEX
+    from market.pools import DEXES
+    from market.tokens import find_token, format_amount, format_price
+    from workflows.inputs import (
+        AdmitRequest,
+        BuildRequest,
+        ConfirmRequest,
+        ConfirmResult,
+        OrderInput,
+        OrderOutcome,
+        QuoteRequest,
+        QuoteResult,
+        RouteDecision,
+        RouteRequest,
+        SubmitRequest,
+        TransitionRequest,
+    )
+    from workflows.policies import (
+        BACKOFF_COEFFICIENT,
+        INITIAL_INTERVAL,
+        MAX_ATTEMPTS,
+        MAXIMUM_INTERVAL,
+    )
+
+
+def _retry(maximum_attempts: int = MAX_ATTEMPTS) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=INITIAL_INTERVAL,
+        backoff_coefficient=BACKOFF_COEFFICIENT,
+        maximum_interval=MAXIMUM_INTERVAL,
+        maximum_attempts=maximum_attempts,
+    )
+
+
+# Recording is bookkeeping, not an order step: it keeps trying (PostgreSQL or Redis
+# may be restarting) so that every accepted order reaches its terminal record.
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+)
+SHORT_STEP = timedelta(seconds=10)
+
+
+class AttemptFailed(Exception):
+    """This attempt is over; `retry` says whether a fresh quote may try again."""
+
+    def __init__(self, reason: str, attempts_used: int, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts_used = attempts_used
+        self.retry = retry
+
+
+@workflow.defn
+class OrderWorkflow:
+    def __init__(self) -> None:
+        self._status = OrderStatus.PENDING
+
+    @workflow.query
+    def status(self) -> str:
+        return self._status
+
+    @workflow.run
+    async def run(self, order: OrderInput) -> OrderOutcome:
+        # Admission waits on the server-side rate limit of its own task queue.
+        await workflow.execute_activity_method(
+            ExecutionActivities.admit_order,
+            AdmitRequest(order.order_id),
+            task_queue=ADMISSION_TASK_QUEUE,
+            start_to_close_timeout=SHORT_STEP,
+            retry_policy=RECORD_RETRY,
+        )
+        attempts_used = 0
+        while True:
+            try:
+                confirmed = await self._attempt(order, attempts_used)
+            except AttemptFailed as failure:
+                attempts_used = failure.attempts_used
+                if failure.retry and attempts_used < MAX_ATTEMPTS:
+                    continue
+                await self._record(
+                    OrderStatus.FAILED,
+                    "failed",
+                    changes={"failure_reason": failure.reason, "attempts": attempts_used},
+                    data={"reason": failure.reason},
+                )
+                return OrderOutcome(order.order_id, OrderStatus.FAILED, failure_reason=failure.reason)
+            return OrderOutcome(order.order_id, OrderStatus.CONFIRMED, tx_hash=confirmed.tx_hash)
+
+    async def _attempt(self, order: OrderInput, attempts_used: int) -> ConfirmResult:
+        attempt = attempts_used + 1
+        await self._record(OrderStatus.ROUTING, f"routing:{attempt}", data={"attempt": attempt})
+        quotes = await self._quote_all(order, attempts_used)
+        decision = await workflow.execute_local_activity_method(
+            QuoteActivities.route_order,
+            RouteRequest(
+                order.order_id, order.token_in, order.token_out, order.amount_in, order.slippage_bps, quotes
+            ),
+            start_to_close_timeout=SHORT_STEP,
+            retry_policy=_retry(),
+        )
+        workflow.upsert_search_attributes([SELECTED_DEX.value_set(decision.selected_dex)])
+        out = _decimals(order.token_out)
+        await self._record(
+            OrderStatus.BUILDING,
+            f"building:{attempt}",
+            changes={
+                "quotes": [_quote_view(q, order) for q in quotes],
+                "selected_dex": decision.selected_dex,
+                "route": _route_view(decision, order),
+                "min_amount_out": format_amount(decision.min_amount_out, out),
+            },
+            data={
+                "attempt": attempt,
+                "quotes": [_quote_view(q, order) for q in quotes],
+                "selected_dex": decision.selected_dex,
+                "route": _route_view(decision, order),
+                "expected_amount_out": format_amount(decision.expected_amount_out, out),
+                "min_amount_out": format_amount(decision.min_amount_out, out),
+            },
+        )
+        tx = await self._step(
+            ExecutionActivities.build_transaction,
+            BuildRequest(order.order_id, attempt, order.token_in, order.token_out, decision),
+            attempts_used,
+            retry_policy=_retry(),
+        )
+        submitted = await self._step(
+            ExecutionActivities.submit_transaction,
+            SubmitRequest(tx, attempts_before=attempts_used, max_attempts=MAX_ATTEMPTS - attempts_used),
+            attempts_used,
+            retry_policy=_retry(MAX_ATTEMPTS - attempts_used),
+            counts_attempts=True,
+        )
+        attempts_used = submitted.attempt
+        await self._record(
+            OrderStatus.SUBMITTED,
+            f"submitted:{attempts_used}",
+            changes={"tx_hash": submitted.tx_hash, "attempts": attempts_used},
+            data={"tx_hash": submitted.tx_hash, "attempt": attempts_used},
+        )
+        confirmed = await self._step(
+            ExecutionActivities.confirm_transaction,
+            ConfirmRequest(tx, attempt=attempts_used, max_attempts=MAX_ATTEMPTS),
+            attempts_used,
+            retry_policy=_retry(),
+        )
+        amount_out = format_amount(confirmed.amount_out, out)
+        price = format_price(
+            _human(confirmed.amount_out, order.token_out) / _human(confirmed.amount_in, order.token_in)
+        )
+        await self._record(
+            OrderStatus.CONFIRMED,
+            "confirmed",
+            changes={
+                "tx_hash": confirmed.tx_hash,
+                "amount_out": amount_out,
+                "executed_price": price,
+                "attempts": attempts_used,
+            },
+            data={"tx_hash": confirmed.tx_hash, "executed_price": price, "amount_out": amount_out},
+        )
+        return confirmed
+
+    async def _quote_all(self, order: OrderInput, attempts_used: int) -> list[QuoteResult]:
+        """Both venues in parallel; one venue failing leaves the other to trade on."""
+        results = await asyncio.gather(
+            *(
+                workflow.execute_local_activity_method(
+                    QuoteActivities.quote,
+                    QuoteRequest(order.order_id, dex, order.token_in, order.token_out, order.amount_in),
+                    start_to_close_timeout=SHORT_STEP,
+                    retry_policy=_retry(),
+                )
+                for dex in DEXES
+            ),
+            return_exceptions=True,
+        )
+        quotes = [r for r in results if isinstance(r, QuoteResult)]
+        if not quotes:
+            reasons = "; ".join(_reason(r) for r in results if isinstance(r, BaseException))
+            raise AttemptFailed(f"no venue could quote: {reasons}", attempts_used, retry=False)
+        return quotes
+
+    async def _step(
+        self,
+        method: Any,
+        request: Any,
+        attempts_used: int,
+        *,
+        retry_policy: RetryPolicy,
+        heartbeat_timeout: timedelta | None = None,
+        counts_attempts: bool = False,
+    ) -> Any:
+        """Run one execution activity; turn its failure into an AttemptFailed."""
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                request,
+                task_queue=EXECUTION_TASK_QUEUE,
+                start_to_close_timeout=timedelta(seconds=60),
+                heartbeat_timeout=heartbeat_timeout,
+                retry_policy=retry_policy,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            details: dict[str, Any] = {}
+            if isinstance(cause, ApplicationError) and cause.details:
+                details = cause.details[0]
+            # Only submit tries count as the order's attempts; their details say which.
+            used = int(details.get("attempt", attempts_used)) if counts_attempts else attempts_used
+            raise AttemptFailed(_reason(error), used, retry=details.get("remedy") == "fresh_quote") from error
+
+    async def _record(
+        self,
+        status: OrderStatus,
+        event_key: str,
+        *,
+        changes: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([ORDER_STATUS.value_set(status)])
+        await workflow.execute_local_activity_method(
+            OrderRecords.record_transition,
+            TransitionRequest(
+                order_id=workflow.info().workflow_id,
+                event_key=event_key,
+                status=status,
+                changes=changes or {},
+                data=data or {},
+            ),
+            start_to_close_timeout=SHORT_STEP,
+            retry_policy=RECORD_RETRY,
+        )
+
+
+def _reason(error: BaseException) -> str:
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or error)
+
+
+def _decimals(symbol: str) -> int:
+    token = find_token(symbol)
+    return token.decimals if token is not None else 0
+
+
+def _human(amount: int, symbol: str) -> Decimal:
+    return Decimal(amount).scaleb(-_decimals(symbol))
+
+
+def _quote_view(quote: QuoteResult, order: OrderInput) -> dict[str, Any]:
+    amount_out = _human(quote.amount_out, order.token_out)
+    return {
+        "dex": quote.dex,
+        "amount_out": format_amount(quote.amount_out, _decimals(order.token_out)),
+        "price": format_price(amount_out / _human(quote.amount_in, order.token_in)),
+        "fee_bps": quote.fee_bps,
+        "price_impact_bps": quote.price_impact_bps,
+    }
+
+
+def _route_view(decision: RouteDecision, order: OrderInput) -> list[dict[str, Any]]:
+    return [
+        {
+            "dex": leg.dex,
+            "amount_in": format_amount(leg.amount_in, _decimals(order.token_in)),
+            "amount_out": format_amount(leg.amount_out, _decimals(order.token_out)),
+        }
+        for leg in decision.legs
+    ]
