@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.deps import MarketDep, SessionDep
 from api.errors import InvalidOrder
@@ -53,11 +54,11 @@ async def list_transactions(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Transactions executed on the simulated chain, newest first; one per order at most."""
-    query = select(ChainTransaction).order_by(ChainTransaction.at.desc()).limit(limit)  # type: ignore[attr-defined]
+    query = select(ChainTransaction).order_by(col(ChainTransaction.at).desc()).limit(limit)
     if order_id is not None:
         if not is_order_id(order_id):
             raise InvalidOrder("invalid_order_id", "order_id", "not an order id (ord_…)")
-        query = query.where(ChainTransaction.order_id == order_id)
+        query = query.where(col(ChainTransaction.order_id) == order_id)
     rows = (await session.execute(query)).scalars()
     return {
         "items": [

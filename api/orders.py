@@ -11,7 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from api.deps import RedisDep, SessionDep, TemporalDep
 from api.errors import (
@@ -52,7 +57,7 @@ def _token(field: str, symbol_or_mint: str) -> Token:
 
 def validate_market_order(body: OrderCreate) -> tuple[Token, Token, int]:
     """Checks a schema-valid body against the market; returns tokens and base units."""
-    if body.type != OrderType.MARKET:
+    if body.type != "market":
         raise InvalidOrder(
             "order_type_not_supported", "type", f"{body.type} orders are not available yet; use market"
         )

@@ -106,7 +106,7 @@ class Pool:
         if dex not in DEXES:
             raise ValueError(f"unknown dex {dex}")
         return cls(
-            dex=dex,  # type: ignore[arg-type]
+            dex=dex,  # checked above
             base=str(state["base"]),
             quote=str(state["quote"]),
             reserve_base=int(str(state["reserve_base"])),

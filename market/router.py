@@ -1,8 +1,8 @@
 """Choose the route that yields the most `token_out`, net of fees and price impact.
 
-Candidates: everything on one venue, or a split in 5 % chunks where each chunk goes to
-the venue whose next chunk pays the most. Constant-product output is concave in the
-input, so this greedy allocation is the best split at that granularity.
+Candidates: everything on one venue, or a split in 5 % steps between two venues. With
+two venues there are only 21 ways to split at that granularity, so the router simply
+prices them all: no heuristic, and the single-venue routes are among them.
 """
 
 from __future__ import annotations
@@ -32,16 +32,26 @@ class Route:
 
 
 def best_route(pools: list[Pool], token_in: str, amount_in: int) -> Route:
-    """The best of: all on one pool, or a chunked split across pools."""
+    """The best of all-on-one-pool and every 5 % split between the two best pools."""
     if not pools:
         raise ValueError("no pool trades this pair")
-    candidates = [
-        Route(p.dex, (Leg(p.dex, amount_in, p.swap_exact_in(token_in, amount_in).amount_out),)) for p in pools
-    ]
+    singles = sorted(
+        (_route([(p, amount_in)], token_in) for p in pools), key=lambda r: r.amount_out, reverse=True
+    )
+    best = singles[0]
     if len(pools) > 1:
-        candidates.append(_greedy_split(pools, token_in, amount_in))
-    # Ties go to the single venue (one leg is cheaper to execute than two).
-    return max(candidates, key=lambda r: (r.amount_out, -len(r.legs)))
+        by_dex = {p.dex: p for p in pools}
+        a, b = by_dex[singles[0].selected_dex], by_dex[singles[1].selected_dex]
+        chunks = split_amounts(amount_in)
+        # Both orders: the chunks differ by one base unit, and so can the outputs.
+        for first, second in ((a, b), (b, a)):
+            for k in range(1, SPLIT_CHUNKS):
+                to_first = sum(chunks[:k])
+                candidate = _route([(first, to_first), (second, amount_in - to_first)], token_in)
+                # Strictly better only: at a tie one leg is cheaper to execute than two.
+                if candidate.amount_out > best.amount_out:
+                    best = candidate
+    return best
 
 
 def split_amounts(amount_in: int, chunks: int = SPLIT_CHUNKS) -> list[int]:
@@ -50,23 +60,10 @@ def split_amounts(amount_in: int, chunks: int = SPLIT_CHUNKS) -> list[int]:
     return [size + (1 if i < rest else 0) for i in range(chunks)]
 
 
-def _greedy_split(pools: list[Pool], token_in: str, amount_in: int) -> Route:
-    allocated = {p.dex: 0 for p in pools}
-    for chunk in split_amounts(amount_in):
-        if chunk == 0:
-            continue
-
-        def marginal(pool: Pool, chunk: int = chunk) -> int:
-            already = allocated[pool.dex]
-            return (
-                pool.swap_exact_in(token_in, already + chunk).amount_out
-                - pool.swap_exact_in(token_in, already).amount_out
-            )
-
-        allocated[max(pools, key=marginal).dex] += chunk
+def _route(allocation: list[tuple[Pool, int]], token_in: str) -> Route:
     legs = tuple(
-        Leg(p.dex, allocated[p.dex], p.swap_exact_in(token_in, allocated[p.dex]).amount_out)
-        for p in pools
-        if allocated[p.dex] > 0
+        Leg(pool.dex, amount, pool.swap_exact_in(token_in, amount).amount_out)
+        for pool, amount in allocation
+        if amount > 0
     )
     return Route("split" if len(legs) > 1 else legs[0].dex, legs)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, SwapResult, genesis_pools, pools_for_pair
@@ -38,7 +39,7 @@ _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 class SimulationConfig:
     quote_latency_ms: float = 200
     execution_latency_ms: float = 2500
-    failure_rate: float = 0.05
+    failure_rate: float = 0.05  # per submit try
     seed: int | None = None
 
 
@@ -135,7 +136,7 @@ class SimulatedMarket:
 
     async def pools(self) -> list[Pool]:
         async with self._sessions() as session:
-            rows = await session.execute(select(MarketPool).order_by(MarketPool.pool_id))
+            rows = await session.execute(select(MarketPool).order_by(col(MarketPool.pool_id)))
             return [Pool.from_state(row.state) for row in rows.scalars()]
 
     async def wallet(self) -> dict[str, int]:
@@ -150,8 +151,6 @@ class SimulatedMarket:
 
     async def quote(self, dex: str, token_in: str, token_out: str, amount_in: int) -> Quote:
         await self._latency(self.config.quote_latency_ms)
-        if self._fault():
-            raise MarketError(MarketErrorCode.RATE_LIMITED, f"{dex} answered 429 Too Many Requests")
         pool = await self._pool(dex, token_in, token_out)
         return Quote(pool, pool.swap_exact_in(token_in, amount_in), self.current_slot())
 
@@ -224,7 +223,7 @@ class SimulatedMarket:
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    select(ChainTransaction).where(ChainTransaction.idempotency_key == idempotency_key)
+                    select(ChainTransaction).where(col(ChainTransaction.idempotency_key) == idempotency_key)
                 )
             ).scalar_one_or_none()
         if row is None:
@@ -245,10 +244,10 @@ class SimulatedMarket:
                 await session.execute(
                     select(MarketPool)
                     .where(
-                        MarketPool.pair.in_(pairs),  # type: ignore[attr-defined]
-                        MarketPool.dex.in_([leg.dex for leg in tx.legs]),  # type: ignore[attr-defined]
+                        col(MarketPool.pair).in_(pairs),
+                        col(MarketPool.dex).in_([leg.dex for leg in tx.legs]),
                     )
-                    .order_by(MarketPool.pool_id)  # a fixed lock order: no deadlocks
+                    .order_by(col(MarketPool.pool_id))  # a fixed lock order: no deadlocks
                     .with_for_update()
                 )
             ).scalars()

@@ -148,7 +148,9 @@ class EventHub:
                 if failing:
                     failing = False
                     self._broadcast_resync()
-                batches = await self._redis.xread({EVENT_STREAM: last_id}, count=500, block=XREAD_BLOCK_MS)
+                batches: Any = await self._redis.xread(
+                    {EVENT_STREAM: last_id}, count=500, block=XREAD_BLOCK_MS
+                )
             except asyncio.CancelledError:
                 raise
             except RedisError as error:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.domain import OrderStatus
 from storage.models import Order, OrderEvent, OrderFailure, utcnow
@@ -127,19 +128,21 @@ async def create_order(session: AsyncSession, order: Order, data: dict[str, Any]
 async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str | None) -> Order | None:
     if key is None:
         return None
-    result = await session.execute(select(Order).where(Order.owner == owner, Order.idempotency_key == key))
+    result = await session.execute(
+        select(Order).where(col(Order.owner) == owner, col(Order.idempotency_key) == key)
+    )
     return result.scalar_one_or_none()
 
 
 async def release_idempotency_key(session: AsyncSession, order_id: str) -> None:
     """Free an expired key (kept 24 h) for reuse; the old order keeps everything else."""
     async with session.begin():
-        await session.execute(update(Order).where(Order.id == order_id).values(idempotency_key=None))
+        await session.execute(update(Order).where(col(Order.id) == order_id).values(idempotency_key=None))
 
 
 async def mark_accepted(session: AsyncSession, order_id: str) -> None:
     async with session.begin():
-        await session.execute(update(Order).where(Order.id == order_id).values(accepted_at=utcnow()))
+        await session.execute(update(Order).where(col(Order.id) == order_id).values(accepted_at=utcnow()))
 
 
 async def delete_unaccepted(session: AsyncSession, order_id: str) -> None:
@@ -147,7 +150,7 @@ async def delete_unaccepted(session: AsyncSession, order_id: str) -> None:
     async with session.begin():
         order = await session.get(Order, order_id)
         if order is not None and order.accepted_at is None:
-            events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id))
+            events = await session.execute(select(OrderEvent).where(col(OrderEvent.order_id) == order_id))
             for event in events.scalars():
                 await session.delete(event)
             await session.flush()
@@ -168,30 +171,30 @@ async def list_orders(
     limit: int,
 ) -> list[Order]:
     """Newest first; ULIDs sort by creation time, so the id is the cursor."""
-    query = select(Order).order_by(Order.id.desc()).limit(limit)  # type: ignore[attr-defined]
+    query = select(Order).order_by(col(Order.id).desc()).limit(limit)
     if owner is not None:
-        query = query.where(Order.owner == owner)
+        query = query.where(col(Order.owner) == owner)
     if status is not None:
-        query = query.where(Order.status == status)
+        query = query.where(col(Order.status) == status)
     if order_type is not None:
-        query = query.where(Order.type == order_type)
+        query = query.where(col(Order.type) == order_type)
     if before_id is not None:
-        query = query.where(Order.id < before_id)
+        query = query.where(col(Order.id) < before_id)
     return list((await session.execute(query)).scalars())
 
 
 async def list_events(session: AsyncSession, order_id: str, after_seq: int = 0) -> list[OrderEvent]:
     result = await session.execute(
         select(OrderEvent)
-        .where(OrderEvent.order_id == order_id, OrderEvent.seq > after_seq)
-        .order_by(OrderEvent.seq)  # type: ignore[arg-type]
+        .where(col(OrderEvent.order_id) == order_id, col(OrderEvent.seq) > after_seq)
+        .order_by(col(OrderEvent.seq))
     )
     return list(result.scalars())
 
 
 async def list_failures(session: AsyncSession, order_id: str) -> list[OrderFailure]:
     result = await session.execute(
-        select(OrderFailure).where(OrderFailure.order_id == order_id).order_by(OrderFailure.id)  # type: ignore[arg-type]
+        select(OrderFailure).where(col(OrderFailure.order_id) == order_id).order_by(col(OrderFailure.id))
     )
     return list(result.scalars())
 
@@ -210,8 +213,8 @@ async def record_transition(session: AsyncSession, transition: Transition) -> tu
         existing = (
             await session.execute(
                 select(OrderEvent).where(
-                    OrderEvent.order_id == transition.order_id,
-                    OrderEvent.event_key == transition.event_key,
+                    col(OrderEvent.order_id) == transition.order_id,
+                    col(OrderEvent.event_key) == transition.event_key,
                 )
             )
         ).scalar_one_or_none()
@@ -243,8 +246,8 @@ async def record_failure(session: AsyncSession, failure: OrderFailure) -> None:
             select(func.count())
             .select_from(OrderFailure)
             .where(
-                OrderFailure.order_id == failure.order_id,
-                OrderFailure.failure_key == failure.failure_key,
+                col(OrderFailure.order_id) == failure.order_id,
+                col(OrderFailure.failure_key) == failure.failure_key,
             )
         )
         if exists.scalar_one() == 0:

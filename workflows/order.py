@@ -164,7 +164,7 @@ class OrderWorkflow:
             changes={"tx_hash": submitted.tx_hash, "attempts": attempts_used},
             data={"tx_hash": submitted.tx_hash, "attempt": attempts_used},
         )
-        confirmed = await self._step(
+        confirmed: ConfirmResult = await self._step(
             ExecutionActivities.confirm_transaction,
             ConfirmRequest(tx, attempt=attempts_used, max_attempts=MAX_ATTEMPTS),
             attempts_used,

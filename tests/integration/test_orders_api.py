@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("worker")
 ORDER = {"type": "market", "token_in": "SOL", "token_out": "USDC", "amount": "1.5", "slippage_bps": 100}
 
 
-async def place(client: httpx.AsyncClient, body: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
+async def place(
+    client: httpx.AsyncClient, body: dict[str, Any] | None = None, **headers: str
+) -> httpx.Response:
     return await client.post("/orders", json=body or ORDER, headers=headers)
 
 
@@ -76,7 +78,9 @@ async def test_market_order_lifecycle_over_http_and_websocket(
     assert [e["seq"] for e in timeline if e["type"] == "EVENT"] == list(range(1, confirmed["seq"] + 1))
 
 
-async def test_order_is_readable_and_active_right_after_202(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_order_is_readable_and_active_right_after_202(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     order_id = (await place(client)).json()["order_id"]
     order = (await client.get(f"/orders/{order_id}")).json()
     assert order["order_id"] == order_id and order["amount_in"] == "1.5"
@@ -119,7 +123,9 @@ async def test_bad_orders_are_refused_and_change_nothing(
 
 
 async def test_malformed_json_is_a_problem(client: httpx.AsyncClient) -> None:
-    response = await client.post("/orders", content=b'{"token_in": "SOL",', headers={"content-type": "application/json"})
+    response = await client.post(
+        "/orders", content=b'{"token_in": "SOL",', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "malformed_json"
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -138,7 +144,9 @@ async def test_idempotency_key_returns_the_same_order(client: httpx.AsyncClient)
 
 
 async def test_concurrent_requests_with_one_key_make_one_order(client: httpx.AsyncClient) -> None:
-    responses = await asyncio.gather(*(place(client, **{"Idempotency-Key": "five-at-once"}) for _ in range(5)))
+    responses = await asyncio.gather(
+        *(place(client, **{"Idempotency-Key": "five-at-once"}) for _ in range(5))
+    )
     accepted = [r for r in responses if r.status_code in (200, 202)]
     assert all(r.status_code in (200, 202, 409) for r in responses), [r.status_code for r in responses]
     assert sum(r.status_code == 202 for r in responses) == 1
@@ -157,9 +165,7 @@ async def test_unknown_and_malformed_orders(client: httpx.AsyncClient, api_url: 
     assert (await client.get("/orders/not-an-id")).status_code == 404
 
     unknown = await read_stream(api_url, f"orderId={missing}")
-    assert unknown.frames == [
-        {"type": "ERROR", "code": "order_not_found", "message": f"no order {missing}"}
-    ]
+    assert unknown.frames == [{"type": "ERROR", "code": "order_not_found", "message": f"no order {missing}"}]
     assert unknown.close_code == 4404
 
     malformed = await read_stream(api_url, "orderId=banana")
@@ -168,7 +174,9 @@ async def test_unknown_and_malformed_orders(client: httpx.AsyncClient, api_url: 
     assert no_id.close_code == 4400
 
 
-async def test_after_seq_replays_missed_events_of_a_finished_order(client: httpx.AsyncClient, api_url: str) -> None:
+async def test_after_seq_replays_missed_events_of_a_finished_order(
+    client: httpx.AsyncClient, api_url: str
+) -> None:
     order_id = (await place(client)).json()["order_id"]
     await wait_terminal(client, order_id)
 
@@ -183,7 +191,9 @@ async def test_after_seq_replays_missed_events_of_a_finished_order(client: httpx
     assert replay.close_code == 1000
 
 
-async def test_reconnecting_mid_stream_with_after_seq_loses_nothing(client: httpx.AsyncClient, api_url: str) -> None:
+async def test_reconnecting_mid_stream_with_after_seq_loses_nothing(
+    client: httpx.AsyncClient, api_url: str
+) -> None:
     order_id = (await place(client)).json()["order_id"]
     first = await read_stream(api_url, f"orderId={order_id}", until_frames=1)
     seen = first.snapshot["seq"]
@@ -193,7 +203,9 @@ async def test_reconnecting_mid_stream_with_after_seq_loses_nothing(client: http
     assert rest.events[-1]["status"] == "CONFIRMED"
 
 
-async def test_insufficient_funds_fails_at_once_without_retry(client: httpx.AsyncClient, worker: SimulatedMarket) -> None:
+async def test_insufficient_funds_fails_at_once_without_retry(
+    client: httpx.AsyncClient, worker: SimulatedMarket
+) -> None:
     balance = (await worker.wallet())["SOL"] // 10**9
     response = await place(client, {**ORDER, "amount": str(balance + 1)})
     order = await wait_terminal(client, response.json()["order_id"])

@@ -1,0 +1,60 @@
+"""The order validator and the small pure pieces the API and workflow rely on."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from api.errors import InvalidOrder
+from api.orders import validate_market_order
+from api.schemas import OrderCreate
+from core.ids import is_order_id, new_order_id
+from market.simulation import base58
+from workflows.policies import backoff_ms
+
+
+def body(**overrides: object) -> OrderCreate:
+    return OrderCreate.model_validate({"token_in": "SOL", "token_out": "USDC", "amount": "1.5", **overrides})
+
+
+def test_a_good_order_becomes_base_units() -> None:
+    token_in, token_out, units = validate_market_order(body(amount="1.000000001"))
+    assert (token_in.symbol, token_out.symbol, units) == ("SOL", "USDC", 1_000_000_001)
+
+
+def test_tokens_may_be_given_by_mint() -> None:
+    _, token_out, _ = validate_market_order(body(token_out="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"))
+    assert token_out.symbol == "USDC"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"amount": "0"}, "invalid_amount"),
+        ({"amount": "1.1234567"}, "ok"),  # USDC-style precision is fine for SOL
+        ({"token_in": "USDC", "token_out": "SOL", "amount": "1.1234567"}, "invalid_amount"),
+        ({"token_in": "USDC", "token_out": "USDC"}, "same_token"),
+        ({"token_in": "DOGE"}, "unknown_token"),
+        ({"token_in": "BONK", "token_out": "RAY"}, "unsupported_pair"),
+        ({"type": "limit", "limit_price": "151"}, "order_type_not_supported"),
+    ],
+)
+def test_semantic_checks(overrides: dict[str, object], code: str) -> None:
+    if code == "ok":
+        validate_market_order(body(**overrides))
+        return
+    with pytest.raises(InvalidOrder) as caught:
+        validate_market_order(body(**overrides))
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("amount", ["-1", "1e9", "NaN", "Infinity", " 1", "1.", ".5", "1,5", ""])
+def test_amount_must_be_a_plain_decimal_string(amount: str) -> None:
+    with pytest.raises(ValidationError):
+        body(amount=amount)
+
+
+def test_ids_backoff_and_signatures() -> None:
+    assert is_order_id(new_order_id()) and not is_order_id("ord_123")
+    assert [backoff_ms(n) for n in (1, 2, 3, 10)] == [500, 1000, 2000, 10_000]
+    assert base58(b"\0\x01") == "12"
