@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -10,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
+from redis.exceptions import RedisError
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -34,7 +36,7 @@ from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAI
 from market.pools import genesis_pools, pools_for_pair
 from market.tokens import Token, find_token, to_base_units
 from storage import orders as store
-from storage.events import EventPublisher
+from storage.events import EventPublisher, active_key
 from storage.models import Order, utcnow
 from workflows.inputs import OrderInput
 from workflows.order import OrderWorkflow
@@ -150,15 +152,18 @@ async def place_order(
             response.status_code = status.HTTP_200_OK
             return _accepted(existing.id)
 
+    # Announce before the workflow starts, so no later transition can be overtaken.
+    await _announce(redis, order, created_data)
     try:
         await _start_workflow(temporal, order, units)
     except Exception as error:
         log.warning("could not start workflow for %s: %s", order.id, error)
         await store.delete_unaccepted(session, order.id)
+        with contextlib.suppress(RedisError):
+            await redis.delete(active_key(order.id))
         raise ServiceUnavailable("the workflow engine is unreachable; nothing was stored, retry") from error
     await store.mark_accepted(session, order.id)
     ORDERS_CREATED.labels(type=order.type).inc()
-    await _announce(redis, order, created_data)
     return _accepted(order.id)
 
 
@@ -191,7 +196,7 @@ async def _start_workflow(temporal: Client, order: Order, units: int) -> None:
 
 async def _announce(redis: RedisDep, order: Order, data: dict[str, Any]) -> None:
     """Publish the PENDING event and the active snapshot. Best effort: PostgreSQL has
-    both already, and the worker's next transition writes the snapshot again."""
+    the event already, and the worker's next transition writes the snapshot again."""
     event = {
         "type": "EVENT",
         "order_id": order.id,

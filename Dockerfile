@@ -1,0 +1,21 @@
+# The API and worker image for docker-compose.yml / production-like deployments.
+# It talks to a real Temporal cluster, PostgreSQL and Redis (no embedded servers).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY cli.py worker.py alembic.ini ./
+COPY core ./core
+COPY api ./api
+COPY workflows ./workflows
+COPY activities ./activities
+COPY market ./market
+COPY storage ./storage
+COPY migrations ./migrations
+COPY devstack ./devstack
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 engine
+USER engine
+
+EXPOSE 8000
+CMD ["order-engine", "api"]
