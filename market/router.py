@@ -40,7 +40,7 @@ def best_route(pools: list[Pool], token_in: str, amount_in: int) -> Route:
     )
     best = singles[0]
     if len(pools) > 1:
-        by_dex = {p.dex: p for p in pools}
+        by_dex: dict[str, Pool] = {p.dex: p for p in pools}
         a, b = by_dex[singles[0].selected_dex], by_dex[singles[1].selected_dex]
         chunks = split_amounts(amount_in)
         # Both orders: the chunks differ by one base unit, and so can the outputs.
