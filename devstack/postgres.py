@@ -73,6 +73,9 @@ class EmbeddedPostgres(ManagedProcess):
             self.pgdata.mkdir(mode=0o700)
         if self._os_user is not None:
             _make_traversable(self.pgdata.parent)
+            # The binaries live in the venv, which may sit under a 0700 dir (a fresh clone
+            # in a mktemp dir): the postgres user must reach them too.
+            _make_traversable(postgres_bin_dir())
             os.chown(self.pgdata, self._os_user.pw_uid, self._os_user.pw_gid)
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
