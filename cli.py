@@ -103,27 +103,43 @@ def dev() -> None:
     stack = EmbeddedStack(data_dir)
     children: list[subprocess.Popen[bytes]] = []
     try:
-        # Servers named by TEMPORAL_ADDRESS / DATABASE_URL / REDIS_URL are used as they are.
-        if not (settings.temporal_address and settings.database_url and settings.redis_url):
-            urls = stack.start()
+        # Servers named by TEMPORAL_ADDRESS / DATABASE_URL / REDIS_URL are used as they are;
+        # embedded ones stand in for the rest.
+        given = InfraUrls(settings.temporal_address, None, settings.database_url, settings.redis_url)
+        if given.temporal_address and given.database_url and given.redis_url:
+            urls = given
         else:
-            urls = InfraUrls(settings.temporal_address, None, settings.database_url, settings.redis_url)
-        urls = InfraUrls(
-            settings.temporal_address or urls.temporal_address,
-            urls.temporal_ui_url if not settings.temporal_address else None,
-            settings.database_url or urls.database_url,
-            settings.redis_url or urls.redis_url,
-        )
+            embedded = stack.start()
+            urls = InfraUrls(
+                given.temporal_address or embedded.temporal_address,
+                None if given.temporal_address else embedded.temporal_ui_url,
+                given.database_url or embedded.database_url,
+                given.redis_url or embedded.redis_url,
+            )
         write_infra_env(data_dir / INFRA_ENV_FILE, urls)
         run_migrations(urls.database_url)
         env = {**os.environ, **urls.as_env(), "ORDER_ENGINE_DATA_DIR": str(data_dir)}
         for role in ("worker", "api"):
             children.append(subprocess.Popen([sys.executable, "-m", "cli", role], env=env))
+        _wait_for_api(settings, children)
         _print_infra(urls.as_env(), settings, with_api=True)
         _supervise(children)
     finally:
         _stop_children(children)
         stack.stop()
+
+
+def _wait_for_api(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
+    """Print the URLs once the API answers, so they work when the user sees them."""
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and all(child.poll() is None for child in children):
+        try:
+            urllib.request.urlopen(f"http://{settings.api_host}:{settings.api_port}/health/live", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> None:

@@ -12,5 +12,5 @@ def configure_logging(level: str | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     # The SDK's and the HTTP stack's chatter is not what an operator needs to read.
-    for noisy in ("temporalio", "sqlalchemy.engine", "httpx"):
+    for noisy in ("temporalio", "sqlalchemy.engine", "httpx", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
