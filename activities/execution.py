@@ -9,14 +9,14 @@ from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
-from market.simulation import LegPlan, SignedTransaction, SimulatedMarket
+from market.simulation import SignedTransaction, SimulatedMarket, decode_raw, encode_raw
+from market.transactions import SwapLeg
 from workflows.inputs import (
     AdmitRequest,
     BuildRequest,
     BuiltTransaction,
     ConfirmRequest,
     ConfirmResult,
-    RouteLeg,
     SubmitRequest,
     SubmitResult,
 )
@@ -37,15 +37,24 @@ class ExecutionActivities:
     @activity.defn
     async def build_transaction(self, request: BuildRequest) -> BuiltTransaction:
         """A signed swap transaction for the route, with a recent blockhash."""
+        route = request.route
+        # Each leg must pay its share of the order's minimum, so the whole pays at least that.
+        legs = [
+            SwapLeg(
+                leg.dex,
+                leg.amount_in,
+                leg.amount_out * route.min_amount_out // max(route.expected_amount_out, 1),
+            )
+            for leg in route.legs
+        ]
         tx = await run_attempt(
             self._records,
             self._market.build(
-                order_id=request.order_id,
-                attempt=request.attempt,
+                # One execution per order, whatever the attempt: the chain refuses a second.
+                idempotency_key=f"{request.order_id}:swap",
                 token_in=request.token_in,
                 token_out=request.token_out,
-                legs=tuple(LegPlan(leg.dex, leg.amount_in, leg.amount_out) for leg in request.route.legs),
-                min_amount_out=request.route.min_amount_out,
+                legs=legs,
             ),
             order_id=request.order_id,
             activity_name="build_transaction",
@@ -53,12 +62,9 @@ class ExecutionActivities:
         )
         return BuiltTransaction(
             tx_hash=tx.signature,
-            order_id=tx.order_id,
+            order_id=request.order_id,
             idempotency_key=tx.idempotency_key,
-            token_in=tx.token_in,
-            token_out=tx.token_out,
-            legs=[RouteLeg(leg.dex, leg.amount_in, leg.amount_out) for leg in tx.legs],
-            min_amount_out=tx.min_amount_out,
+            raw=encode_raw(tx.raw),
             recent_blockhash_slot=tx.recent_blockhash_slot,
         )
 
@@ -90,13 +96,4 @@ class ExecutionActivities:
 
 
 def _signed(tx: BuiltTransaction) -> SignedTransaction:
-    return SignedTransaction(
-        signature=tx.tx_hash,
-        order_id=tx.order_id,
-        idempotency_key=tx.idempotency_key,
-        token_in=tx.token_in,
-        token_out=tx.token_out,
-        legs=tuple(LegPlan(leg.dex, leg.amount_in, leg.amount_out) for leg in tx.legs),
-        min_amount_out=tx.min_amount_out,
-        recent_blockhash_slot=tx.recent_blockhash_slot,
-    )
+    return SignedTransaction(tx.tx_hash, decode_raw(tx.raw), tx.idempotency_key, tx.recent_blockhash_slot)

@@ -8,8 +8,7 @@ from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
-from market.pools import Pool
-from market.router import best_route
+from market.router import best_route, split_points
 from market.simulation import SimulatedMarket
 from market.tokens import find_token, format_amount
 from workflows.inputs import QuoteRequest, QuoteResult, RouteDecision, RouteLeg, RouteRequest
@@ -28,7 +27,13 @@ class QuoteActivities:
         """One venue's quote for the order's exact-in amount."""
         quote = await run_attempt(
             self._records,
-            self._market.quote(request.dex, request.token_in, request.token_out, request.amount_in),
+            self._market.quote(
+                request.dex,
+                request.token_in,
+                request.token_out,
+                request.amount_in,
+                split_points(request.amount_in),
+            ),
             order_id=request.order_id,
             activity_name=f"quote_{request.dex}",
             attempt=activity.info().attempt,
@@ -37,18 +42,18 @@ class QuoteActivities:
             dex=request.dex,
             amount_in=request.amount_in,
             amount_out=quote.result.amount_out,
+            min_amount_out=quote.result.amount_out * (BPS - request.slippage_bps) // BPS,
             fee_bps=quote.result.fee_bps,
             price_impact_bps=quote.result.price_impact_bps,
             slot=quote.slot,
-            pool=quote.pool.to_state(),
+            curve=[[amount, out] for amount, out in sorted(quote.curve.items())],
         )
 
     @activity.defn
     async def route_order(self, request: RouteRequest) -> RouteDecision:
         """The route with the most output net of fees and impact; logs one [ROUTER] line."""
-        route = best_route(
-            [Pool.from_state(q.pool) for q in request.quotes], request.token_in, request.amount_in
-        )
+        curves = {q.dex: {amount: out for amount, out in q.curve} for q in request.quotes}
+        route = best_route({dex: curve.__getitem__ for dex, curve in curves.items()}, request.amount_in)
         expected = route.amount_out
         decision = RouteDecision(
             selected_dex=route.selected_dex,

@@ -28,22 +28,16 @@ async def list_tokens() -> dict[str, Any]:
 @router.get("/markets", response_model=Items)
 async def list_markets(market: MarketDep) -> dict[str, Any]:
     """Every pool with its mid price (quote token per base token), fee and reserves."""
-    items = []
-    for pool in await market.pools():
-        base, quote = find_token(pool.base), find_token(pool.quote)
-        assert base is not None and quote is not None
-        items.append(
-            {
-                "pair": pool.pair,
-                "dex": pool.dex,
-                "mid_price": format_price(pool.mid_price()),
-                "fee_bps": pool.fee_bps,
-                "reserves": {
-                    pool.base: format_amount(pool.reserve_base, base.decimals),
-                    pool.quote: format_amount(pool.reserve_quote, quote.decimals),
-                },
-            }
-        )
+    items = [
+        {
+            "pair": pool.pair,
+            "dex": pool.dex,
+            "mid_price": format_price(pool.mid_price()),
+            "fee_bps": pool.fee_bps,
+            **pool.describe(),
+        }
+        for pool in await market.pools()
+    ]
     return {"items": items}
 
 

@@ -1,17 +1,22 @@
-"""Pools and their swap math.
+"""The venues' pools and their swap math, in integer base units.
 
-For now both venues are constant-product pools (x * y = k) with the fee taken from
-the input, computed in integer base units with on-chain rounding. Each venue keeps its
-own pool type behind `Pool`, so a venue can change its math (Meteora DLMM bins) without
-the router or the chain noticing.
+- Raydium: constant-product pools (x · y = k), as Raydium's CPMM / AMM v4 compute it:
+  the fee (0.25 %) is taken from the input and rounded up, the output rounded down.
+- Meteora: DLMM pools (`market.dlmm`): liquidity in price bins, a swap walks the bins,
+  fees rise with volatility.
+
+Both expose `quote` (what a swap would give now) and `swap` (the same, plus the pool as
+it is afterwards), so the router, the chain and background traders never care which
+kind of pool they hold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
+from market.dlmm import Q64, DlmmBook, FeeParameters, Volatility, bin_id_for_price
 from market.tokens import find_token
 
 Dex = Literal["raydium", "meteora"]
@@ -29,8 +34,8 @@ class SwapResult:
 
 
 @dataclass(frozen=True)
-class Pool:
-    """A constant-product pool of `base`/`quote`; reserves in base units."""
+class ConstantProductPool:
+    """A Raydium constant-product pool of `base`/`quote`; reserves in base units."""
 
     dex: Dex
     base: str
@@ -49,49 +54,47 @@ class Pool:
 
     def mid_price(self) -> Decimal:
         """Quote token per base token, in human units."""
-        base, quote = _decimals(self.base), _decimals(self.quote)
-        return (Decimal(self.reserve_quote) / Decimal(self.reserve_base)).scaleb(base - quote)
+        return (Decimal(self.reserve_quote) / Decimal(self.reserve_base)).scaleb(
+            decimals(self.base) - decimals(self.quote)
+        )
 
-    def reserves_for(self, token_in: str) -> tuple[int, int]:
-        if token_in == self.base:
-            return self.reserve_base, self.reserve_quote
-        if token_in == self.quote:
-            return self.reserve_quote, self.reserve_base
-        raise ValueError(f"{token_in} is not traded in {self.pool_id}")
+    def quote_swap(self, token_in: str, amount_in: int, now: float = 0) -> SwapResult:
+        return self.swap(token_in, amount_in, now)[0]
 
-    def swap_exact_in(self, token_in: str, amount_in: int) -> SwapResult:
-        """Output for `amount_in`, as the on-chain program computes it.
-
-        The fee is taken from the input and rounded up (ceil), the output rounded down,
-        so rounding always favours the pool and k never decreases.
-        """
+    def swap(self, token_in: str, amount_in: int, now: float = 0) -> tuple[SwapResult, ConstantProductPool]:
         if amount_in <= 0:
-            return SwapResult(amount_in, 0, 0, self.fee_bps, 0)
-        reserve_in, reserve_out = self.reserves_for(token_in)
-        fee = -(-amount_in * self.fee_bps // BPS)
+            return SwapResult(0, 0, 0, self.fee_bps, 0), self
+        if token_in == self.base:
+            reserve_in, reserve_out = self.reserve_base, self.reserve_quote
+        elif token_in == self.quote:
+            reserve_in, reserve_out = self.reserve_quote, self.reserve_base
+        else:
+            raise ValueError(f"{token_in} is not traded in {self.pool_id}")
+        fee = _ceil_div(amount_in * self.fee_bps, BPS)
         net_in = amount_in - fee
         amount_out = reserve_out * net_in // (reserve_in + net_in)
         # Impact: how far the execution price (before fees) falls short of the mid price.
-        ideal_out = reserve_out * net_in / reserve_in if net_in else 0
-        impact = round((1 - amount_out / ideal_out) * BPS) if ideal_out else 0
-        return SwapResult(amount_in, amount_out, fee, self.fee_bps, max(impact, 0))
-
-    def after_swap(self, token_in: str, result: SwapResult) -> Pool:
-        """The pool once `result` has executed (the fee stays in the pool)."""
+        impact = _impact_bps(amount_out, net_in * reserve_out / reserve_in)
+        result = SwapResult(amount_in, amount_out, fee, self.fee_bps, impact)
+        # The fee stays in the pool, so k never decreases.
         if token_in == self.base:
-            return replace(
-                self,
-                reserve_base=self.reserve_base + result.amount_in,
-                reserve_quote=self.reserve_quote - result.amount_out,
-            )
-        return replace(
-            self,
-            reserve_quote=self.reserve_quote + result.amount_in,
-            reserve_base=self.reserve_base - result.amount_out,
-        )
+            after = replace(self, reserve_base=reserve_in + amount_in, reserve_quote=reserve_out - amount_out)
+        else:
+            after = replace(self, reserve_quote=reserve_in + amount_in, reserve_base=reserve_out - amount_out)
+        return result, after
 
-    def to_state(self) -> dict[str, object]:
+    def describe(self) -> dict[str, Any]:
         return {
+            "kind": "constant_product",
+            "reserves": {
+                self.base: _human(self.reserve_base, self.base),
+                self.quote: _human(self.reserve_quote, self.quote),
+            },
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": "cpmm",
             "dex": self.dex,
             "base": self.base,
             "quote": self.quote,
@@ -100,53 +103,192 @@ class Pool:
             "fee_bps": self.fee_bps,
         }
 
-    @classmethod
-    def from_state(cls, state: dict[str, object]) -> Pool:
-        dex = str(state["dex"])
-        if dex not in DEXES:
-            raise ValueError(f"unknown dex {dex}")
-        return cls(
-            dex=dex,  # checked above
-            base=str(state["base"]),
-            quote=str(state["quote"]),
-            reserve_base=int(str(state["reserve_base"])),
-            reserve_quote=int(str(state["reserve_quote"])),
-            fee_bps=int(str(state["fee_bps"])),
+
+@dataclass(frozen=True)
+class DlmmPool:
+    """A Meteora DLMM pool: token X is `base`, token Y is `quote`."""
+
+    dex: Dex
+    base: str
+    quote: str
+    book: DlmmBook
+
+    @property
+    def pool_id(self) -> str:
+        return f"{self.dex}:{self.base}/{self.quote}"
+
+    @property
+    def pair(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+    @property
+    def fee_bps(self) -> int:
+        return round(self.book.fee_rate(self.book.volatility) / 100_000)
+
+    def mid_price(self) -> Decimal:
+        price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
+        return price.scaleb(decimals(self.base) - decimals(self.quote))
+
+    def quote_swap(self, token_in: str, amount_in: int, now: float = 0) -> SwapResult:
+        return self.swap(token_in, amount_in, now)[0]
+
+    def swap(self, token_in: str, amount_in: int, now: float = 0) -> tuple[SwapResult, DlmmPool]:
+        if token_in not in (self.base, self.quote):
+            raise ValueError(f"{token_in} is not traded in {self.pool_id}")
+        if amount_in <= 0:
+            return SwapResult(0, 0, 0, self.fee_bps, 0), self
+        swap_for_y = token_in == self.base
+        walk = self.book.swap(amount_in, swap_for_y, now)
+        if not walk.complete:
+            # The program refuses a swap the bins cannot fill; so does the venue.
+            return SwapResult(amount_in, 0, 0, round(walk.first_fee_rate / 100_000), BPS), self
+        price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
+        net_in = amount_in - walk.fee
+        ideal = Decimal(net_in) * price if swap_for_y else Decimal(net_in) / price
+        result = SwapResult(
+            amount_in,
+            walk.amount_out,
+            walk.fee,
+            round(walk.first_fee_rate / 100_000),
+            _impact_bps(walk.amount_out, float(ideal)),
         )
+        return result, replace(self, book=self.book.after(walk))
+
+    def describe(self) -> dict[str, Any]:
+        x, y = self.book.bins.get(self.book.active_id, (0, 0))
+        return {
+            "kind": "dlmm",
+            "bin_step": self.book.bin_step,
+            "active_bin": {
+                "id": self.book.active_id,
+                self.base: _human(x, self.base),
+                self.quote: _human(y, self.quote),
+            },
+            "bins": len(self.book.bins),
+            "volatility_accumulator": self.book.volatility.accumulator,
+            "reserves": {
+                self.base: _human(sum(b[0] for b in self.book.bins.values()), self.base),
+                self.quote: _human(sum(b[1] for b in self.book.bins.values()), self.quote),
+            },
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": "dlmm",
+            "dex": self.dex,
+            "base": self.base,
+            "quote": self.quote,
+            **self.book.to_state(),
+        }
 
 
-def _decimals(symbol: str) -> int:
+Pool = ConstantProductPool | DlmmPool
+
+
+def pool_from_state(state: dict[str, Any]) -> Pool:
+    dex: Dex = state["dex"]
+    if dex not in DEXES:
+        raise ValueError(f"unknown dex {dex}")
+    if state.get("kind") == "dlmm":
+        return DlmmPool(dex, str(state["base"]), str(state["quote"]), DlmmBook.from_state(state))
+    return ConstantProductPool(
+        dex=dex,
+        base=str(state["base"]),
+        quote=str(state["quote"]),
+        reserve_base=int(state["reserve_base"]),
+        reserve_quote=int(state["reserve_quote"]),
+        fee_bps=int(state["fee_bps"]),
+    )
+
+
+def decimals(symbol: str) -> int:
     token = find_token(symbol)
     if token is None:
         raise ValueError(f"unknown token {symbol}")
     return token.decimals
 
 
-def _pool(dex: Dex, base: str, quote: str, base_amount: str, price: str, fee_bps: int) -> Pool:
-    """A pool holding `base_amount` of base at `price` quote per base (human units)."""
-    base_units = int(Decimal(base_amount).scaleb(_decimals(base)))
-    quote_units = int((Decimal(base_amount) * Decimal(price)).scaleb(_decimals(quote)))
-    return Pool(dex, base, quote, base_units, quote_units, fee_bps)
+def raydium_pool(
+    base: str, quote: str, base_amount: str, price: str, fee_bps: int = 25
+) -> ConstantProductPool:
+    """A Raydium pool holding `base_amount` of base at `price` quote per base (human units)."""
+    base_units = int(Decimal(base_amount).scaleb(decimals(base)))
+    quote_units = int((Decimal(base_amount) * Decimal(price)).scaleb(decimals(quote)))
+    return ConstantProductPool("raydium", base, quote, base_units, quote_units, fee_bps)
+
+
+def meteora_pool(
+    base: str,
+    quote: str,
+    price: str,
+    quote_per_bin: str,
+    bin_step: int = 10,
+    bins_each_side: int = 200,
+    fees: FeeParameters | None = None,
+) -> DlmmPool:
+    """A DLMM pool centred on `price` (quote per base, human units), `quote_per_bin` of
+    liquidity in each bin: quote tokens below the active bin, base tokens above it, and
+    half of each in the active bin."""
+    per_unit = Decimal(price).scaleb(decimals(quote) - decimals(base))
+    active = bin_id_for_price(bin_step, per_unit)
+    quote_units = int(Decimal(quote_per_bin).scaleb(decimals(quote)))
+    bins: dict[int, tuple[int, int]] = {}
+    for offset in range(-bins_each_side, bins_each_side + 1):
+        bin_id = active + offset
+        base_units = quote_units * Q64 // DlmmBook(bin_step, active, {}).price_x64(bin_id)
+        if offset < 0:
+            bins[bin_id] = (0, quote_units)
+        elif offset > 0:
+            bins[bin_id] = (base_units, 0)
+        else:
+            bins[bin_id] = (base_units // 2, quote_units // 2)
+    book = DlmmBook(bin_step, active, bins, fees or FeeParameters(), Volatility(index_reference=active))
+    return DlmmPool("meteora", base, quote, book)
+
+
+def meteora_sol_usdc() -> DlmmPool:
+    """SOL/USDC on Meteora: bin step 10, ≈ 6 000 USDC a bin, around 150 USDC."""
+    return meteora_pool("SOL", "USDC", "150", "6000")
 
 
 def genesis_pools() -> list[Pool]:
-    """The market on first start. Raydium is deep with a 0.25 % fee; Meteora is
-    shallower and cheaper, so small orders go to Meteora and large ones to Raydium."""
+    """The market on first start: SOL at ≈ 150 USDC, every pair on both venues.
+
+    Raydium's SOL/USDC holds 50 000 SOL / 7.5 M USDC at 0.25 %; Meteora's is thinner
+    per price level but cheaper (0.1 % base fee), so small orders go to Meteora and
+    large ones split.
+    """
+    fx_fees = FeeParameters(base_factor=10_000, variable_fee_control=0)  # bin step 1: 0.01 %
     return [
-        _pool("raydium", "SOL", "USDC", "50000", "150", 25),
-        _pool("meteora", "SOL", "USDC", "20000", "150.05", 10),
-        _pool("raydium", "SOL", "USDT", "30000", "150.02", 25),
-        _pool("meteora", "SOL", "USDT", "10000", "149.98", 10),
-        _pool("raydium", "USDC", "USDT", "5000000", "1.0002", 25),
-        _pool("meteora", "USDC", "USDT", "5000000", "1.0", 1),
-        _pool("raydium", "BONK", "SOL", "50000000000", "0.00000016", 25),
-        _pool("meteora", "BONK", "SOL", "20000000000", "0.000000161", 20),
-        _pool("raydium", "JUP", "USDC", "5000000", "0.9", 25),
-        _pool("meteora", "JUP", "USDC", "2000000", "0.901", 15),
-        _pool("raydium", "RAY", "USDC", "3000000", "2.4", 25),
-        _pool("meteora", "RAY", "USDC", "1000000", "2.41", 15),
+        raydium_pool("SOL", "USDC", "50000", "150"),
+        meteora_sol_usdc(),
+        raydium_pool("SOL", "USDT", "30000", "150.02"),
+        meteora_pool("SOL", "USDT", "149.98", "3000"),
+        raydium_pool("USDC", "USDT", "5000000", "1.0002"),
+        meteora_pool("USDC", "USDT", "1.0", "50000", bin_step=1, fees=fx_fees),
+        raydium_pool("BONK", "SOL", "50000000000", "0.00000016"),
+        meteora_pool("BONK", "SOL", "0.000000161", "20", bin_step=20),
+        raydium_pool("JUP", "USDC", "5000000", "0.9"),
+        meteora_pool("JUP", "USDC", "0.901", "3000", bin_step=20),
+        raydium_pool("RAY", "USDC", "3000000", "2.4"),
+        meteora_pool("RAY", "USDC", "2.41", "3000", bin_step=20),
     ]
 
 
 def pools_for_pair(pools: list[Pool], token_in: str, token_out: str) -> list[Pool]:
     return [p for p in pools if {p.base, p.quote} == {token_in, token_out}]
+
+
+def _impact_bps(amount_out: int, ideal_out: float) -> int:
+    if ideal_out <= 0:
+        return 0
+    return max(round((1 - amount_out / ideal_out) * BPS), 0)
+
+
+def _human(amount: int, symbol: str) -> str:
+    text = format(Decimal(amount).scaleb(-decimals(symbol)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)

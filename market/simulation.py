@@ -1,16 +1,22 @@
 """The simulated venues and chain, with their state in PostgreSQL.
 
-Every API and worker process talks to the same market: pools, the wallet and the
-executed transactions are rows, and a swap lands in one transaction that locks the
-pools it touches. Latency and faults follow the ORDER_ENGINE_SIM_* settings of the
-process that calls in (the worker).
+Every API and worker process talks to the same market: pools, the wallet and executed
+transactions are rows, and a transaction lands in one database transaction that locks
+the pools it trades against. Latency and faults follow the ORDER_ENGINE_SIM_* settings
+of the process that calls in (the worker); time comes from an injectable clock.
+
+The chain: slots of 400 ms; a blockhash is valid for 150 slots; a submitted transaction
+lands with some probability each slot (the wait scales with
+ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS, 0 lands at once). Landing verifies the signature
+and the blockhash, executes each leg against the pool as it is *then*, and refuses the
+whole transaction when the output is below its minimum (SLIPPAGE_EXCEEDED). A
+transaction whose idempotency key already executed is never executed again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import base64
 import random
 import time
 from collections.abc import Callable
@@ -24,22 +30,33 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from market.errors import MarketError, MarketErrorCode
-from market.pools import Pool, SwapResult, genesis_pools, pools_for_pair
+from market.pools import Pool, SwapResult, genesis_pools, pool_from_state
 from market.tokens import find_token, from_base_units, to_base_units
+from market.transactions import (
+    WALLET,
+    DecodedSwap,
+    InvalidTransaction,
+    SwapLeg,
+    blockhash_for_slot,
+    build_swap,
+    decode_swap,
+)
 from storage.models import ChainTransaction, MarketPool, WalletBalance, utcnow
 
 SLOT_MS = 400
-# A blockhash is valid for 150 blocks (60 s of slots), as on Solana.
 BLOCKHASH_VALID_SLOTS = 150
 GENESIS_WALLET = {"SOL": Decimal(10_000), "USDC": Decimal(10_000_000), "USDT": Decimal(10_000_000)}
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+# Each venue's quote endpoint allows this many requests per second per client (a token
+# bucket); past it, it answers 429. Off when faults are off (failure rate 0).
+QUOTE_RATE_PER_S = 25.0
+QUOTE_BURST = 50
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
     quote_latency_ms: float = 200
     execution_latency_ms: float = 2500
-    failure_rate: float = 0.05  # per submit try
+    failure_rate: float = 0.05  # per submit try; 0 turns every random fault off
     seed: int | None = None
 
 
@@ -48,35 +65,20 @@ class Quote:
     pool: Pool
     result: SwapResult
     slot: int
-
-
-@dataclass(frozen=True)
-class LegPlan:
-    dex: str
-    amount_in: int
-    amount_out: int
+    # amount_in -> amount_out at the amounts the router asks about, from the same state.
+    curve: dict[int, int]
 
 
 @dataclass(frozen=True)
 class SignedTransaction:
-    """What the venue's transaction builder returns; the signature is the tx hash."""
-
     signature: str
-    order_id: str
+    raw: bytes
     idempotency_key: str
-    token_in: str
-    token_out: str
-    legs: tuple[LegPlan, ...]
-    min_amount_out: int
     recent_blockhash_slot: int
 
     @property
     def last_valid_slot(self) -> int:
         return self.recent_blockhash_slot + BLOCKHASH_VALID_SLOTS
-
-    @property
-    def amount_in(self) -> int:
-        return sum(leg.amount_in for leg in self.legs)
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,19 @@ class Landed:
     slot: int
 
 
-def base58(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    text = ""
-    while number:
-        number, digit = divmod(number, 58)
-        text = _B58[digit] + text
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + text
+class _TokenBucket:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.updated = float(burst), clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
 class SimulatedMarket:
@@ -107,6 +115,7 @@ class SimulatedMarket:
         self.config = config
         self._rng = random.Random(config.seed)
         self._clock = clock
+        self._quote_limits: dict[str, _TokenBucket] = {}
 
     # -- state ---------------------------------------------------------------
 
@@ -126,92 +135,100 @@ class SimulatedMarket:
                     .on_conflict_do_nothing()
                 )
             for symbol, amount in GENESIS_WALLET.items():
-                token = find_token(symbol)
-                assert token is not None
                 await session.execute(
                     insert(WalletBalance)
-                    .values(token=symbol, amount=to_base_units(amount, token.decimals))
+                    .values(token=symbol, amount=to_base_units(amount, _decimals(symbol)))
                     .on_conflict_do_nothing()
                 )
 
-    async def pools(self) -> list[Pool]:
+    async def pools(self, token_a: str | None = None, token_b: str | None = None) -> list[Pool]:
+        """Every pool, or the pools that trade the pair (token_a, token_b)."""
+        query = select(MarketPool).order_by(col(MarketPool.pool_id))
+        if token_a is not None and token_b is not None:
+            query = query.where(col(MarketPool.pair).in_([f"{token_a}/{token_b}", f"{token_b}/{token_a}"]))
         async with self._sessions() as session:
-            rows = await session.execute(select(MarketPool).order_by(col(MarketPool.pool_id)))
-            return [Pool.from_state(row.state) for row in rows.scalars()]
+            rows = await session.execute(query)
+            return [pool_from_state(row.state) for row in rows.scalars()]
 
     async def wallet(self) -> dict[str, int]:
         async with self._sessions() as session:
             rows = await session.execute(select(WalletBalance))
             return {row.token: int(row.amount) for row in rows.scalars()}
 
+    @property
+    def wallet_address(self) -> str:
+        return str(WALLET.pubkey())
+
+    def now(self) -> float:
+        return self._clock()
+
     def current_slot(self) -> int:
         return int(self._clock() * 1000) // SLOT_MS
 
     # -- the venue interface: quote, build, submit, confirm -----------------
 
-    async def quote(self, dex: str, token_in: str, token_out: str, amount_in: int) -> Quote:
+    async def quote(
+        self, dex: str, token_in: str, token_out: str, amount_in: int, points: list[int]
+    ) -> Quote:
+        """The venue's quote for `amount_in`, and its output at each of `points`."""
         await self._latency(self.config.quote_latency_ms)
+        if self.config.failure_rate > 0:
+            bucket = self._quote_limits.setdefault(
+                dex, _TokenBucket(QUOTE_RATE_PER_S, QUOTE_BURST, self._clock)
+            )
+            if not bucket.take():
+                raise MarketError(MarketErrorCode.RATE_LIMITED, f"{dex} answered 429 Too Many Requests")
         pool = await self._pool(dex, token_in, token_out)
-        return Quote(pool, pool.swap_exact_in(token_in, amount_in), self.current_slot())
+        now = self.now()
+        curve = {amount: pool.quote_swap(token_in, amount, now).amount_out for amount in points}
+        return Quote(pool, pool.quote_swap(token_in, amount_in, now), self.current_slot(), curve)
 
     async def build(
-        self,
-        *,
-        order_id: str,
-        attempt: int,
-        token_in: str,
-        token_out: str,
-        legs: tuple[LegPlan, ...],
-        min_amount_out: int,
+        self, *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
     ) -> SignedTransaction:
+        """A signed transaction against a recent blockhash; refuses what the wallet cannot pay."""
         await self._latency(self.config.execution_latency_ms * 0.1)
         balance = (await self.wallet()).get(token_in, 0)
         amount_in = sum(leg.amount_in for leg in legs)
         if balance < amount_in:
             raise MarketError(
                 MarketErrorCode.INSUFFICIENT_FUNDS,
-                f"wallet holds {_human(balance, token_in)} {token_in}, "
-                f"order needs {_human(amount_in, token_in)}",
+                f"wallet holds {_human(balance, token_in)} {token_in}, order needs {_human(amount_in, token_in)}",
             )
         slot = self.current_slot()
-        payload = json.dumps(
-            [order_id, attempt, token_in, token_out, [leg.__dict__ for leg in legs], slot],
-            sort_keys=True,
-        ).encode()
-        return SignedTransaction(
-            signature=base58(hashlib.sha512(payload).digest()),
-            order_id=order_id,
-            # One execution per order, whatever the attempt: the chain refuses a second.
-            idempotency_key=f"{order_id}:swap",
-            token_in=token_in,
-            token_out=token_out,
-            legs=legs,
-            min_amount_out=min_amount_out,
-            recent_blockhash_slot=slot,
+        signature, raw = build_swap(
+            idempotency_key=idempotency_key, token_in=token_in, token_out=token_out, legs=legs, slot=slot
         )
+        return SignedTransaction(signature, raw, idempotency_key, slot)
 
     async def submit(self, tx: SignedTransaction) -> str:
         """Send the transaction; returns its signature. Transient faults raise."""
         await self._latency(self.config.execution_latency_ms * 0.1)
+        self._decode(tx.raw)  # the RPC node rejects what is not a valid signed transaction
         if await self.find_landed(tx.idempotency_key) is not None:
-            return tx.signature  # already executed: confirm will report the earlier one
+            return tx.signature  # already executed: confirm reports the earlier one
         if self._fault():
-            raise MarketError(MarketErrorCode.ACCOUNT_IN_USE, "a writable account is locked by another tx")
+            raise MarketError(
+                MarketErrorCode.ACCOUNT_IN_USE, "a writable account is locked by another transaction"
+            )
         return tx.signature
 
     async def confirm(self, tx: SignedTransaction) -> Landed:
-        """Wait for the transaction to land and execute it, at most once per key."""
-        await self._latency(self.config.execution_latency_ms * 0.8)
+        """Wait slot by slot until the transaction lands, then execute it (once per key)."""
+        wait_ms = self.config.execution_latency_ms * 0.8
+        if wait_ms > 0:
+            # A slot of the wait lasts SLOT_MS scaled with the latency setting; the
+            # transaction lands in each with probability 1/5, so 5 slots on average.
+            slot_s = SLOT_MS / 1000 * self.config.execution_latency_ms / 2500
+            while True:
+                await asyncio.sleep(slot_s)
+                if self._rng.random() < slot_s * 1000 / wait_ms or self.current_slot() > tx.last_valid_slot:
+                    break
         earlier = await self.find_landed(tx.idempotency_key)
         if earlier is not None:
             return earlier
-        if self.current_slot() > tx.last_valid_slot:
-            raise MarketError(
-                MarketErrorCode.BLOCKHASH_EXPIRED,
-                f"blockhash of slot {tx.recent_blockhash_slot} expired",
-            )
         try:
-            return await self._land(tx)
+            return await self._land(self._decode(tx.raw))
         except IntegrityError:
             # Another process landed the same key a moment ago: report that one.
             landed = await self.find_landed(tx.idempotency_key)
@@ -229,69 +246,105 @@ class SimulatedMarket:
         if row is None:
             return None
         return Landed(
-            tx_hash=row.tx_hash,
-            amount_in=_units(row.amount_in, row.token_in),
-            amount_out=_units(row.amount_out, row.token_out),
-            slot=row.slot,
+            row.tx_hash, _units(row.amount_in, row.token_in), _units(row.amount_out, row.token_out), row.slot
         )
+
+    # -- other traders ---------------------------------------------------------
+
+    async def trade(self, pool_id: str, token_in: str, amount_in: int) -> SwapResult:
+        """Someone else's swap against one pool (background trading, /sim/price)."""
+        async with self._sessions() as session, session.begin():
+            row = await session.get(MarketPool, pool_id, with_for_update=True)
+            if row is None:
+                raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"no pool {pool_id}")
+            result, after = pool_from_state(row.state).swap(token_in, amount_in, self.now())
+            row.state = after.to_state()
+            row.updated_at = utcnow()
+        return result
 
     # -- internals -----------------------------------------------------------
 
-    async def _land(self, tx: SignedTransaction) -> Landed:
+    def _decode(self, raw: bytes) -> DecodedSwap:
+        try:
+            decoded = decode_swap(raw)
+        except InvalidTransaction as error:
+            raise MarketError(MarketErrorCode.INVALID_ORDER, str(error)) from None
+        if decoded.signer != self.wallet_address:
+            raise MarketError(MarketErrorCode.INVALID_ORDER, "not signed by the wallet")
+        return decoded
+
+    def _blockhash_valid(self, blockhash: str) -> bool:
+        now = self.current_slot()
+        return any(
+            str(blockhash_for_slot(s)) == blockhash for s in range(now - BLOCKHASH_VALID_SLOTS, now + 1)
+        )
+
+    async def _land(self, swap: DecodedSwap) -> Landed:
+        if not self._blockhash_valid(swap.blockhash):
+            raise MarketError(
+                MarketErrorCode.BLOCKHASH_EXPIRED, "the transaction's blockhash expired before it landed"
+            )
+        now = self.now()
+        pairs = [f"{swap.token_in}/{swap.token_out}", f"{swap.token_out}/{swap.token_in}"]
         async with self._sessions() as session, session.begin():
-            pairs = [f"{tx.token_in}/{tx.token_out}", f"{tx.token_out}/{tx.token_in}"]
             rows = (
                 await session.execute(
                     select(MarketPool)
                     .where(
                         col(MarketPool.pair).in_(pairs),
-                        col(MarketPool.dex).in_([leg.dex for leg in tx.legs]),
+                        col(MarketPool.dex).in_([leg.dex for leg in swap.legs]),
                     )
                     .order_by(col(MarketPool.pool_id))  # a fixed lock order: no deadlocks
                     .with_for_update()
                 )
             ).scalars()
-            pools = {row.dex: (row, Pool.from_state(row.state)) for row in rows}
+            pools = {row.dex: (row, pool_from_state(row.state)) for row in rows}
             total_out = 0
-            updated: list[tuple[MarketPool, Pool]] = []
-            for leg in tx.legs:
+            for leg in swap.legs:
                 if leg.dex not in pools:
-                    raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"no {leg.dex} pool")
+                    raise MarketError(
+                        MarketErrorCode.POOL_NOT_FOUND,
+                        f"{leg.dex} has no {swap.token_in}/{swap.token_out} pool",
+                    )
                 row, pool = pools[leg.dex]
-                result = pool.swap_exact_in(tx.token_in, leg.amount_in)
+                result, after = pool.swap(swap.token_in, leg.amount_in, now)
+                if result.amount_out < leg.min_amount_out:
+                    raise MarketError(
+                        MarketErrorCode.SLIPPAGE_EXCEEDED,
+                        f"{leg.dex} would pay {_human(result.amount_out, swap.token_out)} {swap.token_out}, "
+                        f"minimum {_human(leg.min_amount_out, swap.token_out)}",
+                    )
                 total_out += result.amount_out
-                updated.append((row, pool.after_swap(tx.token_in, result)))
-            if total_out < tx.min_amount_out:
-                raise MarketError(
-                    MarketErrorCode.SLIPPAGE_EXCEEDED,
-                    f"output {_human(total_out, tx.token_out)} {tx.token_out} below minimum "
-                    f"{_human(tx.min_amount_out, tx.token_out)}",
-                )
-            await self._settle(session, tx.token_in, -tx.amount_in)
-            await self._settle(session, tx.token_out, total_out)
-            now = utcnow()
-            for row, pool in updated:
-                row.state = pool.to_state()
-                row.updated_at = now
+                pools[leg.dex] = (row, after)
+            amount_in = sum(leg.amount_in for leg in swap.legs)
+            await self._settle(session, swap.token_in, -amount_in)
+            await self._settle(session, swap.token_out, total_out)
+            stamp = utcnow()
+            for row, after in pools.values():
+                row.state = after.to_state()
+                row.updated_at = stamp
             slot = self.current_slot()
             session.add(
                 ChainTransaction(
-                    tx_hash=tx.signature,
-                    idempotency_key=tx.idempotency_key,
-                    order_id=tx.order_id,
-                    dex=tx.legs[0].dex if len(tx.legs) == 1 else "split",
-                    token_in=tx.token_in,
-                    token_out=tx.token_out,
+                    tx_hash=swap.signature,
+                    idempotency_key=swap.idempotency_key,
+                    order_id=swap.idempotency_key.split(":")[0]
+                    if swap.idempotency_key.startswith("ord_")
+                    else None,
+                    dex=swap.legs[0].dex if len(swap.legs) == 1 else "split",
+                    token_in=swap.token_in,
+                    token_out=swap.token_out,
                     legs=[
-                        {"dex": leg.dex, "amount_in": _human(leg.amount_in, tx.token_in)} for leg in tx.legs
+                        {"dex": leg.dex, "amount_in": _human(leg.amount_in, swap.token_in)}
+                        for leg in swap.legs
                     ],
-                    amount_in=from_base_units(tx.amount_in, _decimals(tx.token_in)),
-                    amount_out=from_base_units(total_out, _decimals(tx.token_out)),
+                    amount_in=from_base_units(amount_in, _decimals(swap.token_in)),
+                    amount_out=from_base_units(total_out, _decimals(swap.token_out)),
                     slot=slot,
-                    at=now,
+                    at=stamp,
                 )
             )
-        return Landed(tx.signature, tx.amount_in, total_out, slot)
+        return Landed(swap.signature, amount_in, total_out, slot)
 
     async def _settle(self, session: AsyncSession, token: str, delta: int) -> None:
         balance = await session.get(WalletBalance, token, with_for_update=True)
@@ -306,7 +359,7 @@ class SimulatedMarket:
         balance.amount += delta
 
     async def _pool(self, dex: str, token_in: str, token_out: str) -> Pool:
-        for pool in pools_for_pair(await self.pools(), token_in, token_out):
+        for pool in await self.pools(token_in, token_out):
             if pool.dex == dex:
                 return pool
         raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"{dex} has no {token_in}/{token_out} pool")
@@ -317,6 +370,14 @@ class SimulatedMarket:
 
     def _fault(self) -> bool:
         return self.config.failure_rate > 0 and self._rng.random() < self.config.failure_rate
+
+
+def encode_raw(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def decode_raw(text: str) -> bytes:
+    return base64.b64decode(text)
 
 
 def _decimals(symbol: str) -> int:

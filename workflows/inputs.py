@@ -51,6 +51,7 @@ class QuoteRequest:
     token_in: str
     token_out: str
     amount_in: int
+    slippage_bps: int
 
 
 @dataclass
@@ -58,10 +59,12 @@ class QuoteResult:
     dex: str
     amount_in: int
     amount_out: int
+    min_amount_out: int
     fee_bps: int
     price_impact_bps: int
     slot: int
-    pool: dict[str, Any]  # the pool state quoted against, so the router can price splits
+    # [amount_in, amount_out] at every amount the router may ask about (5 % splits).
+    curve: list[list[int]]
 
 
 @dataclass
@@ -100,13 +103,10 @@ class BuildRequest:
 
 @dataclass
 class BuiltTransaction:
-    tx_hash: str
+    tx_hash: str  # the transaction's first signature, base58
     order_id: str
     idempotency_key: str
-    token_in: str
-    token_out: str
-    legs: list[RouteLeg]
-    min_amount_out: int
+    raw: str  # the signed transaction, base64
     recent_blockhash_slot: int
 
 

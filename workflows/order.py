@@ -193,7 +193,14 @@ class OrderWorkflow:
             *(
                 workflow.execute_local_activity_method(
                     QuoteActivities.quote,
-                    QuoteRequest(order.order_id, dex, order.token_in, order.token_out, order.amount_in),
+                    QuoteRequest(
+                        order.order_id,
+                        dex,
+                        order.token_in,
+                        order.token_out,
+                        order.amount_in,
+                        order.slippage_bps,
+                    ),
                     start_to_close_timeout=SHORT_STEP,
                     retry_policy=_retry(),
                 )
@@ -282,8 +289,10 @@ def _quote_view(quote: QuoteResult, order: OrderInput) -> dict[str, Any]:
         "dex": quote.dex,
         "amount_out": format_amount(quote.amount_out, _decimals(order.token_out)),
         "price": format_price(amount_out / _human(quote.amount_in, order.token_in)),
+        "min_amount_out": format_amount(quote.min_amount_out, _decimals(order.token_out)),
         "fee_bps": quote.fee_bps,
         "price_impact_bps": quote.price_impact_bps,
+        "slot": quote.slot,
     }
 
 

@@ -1,65 +1,89 @@
-"""Pool math and routing, without any server."""
+"""Pool math, routing and the market's calibration, without any server."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from dataclasses import replace
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market.pools import Pool, genesis_pools
-from market.router import best_route, split_amounts
+from market.dlmm import Volatility
+from market.pools import ConstantProductPool, genesis_pools, meteora_sol_usdc, raydium_pool
+from market.router import best_route, pool_outputs, split_amounts
 
-RAYDIUM = Pool("raydium", "SOL", "USDC", 50_000 * 10**9, 7_500_000 * 10**6, 25)
-METEORA = Pool("meteora", "SOL", "USDC", 20_000 * 10**9, 3_001_000 * 10**6, 10)
-amounts = st.integers(min_value=1, max_value=5_000 * 10**9)
+RAYDIUM = raydium_pool("SOL", "USDC", "50000", "150")
+METEORA = meteora_sol_usdc()
+SOL = 10**9
+amounts = st.integers(min_value=1, max_value=5_000 * SOL)
 
 
 @given(amounts, amounts)
-def test_output_grows_with_input_and_never_exceeds_reserves(a: int, b: int) -> None:
+def test_constant_product_output_grows_with_input_and_never_exceeds_reserves(a: int, b: int) -> None:
     small, large = sorted((a, b))
-    out_small = RAYDIUM.swap_exact_in("SOL", small).amount_out
-    out_large = RAYDIUM.swap_exact_in("SOL", large).amount_out
+    out_small = RAYDIUM.quote_swap("SOL", small).amount_out
+    out_large = RAYDIUM.quote_swap("SOL", large).amount_out
     assert 0 <= out_small <= out_large < RAYDIUM.reserve_quote
 
 
 @given(amounts)
-def test_fee_is_taken_and_constant_product_never_decreases(amount: int) -> None:
-    result = METEORA.swap_exact_in("SOL", amount)
-    assert result.fee >= amount * METEORA.fee_bps // 10_000
-    after = METEORA.after_swap("SOL", result)
-    assert after.reserve_base * after.reserve_quote >= METEORA.reserve_base * METEORA.reserve_quote
+def test_fee_is_taken_from_the_input_and_k_never_decreases(amount: int) -> None:
+    result, after = RAYDIUM.swap("SOL", amount)
+    assert result.fee == -(-amount * 25 // 10_000)  # rounded up, as on chain
+    assert isinstance(after, ConstantProductPool)
+    assert after.reserve_base * after.reserve_quote >= RAYDIUM.reserve_base * RAYDIUM.reserve_quote
 
 
-def test_swap_in_the_other_direction_uses_the_other_reserve() -> None:
-    usdc_in = 150 * 10**6
-    sol_out = RAYDIUM.swap_exact_in("USDC", usdc_in).amount_out
-    assert 0.99 * 10**9 < sol_out < 10**9  # about one SOL, less fee and impact
+def test_raydium_integer_math_matches_the_program() -> None:
+    # AMM v4 / CPMM: fee = ceil(in × 25 / 10⁴); out = floor(R_out × net / (R_in + net)).
+    pool = ConstantProductPool("raydium", "SOL", "USDC", 1_000_003, 2_000_011, 25)
+    result = pool.quote_swap("SOL", 10_001)
+    assert result.fee == 26
+    assert result.amount_out == 2_000_011 * 9_975 // (1_000_003 + 9_975)
 
 
-def test_small_orders_go_to_the_cheaper_venue_and_large_ones_split() -> None:
-    assert best_route([RAYDIUM, METEORA], "SOL", 10**9).selected_dex == "meteora"
-    large = best_route([RAYDIUM, METEORA], "SOL", 1_000 * 10**9)
-    assert large.selected_dex == "split"
-    assert sum(leg.amount_in for leg in large.legs) == 1_000 * 10**9
+def test_swap_in_the_other_direction() -> None:
+    sol_out = RAYDIUM.quote_swap("USDC", 150 * 10**6).amount_out
+    assert 0.99 * SOL < sol_out < SOL  # about one SOL, less fee and impact
 
 
-@given(st.integers(min_value=20, max_value=10_000 * 10**9))
-def test_router_matches_brute_force_over_chunked_splits(amount: int) -> None:
-    route = best_route([RAYDIUM, METEORA], "SOL", amount)
+def route(amount: int, meteora=METEORA):  # type: ignore[no-untyped-def]
+    return best_route(pool_outputs([RAYDIUM, meteora], "SOL"), amount)
+
+
+def test_calibration_one_sol_goes_to_meteora() -> None:
+    assert route(1 * SOL).selected_dex == "meteora"
+
+
+def test_calibration_a_thousand_sol_splits_with_30_to_40_percent_on_raydium() -> None:
+    chosen = route(1_000 * SOL)
+    assert chosen.selected_dex == "split"
+    share = sum(leg.amount_in for leg in chosen.legs if leg.dex == "raydium") / (1_000 * SOL)
+    assert 0.30 <= share <= 0.40, share
+
+
+def test_calibration_ten_sol_go_to_raydium_when_meteora_is_volatile() -> None:
+    assert route(10 * SOL).selected_dex == "meteora"
+    volatile = replace(METEORA, book=replace(METEORA.book, volatility=Volatility(accumulator=300_000, reference=300_000)))
+    assert volatile.fee_bps > 25
+    assert route(10 * SOL, volatile).selected_dex == "raydium"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=20, max_value=3_000 * SOL))
+def test_router_matches_brute_force_over_every_5_percent_split(amount: int) -> None:
+    chosen = route(amount)
     chunks = split_amounts(amount)
     best = 0
     for k in range(len(chunks) + 1):  # k chunks to one venue, the rest to the other
         for first, second in ((RAYDIUM, METEORA), (METEORA, RAYDIUM)):
             to_first = sum(chunks[:k])
-            out = (
-                first.swap_exact_in("SOL", to_first).amount_out
-                + second.swap_exact_in("SOL", amount - to_first).amount_out
-            )
+            out = first.quote_swap("SOL", to_first).amount_out + second.quote_swap("SOL", amount - to_first).amount_out
             best = max(best, out)
-    assert route.amount_out >= best
-    assert sum(leg.amount_in for leg in route.legs) == amount
+    assert chosen.amount_out == best
+    assert sum(leg.amount_in for leg in chosen.legs) == amount
 
 
 def test_genesis_prices_are_near_their_targets() -> None:
     sol_usdc = {p.dex: p for p in genesis_pools() if p.pair == "SOL/USDC"}
-    assert 149 < sol_usdc["raydium"].mid_price() < 151
-    assert 149 < sol_usdc["meteora"].mid_price() < 151
+    assert 149.5 < sol_usdc["raydium"].mid_price() < 150.5
+    assert 149.5 < sol_usdc["meteora"].mid_price() < 150.5

@@ -9,7 +9,6 @@ from api.errors import InvalidOrder
 from api.orders import validate_market_order
 from api.schemas import OrderCreate
 from core.ids import is_order_id, new_order_id
-from market.simulation import base58
 from workflows.policies import backoff_ms
 
 
@@ -57,4 +56,3 @@ def test_amount_must_be_a_plain_decimal_string(amount: str) -> None:
 def test_ids_backoff_and_signatures() -> None:
     assert is_order_id(new_order_id()) and not is_order_id("ord_123")
     assert [backoff_ms(n) for n in (1, 2, 3, 10)] == [500, 1000, 2000, 10_000]
-    assert base58(b"\0\x01") == "12"

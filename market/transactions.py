@@ -1,0 +1,147 @@
+"""Real Solana transactions for the simulated venues, built and checked with `solders`.
+
+A swap transaction is a v0 message: compute-budget instructions, one swap instruction per
+route leg (to the venue's real program id), and a memo carrying the idempotency key; it
+names a recent blockhash and is signed by the simulated wallet's keypair. Its first
+signature, base58, is the `tx_hash`. The simulated chain decodes the same bytes, checks
+the signature and the blockhash, and executes the instructions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from market.tokens import find_token
+
+# The simulated wallet's keypair: fixed, so its address stays the same across restarts.
+WALLET = Keypair.from_seed(hashlib.sha256(b"order-engine simulated wallet").digest())
+
+PROGRAMS = {
+    "raydium": Pubkey.from_string("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"),
+    "meteora": Pubkey.from_string("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"),
+}
+MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+SWAP_BASE_IN = 9  # instruction tag, then amount_in and minimum_amount_out as u64 LE
+COMPUTE_UNITS = 300_000
+PRIORITY_MICRO_LAMPORTS = 10_000
+
+
+class InvalidTransaction(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SwapLeg:
+    dex: str
+    amount_in: int
+    min_amount_out: int
+
+
+@dataclass(frozen=True)
+class DecodedSwap:
+    signature: str
+    signer: str
+    blockhash: str
+    idempotency_key: str
+    token_in: str
+    token_out: str
+    legs: tuple[SwapLeg, ...]
+
+
+def blockhash_for_slot(slot: int) -> Hash:
+    """The simulated chain's blockhash of a slot (deterministic, so every process agrees)."""
+    return Hash(hashlib.sha256(f"order-engine slot {slot}".encode()).digest())
+
+
+def pool_address(dex: str, token_a: str, token_b: str) -> Pubkey:
+    pair = "/".join(sorted((token_a, token_b)))
+    return Pubkey(hashlib.sha256(f"{dex}:{pair}".encode()).digest())
+
+
+def build_swap(
+    *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg], slot: int
+) -> tuple[str, bytes]:
+    """A signed swap transaction; returns (signature, serialized bytes)."""
+    mint_in, mint_out = _mint(token_in), _mint(token_out)
+    wallet = WALLET.pubkey()
+    instructions = [set_compute_unit_limit(COMPUTE_UNITS), set_compute_unit_price(PRIORITY_MICRO_LAMPORTS)]
+    for leg in legs:
+        instructions.append(
+            Instruction(
+                PROGRAMS[leg.dex],
+                struct.pack("<BQQ", SWAP_BASE_IN, leg.amount_in, leg.min_amount_out),
+                [
+                    AccountMeta(
+                        pool_address(leg.dex, token_in, token_out), is_signer=False, is_writable=True
+                    ),
+                    AccountMeta(wallet, is_signer=True, is_writable=True),
+                    AccountMeta(mint_in, is_signer=False, is_writable=False),
+                    AccountMeta(mint_out, is_signer=False, is_writable=False),
+                ],
+            )
+        )
+    instructions.append(
+        Instruction(MEMO_PROGRAM, idempotency_key.encode(), [AccountMeta(wallet, True, False)])
+    )
+    message = MessageV0.try_compile(wallet, instructions, [], blockhash_for_slot(slot))
+    tx = VersionedTransaction(message, [WALLET])
+    return str(tx.signatures[0]), bytes(tx)
+
+
+def decode_swap(raw: bytes) -> DecodedSwap:
+    """Parse and verify a swap transaction as the chain does; InvalidTransaction if not."""
+    try:
+        tx = VersionedTransaction.from_bytes(raw)
+    except Exception as error:
+        raise InvalidTransaction(f"not a transaction: {error}") from None
+    message = tx.message
+    keys = list(message.account_keys)
+    if not tx.signatures or not tx.signatures[0].verify(keys[0], to_bytes_versioned(message)):
+        raise InvalidTransaction("signature verification failed")
+    dexes = {program: dex for dex, program in PROGRAMS.items()}
+    legs: list[SwapLeg] = []
+    memo = None
+    mints: set[tuple[str, str]] = set()
+    for ix in message.instructions:
+        program = keys[ix.program_id_index]
+        data = bytes(ix.data)
+        if program in dexes:
+            tag, amount_in, min_out = struct.unpack("<BQQ", data)
+            if tag != SWAP_BASE_IN or len(ix.accounts) < 4:
+                raise InvalidTransaction("unknown swap instruction")
+            mints.add((str(keys[ix.accounts[2]]), str(keys[ix.accounts[3]])))
+            legs.append(SwapLeg(dexes[program], amount_in, min_out))
+        elif program == MEMO_PROGRAM:
+            memo = data.decode()
+    if not legs or memo is None or len(mints) != 1:
+        raise InvalidTransaction("a swap needs legs of one pair and an idempotency memo")
+    (mint_in, mint_out) = mints.pop()
+    token_in, token_out = find_token(mint_in), find_token(mint_out)
+    if token_in is None or token_out is None:
+        raise InvalidTransaction("unknown mint")
+    return DecodedSwap(
+        signature=str(tx.signatures[0]),
+        signer=str(keys[0]),
+        blockhash=str(message.recent_blockhash),
+        idempotency_key=memo,
+        token_in=token_in.symbol,
+        token_out=token_out.symbol,
+        legs=tuple(legs),
+    )
+
+
+def _mint(symbol: str) -> Pubkey:
+    token = find_token(symbol)
+    if token is None:
+        raise InvalidTransaction(f"unknown token {symbol}")
+    return Pubkey.from_string(token.mint)
