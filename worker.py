@@ -18,7 +18,9 @@ from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
+from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -27,6 +29,7 @@ from temporalio.worker import (
 )
 
 from activities.execution import ExecutionActivities
+from activities.market import MarketActivities
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
 from core.logs import configure_logging
@@ -37,12 +40,17 @@ from core.temporal import (
     ORDERS_TASK_QUEUE,
     connect_temporal,
 )
+from market.background import BackgroundTrader
 from market.simulation import SimulatedMarket, SimulationConfig
 from storage.database import create_engine, create_sessionmaker
 from storage.events import EventPublisher
+from workflows.market import BACKGROUND_TRADING_WORKFLOW_ID, BackgroundTradingWorkflow
 from workflows.order import OrderWorkflow
 
 log = logging.getLogger("order_engine.worker")
+
+# The market's background trader is not order work: it must not hold an order's slot.
+UNBUDGETED_ACTIVITIES = frozenset({"run_background_trading"})
 
 # Let in-flight activities finish on SIGTERM (the contract allows 30 s in all).
 GRACEFUL_SHUTDOWN = timedelta(seconds=25)
@@ -77,6 +85,8 @@ class _BudgetedActivity(ActivityInboundInterceptor):
         self._budget = budget
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        if activity.info().activity_type in UNBUDGETED_ACTIVITIES:
+            return await self.next.execute_activity(input)
         async with self._budget.semaphore:
             return await self.next.execute_activity(input)
 
@@ -109,6 +119,9 @@ def build_workers(
 ) -> list[Worker]:
     quotes = QuoteActivities(market, records)
     execution = ExecutionActivities(market, records)
+    trader = MarketActivities(
+        BackgroundTrader(market, settings.sim_background_trades_per_s, settings.sim_seed)
+    )
     limit = settings.max_concurrent_activities
     common: dict[str, Any] = {
         "interceptors": [ActivityBudget(limit)],
@@ -120,7 +133,7 @@ def build_workers(
         Worker(
             client,
             task_queue=ORDERS_TASK_QUEUE,
-            workflows=[OrderWorkflow],
+            workflows=[OrderWorkflow, BackgroundTradingWorkflow],
             activities=[quotes.quote, quotes.route_order, records.record_transition],
             disable_eager_activity_execution=True,
             **common,
@@ -139,10 +152,21 @@ def build_workers(
                 execution.build_transaction,
                 execution.submit_transaction,
                 execution.confirm_transaction,
+                trader.run_background_trading,
             ],
             **common,
         ),
     ]
+
+
+async def start_background_trading(client: Client) -> None:
+    """Start the market's singleton trader unless it already runs (any worker may ask)."""
+    await client.start_workflow(
+        BackgroundTradingWorkflow.run,
+        id=BACKGROUND_TRADING_WORKFLOW_ID,
+        task_queue=ORDERS_TASK_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
 
 
 async def run_worker(settings: Settings) -> None:
@@ -154,6 +178,8 @@ async def run_worker(settings: Settings) -> None:
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:
                 await stack.enter_async_context(worker)
+            if settings.sim_background_trades_per_s > 0:
+                await start_background_trading(workers[0].client)
             log.info(
                 "worker running: task queues %s, %s, %s; %s activities at once; %s orders/min",
                 ORDERS_TASK_QUEUE,

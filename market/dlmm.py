@@ -133,7 +133,9 @@ class DlmmBook:
             fee_share = paid - used if used == 0 else (paid - used) * market_used // used
             gained = market_used + fee_share
             touched[current] = (
-                (amount_x + gained, amount_y - market_out) if swap_for_y else (amount_x - market_out, amount_y + gained)
+                (amount_x + gained, amount_y - market_out)
+                if swap_for_y
+                else (amount_x - market_out, amount_y + gained)
             )
             crossed += 1
             if remaining > 0:

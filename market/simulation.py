@@ -251,12 +251,19 @@ class SimulatedMarket:
 
     # -- other traders ---------------------------------------------------------
 
-    async def trade(self, pool_id: str, token_in: str, amount_in: int) -> SwapResult:
-        """Someone else's swap against one pool (background trading, /sim/price)."""
+    async def pool_ids(self) -> list[str]:
+        async with self._sessions() as session:
+            rows = await session.execute(select(col(MarketPool.pool_id)).order_by(col(MarketPool.pool_id)))
+            return list(rows.scalars())
+
+    async def trade(self, pool_id: str, decide: Callable[[Pool], tuple[str, int]]) -> SwapResult:
+        """Someone else's swap against one pool (background trading, /sim/price).
+        `decide` sees the pool as it is, under lock, and names the token and amount in."""
         async with self._sessions() as session, session.begin():
             row = await session.get(MarketPool, pool_id, with_for_update=True)
             if row is None:
                 raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"no pool {pool_id}")
+            token_in, amount_in = decide(pool_from_state(row.state))
             result, after = pool_from_state(row.state).swap(token_in, amount_in, self.now())
             row.state = after.to_state()
             row.updated_at = utcnow()

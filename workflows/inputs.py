@@ -138,3 +138,8 @@ class ConfirmResult:
     amount_in: int
     amount_out: int
     slot: int
+
+
+@dataclass
+class BackgroundTradingRequest:
+    duration_s: float

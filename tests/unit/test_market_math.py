@@ -63,7 +63,9 @@ def test_calibration_a_thousand_sol_splits_with_30_to_40_percent_on_raydium() ->
 
 def test_calibration_ten_sol_go_to_raydium_when_meteora_is_volatile() -> None:
     assert route(10 * SOL).selected_dex == "meteora"
-    volatile = replace(METEORA, book=replace(METEORA.book, volatility=Volatility(accumulator=300_000, reference=300_000)))
+    volatile = replace(
+        METEORA, book=replace(METEORA.book, volatility=Volatility(accumulator=300_000, reference=300_000))
+    )
     assert volatile.fee_bps > 25
     assert route(10 * SOL, volatile).selected_dex == "raydium"
 
@@ -77,7 +79,10 @@ def test_router_matches_brute_force_over_every_5_percent_split(amount: int) -> N
     for k in range(len(chunks) + 1):  # k chunks to one venue, the rest to the other
         for first, second in ((RAYDIUM, METEORA), (METEORA, RAYDIUM)):
             to_first = sum(chunks[:k])
-            out = first.quote_swap("SOL", to_first).amount_out + second.quote_swap("SOL", amount - to_first).amount_out
+            out = (
+                first.quote_swap("SOL", to_first).amount_out
+                + second.quote_swap("SOL", amount - to_first).amount_out
+            )
             best = max(best, out)
     assert chosen.amount_out == best
     assert sum(leg.amount_in for leg in chosen.legs) == amount

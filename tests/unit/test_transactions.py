@@ -11,7 +11,9 @@ LEGS = [SwapLeg("raydium", 300_000_000, 44_000_000), SwapLeg("meteora", 700_000_
 
 
 def test_the_tx_hash_is_the_signature_and_the_chain_reads_back_the_swap() -> None:
-    signature, raw = build_swap(idempotency_key="ord_X:swap", token_in="SOL", token_out="USDC", legs=LEGS, slot=42)
+    signature, raw = build_swap(
+        idempotency_key="ord_X:swap", token_in="SOL", token_out="USDC", legs=LEGS, slot=42
+    )
     tx = VersionedTransaction.from_bytes(raw)
     assert str(tx.signatures[0]) == signature and len(signature) in range(86, 89)
     decoded = decode_swap(raw)

@@ -1,0 +1,38 @@
+"""The market's background trading, run once for the whole system.
+
+A singleton workflow (fixed id) keeps one long-running, heartbeating activity trading;
+any worker may run it, and if that worker dies another picks it up. Its history stays
+short: it continues as new every few rounds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.market import MarketActivities
+    from core.temporal import EXECUTION_TASK_QUEUE
+    from workflows.inputs import BackgroundTradingRequest
+
+BACKGROUND_TRADING_WORKFLOW_ID = "market-background-trading"
+ROUND = timedelta(seconds=60)
+ROUNDS_PER_RUN = 60
+
+
+@workflow.defn
+class BackgroundTradingWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        for _ in range(ROUNDS_PER_RUN):
+            await workflow.execute_activity_method(
+                MarketActivities.run_background_trading,
+                BackgroundTradingRequest(duration_s=ROUND.total_seconds()),
+                task_queue=EXECUTION_TASK_QUEUE,
+                start_to_close_timeout=ROUND + timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            )
+        workflow.continue_as_new()
