@@ -52,7 +52,7 @@ async def run_attempt(
             activity_name=activity_name,
             attempt=attempt,
             code=code,
-            reason=reason,
+            reason=f"{code}: {reason}",
             retryable=remedy is not Remedy.NONE,
             backoff_ms=(backoff_ms(attempt) if remedy is Remedy.RETRY else 0) if will_retry else None,
         )

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import health, market, orders, ws
+from api import health, market, orders, sim, ws
 from api.errors import install_error_handlers
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
@@ -56,5 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(ws.router)
     app.include_router(market.router)
+    app.include_router(sim.router)
     app.include_router(health.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -20,9 +21,12 @@ router = APIRouter(tags=["market"])
 
 
 @router.get("/tokens", response_model=Items)
-async def list_tokens() -> dict[str, Any]:
-    """Tokens that can be traded, by symbol or mint."""
-    return {"items": [{"symbol": t.symbol, "mint": t.mint, "decimals": t.decimals} for t in TOKENS]}
+async def list_tokens(market: MarketDep) -> dict[str, Any]:
+    """Tokens that can be traded, by symbol or mint (with those listed through /sim/pools)."""
+    listed = [token for pool in await market.pools() for token in pool.listed]
+    return {
+        "items": [{"symbol": t.symbol, "mint": t.mint, "decimals": t.decimals} for t in (*TOKENS, *listed)]
+    }
 
 
 @router.get("/markets", response_model=Items)
@@ -34,6 +38,7 @@ async def list_markets(market: MarketDep) -> dict[str, Any]:
             "dex": pool.dex,
             "mid_price": format_price(pool.mid_price()),
             "fee_bps": pool.fee_bps,
+            "opens_at": format_time(datetime.fromtimestamp(pool.opens_at, UTC)) if pool.opens_at else None,
             **pool.describe(),
         }
         for pool in await market.pools()

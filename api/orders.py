@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from api.deps import RedisDep, SessionDep, TemporalDep
+from api.deps import MarketDep, RedisDep, SessionDep, TemporalDep
 from api.errors import (
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
@@ -33,7 +34,6 @@ from core.domain import OrderStatus, OrderType
 from core.ids import is_order_id, new_order_id
 from core.metrics import ORDERS_CREATED
 from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
-from market.pools import genesis_pools, pools_for_pair
 from market.tokens import Token, find_token, to_base_units
 from storage import orders as store
 from storage.events import EventPublisher, active_key
@@ -57,8 +57,9 @@ def _token(field: str, symbol_or_mint: str) -> Token:
     return token
 
 
-def validate_market_order(body: OrderCreate) -> tuple[Token, Token, int]:
-    """Checks a schema-valid body against the market; returns tokens and base units."""
+def validate_market_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> tuple[Token, Token, int]:
+    """Checks a schema-valid body against the market (`pairs`: what the pools trade);
+    returns the tokens and the amount in base units."""
     if body.type != "market":
         raise InvalidOrder(
             "order_type_not_supported", "type", f"{body.type} orders are not available yet; use market"
@@ -78,7 +79,7 @@ def validate_market_order(body: OrderCreate) -> tuple[Token, Token, int]:
     units = to_base_units(amount, token_in.decimals)
     if units >= MAX_BASE_UNITS:
         raise InvalidOrder("invalid_amount", "amount", "must be under 2^64 base units")
-    if not pools_for_pair(genesis_pools(), token_in.symbol, token_out.symbol):
+    if frozenset((token_in.symbol, token_out.symbol)) not in pairs:
         raise InvalidOrder(
             "unsupported_pair", "token_out", f"no venue trades {token_in.symbol}/{token_out.symbol}"
         )
@@ -107,10 +108,11 @@ async def place_order(
     session: SessionDep,
     temporal: TemporalDep,
     redis: RedisDep,
+    market: MarketDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> OrderAccepted:
     """Place an order; watch it on the WebSocket at `ws_url`."""
-    token_in, token_out, units = validate_market_order(body)
+    token_in, token_out, units = validate_market_order(body, await market.pairs())
     request_hash = _request_hash(body)
     now = utcnow()
     order = Order(
@@ -155,7 +157,7 @@ async def place_order(
     # Announce before the workflow starts, so no later transition can be overtaken.
     await _announce(redis, order, created_data)
     try:
-        await _start_workflow(temporal, order, units)
+        await _start_workflow(temporal, order, units, token_in, token_out)
     except Exception as error:
         log.warning("could not start workflow for %s: %s", order.id, error)
         await store.delete_unaccepted(session, order.id)
@@ -167,7 +169,9 @@ async def place_order(
     return _accepted(order.id)
 
 
-async def _start_workflow(temporal: Client, order: Order, units: int) -> None:
+async def _start_workflow(
+    temporal: Client, order: Order, units: int, token_in: Token, token_out: Token
+) -> None:
     await temporal.start_workflow(
         OrderWorkflow.run,
         OrderInput(
@@ -177,6 +181,8 @@ async def _start_workflow(temporal: Client, order: Order, units: int) -> None:
             token_out=order.token_out,
             amount_in=units,
             slippage_bps=order.slippage_bps,
+            decimals_in=token_in.decimals,
+            decimals_out=token_out.decimals,
         ),
         id=order.id,
         task_queue=ORDERS_TASK_QUEUE,

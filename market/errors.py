@@ -19,6 +19,7 @@ class MarketErrorCode(StrEnum):
     SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     POOL_NOT_FOUND = "POOL_NOT_FOUND"
+    POOL_NOT_OPEN = "POOL_NOT_OPEN"
     INVALID_ORDER = "INVALID_ORDER"
 
 
@@ -30,6 +31,7 @@ REMEDIES: dict[MarketErrorCode, Remedy] = {
     MarketErrorCode.SLIPPAGE_EXCEEDED: Remedy.FRESH_QUOTE,
     MarketErrorCode.INSUFFICIENT_FUNDS: Remedy.NONE,
     MarketErrorCode.POOL_NOT_FOUND: Remedy.NONE,
+    MarketErrorCode.POOL_NOT_OPEN: Remedy.NONE,
     MarketErrorCode.INVALID_ORDER: Remedy.NONE,
 }
 

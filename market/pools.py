@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from market.dlmm import Q64, DlmmBook, FeeParameters, Volatility, bin_id_for_price
-from market.tokens import find_token
+from market.tokens import Token, find_token, register_token
 
 Dex = Literal["raydium", "meteora"]
 DEXES: tuple[Dex, ...] = ("raydium", "meteora")
@@ -43,6 +43,8 @@ class ConstantProductPool:
     reserve_base: int
     reserve_quote: int
     fee_bps: int
+    opens_at: float = 0.0  # epoch seconds; a pool listed for later trades from then on
+    listed: tuple[Token, ...] = ()  # tokens this pool lists (not in the static list)
 
     @property
     def pool_id(self) -> str:
@@ -101,6 +103,7 @@ class ConstantProductPool:
             "reserve_base": str(self.reserve_base),
             "reserve_quote": str(self.reserve_quote),
             "fee_bps": self.fee_bps,
+            **_listing_state(self.opens_at, self.listed),
         }
 
 
@@ -112,6 +115,8 @@ class DlmmPool:
     base: str
     quote: str
     book: DlmmBook
+    opens_at: float = 0.0
+    listed: tuple[Token, ...] = ()
 
     @property
     def pool_id(self) -> str:
@@ -179,6 +184,7 @@ class DlmmPool:
             "base": self.base,
             "quote": self.quote,
             **self.book.to_state(),
+            **_listing_state(self.opens_at, self.listed),
         }
 
 
@@ -189,8 +195,14 @@ def pool_from_state(state: dict[str, Any]) -> Pool:
     dex: Dex = state["dex"]
     if dex not in DEXES:
         raise ValueError(f"unknown dex {dex}")
+    listed = tuple(Token(t["symbol"], t["mint"], int(t["decimals"])) for t in state.get("listed", ()))
+    for token in listed:
+        register_token(token)
+    opens_at = float(state.get("opens_at", 0.0))
     if state.get("kind") == "dlmm":
-        return DlmmPool(dex, str(state["base"]), str(state["quote"]), DlmmBook.from_state(state))
+        return DlmmPool(
+            dex, str(state["base"]), str(state["quote"]), DlmmBook.from_state(state), opens_at, listed
+        )
     return ConstantProductPool(
         dex=dex,
         base=str(state["base"]),
@@ -198,7 +210,15 @@ def pool_from_state(state: dict[str, Any]) -> Pool:
         reserve_base=int(state["reserve_base"]),
         reserve_quote=int(state["reserve_quote"]),
         fee_bps=int(state["fee_bps"]),
+        opens_at=opens_at,
+        listed=listed,
     )
+
+
+def _listing_state(opens_at: float, listed: tuple[Token, ...]) -> dict[str, Any]:
+    if not opens_at and not listed:
+        return {}
+    return {"opens_at": opens_at, "listed": [t.__dict__ for t in listed]}
 
 
 def decimals(symbol: str) -> int:

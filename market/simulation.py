@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -251,6 +252,15 @@ class SimulatedMarket:
 
     # -- other traders ---------------------------------------------------------
 
+    async def pairs(self) -> set[frozenset[str]]:
+        """Every pair some pool trades; learns the tokens listed since this process started."""
+        async with self._sessions() as session:
+            rows = await session.execute(select(col(MarketPool.pair)).distinct())
+            pairs = {frozenset(pair.split("/")) for pair in rows.scalars()}
+        if any(find_token(symbol) is None for pair in pairs for symbol in pair):
+            await self.pools()  # reading a pool registers the tokens it lists
+        return pairs
+
     async def pool_ids(self) -> list[str]:
         async with self._sessions() as session:
             rows = await session.execute(select(col(MarketPool.pool_id)).order_by(col(MarketPool.pool_id)))
@@ -268,6 +278,45 @@ class SimulatedMarket:
             row.state = after.to_state()
             row.updated_at = utcnow()
         return result
+
+    async def move_price(self, pool_id: str, move_bps: int) -> tuple[Decimal, Decimal, str, int]:
+        """Trade against one pool until its mid price has moved by `move_bps` (positive:
+        the base token gets dearer). Returns price before, after, token and amount in."""
+        seen: dict[str, Any] = {}
+
+        def decide(pool: Pool) -> tuple[str, int]:
+            seen["before"] = pool.mid_price()
+            seen["trade"] = price_moving_trade(pool, move_bps, self.now())
+            return seen["trade"]  # type: ignore[no-any-return]
+
+        await self.trade(pool_id, decide)
+        after = (await self.pool(pool_id)).mid_price()
+        token_in, amount_in = seen["trade"]
+        return seen["before"], after, token_in, amount_in
+
+    async def pool(self, pool_id: str) -> Pool:
+        async with self._sessions() as session:
+            row = await session.get(MarketPool, pool_id)
+        if row is None:
+            raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"no pool {pool_id}")
+        return pool_from_state(row.state)
+
+    async def list_pool(self, pool: Pool) -> bool:
+        """Add a new pool (a token listed later); False if that pool already exists."""
+        async with self._sessions() as session, session.begin():
+            inserted = await session.execute(
+                insert(MarketPool)
+                .values(
+                    pool_id=pool.pool_id,
+                    dex=pool.dex,
+                    pair=pool.pair,
+                    state=pool.to_state(),
+                    updated_at=utcnow(),
+                )
+                .on_conflict_do_nothing()
+                .returning(col(MarketPool.pool_id))
+            )
+            return inserted.first() is not None
 
     # -- internals -----------------------------------------------------------
 
@@ -314,6 +363,7 @@ class SimulatedMarket:
                         f"{leg.dex} has no {swap.token_in}/{swap.token_out} pool",
                     )
                 row, pool = pools[leg.dex]
+                self._check_open(pool)
                 result, after = pool.swap(swap.token_in, leg.amount_in, now)
                 if result.amount_out < leg.min_amount_out:
                     raise MarketError(
@@ -368,8 +418,15 @@ class SimulatedMarket:
     async def _pool(self, dex: str, token_in: str, token_out: str) -> Pool:
         for pool in await self.pools(token_in, token_out):
             if pool.dex == dex:
+                self._check_open(pool)
                 return pool
         raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"{dex} has no {token_in}/{token_out} pool")
+
+    def _check_open(self, pool: Pool) -> None:
+        if pool.opens_at > self.now():
+            raise MarketError(
+                MarketErrorCode.POOL_NOT_OPEN, f"{pool.pool_id} opens in {pool.opens_at - self.now():.0f} s"
+            )
 
     async def _latency(self, mean_ms: float) -> None:
         if mean_ms > 0:
@@ -377,6 +434,27 @@ class SimulatedMarket:
 
     def _fault(self) -> bool:
         return self.config.failure_rate > 0 and self._rng.random() < self.config.failure_rate
+
+
+def price_moving_trade(pool: Pool, move_bps: int, now: float) -> tuple[str, int]:
+    """The smallest trade that moves `pool`'s mid price by at least `move_bps`."""
+    target = pool.mid_price() * (1 + Decimal(move_bps) / 10_000)
+    token_in = pool.quote if move_bps > 0 else pool.base
+
+    def reached(amount: int) -> bool:
+        price = pool.swap(token_in, amount, now)[1].mid_price()
+        return price >= target if move_bps > 0 else price <= target
+
+    high = 1
+    while not reached(high):
+        high *= 2
+        if high > 2**80:
+            raise MarketError(MarketErrorCode.INVALID_ORDER, f"{pool.pool_id} cannot move {move_bps} bps")
+    low = high // 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reached(middle) else (middle, high)
+    return token_in, high
 
 
 def encode_raw(raw: bytes) -> str:

@@ -31,6 +31,23 @@ def find_token(symbol_or_mint: str) -> Token | None:
     return _BY_KEY.get(symbol_or_mint) or _BY_KEY.get(symbol_or_mint.upper())
 
 
+def register_token(token: Token) -> None:
+    """Make a token listed at run time (POST /sim/pools) known to this process. Its pool's
+    state carries it, so every process that reads the pool learns it."""
+    _BY_KEY.setdefault(token.symbol, token)
+    _BY_KEY.setdefault(token.mint, token)
+
+
+def new_token(symbol: str, decimals: int) -> Token:
+    """A token listed by the simulation, with a mint address derived from its symbol."""
+    import hashlib
+
+    from solders.pubkey import Pubkey
+
+    mint = Pubkey(hashlib.sha256(f"order-engine mint {symbol}".encode()).digest())
+    return Token(symbol, str(mint), decimals)
+
+
 def to_base_units(amount: Decimal, decimals: int) -> int:
     """Exact conversion; callers have already checked the number of decimals."""
     return int(amount.scaleb(decimals))

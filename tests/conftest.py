@@ -11,12 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from cli import run_migrations
 from core.settings import Settings
+from core.temporal import SEARCH_ATTRIBUTE_KEYS
 from devstack import EmbeddedStack, InfraUrls
 from devstack.ports import choose_port
+from devstack.temporal import temporal_binary
 from market.simulation import SimulatedMarket
 from worker import worker_resources
 
@@ -70,8 +73,8 @@ async def worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
         yield market
 
 
-@pytest.fixture(scope="session")
-async def api_url(settings: Settings) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[str]:
     port = choose_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -81,9 +84,34 @@ async def api_url(settings: Settings) -> AsyncIterator[str]:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def api_url(settings: Settings) -> AsyncIterator[str]:
+    async with running_api(settings) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def isolated_engine(infra: InfraUrls, data_dir: Path, **overrides: object) -> AsyncIterator[str]:
+    """A worker and an API with their own settings, on their own Temporal dev server (so
+    the session's worker never picks up their tasks); PostgreSQL and Redis are shared."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_binary()), search_attributes=SEARCH_ATTRIBUTE_KEYS
+    )
+    try:
+        settings = make_settings(
+            infra, data_dir, TEMPORAL_ADDRESS=env.client.service_client.config.target_host, **overrides
+        )
+        async with running_worker(settings), running_api(settings) as url:
+            yield url
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ class OrderInput:
     token_out: str
     amount_in: int
     slippage_bps: int
+    # Token decimals travel with the order: workflow code must not look them up.
+    decimals_in: int
+    decimals_out: int
 
 
 @dataclass

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from core.domain import OrderStatus
     from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDER_STATUS, SELECTED_DEX
     from market.pools import DEXES
-    from market.tokens import find_token, format_amount, format_price
+    from market.tokens import format_amount, format_price
     from workflows.inputs import (
         AdmitRequest,
         BuildRequest,
@@ -125,7 +125,7 @@ class OrderWorkflow:
             retry_policy=_retry(),
         )
         workflow.upsert_search_attributes([SELECTED_DEX.value_set(decision.selected_dex)])
-        out = _decimals(order.token_out)
+        out = order.decimals_out
         await self._record(
             OrderStatus.BUILDING,
             f"building:{attempt}",
@@ -172,7 +172,7 @@ class OrderWorkflow:
         )
         amount_out = format_amount(confirmed.amount_out, out)
         price = format_price(
-            _human(confirmed.amount_out, order.token_out) / _human(confirmed.amount_in, order.token_in)
+            _human(confirmed.amount_out, order.decimals_out) / _human(confirmed.amount_in, order.decimals_in)
         )
         await self._record(
             OrderStatus.CONFIRMED,
@@ -274,22 +274,17 @@ def _reason(error: BaseException) -> str:
     return str(cause or error)
 
 
-def _decimals(symbol: str) -> int:
-    token = find_token(symbol)
-    return token.decimals if token is not None else 0
-
-
-def _human(amount: int, symbol: str) -> Decimal:
-    return Decimal(amount).scaleb(-_decimals(symbol))
+def _human(amount: int, decimals: int) -> Decimal:
+    return Decimal(amount).scaleb(-decimals)
 
 
 def _quote_view(quote: QuoteResult, order: OrderInput) -> dict[str, Any]:
-    amount_out = _human(quote.amount_out, order.token_out)
+    amount_out = _human(quote.amount_out, order.decimals_out)
     return {
         "dex": quote.dex,
-        "amount_out": format_amount(quote.amount_out, _decimals(order.token_out)),
-        "price": format_price(amount_out / _human(quote.amount_in, order.token_in)),
-        "min_amount_out": format_amount(quote.min_amount_out, _decimals(order.token_out)),
+        "amount_out": format_amount(quote.amount_out, order.decimals_out),
+        "price": format_price(amount_out / _human(quote.amount_in, order.decimals_in)),
+        "min_amount_out": format_amount(quote.min_amount_out, order.decimals_out),
         "fee_bps": quote.fee_bps,
         "price_impact_bps": quote.price_impact_bps,
         "slot": quote.slot,
@@ -300,8 +295,8 @@ def _route_view(decision: RouteDecision, order: OrderInput) -> list[dict[str, An
     return [
         {
             "dex": leg.dex,
-            "amount_in": format_amount(leg.amount_in, _decimals(order.token_in)),
-            "amount_out": format_amount(leg.amount_out, _decimals(order.token_out)),
+            "amount_in": format_amount(leg.amount_in, order.decimals_in),
+            "amount_out": format_amount(leg.amount_out, order.decimals_out),
         }
         for leg in decision.legs
     ]

@@ -59,7 +59,7 @@ async def run_order(env: WorkflowEnvironment, infra: InfraUrls, amount: str) -> 
             )
         await env.client.execute_workflow(
             OrderWorkflow.run,
-            OrderInput(order_id, "market", "SOL", "USDC", int(Decimal(amount) * 10**9), 50),
+            OrderInput(order_id, "market", "SOL", "USDC", int(Decimal(amount) * 10**9), 50, 9, 6),
             id=order_id,
             task_queue=ORDERS_TASK_QUEUE,
         )
