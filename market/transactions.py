@@ -1,6 +1,7 @@
 """Real Solana transactions for the simulated venues, built and checked with `solders`.
 
-A swap transaction is a v0 message: compute-budget instructions, one swap instruction per
+A swap transaction is a v0 message: compute-budget instructions, native SOL wrapped into
+wSOL when it is the input (and unwrapped when it is the output), one swap instruction per
 route leg (to the venue's real program id), and a memo carrying the idempotency key; it
 names a recent blockhash and is signed by the simulated wallet's keypair. Its first
 signature, base58, is the `tx_hash`. The simulated chain decodes the same bytes, checks
@@ -19,6 +20,8 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from market.tokens import find_token
@@ -31,6 +34,9 @@ PROGRAMS = {
     "meteora": Pubkey.from_string("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"),
 }
 MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
+SYNC_NATIVE, CLOSE_ACCOUNT = 17, 9  # SPL Token instruction tags
 SWAP_BASE_IN = 9  # instruction tag, then amount_in and minimum_amount_out as u64 LE
 COMPUTE_UNITS = 300_000
 PRIORITY_MICRO_LAMPORTS = 10_000
@@ -75,6 +81,14 @@ def build_swap(
     mint_in, mint_out = _mint(token_in), _mint(token_out)
     wallet = WALLET.pubkey()
     instructions = [set_compute_unit_limit(COMPUTE_UNITS), set_compute_unit_price(PRIORITY_MICRO_LAMPORTS)]
+    if mint_in == NATIVE_MINT:
+        # Native SOL in: move lamports into the wallet's wSOL account and sync its balance.
+        wsol = get_associated_token_address(wallet, NATIVE_MINT)
+        total_in = sum(leg.amount_in for leg in legs)
+        instructions.append(transfer(TransferParams(from_pubkey=wallet, to_pubkey=wsol, lamports=total_in)))
+        instructions.append(
+            Instruction(TOKEN_PROGRAM, bytes([SYNC_NATIVE]), [AccountMeta(wsol, False, True)])
+        )
     for leg in legs:
         instructions.append(
             Instruction(
@@ -90,6 +104,15 @@ def build_swap(
                 ],
             )
         )
+    if mint_out == NATIVE_MINT:
+        # Native SOL out: close the wSOL account, which returns its lamports to the wallet.
+        wsol = get_associated_token_address(wallet, NATIVE_MINT)
+        accounts = [
+            AccountMeta(wsol, False, True),
+            AccountMeta(wallet, False, True),
+            AccountMeta(wallet, True, False),
+        ]
+        instructions.append(Instruction(TOKEN_PROGRAM, bytes([CLOSE_ACCOUNT]), accounts))
     instructions.append(
         Instruction(MEMO_PROGRAM, idempotency_key.encode(), [AccountMeta(wallet, True, False)])
     )

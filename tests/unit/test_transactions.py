@@ -35,3 +35,16 @@ def test_the_same_swap_in_another_slot_is_another_transaction() -> None:
     first, _ = build_swap(idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=1)
     second, _ = build_swap(idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=2)
     assert first != second
+
+
+def test_native_sol_is_wrapped_going_in_and_unwrapped_coming_out() -> None:
+    _, sol_in = build_swap(idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=1)
+    _, sol_out = build_swap(idempotency_key="k", token_in="USDC", token_out="SOL", legs=LEGS, slot=1)
+    programs = [
+        [str(msg.account_keys[ix.program_id_index]) for ix in msg.instructions]
+        for msg in (VersionedTransaction.from_bytes(raw).message for raw in (sol_in, sol_out))
+    ]
+    system, token = "11111111111111111111111111111111", "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+    assert programs[0].index(system) < programs[0].index(token) < len(programs[0]) - 3  # wrap before swaps
+    assert programs[1][-2] == token and system not in programs[1]  # close wSOL after swaps
+    assert decode_swap(sol_out).token_out == "SOL"
