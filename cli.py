@@ -76,20 +76,14 @@ def worker() -> None:
 @app.command()
 def api() -> None:
     """Run the API (FastAPI under uvicorn) against existing infra."""
-    import uvicorn
+    import asyncio
+
+    from api.app import create_app
+    from api.server import api_server
 
     configure_logging()
     settings = get_settings().require_infra()
-    os.environ.update(_infra_env(settings))  # the app factory reads the same settings
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-    )
+    asyncio.run(api_server(create_app(settings), settings.api_host, settings.api_port).serve())
 
 
 @app.command()
@@ -166,14 +160,6 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-
-
-def _infra_env(settings: Settings) -> dict[str, str]:
-    return {
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-    }
 
 
 def _print_infra(env: dict[str, str], settings: Settings, with_api: bool = False) -> None:

@@ -18,17 +18,14 @@ from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
     Worker,
 )
 
 from activities.execution import ExecutionActivities
+from activities.interceptors import ActivityBudget, Heartbeats
 from activities.market import MarketActivities
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
@@ -49,46 +46,10 @@ from workflows.order import OrderWorkflow
 
 log = logging.getLogger("order_engine.worker")
 
-# The market's background trader is not order work: it must not hold an order's slot.
-UNBUDGETED_ACTIVITIES = frozenset({"run_background_trading"})
-
 # Let in-flight activities finish on SIGTERM (the contract allows 30 s in all).
 GRACEFUL_SHUTDOWN = timedelta(seconds=25)
-
-
-class ActivityBudget(Interceptor):
-    """At most N activities run at once in this process, regular and local alike.
-
-    Temporal's concurrency caps are per worker, and this process runs three workers
-    (one per task queue), so the process-wide cap is this interceptor: every activity
-    body, on any of the workers, runs inside one shared semaphore.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self._semaphore: asyncio.Semaphore | None = None
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _BudgetedActivity(next, self)
-
-    @property
-    def semaphore(self) -> asyncio.Semaphore:
-        # Created lazily, inside the worker's event loop.
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.slots)
-        return self._semaphore
-
-
-class _BudgetedActivity(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, budget: ActivityBudget) -> None:
-        super().__init__(next)
-        self._budget = budget
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        if activity.info().activity_type in UNBUDGETED_ACTIVITIES:
-            return await self.next.execute_activity(input)
-        async with self._budget.semaphore:
-            return await self.next.execute_activity(input)
+# A workflow task left on a dead worker's sticky queue moves to another worker this fast.
+STICKY_TO_START = timedelta(seconds=1)
 
 
 @contextlib.asynccontextmanager
@@ -124,7 +85,7 @@ def build_workers(
     )
     limit = settings.max_concurrent_activities
     common: dict[str, Any] = {
-        "interceptors": [ActivityBudget(limit)],
+        "interceptors": [ActivityBudget(limit), Heartbeats()],
         "max_concurrent_activities": limit,
         "max_concurrent_local_activities": limit,
         "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,
@@ -136,6 +97,7 @@ def build_workers(
             workflows=[OrderWorkflow, BackgroundTradingWorkflow],
             activities=[quotes.quote, quotes.route_order, records.record_transition],
             disable_eager_activity_execution=True,
+            sticky_queue_schedule_to_start_timeout=STICKY_TO_START,
             **common,
         ),
         Worker(

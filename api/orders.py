@@ -13,13 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from redis.exceptions import RedisError
-from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 
 from api.deps import MarketDep, RedisDep, SessionDep, TemporalDep
 from api.errors import (
@@ -29,17 +22,15 @@ from api.errors import (
     OrderNotFound,
     ServiceUnavailable,
 )
+from api.order_starts import start_order_workflow
 from api.schemas import OrderAccepted, OrderCreate, OrderPage, OrderView, Timeline
 from core.domain import OrderStatus, OrderType
 from core.ids import is_order_id, new_order_id
 from core.metrics import ORDERS_CREATED
-from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
 from market.tokens import Token, find_token, to_base_units
 from storage import orders as store
 from storage.events import EventPublisher, active_key
 from storage.models import Order, utcnow
-from workflows.inputs import OrderInput
-from workflows.order import OrderWorkflow
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
@@ -112,7 +103,7 @@ async def place_order(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> OrderAccepted:
     """Place an order; watch it on the WebSocket at `ws_url`."""
-    token_in, token_out, units = validate_market_order(body, await market.pairs())
+    token_in, token_out, _ = validate_market_order(body, await market.pairs())
     request_hash = _request_hash(body)
     now = utcnow()
     order = Order(
@@ -157,7 +148,7 @@ async def place_order(
     # Announce before the workflow starts, so no later transition can be overtaken.
     await _announce(redis, order, created_data)
     try:
-        await _start_workflow(temporal, order, units, token_in, token_out)
+        await start_order_workflow(temporal, order)
     except Exception as error:
         log.warning("could not start workflow for %s: %s", order.id, error)
         await store.delete_unaccepted(session, order.id)
@@ -167,37 +158,6 @@ async def place_order(
     await store.mark_accepted(session, order.id)
     ORDERS_CREATED.labels(type=order.type).inc()
     return _accepted(order.id)
-
-
-async def _start_workflow(
-    temporal: Client, order: Order, units: int, token_in: Token, token_out: Token
-) -> None:
-    await temporal.start_workflow(
-        OrderWorkflow.run,
-        OrderInput(
-            order_id=order.id,
-            order_type=order.type,
-            token_in=order.token_in,
-            token_out=order.token_out,
-            amount_in=units,
-            slippage_bps=order.slippage_bps,
-            decimals_in=token_in.decimals,
-            decimals_out=token_out.decimals,
-        ),
-        id=order.id,
-        task_queue=ORDERS_TASK_QUEUE,
-        # Starting twice (a retried request) is success, never a second run.
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(ORDER_TYPE, order.type),
-                SearchAttributePair(TOKEN_PAIR, f"{order.token_in}/{order.token_out}"),
-                SearchAttributePair(ORDER_STATUS, OrderStatus.PENDING),
-            ]
-        ),
-        static_summary=f"{order.type} {store.format_decimal(order.amount)} {order.token_in} → {order.token_out}",
-    )
 
 
 async def _announce(redis: RedisDep, order: Order, data: dict[str, Any]) -> None:

@@ -12,12 +12,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from core.domain import TERMINAL_STATUSES
+from storage.models import Order
+from storage.orders import order_view
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +38,46 @@ def active_key(order_id: str) -> str:
     return f"active:order:{order_id}"
 
 
+# Set the snapshot unless Redis already holds a newer one (a worker wrote it meanwhile).
+_SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['seq'] >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
 class ActiveOrders:
     """`active:order:{id}` exists exactly while the order is non-terminal."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+
+    async def sync_from_database(self, sessions: async_sessionmaker[AsyncSession]) -> int:
+        """Rebuild the active set from PostgreSQL (after Redis lost it, or at start):
+        every non-terminal order gets its snapshot, and no terminal one keeps a key."""
+        terminal = [str(s) for s in TERMINAL_STATUSES]
+        async with sessions() as session:
+            live = list(
+                (await session.execute(select(Order).where(col(Order.status).not_in(terminal)))).scalars()
+            )
+        for order in live:
+            snapshot = json.dumps({"seq": order.last_seq, **order_view(order)})
+            await self._redis.eval(_SET_IF_NEWER, 1, active_key(order.id), snapshot, order.last_seq)
+        # Orders that finished meanwhile, or long ago while Redis kept a stale key.
+        keyed = [
+            key.decode().removeprefix("active:order:")
+            async for key in self._redis.scan_iter(match="active:order:*")
+        ]
+        if keyed:
+            async with sessions() as session:
+                done = await session.execute(
+                    select(col(Order.id)).where(col(Order.id).in_(keyed), col(Order.status).in_(terminal))
+                )
+                finished = list(done.scalars())
+            if finished:
+                await self._redis.delete(*(active_key(order_id) for order_id in finished))
+        return len(live)
 
     async def get(self, order_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(active_key(order_id))
@@ -84,11 +126,18 @@ HubMessage = dict[str, Any] | Resync | Shutdown
 class EventHub:
     """One stream reader per API process, dispatching events to local subscribers."""
 
-    def __init__(self, redis: Redis, queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queue_size: int = 256,
+        on_reconnect: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self._redis = redis
+        self._on_reconnect = on_reconnect
         self._queue_size = queue_size
         self._subscribers: dict[str, set[asyncio.Queue[HubMessage]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._all_gone = asyncio.Event()
 
     @property
     def subscriber_count(self) -> int:
@@ -96,6 +145,16 @@ class EventHub:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def going_away(self, timeout_s: float) -> None:
+        """Ask every subscriber to close (1001), and wait a little for them to do so."""
+        for queues in list(self._subscribers.values()):
+            for queue in list(queues):
+                self._offer(queue, Shutdown())
+        if self._subscribers:
+            self._all_gone.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_gone.wait(), timeout_s)
 
     async def stop(self) -> None:
         for queues in self._subscribers.values():
@@ -118,6 +177,8 @@ class EventHub:
                 queues.discard(queue)
                 if not queues:
                     del self._subscribers[order_id]
+            if not self._subscribers:
+                self._all_gone.set()
 
     def _offer(self, queue: asyncio.Queue[HubMessage], message: HubMessage) -> None:
         try:
@@ -148,6 +209,8 @@ class EventHub:
                 if failing:
                     failing = False
                     self._broadcast_resync()
+                    if self._on_reconnect is not None:
+                        await self._on_reconnect()
                 batches: Any = await self._redis.xread(
                     {EVENT_STREAM: last_id}, count=500, block=XREAD_BLOCK_MS
                 )

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.server import api_server
 from cli import run_migrations
 from core.settings import Settings
 from core.temporal import SEARCH_ATTRIBUTE_KEYS
@@ -76,9 +76,7 @@ async def worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[str]:
     port = choose_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = api_server(create_app(settings), "127.0.0.1", port, log_level="warning")
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -64,6 +64,7 @@ RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
 SHORT_STEP = timedelta(seconds=10)
+HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 
 
 class AttemptFailed(Exception):
@@ -93,6 +94,7 @@ class OrderWorkflow:
             AdmitRequest(order.order_id),
             task_queue=ADMISSION_TASK_QUEUE,
             start_to_close_timeout=SHORT_STEP,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RECORD_RETRY,
         )
         attempts_used = 0
@@ -221,7 +223,6 @@ class OrderWorkflow:
         attempts_used: int,
         *,
         retry_policy: RetryPolicy,
-        heartbeat_timeout: timedelta | None = None,
         counts_attempts: bool = False,
     ) -> Any:
         """Run one execution activity; turn its failure into an AttemptFailed."""
@@ -231,7 +232,8 @@ class OrderWorkflow:
                 request,
                 task_queue=EXECUTION_TASK_QUEUE,
                 start_to_close_timeout=timedelta(seconds=60),
-                heartbeat_timeout=heartbeat_timeout,
+                # Activities heartbeat while they run: a dead worker is noticed in seconds.
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=retry_policy,
             )
         except ActivityError as error:

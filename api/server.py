@@ -1,0 +1,36 @@
+"""uvicorn, with a shutdown that tells WebSocket clients the server is going away.
+
+uvicorn closes open WebSockets with 1012 when it stops; our clients should see 1001
+("going away") so they reconnect elsewhere. This server asks every order stream to
+close with 1001 first, then shuts down as usual.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from storage.events import EventHub
+
+GOING_AWAY_WAIT_S = 2.0
+
+
+class ApiServer(uvicorn.Server):
+    def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub: EventHub | None = getattr(self._app.state, "hub", None)
+        if hub is not None:
+            await hub.going_away(GOING_AWAY_WAIT_S)
+        await super().shutdown(sockets)
+
+
+def api_server(app: FastAPI, host: str, port: int, log_level: str = "info") -> ApiServer:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, ws_ping_interval=20, ws_ping_timeout=20
+    )
+    return ApiServer(app, config)
