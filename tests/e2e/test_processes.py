@@ -4,23 +4,15 @@ on their own embedded infra. An order placed through one API streams from the ot
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from cli import run_migrations
 from devstack import EmbeddedStack, InfraUrls
-from devstack.ports import choose_port
+from tests.e2e.engine import Engine
 from tests.streams import read_stream
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -34,62 +26,18 @@ def e2e_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
         stack.stop()
 
 
-def start(role: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli", role], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not ready:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def engine_processes(e2e_infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    logs = tmp_path_factory.mktemp("e2e-logs")
-    env = {
-        **os.environ,
-        **e2e_infra.as_env(),
-        "ORDER_ENGINE_DATA_DIR": str(logs),
-        "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20",
-        "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1000",
-        "ORDER_ENGINE_SIM_FAILURE_RATE": "0",
-        "ORDER_ENGINE_ORDERS_PER_MINUTE": "6000",
-    }
-    processes: list[subprocess.Popen[bytes]] = []
+    engine = Engine(
+        e2e_infra,
+        tmp_path_factory.mktemp("e2e-logs"),
+        {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1000"},
+    )
     try:
-        processes.append(start("worker", env, logs / "worker.log"))
-        urls = []
-        for name in ("api-a", "api-b"):
-            port = choose_port()
-            api = start("api", {**env, "ORDER_ENGINE_API_PORT": str(port)}, logs / f"{name}.log")
-            processes.append(api)
-            urls.append(f"http://127.0.0.1:{port}")
-            wait_ready(urls[-1], api, logs / f"{name}.log")
-        yield urls
+        engine.start("worker")
+        yield [str(engine.start("api").url), str(engine.start("api").url)]
     finally:
-        for process in reversed(processes):
-            stop(process)
+        engine.stop()
 
 
 async def test_an_order_placed_on_one_api_streams_whole_from_another(engine_processes: list[str]) -> None:

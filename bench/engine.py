@@ -1,0 +1,169 @@
+"""Orders through the real API: POST /orders, then the WebSocket until the terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from websockets.asyncio.client import connect
+
+from bench.stats import percentile
+
+ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.1"}
+TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"}
+ORDER_TIMEOUT_S = 60
+# httpcore scans every connection of its pool on each request start and end, so one pool
+# holding hundreds of open-loop requests costs the generator seconds of CPU; shards keep it small.
+LOAD_CLIENT_SHARDS = 32
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One order: `latency_s` from sending POST /orders to the CONFIRMED frame, or `error`."""
+
+    latency_s: float | None = None
+    error: str | None = None
+    # Server-stamped `at` of the terminal event → its frame read here; None when it was replayed.
+    delivery_s: float | None = None
+
+
+@dataclass(frozen=True)
+class OrdersResult:
+    p50_ms: float
+    p99_ms: float
+    per_s: float
+    confirmed: int
+    failed: int
+    errors: list[str] = field(default_factory=list)
+    delivery_p50_ms: float = float("nan")
+    delivery_p99_ms: float = float("nan")
+
+
+def http_client(base_url: str, max_connections: int | None = 200) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=30,
+        trust_env=False,  # loopback: never through a proxy
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+
+
+async def place_and_watch(http: httpx.AsyncClient, ws_base: str) -> Outcome:
+    started = time.perf_counter()
+    response = await http.post("/orders", json=ORDER)
+    if response.status_code != 202:
+        return Outcome(error=f"POST /orders answered {response.status_code}")
+    order_id = response.json()["order_id"]
+    snapshot_seq = 0
+    async with connect(f"{ws_base}/ws/orders?orderId={order_id}&after_seq=0", proxy=None) as ws:
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "SNAPSHOT":
+                snapshot_seq = frame["seq"]
+            elif frame["type"] == "EVENT" and frame["status"] in TERMINAL:
+                latency, received = time.perf_counter() - started, time.time()
+                if frame["status"] != "CONFIRMED":
+                    reason = frame.get("data", {}).get("reason")
+                    return Outcome(error=f"{order_id} ended {frame['status']}: {reason}")
+                live = frame["seq"] > snapshot_seq  # replayed events are not a delivery
+                at = datetime.fromisoformat(frame["at"]).timestamp()
+                return Outcome(latency_s=latency, delivery_s=received - at if live else None)
+            elif frame["type"] == "ERROR":
+                return Outcome(error=f"{order_id}: {frame.get('code')} {frame.get('message')}")
+    return Outcome(error=f"{order_id}: WebSocket closed before a terminal event")
+
+
+async def _bounded(http: httpx.AsyncClient, ws_base: str) -> Outcome:
+    try:
+        return await asyncio.wait_for(place_and_watch(http, ws_base), ORDER_TIMEOUT_S)
+    except TimeoutError:
+        return Outcome(error=f"no terminal event within {ORDER_TIMEOUT_S}s")
+    except Exception as exc:
+        return Outcome(error=f"{type(exc).__name__}: {exc}")
+
+
+async def run_orders(base_url: str, count: int, in_flight: int) -> OrdersResult:
+    """`count` orders, at most `in_flight` at once (1 = one at a time)."""
+    ws_base = base_url.replace("http://", "ws://", 1)
+    gate = asyncio.Semaphore(in_flight)
+
+    async def gated(http: httpx.AsyncClient) -> Outcome:
+        async with gate:
+            return await _bounded(http, ws_base)
+
+    async with http_client(base_url) as http:
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(gated(http) for _ in range(count)))
+        elapsed = time.perf_counter() - started
+
+    latencies = [o.latency_s * 1000 for o in outcomes if o.latency_s is not None]
+    deliveries = [o.delivery_s * 1000 for o in outcomes if o.delivery_s is not None]
+    errors = [o.error for o in outcomes if o.error is not None]
+    return OrdersResult(
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        per_s=len(latencies) / elapsed,
+        confirmed=len(latencies),
+        failed=len(errors),
+        errors=errors,
+        delivery_p50_ms=percentile(deliveries, 50),
+        delivery_p99_ms=percentile(deliveries, 99),
+    )
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    p50_ms: float
+    p99_ms: float
+    sent: int
+    accepted: int
+    errors: list[str]
+    achieved_per_s: float
+    max_send_lag_ms: float
+
+
+async def post_under_load(base_url: str, rate_per_s: float, duration_s: float) -> LoadResult:
+    """Open loop: POST /orders every 1/rate s whatever the answers do. A request's latency
+    counts from its scheduled instant, so a generator falling behind cannot hide slowness."""
+    count = round(rate_per_s * duration_s)
+    results: list[tuple[float, int | str]] = []
+
+    async def post(http: httpx.AsyncClient, scheduled: float) -> None:
+        try:
+            status: int | str = (await http.post("/orders", json=ORDER)).status_code
+        except httpx.HTTPError as exc:
+            status = f"{type(exc).__name__}: {exc}"
+        results.append((time.perf_counter() - scheduled, status))
+
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(http_client(base_url, max_connections=None))
+            for _ in range(LOAD_CLIENT_SHARDS)
+        ]
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        max_lag = 0.0
+        for i in range(count):
+            scheduled = start + i / rate_per_s
+            await asyncio.sleep(max(scheduled - time.perf_counter(), 0))
+            max_lag = max(max_lag, time.perf_counter() - scheduled)
+            tasks.append(asyncio.create_task(post(clients[i % LOAD_CLIENT_SHARDS], scheduled)))
+        send_window = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+
+    latencies = [latency * 1000 for latency, status in results if status == 202]
+    errors = [str(status) for _, status in results if status != 202]
+    return LoadResult(
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        sent=count,
+        accepted=len(latencies),
+        errors=errors,
+        achieved_per_s=count / send_window if send_window else float("nan"),
+        max_send_lag_ms=max_lag * 1000,
+    )

@@ -1,0 +1,194 @@
+"""Crashes and restarts, with real processes: whatever fails, every accepted order ends
+terminal, executes on chain at most once, and its stream has no gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from cli import run_migrations
+from devstack import EmbeddedStack
+from tests.e2e.engine import Engine
+from tests.streams import TERMINAL, read_stream, ws_url
+
+ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.5", "slippage_bps": 500}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    # Persistent: Temporal keeps its state across the restart test.
+    stack = EmbeddedStack(tmp_path_factory.mktemp("fault-infra"), ui=False, persistent=True)
+    try:
+        run_migrations(stack.start().database_url)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
+    engine = Engine(
+        stack.urls,
+        tmp_path,
+        {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "50", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1500"},
+    )
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    api = engine.start("api")
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+        yield client
+
+
+async def place(client: httpx.AsyncClient, count: int) -> list[str]:
+    responses = await asyncio.gather(*(client.post("/orders", json=ORDER) for _ in range(count)))
+    assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
+    return [r.json()["order_id"] for r in responses]
+
+
+async def wait_until(predicate: Any, timeout: float = 120) -> None:
+    """Poll the API (the state lives in other processes) until `predicate()` holds."""
+    async with asyncio.timeout(timeout):
+        while not await predicate():  # noqa: ASYNC110 (nothing local to wait on)
+            await asyncio.sleep(0.1)
+
+
+async def statuses(client: httpx.AsyncClient, order_ids: list[str]) -> dict[str, str]:
+    orders = await asyncio.gather(*(client.get(f"/orders/{order_id}") for order_id in order_ids))
+    return {o.json()["order_id"]: o.json()["status"] for o in orders}
+
+
+async def assert_all_executed_once(client: httpx.AsyncClient, order_ids: list[str]) -> None:
+    async def all_terminal() -> bool:
+        return all(s in TERMINAL for s in (await statuses(client, order_ids)).values())
+
+    await wait_until(all_terminal)
+    final = await statuses(client, order_ids)
+    assert set(final.values()) == {"CONFIRMED"}, final
+    for order_id in order_ids:
+        txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
+        assert len(txs) == 1, (order_id, txs)
+        timeline = (await client.get(f"/orders/{order_id}/events")).json()["items"]
+        seqs = [e["seq"] for e in timeline if e["type"] == "EVENT"]
+        assert seqs == list(range(1, len(seqs) + 1)), (order_id, seqs)
+
+
+async def some_submitted(client: httpx.AsyncClient, order_ids: list[str], at_least: int = 1) -> None:
+    async def submitted() -> bool:
+        return (
+            sum(s in ("SUBMITTED", "CONFIRMED") for s in (await statuses(client, order_ids)).values())
+            >= at_least
+        )
+
+    await wait_until(submitted)
+
+
+async def test_a_worker_killed_mid_submit_loses_nothing_and_executes_nothing_twice(
+    engine: Engine, client: httpx.AsyncClient
+) -> None:
+    doomed = engine.start("worker")
+    engine.start("worker")
+    order_ids = await place(client, 20)
+    await some_submitted(client, order_ids, at_least=2)
+    doomed.kill()
+    await assert_all_executed_once(client, order_ids)
+
+
+async def test_a_client_whose_api_dies_mid_stream_resumes_on_another_without_gaps(engine: Engine) -> None:
+    engine.start("worker")
+    doomed, survivor = engine.start("api"), engine.start("api")
+    async with httpx.AsyncClient(base_url=str(doomed.url), timeout=30) as client:
+        [order_id] = await place(client, 1)
+    seen: list[dict[str, Any]] = []
+    async with connect(ws_url(str(doomed.url), f"orderId={order_id}&after_seq=0")) as ws:
+        seen.append(json.loads(await ws.recv()))  # the snapshot
+        seen.append(json.loads(await ws.recv()))  # and the first event
+        doomed.kill()
+        with pytest.raises(ConnectionClosed):
+            while True:
+                seen.append(json.loads(await ws.recv()))
+    last = max(f["seq"] for f in seen if f["type"] == "EVENT")
+    rest = await read_stream(str(survivor.url), f"orderId={order_id}&after_seq={last}")
+    events = [f for f in seen if f["type"] == "EVENT"] + rest.events
+    assert [e["seq"] for e in events] == list(range(1, events[-1]["seq"] + 1))
+    assert events[-1]["status"] == "CONFIRMED" and rest.close_code == 1000
+
+
+async def test_redis_restart_mid_flight(
+    stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
+) -> None:
+    engine.start("worker")
+    order_ids = await place(client, 10)
+    await some_submitted(client, order_ids)
+    stack.redis.stop()
+    stack.redis.start()
+    await assert_all_executed_once(client, order_ids)
+    # The API's event reader is back: a new order streams whole, live.
+    [order_id] = await place(client, 1)
+    stream = await read_stream(str(client.base_url), f"orderId={order_id}&after_seq=0")
+    stream.frames[0]["seq"] = 0
+    stream.assert_gap_free()
+    assert stream.events[-1]["status"] == "CONFIRMED"
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        assert not [k for k in [*order_ids, order_id] if await redis.exists(f"active:order:{k}")]
+    finally:
+        await redis.aclose()
+
+
+async def test_postgres_restart_mid_flight(
+    stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
+) -> None:
+    engine.start("worker")
+    order_ids = await place(client, 10)
+    await some_submitted(client, order_ids)
+    stack.postgres.stop()
+    stack.postgres.start()
+    await assert_all_executed_once(client, order_ids)
+
+
+async def test_temporal_restart_mid_flight(
+    stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
+) -> None:
+    engine.start("worker")
+    order_ids = await place(client, 10)
+    await some_submitted(client, order_ids)
+    stack.temporal.stop()
+    stack.temporal.start()
+    await assert_all_executed_once(client, order_ids)
+
+
+async def test_sigterm_lets_a_worker_finish_and_an_api_say_going_away(
+    engine: Engine, client: httpx.AsyncClient
+) -> None:
+    worker = engine.start("worker")
+    order_ids = await place(client, 5)
+    await some_submitted(client, order_ids)
+    assert worker.terminate() < 30
+    engine.start("worker")
+    await assert_all_executed_once(client, order_ids)
+
+    api = engine.start("api")
+    [order_id] = await place(client, 1)
+    async with connect(ws_url(str(api.url), f"orderId={order_id}")) as ws:
+        await ws.recv()
+        stopping = asyncio.get_running_loop().run_in_executor(None, api.terminate)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await ws.recv()
+        assert ws.close_code == 1001
+        await stopping
