@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from cli import run_migrations
 from devstack import EmbeddedStack
-from tests.e2e.engine import Engine
+from devstack.engine import Engine
 from tests.streams import TERMINAL, read_stream, ws_url
 
 ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.5", "slippage_bps": 500}
@@ -63,7 +63,7 @@ async def place(client: httpx.AsyncClient, count: int) -> list[str]:
 async def wait_until(predicate: Any, timeout: float = 120) -> None:
     """Poll the API (the state lives in other processes) until `predicate()` holds."""
     async with asyncio.timeout(timeout):
-        while not await predicate():  # noqa: ASYNC110 (nothing local to wait on)
+        while not await predicate():
             await asyncio.sleep(0.1)
 
 

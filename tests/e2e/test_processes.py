@@ -11,7 +11,7 @@ import pytest
 
 from cli import run_migrations
 from devstack import EmbeddedStack, InfraUrls
-from tests.e2e.engine import Engine
+from devstack.engine import Engine
 from tests.streams import read_stream
 
 

@@ -1,4 +1,5 @@
-"""Running the engine as real processes for end-to-end and fault tests."""
+"""The engine's `worker` and `api` as real child processes (end-to-end tests, chaos,
+benchmarks), against infra that is already running; stopped by PID."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 from devstack import InfraUrls
 from devstack.ports import choose_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -77,8 +78,15 @@ class Engine:
             env["ORDER_ENGINE_API_PORT"] = str(port)
             url = f"http://127.0.0.1:{port}"
         with log.open("wb") as out:
+            # Own session: a Ctrl-C meant for the caller does not reach them first.
             process = subprocess.Popen(
-                [sys.executable, "-m", "cli", role], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "cli", role],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         started = EngineProcess(role, process, log, url)
         self.processes.append(started)
@@ -91,7 +99,7 @@ class Engine:
         while time.monotonic() < deadline:
             assert api.running, api.log.read_text()
             try:
-                if httpx.get(f"{api.url}/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{api.url}/health/ready", timeout=2, trust_env=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
