@@ -27,8 +27,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+## The benchmarks: the engine beside the bare-Temporal floor, in one run.
 bench: install
 	$(BIN)/python -m bench
+
+## The long fault-injection run: kills and restarts while 500 orders execute.
+chaos: install
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,22 @@ def install_error_handlers(app: FastAPI) -> None:
         response = problem(error.status_code, code, str(error.detail), str(error.detail))
         if error.headers:
             response.headers.update(error.headers)
+        return response
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    @app.exception_handler(RPCError)
+    async def _dependency_down(_: Request, error: Exception) -> JSONResponse:
+        # PostgreSQL, Redis or Temporal is unreachable (restarting?): worth a retry.
+        log.warning("a dependency is unavailable: %s: %s", type(error).__name__, error)
+        response = problem(
+            503,
+            "service_unavailable",
+            "Service unavailable",
+            "a storage or workflow service is unreachable; retry",
+        )
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(Exception)

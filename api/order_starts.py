@@ -34,9 +34,10 @@ from workflows.order import OrderWorkflow
 log = logging.getLogger(__name__)
 
 # A row older than this without a started workflow lost its request (the API died).
-ORPHAN_AFTER = timedelta(seconds=30)
+ORPHAN_AFTER = timedelta(seconds=15)
 RECONCILE_EVERY_S = 10.0
 START_TIMEOUT = timedelta(seconds=5)
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 
 
 async def start_order_workflow(temporal: Client, order: Order) -> None:
@@ -68,6 +69,9 @@ async def start_order_workflow(temporal: Client, order: Order) -> None:
             ]
         ),
         static_summary=f"{order.type} {store.format_decimal(order.amount)} {order.token_in} → {order.token_out}",
+        # A workflow task stuck on a worker that died (say, mid local activity) is
+        # retried elsewhere after this; long local activities heartbeat the task.
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         rpc_timeout=START_TIMEOUT,
     )
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from redis.exceptions import RedisError
+from temporalio.client import Client
 
 from api.deps import MarketDep, RedisDep, SessionDep, TemporalDep
 from api.errors import (
@@ -37,6 +38,9 @@ router = APIRouter(tags=["orders"])
 
 # Idempotency keys are honoured for 24 h, per owner.
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# Longer than a request takes to start its workflow (START_TIMEOUT and then some): a key
+# whose order is older and still not started lost its first request.
+IN_FLIGHT_FOR = timedelta(seconds=10)
 MAX_BASE_UNITS = 2**64
 LOCAL_OWNER = "local"  # every order has one owner until API keys arrive
 
@@ -139,9 +143,13 @@ async def place_order(
             if existing.request_hash != request_hash:
                 raise IdempotencyKeyReused("this Idempotency-Key was used with a different body") from None
             if existing.accepted_at is None:
-                raise IdempotencyRequestInFlight(
-                    "the first request with this Idempotency-Key is still being processed; retry shortly"
-                ) from None
+                if existing.created_at > now - IN_FLIGHT_FOR:
+                    raise IdempotencyRequestInFlight(
+                        "the first request with this Idempotency-Key is still being processed; retry shortly"
+                    ) from None
+                # The first request died before starting the workflow: this retry does it.
+                await _start_or_unavailable(temporal, existing)
+                await store.mark_accepted(session, existing.id)
             response.status_code = status.HTTP_200_OK
             return _accepted(existing.id)
 
@@ -158,6 +166,13 @@ async def place_order(
     await store.mark_accepted(session, order.id)
     ORDERS_CREATED.labels(type=order.type).inc()
     return _accepted(order.id)
+
+
+async def _start_or_unavailable(temporal: Client, order: Order) -> None:
+    try:
+        await start_order_workflow(temporal, order)
+    except Exception as error:
+        raise ServiceUnavailable("the workflow engine is unreachable; retry with the same key") from error
 
 
 async def _announce(redis: RedisDep, order: Order, data: dict[str, Any]) -> None:

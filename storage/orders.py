@@ -119,6 +119,7 @@ async def create_order(session: AsyncSession, order: Order, data: dict[str, Any]
             session.add(event)
     except IntegrityError:
         existing = await find_by_idempotency_key(session, order.owner, order.idempotency_key)
+        await session.commit()  # end the read, so the caller can write with this session
         if existing is None:
             raise
         raise IdempotencyKeyTaken(existing) from None

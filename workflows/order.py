@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.execution import ExecutionActivities
@@ -65,6 +65,7 @@ RECORD_RETRY = RetryPolicy(
 )
 SHORT_STEP = timedelta(seconds=10)
 HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+CRASH_RERUNS = 10
 
 
 class AttemptFailed(Exception):
@@ -225,25 +226,40 @@ class OrderWorkflow:
         retry_policy: RetryPolicy,
         counts_attempts: bool = False,
     ) -> Any:
-        """Run one execution activity; turn its failure into an AttemptFailed."""
-        try:
-            return await workflow.execute_activity_method(
-                method,
-                request,
-                task_queue=EXECUTION_TASK_QUEUE,
-                start_to_close_timeout=timedelta(seconds=60),
-                # Activities heartbeat while they run: a dead worker is noticed in seconds.
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=retry_policy,
-            )
-        except ActivityError as error:
-            cause = error.cause
-            details: dict[str, Any] = {}
-            if isinstance(cause, ApplicationError) and cause.details:
-                details = cause.details[0]
-            # Only submit tries count as the order's attempts; their details say which.
-            used = int(details.get("attempt", attempts_used)) if counts_attempts else attempts_used
-            raise AttemptFailed(_reason(error), used, retry=details.get("remedy") == "fresh_quote") from error
+        """Run one execution activity; turn its failure into an AttemptFailed.
+
+        A step whose tries all timed out (workers that died under it) runs again: a
+        crash is not the order's failure, and every step is safe to repeat (the chain
+        executes an order once, whatever is submitted).
+        """
+        for crashes in range(CRASH_RERUNS + 1):
+            try:
+                return await workflow.execute_activity_method(
+                    method,
+                    request,
+                    task_queue=EXECUTION_TASK_QUEUE,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    # Activities heartbeat while they run: a dead worker is noticed in seconds.
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=retry_policy,
+                )
+            except ActivityError as error:
+                if isinstance(error.cause, TimeoutError) and crashes < CRASH_RERUNS:
+                    workflow.logger.warning(
+                        "%s timed out on every try; running it again", error.activity_type
+                    )
+                    continue
+                self._attempt_failed(error, attempts_used, counts_attempts)
+        raise AssertionError("unreachable: the last rerun returns or raises")
+
+    @staticmethod
+    def _attempt_failed(error: ActivityError, attempts_used: int, counts_attempts: bool) -> NoReturn:
+        details: dict[str, Any] = {}
+        if isinstance(error.cause, ApplicationError) and error.cause.details:
+            details = error.cause.details[0]
+        # Only submit tries count as the order's attempts; their details say which.
+        used = int(details.get("attempt", attempts_used)) if counts_attempts else attempts_used
+        raise AttemptFailed(_reason(error), used, retry=details.get("remedy") == "fresh_quote") from error
 
     async def _record(
         self,

@@ -43,9 +43,15 @@ async def save(temporal: Client, order_id: str, name: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def engine(stack: EmbeddedStack, data_dir: Path, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+async def engine(
+    stack: EmbeddedStack, data_dir: Path, **overrides: object
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(stack.urls, data_dir, **overrides)
-    async with running_worker(settings), running_api(settings) as url, httpx.AsyncClient(base_url=url) as client:
+    async with (
+        running_worker(settings),
+        running_api(settings) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
         yield client
 
 
@@ -53,16 +59,24 @@ async def record(stack: EmbeddedStack, data_dir: Path) -> None:
     temporal = await connect_temporal(stack.urls.temporal_address, "default")
     sol_usdc = {"token_in": "SOL", "token_out": "USDC", "slippage_bps": 100}
     async with engine(stack, data_dir) as client:
-        await save(temporal, await finish(client, {**sol_usdc, "amount": "1"}), "market_confirmed_single_venue")
+        await save(
+            temporal, await finish(client, {**sol_usdc, "amount": "1"}), "market_confirmed_single_venue"
+        )
         await save(temporal, await finish(client, {**sol_usdc, "amount": "1000"}), "market_confirmed_split")
-        await save(temporal, await finish(client, {**sol_usdc, "amount": "20000"}), "market_failed_insufficient_funds")
+        await save(
+            temporal,
+            await finish(client, {**sol_usdc, "amount": "20000"}),
+            "market_failed_insufficient_funds",
+        )
     async with engine(stack, data_dir, ORDER_ENGINE_SIM_FAILURE_RATE=1) as client:
-        await save(temporal, await finish(client, {**sol_usdc, "amount": "1"}), "market_failed_retries_exhausted")
+        await save(
+            temporal, await finish(client, {**sol_usdc, "amount": "1"}), "market_failed_retries_exhausted"
+        )
     async with engine(stack, data_dir, ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS=3000) as client:
         # A trade between quote and landing: slippage, then attempt 2 with a fresh quote.
-        order_id = (await client.post("/orders", json={**sol_usdc, "amount": "20", "slippage_bps": 30})).json()[
-            "order_id"
-        ]
+        order_id = (
+            await client.post("/orders", json={**sol_usdc, "amount": "20", "slippage_bps": 30})
+        ).json()["order_id"]
         while (await client.get(f"/orders/{order_id}")).json()["status"] != "BUILDING":
             await asyncio.sleep(0.02)
         await client.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -400})

@@ -22,7 +22,11 @@ HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 
 def test_there_are_histories_for_every_path() -> None:
     names = {path.stem for path in HISTORIES}
-    assert {"market_confirmed_single_venue", "market_confirmed_split", "market_failed_retries_exhausted"} <= names
+    assert {
+        "market_confirmed_single_venue",
+        "market_confirmed_split",
+        "market_failed_retries_exhausted",
+    } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
