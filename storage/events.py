@@ -64,19 +64,16 @@ class ActiveOrders:
         for order in live:
             snapshot = json.dumps({"seq": order.last_seq, **order_view(order)})
             await self._redis.eval(_SET_IF_NEWER, 1, active_key(order.id), snapshot, order.last_seq)
-        # Orders that finished meanwhile, or long ago while Redis kept a stale key.
-        keyed = [
-            key.decode().removeprefix("active:order:")
-            async for key in self._redis.scan_iter(match="active:order:*")
-        ]
+        # Keys of orders that finished meanwhile, or that PostgreSQL does not know.
+        keyed = [key.decode().removeprefix("active:order:") async for key in self._redis.scan_iter(match="active:order:*")]
         if keyed:
             async with sessions() as session:
-                done = await session.execute(
-                    select(col(Order.id)).where(col(Order.id).in_(keyed), col(Order.status).in_(terminal))
+                still_live = await session.execute(
+                    select(col(Order.id)).where(col(Order.id).in_(keyed), col(Order.status).not_in(terminal))
                 )
-                finished = list(done.scalars())
-            if finished:
-                await self._redis.delete(*(active_key(order_id) for order_id in finished))
+                stale = set(keyed) - set(still_live.scalars())
+            if stale:
+                await self._redis.delete(*(active_key(order_id) for order_id in stale))
         return len(live)
 
     async def get(self, order_id: str) -> dict[str, Any] | None:

@@ -86,3 +86,27 @@ async def test_a_retry_with_the_key_starts_an_order_whose_first_request_died(
     retry = await place(client, **{"Idempotency-Key": "died-mid-request"})
     assert retry.status_code == 200 and retry.json()["order_id"] == order_id
     assert (await wait_terminal(client, order_id))["status"] == "CONFIRMED"
+
+
+async def test_the_active_set_is_rebuilt_from_postgres(settings: Settings) -> None:
+    from redis.asyncio import Redis
+
+    from storage.events import ActiveOrders, active_key
+
+    engine = create_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        sessions = create_sessionmaker(engine)
+        waiting = await orphan(sessions, timedelta(seconds=0))  # non-terminal, no workflow
+        await redis.set(active_key("ord_01J00000000000000000000000"), '{"seq": 1}')  # a stale key
+        await redis.delete(active_key(waiting))  # as if Redis had lost it
+        await ActiveOrders(redis).sync_from_database(sessions)
+        snapshot = await ActiveOrders(redis).get(waiting)
+        assert snapshot is not None and snapshot["status"] == "PENDING" and snapshot["seq"] == 1
+        async with sessions() as session:
+            await store.delete_unaccepted(session, waiting)
+        await ActiveOrders(redis).sync_from_database(sessions)
+        assert not await redis.exists(active_key(waiting))
+    finally:
+        await redis.aclose()
+        await engine.dispose()
