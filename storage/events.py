@@ -65,7 +65,10 @@ class ActiveOrders:
             snapshot = json.dumps({"seq": order.last_seq, **order_view(order)})
             await self._redis.eval(_SET_IF_NEWER, 1, active_key(order.id), snapshot, order.last_seq)
         # Keys of orders that finished meanwhile, or that PostgreSQL does not know.
-        keyed = [key.decode().removeprefix("active:order:") async for key in self._redis.scan_iter(match="active:order:*")]
+        keyed = [
+            key.decode().removeprefix("active:order:")
+            async for key in self._redis.scan_iter(match="active:order:*")
+        ]
         if keyed:
             async with sessions() as session:
                 still_live = await session.execute(
