@@ -26,7 +26,7 @@ from temporalio.worker import (
 
 from activities.execution import ExecutionActivities
 from activities.interceptors import ActivityBudget, Heartbeats
-from activities.market import MarketActivities
+from activities.market import MarketActivities, signal_trigger
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
 from core.logs import configure_logging
@@ -39,9 +39,15 @@ from core.temporal import (
 )
 from market.background import BackgroundTrader
 from market.simulation import SimulatedMarket, SimulationConfig
+from market.watcher import MarketWatcher
 from storage.database import create_engine, create_sessionmaker
 from storage.events import EventPublisher
-from workflows.market import BACKGROUND_TRADING_WORKFLOW_ID, BackgroundTradingWorkflow
+from workflows.market import (
+    BACKGROUND_TRADING_WORKFLOW_ID,
+    MARKET_WATCH_WORKFLOW_ID,
+    BackgroundTradingWorkflow,
+    MarketWatchWorkflow,
+)
 from workflows.order import OrderWorkflow
 
 log = logging.getLogger("order_engine.worker")
@@ -69,19 +75,21 @@ async def worker_resources(settings: Settings) -> AsyncIterator[tuple[list[Worke
             ),
         )
         await market.ensure_genesis()
-        yield build_workers(client, settings, market, OrderRecords(sessions, EventPublisher(redis))), market
+        records = OrderRecords(sessions, EventPublisher(redis))
+        watcher = MarketWatcher(market, sessions, signal_trigger(client))
+        yield build_workers(client, settings, market, records, watcher), market
     finally:
         await redis.aclose()
         await engine.dispose()
 
 
 def build_workers(
-    client: Client, settings: Settings, market: SimulatedMarket, records: OrderRecords
+    client: Client, settings: Settings, market: SimulatedMarket, records: OrderRecords, watcher: MarketWatcher
 ) -> list[Worker]:
     quotes = QuoteActivities(market, records)
     execution = ExecutionActivities(market, records)
-    trader = MarketActivities(
-        BackgroundTrader(market, settings.sim_background_trades_per_s, settings.sim_seed)
+    market_activities = MarketActivities(
+        BackgroundTrader(market, settings.sim_background_trades_per_s, settings.sim_seed), watcher
     )
     limit = settings.max_concurrent_activities
     common: dict[str, Any] = {
@@ -94,7 +102,7 @@ def build_workers(
         Worker(
             client,
             task_queue=ORDERS_TASK_QUEUE,
-            workflows=[OrderWorkflow, BackgroundTradingWorkflow],
+            workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow],
             activities=[quotes.quote, quotes.route_order, records.record_transition],
             disable_eager_activity_execution=True,
             sticky_queue_schedule_to_start_timeout=STICKY_TO_START,
@@ -114,21 +122,26 @@ def build_workers(
                 execution.build_transaction,
                 execution.submit_transaction,
                 execution.confirm_transaction,
-                trader.run_background_trading,
+                market_activities.run_background_trading,
+                market_activities.watch_market,
             ],
             **common,
         ),
     ]
 
 
-async def start_background_trading(client: Client) -> None:
-    """Start the market's singleton trader unless it already runs (any worker may ask)."""
-    await client.start_workflow(
-        BackgroundTradingWorkflow.run,
-        id=BACKGROUND_TRADING_WORKFLOW_ID,
-        task_queue=ORDERS_TASK_QUEUE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
+async def start_singletons(client: Client, settings: Settings) -> None:
+    """Start the market's singleton workflows unless they already run (any worker may ask)."""
+    singletons: list[tuple[Any, str]] = [(MarketWatchWorkflow.run, MARKET_WATCH_WORKFLOW_ID)]
+    if settings.sim_background_trades_per_s > 0:
+        singletons.append((BackgroundTradingWorkflow.run, BACKGROUND_TRADING_WORKFLOW_ID))
+    for run, workflow_id in singletons:
+        await client.start_workflow(
+            run,
+            id=workflow_id,
+            task_queue=ORDERS_TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
 
 
 async def run_worker(settings: Settings) -> None:
@@ -140,8 +153,7 @@ async def run_worker(settings: Settings) -> None:
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:
                 await stack.enter_async_context(worker)
-            if settings.sim_background_trades_per_s > 0:
-                await start_background_trading(workers[0].client)
+            await start_singletons(workers[0].client, settings)
             log.info(
                 "worker running: task queues %s, %s, %s; %s activities at once; %s orders/min",
                 ORDERS_TASK_QUEUE,

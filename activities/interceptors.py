@@ -9,8 +9,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-# The market's background trader is not order work: it must not hold an order's slot.
-UNBUDGETED_ACTIVITIES = frozenset({"run_background_trading"})
+# The market's own long-running loops are not order work: they must not hold an order's slot.
+UNBUDGETED_ACTIVITIES = frozenset({"run_background_trading", "watch_market"})
 HEARTBEAT_EVERY_S = 0.5
 
 

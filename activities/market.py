@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from market.background import BackgroundTrader
-from workflows.inputs import BackgroundTradingRequest
+from market.watcher import MarketWatcher
+from workflows.inputs import BackgroundTradingRequest, Trigger, WatchRequest
 
 
 class MarketActivities:
-    def __init__(self, trader: BackgroundTrader) -> None:
+    def __init__(self, trader: BackgroundTrader, watcher: MarketWatcher) -> None:
         self._trader = trader
+        self._watcher = watcher
 
     @activity.defn
     async def run_background_trading(self, request: BackgroundTradingRequest) -> int:
@@ -19,3 +25,20 @@ class MarketActivities:
         return await self._trader.run(
             request.duration_s, heartbeat=activity.heartbeat, stopping=activity.is_worker_shutdown
         )
+
+    @activity.defn
+    async def watch_market(self, request: WatchRequest) -> int:
+        """Signal the waiting orders whose condition holds, for a while."""
+        return await self._watcher.run(
+            request.duration_s, heartbeat=activity.heartbeat, stopping=activity.is_worker_shutdown
+        )
+
+
+def signal_trigger(client: Client) -> Callable[[str, Trigger], Awaitable[None]]:
+    async def send(order_id: str, trigger: Trigger) -> None:
+        try:
+            await client.get_workflow_handle(order_id).signal("trigger", trigger)
+        except RPCError as error:  # finished meanwhile (cancelled, expired): nothing to wake
+            activity.logger.info("could not signal %s: %s", order_id, error)
+
+    return send

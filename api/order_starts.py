@@ -42,7 +42,7 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 
 async def start_order_workflow(temporal: Client, order: Order) -> None:
     token_in, token_out = find_token(order.token_in), find_token(order.token_out)
-    if token_in is None or token_out is None:
+    if token_in is None or (token_out is None and order.type != "sniper"):
         raise LookupError(f"order {order.id} names a token this process does not know")
     await temporal.start_workflow(
         OrderWorkflow.run,
@@ -54,7 +54,9 @@ async def start_order_workflow(temporal: Client, order: Order) -> None:
             amount_in=to_base_units(order.amount, token_in.decimals),
             slippage_bps=order.slippage_bps,
             decimals_in=token_in.decimals,
-            decimals_out=token_out.decimals,
+            decimals_out=token_out.decimals if token_out else None,
+            limit_price=store.format_decimal(order.limit_price),
+            expires_at=order.expires_at.timestamp() if order.expires_at else None,
         ),
         id=order.id,
         task_queue=ORDERS_TASK_QUEUE,

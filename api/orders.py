@@ -6,20 +6,24 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from redis.exceptions import RedisError
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import MarketDep, RedisDep, SessionDep, TemporalDep
 from api.errors import (
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
     InvalidOrder,
+    OrderNotCancellable,
     OrderNotFound,
     ServiceUnavailable,
 )
@@ -32,6 +36,7 @@ from market.tokens import Token, find_token, to_base_units
 from storage import orders as store
 from storage.events import EventPublisher, active_key
 from storage.models import Order, utcnow
+from workflows.order import OrderWorkflow
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
@@ -41,7 +46,10 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # Longer than a request takes to start its workflow (START_TIMEOUT and then some): a key
 # whose order is older and still not started lost its first request.
 IN_FLIGHT_FOR = timedelta(seconds=10)
+CANCEL_TIMEOUT = timedelta(seconds=10)
 MAX_BASE_UNITS = 2**64
+DEFAULT_EXPIRY_S = 3600
+SNIPER_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
 LOCAL_OWNER = "local"  # every order has one owner until API keys arrive
 
 
@@ -52,16 +60,31 @@ def _token(field: str, symbol_or_mint: str) -> Token:
     return token
 
 
-def validate_market_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> tuple[Token, Token, int]:
-    """Checks a schema-valid body against the market (`pairs`: what the pools trade);
-    returns the tokens and the amount in base units."""
-    if body.type != "market":
-        raise InvalidOrder(
-            "order_type_not_supported", "type", f"{body.type} orders are not available yet; use market"
-        )
+@dataclass(frozen=True)
+class ValidOrder:
+    token_in: Token
+    token_out: str  # a symbol; for a sniper order possibly not listed yet
+    units: int  # amount in base units of token_in
+    limit_price: Decimal | None
+    expires_in_s: int | None
+
+
+def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> ValidOrder:
+    """Checks a schema-valid body against the market (`pairs`: what the pools trade)."""
     token_in = _token("token_in", body.token_in)
-    token_out = _token("token_out", body.token_out)
-    if token_in == token_out:
+    if body.type == "sniper":
+        # A sniper names a token that may not be listed yet: check its shape only.
+        listed = find_token(body.token_out)
+        token_out = listed.symbol if listed else body.token_out.upper()
+        if listed is None and not SNIPER_SYMBOL.match(token_out):
+            raise InvalidOrder(
+                "invalid_token",
+                "token_out",
+                "must be a listed token or a symbol like NEWCOIN (^[A-Z0-9]{2,10}$)",
+            )
+    else:
+        token_out = _token("token_out", body.token_out).symbol
+    if token_in.symbol == token_out:
         raise InvalidOrder("same_token", "token_out", "token_in and token_out must differ")
     amount = Decimal(body.amount)
     if amount <= 0:
@@ -74,11 +97,30 @@ def validate_market_order(body: OrderCreate, pairs: Collection[frozenset[str]]) 
     units = to_base_units(amount, token_in.decimals)
     if units >= MAX_BASE_UNITS:
         raise InvalidOrder("invalid_amount", "amount", "must be under 2^64 base units")
-    if frozenset((token_in.symbol, token_out.symbol)) not in pairs:
-        raise InvalidOrder(
-            "unsupported_pair", "token_out", f"no venue trades {token_in.symbol}/{token_out.symbol}"
-        )
-    return token_in, token_out, units
+    if body.type != "sniper" and frozenset((token_in.symbol, token_out)) not in pairs:
+        raise InvalidOrder("unsupported_pair", "token_out", f"no venue trades {token_in.symbol}/{token_out}")
+    limit_price = None
+    if body.type == "limit":
+        if body.limit_price is None:
+            raise InvalidOrder(
+                "invalid_limit_price",
+                "limit_price",
+                "a limit order needs limit_price (token_out per token_in)",
+            )
+        limit_price = Decimal(body.limit_price)
+        if limit_price <= 0:
+            raise InvalidOrder("invalid_limit_price", "limit_price", "must be greater than 0")
+    elif body.limit_price is not None:
+        raise InvalidOrder("invalid_limit_price", "limit_price", f"{body.type} orders take no limit_price")
+    expires_in_s = None
+    if body.type == "market":
+        if body.expires_in_s is not None:
+            raise InvalidOrder(
+                "invalid_expiry", "expires_in_s", "market orders do not wait, so they take no expiry"
+            )
+    else:
+        expires_in_s = body.expires_in_s or DEFAULT_EXPIRY_S
+    return ValidOrder(token_in, token_out, units, limit_price, expires_in_s)
 
 
 def _request_hash(body: OrderCreate) -> str:
@@ -107,7 +149,7 @@ async def place_order(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> OrderAccepted:
     """Place an order; watch it on the WebSocket at `ws_url`."""
-    token_in, token_out, _ = validate_market_order(body, await market.pairs())
+    valid = validate_order(body, await market.pairs())
     request_hash = _request_hash(body)
     now = utcnow()
     order = Order(
@@ -115,10 +157,12 @@ async def place_order(
         owner=LOCAL_OWNER,
         type=body.type,
         status=OrderStatus.PENDING,
-        token_in=token_in.symbol,
-        token_out=token_out.symbol,
+        token_in=valid.token_in.symbol,
+        token_out=valid.token_out,
         amount=Decimal(body.amount),
         slippage_bps=body.slippage_bps,
+        limit_price=valid.limit_price,
+        expires_at=now + timedelta(seconds=valid.expires_in_s) if valid.expires_in_s else None,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         created_at=now,
@@ -131,6 +175,10 @@ async def place_order(
         "amount_in": body.amount,
         "slippage_bps": order.slippage_bps,
     }
+    if valid.limit_price is not None:
+        created_data["limit_price"] = body.limit_price
+    if order.expires_at is not None:
+        created_data["expires_at"] = store.format_time(order.expires_at)
     for _ in range(2):  # a second pass only after freeing an expired key
         try:
             await store.create_order(session, order, created_data)
@@ -244,3 +292,24 @@ async def order_timeline(order_id: str, session: SessionDep) -> dict[str, Any]:
         key=lambda item: item[:3],
     )
     return {"items": [item[3] for item in items]}
+
+
+@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_order(order_id: str, session: SessionDep, temporal: TemporalDep) -> dict[str, Any]:
+    """Cancel an order that has not started executing (PENDING or WAITING); 409 after."""
+    order = await _owned_order(session, order_id)
+    if OrderStatus(order.status).is_terminal:
+        raise OrderNotCancellable(f"{order_id} is already {order.status}")
+    try:
+        accepted = await temporal.get_workflow_handle(order_id).execute_update(
+            OrderWorkflow.cancel, rpc_timeout=CANCEL_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as error:
+        raise OrderNotCancellable(f"{order_id} could not be cancelled: {error}") from error
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # the workflow has just finished
+            raise OrderNotCancellable(f"{order_id} has already finished") from error
+        raise ServiceUnavailable("no worker answered the cancel request in time; retry") from error
+    if not accepted:
+        raise OrderNotCancellable(f"{order_id} is already executing")
+    return {"order_id": order_id, "status": order.status, "cancel": "accepted"}

@@ -21,7 +21,7 @@ from devstack import EmbeddedStack, InfraUrls
 from devstack.ports import choose_port
 from devstack.temporal import temporal_binary
 from market.simulation import SimulatedMarket
-from worker import worker_resources
+from worker import start_singletons, worker_resources
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +64,7 @@ async def running_worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:
                 await stack.enter_async_context(worker)
+            await start_singletons(workers[0].client, settings)
             yield market
 
 

@@ -18,9 +18,13 @@ class OrderInput:
     token_out: str
     amount_in: int
     slippage_bps: int
-    # Token decimals travel with the order: workflow code must not look them up.
+    # Token decimals travel with the order: workflow code must not look them up. A
+    # sniper's token may not be listed yet: its decimals arrive with the trigger.
     decimals_in: int
-    decimals_out: int
+    decimals_out: int | None
+    limit_price: str | None = None  # limit orders: token_out per token_in
+    expires_at: float | None = None  # limit and sniper orders: epoch seconds
+    waits: int = 0  # WAITING spells so far (carried across continue-as-new)
 
 
 @dataclass
@@ -29,6 +33,14 @@ class OrderOutcome:
     status: str
     tx_hash: str | None = None
     failure_reason: str | None = None
+
+
+@dataclass
+class Trigger:
+    """The market watcher's signal: what a waiting order waited for has happened."""
+
+    reason: str
+    decimals_out: int | None = None  # a sniper's token, now listed
 
 
 @dataclass
@@ -145,4 +157,9 @@ class ConfirmResult:
 
 @dataclass
 class BackgroundTradingRequest:
+    duration_s: float
+
+
+@dataclass
+class WatchRequest:
     duration_s: float

@@ -1,6 +1,7 @@
-"""The market's background trading, run once for the whole system.
+"""The market's own singletons, each run once for the whole system: background trading
+and the watcher that wakes waiting orders.
 
-A singleton workflow (fixed id) keeps one long-running, heartbeating activity trading;
+A singleton workflow (fixed id) keeps one long-running, heartbeating activity going;
 any worker may run it, and if that worker dies another picks it up. Its history stays
 short: it continues as new every few rounds.
 """
@@ -15,9 +16,10 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.market import MarketActivities
     from core.temporal import EXECUTION_TASK_QUEUE
-    from workflows.inputs import BackgroundTradingRequest
+    from workflows.inputs import BackgroundTradingRequest, WatchRequest
 
 BACKGROUND_TRADING_WORKFLOW_ID = "market-background-trading"
+MARKET_WATCH_WORKFLOW_ID = "market-watch"
 ROUND = timedelta(seconds=60)
 ROUNDS_PER_RUN = 60
 
@@ -30,6 +32,24 @@ class BackgroundTradingWorkflow:
             await workflow.execute_activity_method(
                 MarketActivities.run_background_trading,
                 BackgroundTradingRequest(duration_s=ROUND.total_seconds()),
+                task_queue=EXECUTION_TASK_QUEUE,
+                start_to_close_timeout=ROUND + timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            )
+        workflow.continue_as_new()
+
+
+@workflow.defn
+class MarketWatchWorkflow:
+    """The singleton market watcher: wakes waiting limit and sniper orders."""
+
+    @workflow.run
+    async def run(self) -> None:
+        for _ in range(ROUNDS_PER_RUN):
+            await workflow.execute_activity_method(
+                MarketActivities.watch_market,
+                WatchRequest(duration_s=ROUND.total_seconds()),
                 task_queue=EXECUTION_TASK_QUEUE,
                 start_to_close_timeout=ROUND + timedelta(seconds=30),
                 heartbeat_timeout=timedelta(seconds=10),

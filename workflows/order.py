@@ -11,8 +11,10 @@ activity retries included. The workflow decides; activities do every bit of I/O.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from decimal import Decimal
+import builtins
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
 from typing import Any, NoReturn
 
 from temporalio import workflow
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RouteRequest,
         SubmitRequest,
         TransitionRequest,
+        Trigger,
     )
     from workflows.policies import (
         BACKOFF_COEFFICIENT,
@@ -65,6 +68,7 @@ RECORD_RETRY = RetryPolicy(
 )
 SHORT_STEP = timedelta(seconds=10)
 HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+HISTORY_LIMIT = 2_000  # events; a long wait continues as new past this
 CRASH_RERUNS = 10
 
 
@@ -78,30 +82,70 @@ class AttemptFailed(Exception):
         self.retry = retry
 
 
+class NotAtLimit(Exception):
+    """A limit order's fresh route pays less than its limit: back to waiting."""
+
+
 @workflow.defn
 class OrderWorkflow:
     def __init__(self) -> None:
         self._status = OrderStatus.PENDING
+        self._trigger: Trigger | None = None
+        self._cancel_requested = False
+        self._executing = False
 
     @workflow.query
     def status(self) -> str:
         return self._status
 
+    @workflow.signal
+    def trigger(self, trigger: Trigger) -> None:
+        """From the market watcher: the condition a WAITING order waits for holds."""
+        if self._status == OrderStatus.WAITING:
+            self._trigger = trigger
+
+    @workflow.update
+    def cancel(self) -> bool:
+        """Accepted only before execution starts (PENDING or WAITING); the order then
+        ends CANCELLED and never executes."""
+        if self._executing or self._status not in (OrderStatus.PENDING, OrderStatus.WAITING):
+            return False
+        self._cancel_requested = True
+        return True
+
     @workflow.run
     async def run(self, order: OrderInput) -> OrderOutcome:
-        # Admission waits on the server-side rate limit of its own task queue.
-        await workflow.execute_activity_method(
-            ExecutionActivities.admit_order,
-            AdmitRequest(order.order_id),
-            task_queue=ADMISSION_TASK_QUEUE,
-            start_to_close_timeout=SHORT_STEP,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-        )
+        while True:
+            if order.order_type != "market":
+                waited = await self._wait(order)
+                if isinstance(waited, OrderOutcome):
+                    return waited
+                order = waited
+            # Admission waits on the server-side rate limit of its own task queue.
+            await workflow.execute_activity_method(
+                ExecutionActivities.admit_order,
+                AdmitRequest(order.order_id),
+                task_queue=ADMISSION_TASK_QUEUE,
+                start_to_close_timeout=SHORT_STEP,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+            if self._cancel_requested:
+                return await self._end(order, OrderStatus.CANCELLED, "cancelled by the client")
+            self._executing = True
+            outcome = await self._execute(order)
+            if outcome is not None:
+                return outcome
+            self._executing = False  # a limit order whose price slipped away waits again
+
+    async def _execute(self, order: OrderInput) -> OrderOutcome | None:
+        """Attempts until CONFIRMED or FAILED; None sends a limit order back to waiting."""
         attempts_used = 0
         while True:
             try:
                 confirmed = await self._attempt(order, attempts_used)
+            except NotAtLimit:
+                return None
             except AttemptFailed as failure:
                 attempts_used = failure.attempts_used
                 if failure.retry and attempts_used < MAX_ATTEMPTS:
@@ -115,9 +159,49 @@ class OrderWorkflow:
                 return OrderOutcome(order.order_id, OrderStatus.FAILED, failure_reason=failure.reason)
             return OrderOutcome(order.order_id, OrderStatus.CONFIRMED, tx_hash=confirmed.tx_hash)
 
+    async def _wait(self, order: OrderInput) -> OrderInput | OrderOutcome:
+        """WAITING until the market watcher's trigger, a cancel, or expiry. Durable and
+        free while idle: a timer and a signal, no polling."""
+        if workflow.info().get_current_history_length() > HISTORY_LIMIT:
+            workflow.continue_as_new(replace(order, waits=order.waits))  # keeps history bounded
+        waits = order.waits
+        order = replace(order, waits=waits + 1)
+        self._trigger = None
+        self._status = OrderStatus.WAITING
+        awaited: dict[str, Any] = (
+            {"limit_price": order.limit_price, "pair": f"{order.token_in}/{order.token_out}"}
+            if order.order_type == "limit"
+            else {"pool_open": order.token_out, "pair": f"{order.token_in}/{order.token_out}"}
+        )
+        expires_at = datetime.fromtimestamp(order.expires_at or 0, UTC)
+        await self._record(
+            OrderStatus.WAITING,
+            f"waiting:{waits}",
+            data={"waiting_for": awaited, "expires_at": expires_at.isoformat().replace("+00:00", "Z")},
+        )
+        remaining = (order.expires_at or 0) - workflow.now().timestamp()
+        try:
+            await workflow.wait_condition(
+                lambda: self._trigger is not None or self._cancel_requested,
+                timeout=max(remaining, 0.001),
+            )
+        except builtins.TimeoutError:
+            return await self._end(order, OrderStatus.EXPIRED, "expired before its condition was met")
+        if self._cancel_requested:
+            return await self._end(order, OrderStatus.CANCELLED, "cancelled by the client")
+        trigger = self._trigger
+        assert trigger is not None
+        if order.decimals_out is None and trigger.decimals_out is not None:
+            order = replace(order, decimals_out=trigger.decimals_out)
+        return order
+
+    async def _end(self, order: OrderInput, status: OrderStatus, reason: str) -> OrderOutcome:
+        await self._record(status, status.lower(), data={"reason": reason})
+        return OrderOutcome(order.order_id, status)
+
     async def _attempt(self, order: OrderInput, attempts_used: int) -> ConfirmResult:
         attempt = attempts_used + 1
-        await self._record(OrderStatus.ROUTING, f"routing:{attempt}", data={"attempt": attempt})
+        await self._record(OrderStatus.ROUTING, _key("routing", order, attempt), data={"attempt": attempt})
         quotes = await self._quote_all(order, attempts_used)
         decision = await workflow.execute_local_activity_method(
             QuoteActivities.route_order,
@@ -127,11 +211,19 @@ class OrderWorkflow:
             start_to_close_timeout=SHORT_STEP,
             retry_policy=_retry(),
         )
+        out = _decimals_out(order)
+        if order.limit_price is not None:
+            # Never fill below the limit: it raises the minimum; a route below it waits again.
+            limit_out = _ceil(
+                Decimal(order.limit_price) * _human(order.amount_in, order.decimals_in) * 10**out
+            )
+            if decision.expected_amount_out < limit_out:
+                raise NotAtLimit()
+            decision.min_amount_out = max(decision.min_amount_out, limit_out)
         workflow.upsert_search_attributes([SELECTED_DEX.value_set(decision.selected_dex)])
-        out = order.decimals_out
         await self._record(
             OrderStatus.BUILDING,
-            f"building:{attempt}",
+            _key("building", order, attempt),
             changes={
                 "quotes": [_quote_view(q, order) for q in quotes],
                 "selected_dex": decision.selected_dex,
@@ -163,7 +255,7 @@ class OrderWorkflow:
         attempts_used = submitted.attempt
         await self._record(
             OrderStatus.SUBMITTED,
-            f"submitted:{attempts_used}",
+            _key("submitted", order, attempts_used),
             changes={"tx_hash": submitted.tx_hash, "attempts": attempts_used},
             data={"tx_hash": submitted.tx_hash, "attempt": attempts_used},
         )
@@ -175,7 +267,7 @@ class OrderWorkflow:
         )
         amount_out = format_amount(confirmed.amount_out, out)
         price = format_price(
-            _human(confirmed.amount_out, order.decimals_out) / _human(confirmed.amount_in, order.decimals_in)
+            _human(confirmed.amount_out, out) / _human(confirmed.amount_in, order.decimals_in)
         )
         await self._record(
             OrderStatus.CONFIRMED,
@@ -296,13 +388,28 @@ def _human(amount: int, decimals: int) -> Decimal:
     return Decimal(amount).scaleb(-decimals)
 
 
+def _key(step: str, order: OrderInput, attempt: int) -> str:
+    """A step's event key, unique per order: a limit order may execute after a second wait."""
+    return f"{step}:{attempt}" if order.waits <= 1 else f"{step}:{order.waits}.{attempt}"
+
+
+def _decimals_out(order: OrderInput) -> int:
+    if order.decimals_out is None:
+        raise ApplicationError("token_out is not listed", non_retryable=True)
+    return order.decimals_out
+
+
+def _ceil(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
 def _quote_view(quote: QuoteResult, order: OrderInput) -> dict[str, Any]:
-    amount_out = _human(quote.amount_out, order.decimals_out)
+    amount_out = _human(quote.amount_out, _decimals_out(order))
     return {
         "dex": quote.dex,
-        "amount_out": format_amount(quote.amount_out, order.decimals_out),
+        "amount_out": format_amount(quote.amount_out, _decimals_out(order)),
         "price": format_price(amount_out / _human(quote.amount_in, order.decimals_in)),
-        "min_amount_out": format_amount(quote.min_amount_out, order.decimals_out),
+        "min_amount_out": format_amount(quote.min_amount_out, _decimals_out(order)),
         "fee_bps": quote.fee_bps,
         "price_impact_bps": quote.price_impact_bps,
         "slot": quote.slot,
@@ -314,7 +421,7 @@ def _route_view(decision: RouteDecision, order: OrderInput) -> list[dict[str, An
         {
             "dex": leg.dex,
             "amount_in": format_amount(leg.amount_in, order.decimals_in),
-            "amount_out": format_amount(leg.amount_out, order.decimals_out),
+            "amount_out": format_amount(leg.amount_out, _decimals_out(order)),
         }
         for leg in decision.legs
     ]

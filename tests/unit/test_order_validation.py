@@ -6,17 +6,19 @@ import pytest
 from pydantic import ValidationError
 
 from api.errors import InvalidOrder
-from api.orders import validate_market_order as validate
+from api.orders import validate_order as validate
 from api.schemas import OrderCreate
 from core.ids import is_order_id, new_order_id
 from market.pools import genesis_pools
+from market.tokens import find_token
 from workflows.policies import backoff_ms
 
 GENESIS_PAIRS = {frozenset((p.base, p.quote)) for p in genesis_pools()}
 
 
 def validate_market_order(body: OrderCreate):  # type: ignore[no-untyped-def]
-    return validate(body, GENESIS_PAIRS)
+    valid = validate(body, GENESIS_PAIRS)
+    return valid.token_in, find_token(valid.token_out), valid.units
 
 
 def body(**overrides: object) -> OrderCreate:
@@ -42,7 +44,14 @@ def test_tokens_may_be_given_by_mint() -> None:
         ({"token_in": "USDC", "token_out": "USDC"}, "same_token"),
         ({"token_in": "DOGE"}, "unknown_token"),
         ({"token_in": "BONK", "token_out": "RAY"}, "unsupported_pair"),
-        ({"type": "limit", "limit_price": "151"}, "order_type_not_supported"),
+        ({"type": "limit"}, "invalid_limit_price"),
+        ({"type": "limit", "limit_price": "0"}, "invalid_limit_price"),
+        ({"type": "limit", "limit_price": "151"}, "ok"),
+        ({"limit_price": "151"}, "invalid_limit_price"),
+        ({"expires_in_s": 60}, "invalid_expiry"),
+        ({"type": "sniper", "token_out": "NEWCOIN"}, "ok"),
+        ({"type": "sniper", "token_out": "new-coin!"}, "invalid_token"),
+        ({"type": "sniper", "token_out": "SOL"}, "same_token"),
     ],
 )
 def test_semantic_checks(overrides: dict[str, object], code: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.market import BackgroundTradingWorkflow
+from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
 from workflows.order import OrderWorkflow
 
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
@@ -35,6 +35,6 @@ async def test_saved_history_replays(path: Path) -> None:
         "workflowId", path.stem
     )
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
-    replayer = Replayer(workflows=[OrderWorkflow, BackgroundTradingWorkflow])
+    replayer = Replayer(workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -1,0 +1,130 @@
+"""The market watcher: the one place that looks at prices for waiting orders.
+
+Limit and sniper orders wait in their workflows on a durable timer and a signal; none
+of them polls. The watcher reads the waiting orders and the pools once per tick and
+signals only the workflows whose condition holds, so 10 000 waiting orders cost one
+query and one pass over the pools per tick, not 10 000 quotes. Orders far from their
+limit are skipped by a price bound before any route is computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from market.pools import Pool
+from market.router import best_route, pool_outputs
+from market.simulation import SimulatedMarket
+from market.tokens import find_token, to_base_units
+from storage.models import Order
+from workflows.inputs import Trigger
+
+TICK_S = 0.5
+RESIGNAL_AFTER_S = 5.0  # a workflow that got the signal and still waits gets it again
+
+Signal = Callable[[str, Trigger], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    order_id: str
+    type: str
+    token_in: str
+    token_out: str
+    amount: Decimal
+    limit_price: Decimal | None
+
+
+class MarketWatcher:
+    def __init__(
+        self,
+        market: SimulatedMarket,
+        sessions: async_sessionmaker[AsyncSession],
+        signal: Signal,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._market, self._sessions, self._signal, self._clock = market, sessions, signal, clock
+        self._signalled: dict[str, float] = {}
+
+    async def run(
+        self, duration_s: float, heartbeat: Callable[[int], None], stopping: Callable[[], bool]
+    ) -> int:
+        """Tick for `duration_s` (or until `stopping()`); returns the signals sent."""
+        sent = 0
+        deadline = self._clock() + duration_s
+        while self._clock() < deadline and not stopping():
+            sent += await self.tick()
+            heartbeat(sent)
+            await asyncio.sleep(TICK_S)
+        return sent
+
+    async def tick(self) -> int:
+        waiting = await self._waiting()
+        if not waiting:
+            return 0
+        pools = await self._market.pools()
+        now, sent = self._market.now(), 0
+        for order in waiting:
+            if self._clock() - self._signalled.get(order.order_id, -RESIGNAL_AFTER_S) < RESIGNAL_AFTER_S:
+                continue
+            pair = [
+                p
+                for p in pools
+                if {p.base, p.quote} == {order.token_in, order.token_out} and p.opens_at <= now
+            ]
+            trigger = condition_met(order, pair, now)
+            if trigger is not None:
+                await self._signal(order.order_id, trigger)
+                self._signalled[order.order_id] = self._clock()
+                sent += 1
+        live = {o.order_id for o in waiting}
+        self._signalled = {k: v for k, v in self._signalled.items() if k in live}
+        return sent
+
+    async def _waiting(self) -> list[WaitingOrder]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Order).where(col(Order.status) == "WAITING", col(Order.type).in_(["limit", "sniper"]))
+            )
+            return [
+                WaitingOrder(o.id, o.type, o.token_in, o.token_out, o.amount, o.limit_price)
+                for o in rows.scalars()
+            ]
+
+
+def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Trigger | None:
+    """The trigger for `order` if its condition holds on these (open) pools of its pair."""
+    if not open_pools:
+        return None
+    if order.type == "sniper":
+        token = find_token(order.token_out)
+        return Trigger("pool_open", token.decimals) if token else None
+    token_in, token_out = find_token(order.token_in), find_token(order.token_out)
+    if order.limit_price is None or token_in is None or token_out is None:
+        return None
+    if best_marginal_price(open_pools, order.token_in) < order.limit_price:
+        return None  # not even the first unit pays the limit: no route can
+    amount_in = to_base_units(order.amount, token_in.decimals)
+    route = best_route(pool_outputs(open_pools, order.token_in, now), amount_in)
+    price = Decimal(route.amount_out).scaleb(-token_out.decimals) / order.amount
+    return Trigger("limit_reached") if price >= order.limit_price else None
+
+
+def best_marginal_price(pools: list[Pool], token_in: str) -> Decimal:
+    """token_out per token_in for an infinitesimal trade, net of fees: an upper bound on
+    what any trade of any size pays."""
+    best = Decimal(0)
+    for pool in pools:
+        mid = pool.mid_price()
+        if mid <= 0:
+            continue
+        price = mid if token_in == pool.base else 1 / mid
+        best = max(best, price * (1 - Decimal(pool.fee_bps) / 10_000))
+    return best

@@ -1,0 +1,125 @@
+"""Limit and sniper orders: WAITING on durable timers and signals, cancel and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack import InfraUrls
+from tests.conftest import isolated_engine
+from tests.integration.test_orders_api import wait_terminal
+from tests.streams import read_stream
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def wait_status(client: httpx.AsyncClient, order_id: str, status: str) -> dict[str, Any]:
+    async with asyncio.timeout(60):
+        while (order := (await client.get(f"/orders/{order_id}")).json())["status"] != status:
+            await asyncio.sleep(0.05)
+    return order
+
+
+async def jup_price(client: httpx.AsyncClient) -> Decimal:
+    items = (await client.get("/markets")).json()["items"]
+    return max(Decimal(m["mid_price"]) for m in items if m["pair"] == "JUP/USDC")
+
+
+async def test_a_limit_order_waits_then_fills_when_the_price_reaches_it(
+    client: httpx.AsyncClient, api_url: str
+) -> None:
+    # Buy JUP with USDC once 100 USDC pay 2 % more JUP than now.
+    limit = (1 / await jup_price(client) * Decimal("1.02")).quantize(Decimal("0.0001"))
+    body = {
+        "type": "limit",
+        "token_in": "USDC",
+        "token_out": "JUP",
+        "amount": "100",
+        "limit_price": str(limit),
+    }
+    order_id = (await client.post("/orders", json=body)).json()["order_id"]
+    waiting = await wait_status(client, order_id, "WAITING")
+    assert waiting["limit_price"] == str(limit)
+
+    snapshot = (await read_stream(api_url, f"orderId={order_id}", until_frames=1)).snapshot
+    assert snapshot["status"] == "WAITING"
+    events = (await client.get(f"/orders/{order_id}/events")).json()["items"]
+    assert events[-1]["data"]["waiting_for"] == {"limit_price": str(limit), "pair": "USDC/JUP"}
+
+    moved = await client.post("/sim/price", json={"pair": "JUP/USDC", "move_bps": -500})
+    assert moved.status_code == 200
+    done = await wait_terminal(client, order_id)
+    assert done["status"] == "CONFIRMED"
+    assert Decimal(done["executed_price"]) >= limit
+    assert Decimal(done["min_amount_out"]) >= limit * 100
+
+
+async def test_a_limit_order_expires_at_its_deadline(client: httpx.AsyncClient) -> None:
+    body = {
+        "type": "limit",
+        "token_in": "SOL",
+        "token_out": "USDC",
+        "amount": "1",
+        "limit_price": "100000",
+        "expires_in_s": 1,
+    }
+    order_id = (await client.post("/orders", json=body)).json()["order_id"]
+    done = await wait_terminal(client, order_id)
+    assert done["status"] == "EXPIRED"
+    txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
+    assert txs == []
+
+
+async def test_a_sniper_buys_as_soon_as_the_pool_opens(client: httpx.AsyncClient) -> None:
+    body = {"type": "sniper", "token_in": "SOL", "token_out": "SNIPED", "amount": "1", "slippage_bps": 300}
+    response = await client.post("/orders", json=body)
+    assert response.status_code == 202, response.text
+    order_id = response.json()["order_id"]
+    await wait_status(client, order_id, "WAITING")
+    listed = await client.post(
+        "/sim/pools",
+        json={
+            "token": "SNIPED",
+            "dex": "raydium",
+            "quote_token": "SOL",
+            "liquidity": "500",
+            "activation_in_s": 1,
+        },
+    )
+    assert listed.status_code == 201
+    done = await wait_terminal(client, order_id)
+    assert done["status"] == "CONFIRMED" and done["selected_dex"] == "raydium"
+    events = (await client.get(f"/orders/{order_id}/events")).json()["items"]
+    assert (
+        next(e for e in events if e.get("status") == "WAITING")["data"]["waiting_for"]["pool_open"]
+        == "SNIPED"
+    )
+
+
+async def test_cancel_wins_while_waiting_and_loses_once_terminal(client: httpx.AsyncClient) -> None:
+    body = {"type": "limit", "token_in": "SOL", "token_out": "USDC", "amount": "1", "limit_price": "100000"}
+    order_id = (await client.post("/orders", json=body)).json()["order_id"]
+    await wait_status(client, order_id, "WAITING")
+    cancel = await client.post(f"/orders/{order_id}/cancel")
+    assert cancel.status_code == 202, cancel.text
+    done = await wait_terminal(client, order_id)
+    assert done["status"] == "CANCELLED"
+    again = await client.post(f"/orders/{order_id}/cancel")
+    assert again.status_code == 409 and again.json()["code"] == "order_not_cancellable"
+    assert (await client.post("/orders/ord_01J00000000000000000000000/cancel")).status_code == 404
+
+
+async def test_cancel_loses_once_the_order_is_executing(infra: InfraUrls, tmp_path: Path) -> None:
+    async with isolated_engine(infra, tmp_path, ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS=4000) as api_url:
+        async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+            body = {"token_in": "SOL", "token_out": "USDC", "amount": "1"}
+            order_id = (await client.post("/orders", json=body)).json()["order_id"]
+            await wait_status(client, order_id, "SUBMITTED")
+            cancel = await client.post(f"/orders/{order_id}/cancel")
+            assert cancel.status_code == 409 and cancel.json()["code"] == "order_not_cancellable"
+            assert (await wait_terminal(client, order_id))["status"] == "CONFIRMED"
