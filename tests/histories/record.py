@@ -36,6 +36,15 @@ async def finish(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
     return order_id
 
 
+async def wait_for(client: httpx.AsyncClient, order_id: str, status: str | None = None) -> None:
+    """Until the order is in `status` (or terminal, when None)."""
+    while True:
+        current = (await client.get(f"/orders/{order_id}")).json()["status"]
+        if current == status or (status is None and current in TERMINAL):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def save(temporal: Client, order_id: str, name: str) -> None:
     history = await temporal.get_workflow_handle(order_id).fetch_history()
     (HERE / f"{name}.json").write_text(history.to_json())
@@ -68,6 +77,35 @@ async def record(stack: EmbeddedStack, data_dir: Path) -> None:
             await finish(client, {**sol_usdc, "amount": "20000"}),
             "market_failed_insufficient_funds",
         )
+        limit = {"type": "limit", "token_in": "USDC", "token_out": "JUP", "amount": "100"}
+        far = await client.post("/orders", json={**limit, "limit_price": "1000", "expires_in_s": 1})
+        await wait_for(client, far.json()["order_id"])
+        await save(temporal, far.json()["order_id"], "limit_expired")
+        waiting = (await client.post("/orders", json={**limit, "limit_price": "1000"})).json()["order_id"]
+        await wait_for(client, waiting, "WAITING")
+        await client.post(f"/orders/{waiting}/cancel")
+        await wait_for(client, waiting)
+        await save(temporal, waiting, "limit_cancelled_while_waiting")
+        near = (await client.post("/orders", json={**limit, "limit_price": "1.13"})).json()["order_id"]
+        await wait_for(client, near, "WAITING")
+        await client.post("/sim/price", json={"pair": "JUP/USDC", "move_bps": -500})
+        await wait_for(client, near)
+        await save(temporal, near, "limit_filled_after_price_move")
+        sniper = {
+            "type": "sniper",
+            "token_in": "SOL",
+            "token_out": "RECORDED",
+            "amount": "1",
+            "slippage_bps": 300,
+        }
+        sniped = (await client.post("/orders", json=sniper)).json()["order_id"]
+        await wait_for(client, sniped, "WAITING")
+        await client.post(
+            "/sim/pools",
+            json={"token": "RECORDED", "quote_token": "SOL", "liquidity": "500", "activation_in_s": 0},
+        )
+        await wait_for(client, sniped)
+        await save(temporal, sniped, "sniper_filled_when_pool_opened")
     async with engine(stack, data_dir, ORDER_ENGINE_SIM_FAILURE_RATE=1) as client:
         await save(
             temporal, await finish(client, {**sol_usdc, "amount": "1"}), "market_failed_retries_exhausted"
