@@ -33,8 +33,22 @@ class SwapResult:
     price_impact_bps: int
 
 
+class _Named:
+    dex: Dex
+    base: str
+    quote: str
+
+    @property
+    def pool_id(self) -> str:
+        return f"{self.dex}:{self.base}/{self.quote}"
+
+    @property
+    def pair(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+
 @dataclass(frozen=True)
-class ConstantProductPool:
+class ConstantProductPool(_Named):
     """A Raydium constant-product pool of `base`/`quote`; reserves in base units."""
 
     dex: Dex
@@ -45,14 +59,6 @@ class ConstantProductPool:
     fee_bps: int
     opens_at: float = 0.0  # epoch seconds; a pool listed for later trades from then on
     listed: tuple[Token, ...] = ()  # tokens this pool lists (not in the static list)
-
-    @property
-    def pool_id(self) -> str:
-        return f"{self.dex}:{self.base}/{self.quote}"
-
-    @property
-    def pair(self) -> str:
-        return f"{self.base}/{self.quote}"
 
     def mid_price(self) -> Decimal:
         """Quote token per base token, in human units."""
@@ -108,7 +114,7 @@ class ConstantProductPool:
 
 
 @dataclass(frozen=True)
-class DlmmPool:
+class DlmmPool(_Named):
     """A Meteora DLMM pool: token X is `base`, token Y is `quote`."""
 
     dex: Dex
@@ -117,14 +123,6 @@ class DlmmPool:
     book: DlmmBook
     opens_at: float = 0.0
     listed: tuple[Token, ...] = ()
-
-    @property
-    def pool_id(self) -> str:
-        return f"{self.dex}:{self.base}/{self.quote}"
-
-    @property
-    def pair(self) -> str:
-        return f"{self.base}/{self.quote}"
 
     @property
     def fee_bps(self) -> int:

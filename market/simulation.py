@@ -436,6 +436,17 @@ class SimulatedMarket:
         return self.config.failure_rate > 0 and self._rng.random() < self.config.failure_rate
 
 
+def _insert_new(pool: Pool) -> Any:
+    """Insert a pool unless one with its id exists (never overwrite market state)."""
+    return (
+        insert(MarketPool)
+        .values(
+            pool_id=pool.pool_id, dex=pool.dex, pair=pool.pair, state=pool.to_state(), updated_at=utcnow()
+        )
+        .on_conflict_do_nothing()
+    )
+
+
 def price_moving_trade(pool: Pool, move_bps: int, now: float) -> tuple[str, int]:
     """The smallest trade that moves `pool`'s mid price by at least `move_bps`."""
     target = pool.mid_price() * (1 + Decimal(move_bps) / 10_000)

@@ -9,6 +9,7 @@ short: it continues as new every few rounds.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -24,20 +25,29 @@ ROUND = timedelta(seconds=60)
 ROUNDS_PER_RUN = 60
 
 
+async def run_rounds(activity: Any, request: Any) -> None:
+    """ROUNDS_PER_RUN rounds of one long, heartbeating activity, then continue as new."""
+    for _ in range(ROUNDS_PER_RUN):
+        await workflow.execute_activity_method(
+            activity,
+            request,
+            task_queue=EXECUTION_TASK_QUEUE,
+            start_to_close_timeout=ROUND + timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+        )
+    workflow.continue_as_new()
+
+
 @workflow.defn
 class BackgroundTradingWorkflow:
+    """The singleton background trader: other traders moving the pools."""
+
     @workflow.run
     async def run(self) -> None:
-        for _ in range(ROUNDS_PER_RUN):
-            await workflow.execute_activity_method(
-                MarketActivities.run_background_trading,
-                BackgroundTradingRequest(duration_s=ROUND.total_seconds()),
-                task_queue=EXECUTION_TASK_QUEUE,
-                start_to_close_timeout=ROUND + timedelta(seconds=30),
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            )
-        workflow.continue_as_new()
+        await run_rounds(
+            MarketActivities.run_background_trading, BackgroundTradingRequest(ROUND.total_seconds())
+        )
 
 
 @workflow.defn
@@ -46,13 +56,4 @@ class MarketWatchWorkflow:
 
     @workflow.run
     async def run(self) -> None:
-        for _ in range(ROUNDS_PER_RUN):
-            await workflow.execute_activity_method(
-                MarketActivities.watch_market,
-                WatchRequest(duration_s=ROUND.total_seconds()),
-                task_queue=EXECUTION_TASK_QUEUE,
-                start_to_close_timeout=ROUND + timedelta(seconds=30),
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            )
-        workflow.continue_as_new()
+        await run_rounds(MarketActivities.watch_market, WatchRequest(ROUND.total_seconds()))

@@ -150,25 +150,16 @@ async def test_redis_restart_mid_flight(
         await redis.aclose()
 
 
-async def test_postgres_restart_mid_flight(
-    stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
+@pytest.mark.parametrize("server", ["postgres", "temporal"])
+async def test_a_server_restart_mid_flight(
+    server: str, stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
 ) -> None:
     engine.start("worker")
     order_ids = await place(client, 10)
     await some_submitted(client, order_ids)
-    stack.postgres.stop()
-    stack.postgres.start()
-    await assert_all_executed_once(client, order_ids)
-
-
-async def test_temporal_restart_mid_flight(
-    stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
-) -> None:
-    engine.start("worker")
-    order_ids = await place(client, 10)
-    await some_submitted(client, order_ids)
-    stack.temporal.stop()
-    stack.temporal.start()
+    component = stack.postgres if server == "postgres" else stack.temporal
+    component.stop()
+    component.start()
     await assert_all_executed_once(client, order_ids)
 
 
