@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -177,6 +179,168 @@ def _print_infra(env: dict[str, str], settings: Settings, with_api: bool = False
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+orders_app = typer.Typer(help="Operate on orders (talks to PostgreSQL and Temporal directly).")
+temporal_app = typer.Typer(help="Temporal cluster set-up.")
+app.add_typer(orders_app, name="orders")
+app.add_typer(temporal_app, name="temporal")
+
+
+@contextlib.asynccontextmanager
+async def _operator_clients() -> Any:
+    from core.temporal import connect_temporal
+    from storage.database import create_engine, create_sessionmaker
+
+    settings = get_settings().require_infra()
+    engine = create_engine(settings.database_url, pool_size=2)
+    try:
+        temporal = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        yield create_sessionmaker(engine), temporal
+    finally:
+        await engine.dispose()
+
+
+def _run(coroutine: Any) -> None:
+    import asyncio
+
+    from api.errors import DomainError
+
+    try:
+        asyncio.run(coroutine)
+    except DomainError as error:
+        typer.echo(f"{error.title}: {error.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@orders_app.command("stuck")
+def orders_stuck(
+    older_than: Annotated[str, typer.Option("--older-than", help="e.g. 30s, 5m, 2h")] = "5m",
+) -> None:
+    """Non-terminal orders (not WAITING) unchanged for longer than --older-than, with their workflow's state."""
+    from api.operations import age_text, parse_duration, stuck_orders
+
+    try:
+        threshold = parse_duration(older_than)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+    async def main() -> None:
+        async with _operator_clients() as (sessions, temporal):
+            stuck = await stuck_orders(sessions, temporal, threshold)
+        if not stuck:
+            typer.echo(f"no order stuck for more than {older_than}")
+            return
+        typer.echo(f"{'ORDER':32} {'STATUS':10} {'TYPE':7} {'STUCK FOR':>9}  WORKFLOW")
+        for order in stuck:
+            typer.echo(
+                f"{order.order_id:32} {order.status:10} {order.type:7} {age_text(order.age):>9}  {order.workflow}"
+            )
+
+    _run(main())
+
+
+@orders_app.command("replay")
+def orders_replay(order_id: str) -> None:
+    """Re-drive a stuck or failed order (reset or re-start its workflow); never executes twice."""
+    from api.operations import replay_order
+
+    async def main() -> None:
+        async with _operator_clients() as (sessions, temporal):
+            typer.echo(f"{order_id}: {await replay_order(sessions, temporal, order_id)}")
+
+    _run(main())
+
+
+@orders_app.command("cancel")
+def orders_cancel(order_id: str) -> None:
+    """Cancel an order that has not started executing."""
+    from workflows.order import OrderWorkflow
+
+    async def main() -> None:
+        async with _operator_clients() as (_sessions, temporal):
+            accepted = await temporal.get_workflow_handle(order_id).execute_update(OrderWorkflow.cancel)
+        typer.echo(
+            f"{order_id}: {'cancelled' if accepted else 'not cancellable: already executing or finished'}"
+        )
+        if not accepted:
+            raise typer.Exit(1)
+
+    _run(main())
+
+
+@orders_app.command("show")
+def orders_show(order_id: str) -> None:
+    """The order's timeline: every event and failure, and what Temporal says of its workflow."""
+    from api.operations import workflow_state
+    from storage import orders as store
+
+    async def main() -> None:
+        async with _operator_clients() as (sessions, temporal):
+            async with sessions() as session:
+                order = await store.get_order(session, order_id)
+                if order is None:
+                    typer.echo(f"no order {order_id}", err=True)
+                    raise typer.Exit(1)
+                events = await store.list_events(session, order_id)
+                failures = await store.list_failures(session, order_id)
+            state = await workflow_state(temporal, order_id)
+        view = store.order_view(order)
+        typer.echo(
+            f"{order_id}  {order.type} {view['amount_in']} {order.token_in} → {order.token_out}  [{order.status}]"
+        )
+        typer.echo(f"  workflow: {state}   tx: {order.tx_hash or '-'}   attempts: {order.attempts}")
+        timeline = [(e.at, f"#{e.seq:<3} {e.status:10} {_describe(e.data)}") for e in events]
+        timeline += [(f.created_at, f"  ✗  {f.activity} attempt {f.attempt}: {f.reason}") for f in failures]
+        for at, line in sorted(timeline, key=lambda item: item[0]):
+            typer.echo(f"  {at.strftime('%H:%M:%S.%f')[:-3]}  {line}")
+
+    _run(main())
+
+
+def _describe(data: dict[str, Any]) -> str:
+    if "retry" in data:
+        retry = data["retry"]
+        return f"retry of {retry['activity']} (attempt {retry['attempt']}) in {retry['backoff_ms']} ms: {retry['reason']}"
+    keys = (
+        "selected_dex",
+        "min_amount_out",
+        "tx_hash",
+        "executed_price",
+        "amount_out",
+        "reason",
+        "waiting_for",
+        "replay",
+    )
+    return "  ".join(f"{k}={data[k]}" for k in keys if k in data)
+
+
+@temporal_app.command("setup")
+def temporal_setup() -> None:
+    """Register the search attributes (OrderStatus, OrderType, SelectedDex, TokenPair) on an existing cluster."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    from core.temporal import SEARCH_ATTRIBUTE_KEYS, connect_temporal
+
+    async def main() -> None:
+        settings = get_settings().require_infra()
+        temporal = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        existing = await temporal.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=temporal.namespace)
+        )
+        missing = {
+            key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            for key in SEARCH_ATTRIBUTE_KEYS
+            if key.name not in existing.custom_attributes
+        }
+        if missing:
+            await temporal.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=temporal.namespace, search_attributes=missing)
+            )
+        typer.echo(f"search attributes registered: {', '.join(k.name for k in SEARCH_ATTRIBUTE_KEYS)}")
+
+    _run(main())
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ START_TIMEOUT = timedelta(seconds=5)
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 
 
-async def start_order_workflow(temporal: Client, order: Order) -> None:
+async def start_order_workflow(temporal: Client, order: Order, replay: int = 0) -> None:
     token_in, token_out = find_token(order.token_in), find_token(order.token_out)
     if token_in is None or (token_out is None and order.type != "sniper"):
         raise LookupError(f"order {order.id} names a token this process does not know")
@@ -57,12 +57,16 @@ async def start_order_workflow(temporal: Client, order: Order) -> None:
             decimals_out=token_out.decimals if token_out else None,
             limit_price=store.format_decimal(order.limit_price),
             expires_at=order.expires_at.timestamp() if order.expires_at else None,
+            replay=replay,
         ),
         id=order.id,
         task_queue=ORDERS_TASK_QUEUE,
         # Starting twice (a retried request, the reconciler) is success, never a second run.
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # Only an operator's replay may run a closed order's workflow again.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        if replay
+        else WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(ORDER_TYPE, order.type),

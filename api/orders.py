@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import MarketDep, RedisDep, SessionDep, TemporalDep
+from api.deps import MarketDep, RedisDep, SessionDep, SessionsDep, TemporalDep
 from api.errors import (
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
@@ -27,6 +27,7 @@ from api.errors import (
     OrderNotFound,
     ServiceUnavailable,
 )
+from api.operations import replay_order
 from api.order_starts import start_order_workflow
 from api.schemas import OrderAccepted, OrderCreate, OrderPage, OrderView, Timeline
 from core.domain import OrderStatus, OrderType
@@ -313,3 +314,12 @@ async def cancel_order(order_id: str, session: SessionDep, temporal: TemporalDep
     if not accepted:
         raise OrderNotCancellable(f"{order_id} is already executing")
     return {"order_id": order_id, "status": order.status, "cancel": "accepted"}
+
+
+@router.post("/orders/{order_id}/replay", status_code=status.HTTP_202_ACCEPTED)
+async def replay(
+    order_id: str, session: SessionDep, sessions: SessionsDep, temporal: TemporalDep
+) -> dict[str, Any]:
+    """Operator: re-drive a stuck or failed order (never executed twice on chain)."""
+    await _owned_order(session, order_id)
+    return {"order_id": order_id, "action": await replay_order(sessions, temporal, order_id)}

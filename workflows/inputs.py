@@ -25,6 +25,7 @@ class OrderInput:
     limit_price: str | None = None  # limit orders: token_out per token_in
     expires_at: float | None = None  # limit and sniper orders: epoch seconds
     waits: int = 0  # WAITING spells so far (carried across continue-as-new)
+    replay: int = 0  # 0 for the first run; n for an operator's n-th replay of a failed order
 
 
 @dataclass

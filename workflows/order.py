@@ -90,6 +90,7 @@ class NotAtLimit(Exception):
 class OrderWorkflow:
     def __init__(self) -> None:
         self._status = OrderStatus.PENDING
+        self._replay = 0
         self._trigger: Trigger | None = None
         self._cancel_requested = False
         self._executing = False
@@ -115,6 +116,15 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, order: OrderInput) -> OrderOutcome:
+        self._replay = order.replay
+        if order.replay:
+            # An operator re-drives a failed order: it is open again, from the start.
+            await self._record(
+                OrderStatus.PENDING,
+                "replay",
+                changes={"failure_reason": None, "attempts": 0},
+                data={"replay": {"run": order.replay, "by": "operator"}},
+            )
         while True:
             if order.order_type != "market":
                 waited = await self._wait(order)
@@ -367,7 +377,8 @@ class OrderWorkflow:
             OrderRecords.record_transition,
             TransitionRequest(
                 order_id=workflow.info().workflow_id,
-                event_key=event_key,
+                # A replayed order's steps are new events, not the first run's again.
+                event_key=event_key if not self._replay else f"{event_key}#replay{self._replay}",
                 status=status,
                 changes=changes or {},
                 data=data or {},

@@ -1,0 +1,121 @@
+"""Operators: stuck orders, replaying a failed order, the timeline, search attributes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli import run_migrations
+from core.temporal import connect_temporal
+from devstack import EmbeddedStack
+from devstack.engine import ROOT, Engine
+from tests.e2e.test_faults import ORDER, statuses
+from tests.streams import TERMINAL
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    stack = EmbeddedStack(tmp_path_factory.mktemp("operator-infra"), ui=False, persistent=False)
+    try:
+        run_migrations(stack.start().database_url)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
+    engine = Engine(
+        stack.urls,
+        tmp_path,
+        {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0"},
+    )
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def cli(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=engine.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def until_terminal(client: httpx.AsyncClient, order_id: str) -> str:
+    async with asyncio.timeout(60):
+        while (status := (await statuses(client, [order_id]))[order_id]) not in TERMINAL:
+            await asyncio.sleep(0.1)
+    return status
+
+
+async def test_an_order_with_no_worker_is_listed_as_stuck(engine: Engine) -> None:
+    api = engine.start("api")
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+        order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
+        async with asyncio.timeout(30):
+            while order_id not in (listed := cli(engine, "orders", "stuck", "--older-than", "1s")).stdout:
+                await asyncio.sleep(0.5)
+        line = next(row for row in listed.stdout.splitlines() if order_id in row)
+        assert "PENDING" in line and "RUNNING" in line
+        engine.start("worker")  # the stuck order runs once a worker is there
+        assert await until_terminal(client, order_id) == "CONFIRMED"
+    assert "no order stuck" in cli(engine, "orders", "stuck", "--older-than", "1h").stdout
+    assert cli(engine, "orders", "stuck", "--older-than", "soon").returncode != 0
+
+
+async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: EmbeddedStack) -> None:
+    failing = engine.start("worker", ORDER_ENGINE_SIM_FAILURE_RATE="1")
+    api = engine.start("api")
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+        order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
+        assert await until_terminal(client, order_id) == "FAILED"
+
+        temporal = await connect_temporal(stack.urls.temporal_address, "default")
+        query = f'OrderStatus="FAILED" AND WorkflowId="{order_id}"'
+        async with asyncio.timeout(30):  # visibility is eventually consistent
+            while not [w async for w in temporal.list_workflows(query)]:
+                await asyncio.sleep(0.2)
+
+        failing.terminate()
+        engine.start("worker")
+        replayed = cli(engine, "orders", "replay", order_id)
+        assert replayed.returncode == 0, replayed.stderr
+        assert "new run" in replayed.stdout
+        assert await until_terminal(client, order_id) == "CONFIRMED"
+        txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
+        assert len(txs) == 1
+        events = [
+            e
+            for e in (await client.get(f"/orders/{order_id}/events")).json()["items"]
+            if e["type"] == "EVENT"
+        ]
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert any("replay" in e["data"] for e in events)
+
+        again = cli(engine, "orders", "replay", order_id)
+        assert again.returncode == 1 and "nothing to re-drive" in again.stderr
+        shown = cli(engine, "orders", "show", order_id)
+        assert order_id in shown.stdout and "CONFIRMED" in shown.stdout and "replay" in shown.stdout
+        selected = (await client.get(f"/orders/{order_id}")).json()["selected_dex"]
+        query = f'OrderStatus="CONFIRMED" AND SelectedDex="{selected}" AND WorkflowId="{order_id}"'
+        async with asyncio.timeout(30):
+            while not [w async for w in temporal.list_workflows(query)]:
+                await asyncio.sleep(0.2)
+
+
+def test_temporal_setup_registers_the_search_attributes(engine: Engine) -> None:
+    result = cli(engine, "temporal", "setup")
+    assert result.returncode == 0, result.stderr
+    assert "OrderStatus, OrderType, SelectedDex, TokenPair" in result.stdout
