@@ -114,11 +114,21 @@ def dev() -> None:
             )
         write_infra_env(data_dir / INFRA_ENV_FILE, urls)
         run_migrations(urls.database_url)
-        env = {**os.environ, **urls.as_env(), "ORDER_ENGINE_DATA_DIR": str(data_dir)}
+        from devstack.ports import choose_port
+
+        worker_metrics = settings.worker_metrics_address or f"127.0.0.1:{choose_port()}"
+        env = {
+            **os.environ,
+            **urls.as_env(),
+            "ORDER_ENGINE_DATA_DIR": str(data_dir),
+            "ORDER_ENGINE_WORKER_METRICS_ADDRESS": worker_metrics,
+        }
         for role in ("worker", "api"):
             children.append(subprocess.Popen([sys.executable, "-m", "cli", role], env=env))
         _wait_for_api(settings, children)
-        _print_infra(urls.as_env(), settings, with_api=True)
+        _print_infra(
+            {**urls.as_env(), "WORKER_METRICS": f"http://{worker_metrics}/metrics"}, settings, with_api=True
+        )
         _supervise(children)
     finally:
         _stop_children(children)
@@ -168,7 +178,13 @@ def _print_infra(env: dict[str, str], settings: Settings, with_api: bool = False
     lines = ["", "Order Engine infra is up:"]
     if with_api:
         api_url = f"http://{settings.api_host}:{settings.api_port}"
-        lines += [f"  API            {api_url}", f"  API docs       {api_url}/docs"]
+        lines += [
+            f"  API            {api_url}",
+            f"  API docs       {api_url}/docs",
+            f"  API metrics    {api_url}/metrics",
+        ]
+        if env.get("WORKER_METRICS"):
+            lines.append(f"  Worker metrics {env['WORKER_METRICS']} (Temporal SDK)")
     if env.get("TEMPORAL_UI_URL"):
         lines.append(f"  Temporal UI    {env['TEMPORAL_UI_URL']}")
     lines += [

@@ -60,7 +60,9 @@ STICKY_TO_START = timedelta(seconds=1)
 
 @contextlib.asynccontextmanager
 async def worker_resources(settings: Settings) -> AsyncIterator[tuple[list[Worker], SimulatedMarket]]:
-    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+    client = await connect_temporal(
+        settings.temporal_address, settings.temporal_namespace, settings.worker_metrics_address
+    )
     engine = create_engine(settings.database_url, pool_size=settings.max_concurrent_activities + 2)
     redis = Redis.from_url(settings.redis_url)
     try:

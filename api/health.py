@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from api.deps import RedisDep, SessionsDep, TemporalDep
+from storage.metrics import Snapshot, order_metrics
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_S = 2.0
 
@@ -52,5 +55,12 @@ async def ready(temporal: TemporalDep, sessions: SessionsDep, redis: RedisDep) -
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(sessions: SessionsDep) -> Response:
+    """Prometheus: this process's own metrics, then the orders' (from PostgreSQL)."""
+    orders = CollectorRegistry(auto_describe=False)
+    try:
+        async with sessions() as session:
+            orders.register(Snapshot(await order_metrics(session)))
+    except Exception as error:  # PostgreSQL down: still serve the process metrics
+        log.warning("order metrics unavailable: %s", error)
+    return Response(generate_latest() + generate_latest(orders), media_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ from cli import run_migrations
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
 from devstack.engine import ROOT, Engine
+from devstack.ports import choose_port
 from tests.e2e.test_faults import ORDER, statuses
 from tests.streams import TERMINAL
 
@@ -89,13 +90,16 @@ async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: 
                 await asyncio.sleep(0.2)
 
         failing.terminate()
-        engine.start("worker")
+        metrics_port = choose_port()
+        engine.start("worker", ORDER_ENGINE_WORKER_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}")
         replayed = cli(engine, "orders", "replay", order_id)
         assert replayed.returncode == 0, replayed.stderr
         assert "new run" in replayed.stdout
         assert await until_terminal(client, order_id) == "CONFIRMED"
         txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
         assert len(txs) == 1
+        sdk_metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert "temporal_activity_execution_latency" in sdk_metrics  # the worker's SDK metrics
         events = [
             e
             for e in (await client.get(f"/orders/{order_id}/events")).json()["items"]
