@@ -25,7 +25,7 @@ from temporalio.worker import (
 )
 
 from activities.execution import ExecutionActivities
-from activities.interceptors import ActivityBudget, Heartbeats
+from activities.interceptors import ActivityBudget, Heartbeats, LogContext
 from activities.market import MarketActivities, signal_trigger
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
@@ -37,6 +37,7 @@ from core.temporal import (
     ORDERS_TASK_QUEUE,
     connect_temporal,
 )
+from core.tracing import setup_tracing
 from market.background import BackgroundTrader
 from market.simulation import SimulatedMarket, SimulationConfig
 from market.watcher import MarketWatcher
@@ -61,7 +62,11 @@ STICKY_TO_START = timedelta(seconds=1)
 @contextlib.asynccontextmanager
 async def worker_resources(settings: Settings) -> AsyncIterator[tuple[list[Worker], SimulatedMarket]]:
     client = await connect_temporal(
-        settings.temporal_address, settings.temporal_namespace, settings.worker_metrics_address
+        settings.temporal_address,
+        settings.temporal_namespace,
+        settings.worker_metrics_address,
+        # The tracing interceptor on the client also traces this process's workers.
+        interceptors=setup_tracing(settings.tracing, "order-engine-worker"),
     )
     engine = create_engine(settings.database_url, pool_size=settings.max_concurrent_activities + 2)
     redis = Redis.from_url(settings.redis_url)
@@ -95,7 +100,7 @@ def build_workers(
     )
     limit = settings.max_concurrent_activities
     common: dict[str, Any] = {
-        "interceptors": [ActivityBudget(limit), Heartbeats()],
+        "interceptors": [ActivityBudget(limit), Heartbeats(), LogContext()],
         "max_concurrent_activities": limit,
         "max_concurrent_local_activities": limit,
         "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,

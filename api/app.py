@@ -4,11 +4,14 @@ event hub per process) and routers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
 from api import health, market, orders, sim, ws
@@ -16,9 +19,12 @@ from api.errors import install_error_handlers
 from api.order_starts import run_reconciler
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
+from core.tracing import instrument_app, setup_tracing
 from market.simulation import SimulatedMarket, SimulationConfig
 from storage.database import create_engine, create_sessionmaker
 from storage.events import ActiveOrders, EventHub
+
+access_log = structlog.get_logger("api.access")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,7 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        temporal = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        temporal = await connect_temporal(
+            settings.temporal_address, settings.temporal_namespace, interceptors=tracing
+        )
         engine = create_engine(settings.database_url)
         sessions = create_sessionmaker(engine)
         redis = Redis.from_url(settings.redis_url)
@@ -54,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
             await engine.dispose()
 
+    tracing = setup_tracing(settings.tracing, "order-engine-api")
     app = FastAPI(
         title="Order Engine",
         version="0.1.0",
@@ -61,6 +70,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    if tracing:
+        instrument_app(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Every log line of a request carries its id (X-Request-ID, or a new one)."""
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            response = await call_next(request)
+            access_log.info(
+                "request",
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        response.headers["X-Request-ID"] = request_id
+        return response
+
     app.include_router(orders.router)
     app.include_router(ws.router)
     app.include_router(market.router)

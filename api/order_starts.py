@@ -75,11 +75,29 @@ async def start_order_workflow(temporal: Client, order: Order, replay: int = 0) 
             ]
         ),
         static_summary=f"{order.type} {store.format_decimal(order.amount)} {order.token_in} → {order.token_out}",
+        static_details=_details(order),
         # A workflow task stuck on a worker that died (say, mid local activity) is
         # retried elsewhere after this; long local activities heartbeat the task.
         task_timeout=WORKFLOW_TASK_TIMEOUT,
         rpc_timeout=START_TIMEOUT,
     )
+
+
+def _details(order: Order) -> str:
+    """What the Web UI shows under the summary (markdown)."""
+    lines = [
+        f"**{order.type} order** `{order.id}`",
+        f"- pair: {order.token_in}/{order.token_out}",
+        f"- amount in: {store.format_decimal(order.amount)} {order.token_in}",
+        f"- slippage: {order.slippage_bps} bps",
+    ]
+    if order.limit_price is not None:
+        lines.append(
+            f"- limit price: {store.format_decimal(order.limit_price)} {order.token_out} per {order.token_in}"
+        )
+    if order.expires_at is not None:
+        lines.append(f"- expires: {store.format_time(order.expires_at)}")
+    return "\n".join(lines)
 
 
 async def reconcile_unstarted_orders(sessions: async_sessionmaker[AsyncSession], temporal: Client) -> int:

@@ -31,6 +31,13 @@ class ApiServer(uvicorn.Server):
 
 def api_server(app: FastAPI, host: str, port: int, log_level: str = "info") -> ApiServer:
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, ws_ping_interval=20, ws_ping_timeout=20
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,  # keep the process's JSON logging (core/logs.py)
+        access_log=False,  # the app logs each request itself, with its request_id
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
     )
     return ApiServer(app, config)

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     sim_failure_rate: float = Field(0.05, ge=0, le=1, alias="ORDER_ENGINE_SIM_FAILURE_RATE")
     sim_background_trades_per_s: float = Field(2, ge=0, alias="ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S")
     sim_seed: int | None = Field(None, alias="ORDER_ENGINE_SIM_SEED")
+    # OpenTelemetry tracing: off, console or otlp (OTEL_EXPORTER_OTLP_ENDPOINT).
+    tracing: str = Field("off", alias="ORDER_ENGINE_TRACING", pattern="^(off|console|otlp)$")
     # host:port where a worker serves the Temporal SDK's Prometheus metrics; empty: off.
     worker_metrics_address: str = Field("", alias="ORDER_ENGINE_WORKER_METRICS_ADDRESS")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from collections.abc import Sequence
+
+from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeKey
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -21,10 +23,12 @@ TOKEN_PAIR = SearchAttributeKey.for_keyword("TokenPair")
 SEARCH_ATTRIBUTE_KEYS = (ORDER_STATUS, ORDER_TYPE, SELECTED_DEX, TOKEN_PAIR)
 
 
-async def connect_temporal(address: str, namespace: str, metrics_address: str = "") -> Client:
+async def connect_temporal(
+    address: str, namespace: str, metrics_address: str = "", interceptors: Sequence[Interceptor] = ()
+) -> Client:
     """The process's one client. With `metrics_address` (host:port), the SDK's own metrics
     (task latencies, slots, polls, …) are served for Prometheus at http://host:port/metrics."""
     runtime = None
     if metrics_address:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address)))
-    return await Client.connect(address, namespace=namespace, runtime=runtime)
+    return await Client.connect(address, namespace=namespace, runtime=runtime, interceptors=interceptors)

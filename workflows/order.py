@@ -139,6 +139,7 @@ class OrderWorkflow:
                 start_to_close_timeout=SHORT_STEP,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=RECORD_RETRY,
+                summary="admission (orders per minute, all workers)",
             )
             if self._cancel_requested:
                 return await self._end(order, OrderStatus.CANCELLED, "cancelled by the client")
@@ -254,12 +255,14 @@ class OrderWorkflow:
             BuildRequest(order.order_id, attempt, order.token_in, order.token_out, decision),
             attempts_used,
             retry_policy=_retry(),
+            summary=f"build {decision.selected_dex} swap, attempt {attempt}",
         )
         submitted = await self._step(
             ExecutionActivities.submit_transaction,
             SubmitRequest(tx, attempts_before=attempts_used, max_attempts=MAX_ATTEMPTS - attempts_used),
             attempts_used,
             retry_policy=_retry(MAX_ATTEMPTS - attempts_used),
+            summary=f"submit, attempt {attempt}",
             counts_attempts=True,
         )
         attempts_used = submitted.attempt
@@ -274,6 +277,7 @@ class OrderWorkflow:
             ConfirmRequest(tx, attempt=attempts_used, max_attempts=MAX_ATTEMPTS),
             attempts_used,
             retry_policy=_retry(),
+            summary=f"confirm {tx.tx_hash[:12]}…",
         )
         amount_out = format_amount(confirmed.amount_out, out)
         price = format_price(
@@ -308,6 +312,7 @@ class OrderWorkflow:
                     ),
                     start_to_close_timeout=SHORT_STEP,
                     retry_policy=_retry(),
+                    summary=f"quote {dex}",
                 )
                 for dex in DEXES
             ),
@@ -326,6 +331,7 @@ class OrderWorkflow:
         attempts_used: int,
         *,
         retry_policy: RetryPolicy,
+        summary: str,
         counts_attempts: bool = False,
     ) -> Any:
         """Run one execution activity; turn its failure into an AttemptFailed.
@@ -340,6 +346,7 @@ class OrderWorkflow:
                     method,
                     request,
                     task_queue=EXECUTION_TASK_QUEUE,
+                    summary=summary,
                     start_to_close_timeout=timedelta(seconds=60),
                     # Activities heartbeat while they run: a dead worker is noticed in seconds.
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -385,6 +392,7 @@ class OrderWorkflow:
             ),
             start_to_close_timeout=SHORT_STEP,
             retry_policy=RECORD_RETRY,
+            summary=f"record {status}",
         )
 
 

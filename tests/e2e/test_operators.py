@@ -89,6 +89,10 @@ async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: 
             while not [w async for w in temporal.list_workflows(query)]:
                 await asyncio.sleep(0.2)
 
+        description = await temporal.get_workflow_handle(order_id).describe()
+        assert await description.static_summary() == "market 0.5 SOL → USDC"
+        assert "pair: SOL/USDC" in (await description.static_details() or "")
+
         failing.terminate()
         metrics_port = choose_port()
         engine.start("worker", ORDER_ENGINE_WORKER_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}")
@@ -123,3 +127,15 @@ def test_temporal_setup_registers_the_search_attributes(engine: Engine) -> None:
     result = cli(engine, "temporal", "setup")
     assert result.returncode == 0, result.stderr
     assert "OrderStatus, OrderType, SelectedDex, TokenPair" in result.stdout
+
+
+async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engine: Engine) -> None:
+    engine.settings["ORDER_ENGINE_TRACING"] = "console"
+    worker, api = engine.start("worker"), engine.start("api")
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+        order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
+        assert await until_terminal(client, order_id) == "CONFIRMED"
+    worker_spans, api_spans = worker.log.read_text(), api.log.read_text()
+    assert '"name": "RunWorkflow:OrderWorkflow"' in worker_spans
+    assert '"name": "RunActivity:submit_transaction"' in worker_spans
+    assert '"name": "StartWorkflow:OrderWorkflow"' in api_spans and '"name": "POST /orders"' in api_spans

@@ -1,0 +1,29 @@
+"""Logs are one JSON object per line, with the context they were written in."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from core.logs import configure_logging
+
+
+def test_log_lines_are_json_with_context_and_no_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("INFO")
+        with structlog.contextvars.bound_contextvars(order_id="ord_X", request_id="req-1"):
+            logging.getLogger("activities.quotes").info("[ROUTER] ord_X selected meteora")
+            structlog.get_logger("api").info("placed", authorization="Bearer secret-key")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        root.handlers, root.level = saved
+    router, placed = lines[-2], lines[-1]
+    assert router["event"].startswith("[ROUTER]") and router["order_id"] == "ord_X"
+    assert router["request_id"] == "req-1" and router["logger"] == "activities.quotes"
+    assert placed["authorization"] == "[redacted]"
+    assert "secret-key" not in json.dumps(lines)
