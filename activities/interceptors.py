@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import structlog
 from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
@@ -46,6 +47,24 @@ class _Budgeted(ActivityInboundInterceptor):
         if activity.info().activity_type in UNBUDGETED_ACTIVITIES:
             return await self.next.execute_activity(input)
         async with self._budget.semaphore:
+            return await self.next.execute_activity(input)
+
+
+class LogContext(Interceptor):
+    """Every log line written inside an activity carries its order and workflow ids."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _WithLogContext(next)
+
+
+class _WithLogContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        workflow_id = info.workflow_id or ""
+        context = {"workflow_id": workflow_id, "activity": info.activity_type}
+        if workflow_id.startswith("ord_"):
+            context["order_id"] = workflow_id
+        with structlog.contextvars.bound_contextvars(**context):
             return await self.next.execute_activity(input)
 
 
