@@ -301,17 +301,38 @@ def orders_show(order_id: str) -> None:
                 events = await store.list_events(session, order_id)
                 failures = await store.list_failures(session, order_id)
             state = await workflow_state(temporal, order_id)
+            history = await _history_summary(temporal, order_id) if state != "MISSING" else "no workflow"
         view = store.order_view(order)
         typer.echo(
             f"{order_id}  {order.type} {view['amount_in']} {order.token_in} → {order.token_out}  [{order.status}]"
         )
         typer.echo(f"  workflow: {state}   tx: {order.tx_hash or '-'}   attempts: {order.attempts}")
+        typer.echo(f"  history: {history}")
         timeline = [(e.at, f"#{e.seq:<3} {e.status:10} {_describe(e.data)}") for e in events]
         timeline += [(f.created_at, f"  ✗  {f.activity} attempt {f.attempt}: {f.reason}") for f in failures]
         for at, line in sorted(timeline, key=lambda item: item[0]):
             typer.echo(f"  {at.strftime('%H:%M:%S.%f')[:-3]}  {line}")
 
     _run(main())
+
+
+async def _history_summary(temporal: Any, order_id: str) -> str:
+    """A line about the workflow's Temporal history: size, activities, failures, last event."""
+    from collections import Counter
+
+    from temporalio.api.enums.v1 import EventType
+
+    history = await temporal.get_workflow_handle(order_id).fetch_history()
+    kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)
+    last = (
+        EventType.Name(history.events[-1].event_type).removeprefix("EVENT_TYPE_") if history.events else "-"
+    )
+    return (
+        f"{len(history.events)} events, {kinds['ACTIVITY_TASK_SCHEDULED']} activities"
+        f" ({kinds['ACTIVITY_TASK_FAILED']} failed, {kinds['ACTIVITY_TASK_TIMED_OUT']} timed out),"
+        f" {kinds['MARKER_RECORDED']} local activities, {kinds['WORKFLOW_TASK_FAILED']} workflow task failures;"
+        f" last: {last}"
+    )
 
 
 def _describe(data: dict[str, Any]) -> str:

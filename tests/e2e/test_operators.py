@@ -116,6 +116,7 @@ async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: 
         assert again.returncode == 1 and "nothing to re-drive" in again.stderr
         shown = cli(engine, "orders", "show", order_id)
         assert order_id in shown.stdout and "CONFIRMED" in shown.stdout and "replay" in shown.stdout
+        assert "history:" in shown.stdout and "activities" in shown.stdout
         selected = (await client.get(f"/orders/{order_id}")).json()["selected_dex"]
         query = f'OrderStatus="CONFIRMED" AND SelectedDex="{selected}" AND WorkflowId="{order_id}"'
         async with asyncio.timeout(30):
