@@ -100,7 +100,8 @@ def build_workers(
     )
     limit = settings.max_concurrent_activities
     common: dict[str, Any] = {
-        "interceptors": [ActivityBudget(limit), Heartbeats(), LogContext()],
+        # The first is outermost: heartbeats start before an activity queues for a slot.
+        "interceptors": [Heartbeats(), LogContext(), ActivityBudget(limit)],
         "max_concurrent_activities": limit,
         "max_concurrent_local_activities": limit,
         "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,

@@ -42,8 +42,8 @@ async def run_attempt(
     except Exception as error:  # an infrastructure hiccup: retry the same step
         code, reason, remedy = "INTERNAL", f"{type(error).__name__}: {error}", Remedy.RETRY
         cause = error
-    if remedy is Remedy.RETRY:
-        will_retry = activity.info().attempt < activity_max_attempts and attempt < last_attempt
+    if remedy is Remedy.RETRY:  # Temporal retries this very step while it has tries left
+        will_retry = activity.info().attempt < activity_max_attempts
     else:
         will_retry = remedy is Remedy.FRESH_QUOTE and attempt < last_attempt
     try:

@@ -65,7 +65,8 @@ class OrderRecords:
         The retry event keeps the order's current status (`data.retry` says what failed).
         """
         info = activity.info()
-        key = f"{info.workflow_run_id}:{info.activity_id}:{attempt}"
+        # One per try: Temporal's own attempt number, whatever the order-level attempt is.
+        key = f"{info.workflow_run_id}:{info.activity_id}:{info.attempt}"
         async with self._sessions() as session:
             await record_failure(
                 session,

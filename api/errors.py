@@ -131,6 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)  # e.g. connection refused while PostgreSQL restarts
+    @app.exception_handler(TimeoutError)
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     @app.exception_handler(RPCError)

@@ -22,6 +22,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.domain import OrderStatus
 from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
@@ -41,6 +42,16 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 
 
 async def start_order_workflow(temporal: Client, order: Order, replay: int = 0) -> None:
+    """Start the order's workflow; a workflow that already ran (its request died after
+    starting it) counts as started."""
+    try:
+        await _start(temporal, order, replay)
+    except WorkflowAlreadyStartedError:
+        if replay:
+            raise
+
+
+async def _start(temporal: Client, order: Order, replay: int) -> None:
     token_in, token_out = find_token(order.token_in), find_token(order.token_out)
     if token_in is None or (token_out is None and order.type != "sniper"):
         raise LookupError(f"order {order.id} names a token this process does not know")
@@ -105,7 +116,10 @@ async def reconcile_unstarted_orders(sessions: async_sessionmaker[AsyncSession],
     cutoff = utcnow() - ORPHAN_AFTER
     async with sessions() as session:
         rows = await session.execute(
-            select(Order).where(col(Order.accepted_at).is_(None), col(Order.created_at) < cutoff).limit(100)
+            select(Order)
+            .where(col(Order.accepted_at).is_(None), col(Order.created_at) < cutoff)
+            .order_by(col(Order.created_at))
+            .limit(100)
         )
         orphans = list(rows.scalars())
     started = 0

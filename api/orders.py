@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from redis.exceptions import RedisError
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import MarketDep, RedisDep, SessionDep, SessionsDep, TemporalDep
@@ -208,6 +208,10 @@ async def place_order(
         await start_order_workflow(temporal, order)
     except Exception as error:
         log.warning("could not start workflow for %s: %s", order.id, error)
+        if await _workflow_exists(temporal, order.id):  # the start reached the server after all
+            await store.mark_accepted(session, order.id)
+            ORDERS_CREATED.labels(type=order.type).inc()
+            return _accepted(order.id)
         await store.delete_unaccepted(session, order.id)
         with contextlib.suppress(RedisError):
             await redis.delete(active_key(order.id))
@@ -215,6 +219,14 @@ async def place_order(
     await store.mark_accepted(session, order.id)
     ORDERS_CREATED.labels(type=order.type).inc()
     return _accepted(order.id)
+
+
+async def _workflow_exists(temporal: Client, order_id: str) -> bool:
+    try:
+        await temporal.get_workflow_handle(order_id).describe(rpc_timeout=timedelta(seconds=2))
+    except Exception:
+        return False
+    return True
 
 
 async def _start_or_unavailable(temporal: Client, order: Order) -> None:
@@ -307,6 +319,8 @@ async def cancel_order(order_id: str, session: SessionDep, temporal: TemporalDep
         )
     except WorkflowUpdateFailedError as error:
         raise OrderNotCancellable(f"{order_id} could not be cancelled: {error}") from error
+    except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+        raise ServiceUnavailable("no worker answered the cancel request in time; retry") from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # the workflow has just finished
             raise OrderNotCancellable(f"{order_id} has already finished") from error

@@ -152,6 +152,10 @@ class DlmmBook:
             first_fee_rate=first_fee_rate,
         )
 
+    def marginal_fee_rate(self, now: float) -> int:
+        """The fee rate the first unit of a swap at `now` would pay (after the decay)."""
+        return self.fee_rate(self._accumulated(self._reference_updated(now), self.active_id))
+
     def after(self, swap: BinSwap) -> DlmmBook:
         return replace(
             self, bins={**self.bins, **swap.bins}, active_id=swap.active_id, volatility=swap.volatility

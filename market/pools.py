@@ -69,6 +69,9 @@ class ConstantProductPool(_Named):
     def quote_swap(self, token_in: str, amount_in: int, now: float = 0) -> SwapResult:
         return self.swap(token_in, amount_in, now)[0]
 
+    def marginal_fee_bps(self, now: float) -> Decimal:
+        return Decimal(self.fee_bps)
+
     def swap(self, token_in: str, amount_in: int, now: float = 0) -> tuple[SwapResult, ConstantProductPool]:
         if amount_in <= 0:
             return SwapResult(0, 0, 0, self.fee_bps, 0), self
@@ -127,6 +130,9 @@ class DlmmPool(_Named):
     @property
     def fee_bps(self) -> int:
         return round(self.book.fee_rate(self.book.volatility) / 100_000)
+
+    def marginal_fee_bps(self, now: float) -> Decimal:
+        return Decimal(self.book.marginal_fee_rate(now)) / 100_000
 
     def mid_price(self) -> Decimal:
         price = Decimal(self.book.price_x64(self.book.active_id)) / Q64

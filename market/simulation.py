@@ -189,6 +189,7 @@ class SimulatedMarket:
     ) -> SignedTransaction:
         """A signed transaction against a recent blockhash; refuses what the wallet cannot pay."""
         await self._latency(self.config.execution_latency_ms * 0.1)
+        await self._learn_tokens(token_in, token_out)
         balance = (await self.wallet()).get(token_in, 0)
         amount_in = sum(leg.amount_in for leg in legs)
         if balance < amount_in:
@@ -205,7 +206,7 @@ class SimulatedMarket:
     async def submit(self, tx: SignedTransaction) -> str:
         """Send the transaction; returns its signature. Transient faults raise."""
         await self._latency(self.config.execution_latency_ms * 0.1)
-        self._decode(tx.raw)  # the RPC node rejects what is not a valid signed transaction
+        await self._decode_learning(tx.raw)  # the RPC node rejects what is not a valid signed transaction
         if await self.find_landed(tx.idempotency_key) is not None:
             return tx.signature  # already executed: confirm reports the earlier one
         if self._fault():
@@ -229,7 +230,7 @@ class SimulatedMarket:
         if earlier is not None:
             return earlier
         try:
-            return await self._land(self._decode(tx.raw))
+            return await self._land(await self._decode_learning(tx.raw))
         except IntegrityError:
             # Another process landed the same key a moment ago: report that one.
             landed = await self.find_landed(tx.idempotency_key)
@@ -320,6 +321,18 @@ class SimulatedMarket:
 
     # -- internals -----------------------------------------------------------
 
+    async def _learn_tokens(self, *symbols: str) -> None:
+        """A token listed at run time is known once its pool has been read in this process."""
+        if any(find_token(symbol) is None for symbol in symbols):
+            await self.pools()
+
+    async def _decode_learning(self, raw: bytes) -> DecodedSwap:
+        try:
+            return self._decode(raw)
+        except MarketError:
+            await self.pools()  # perhaps a mint listed since this process last read the pools
+            return self._decode(raw)
+
     def _decode(self, raw: bytes) -> DecodedSwap:
         try:
             decoded = decode_swap(raw)
@@ -374,8 +387,9 @@ class SimulatedMarket:
                 total_out += result.amount_out
                 pools[leg.dex] = (row, after)
             amount_in = sum(leg.amount_in for leg in swap.legs)
-            await self._settle(session, swap.token_in, -amount_in)
-            await self._settle(session, swap.token_out, total_out)
+            # Wallet rows too are locked in one fixed order, whatever the direction.
+            for token, delta in sorted([(swap.token_in, -amount_in), (swap.token_out, total_out)]):
+                await self._settle(session, token, delta)
             stamp = utcnow()
             for row, after in pools.values():
                 row.state = after.to_state()

@@ -109,7 +109,7 @@ def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Tr
     token_in, token_out = find_token(order.token_in), find_token(order.token_out)
     if order.limit_price is None or token_in is None or token_out is None:
         return None
-    if best_marginal_price(open_pools, order.token_in) < order.limit_price:
+    if best_marginal_price(open_pools, order.token_in, now) < order.limit_price:
         return None  # not even the first unit pays the limit: no route can
     amount_in = to_base_units(order.amount, token_in.decimals)
     route = best_route(pool_outputs(open_pools, order.token_in, now), amount_in)
@@ -117,7 +117,7 @@ def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Tr
     return Trigger("limit_reached") if price >= order.limit_price else None
 
 
-def best_marginal_price(pools: list[Pool], token_in: str) -> Decimal:
+def best_marginal_price(pools: list[Pool], token_in: str, now: float) -> Decimal:
     """token_out per token_in for an infinitesimal trade, net of fees: an upper bound on
     what any trade of any size pays."""
     best = Decimal(0)
@@ -126,5 +126,5 @@ def best_marginal_price(pools: list[Pool], token_in: str) -> Decimal:
         if mid <= 0:
             continue
         price = mid if token_in == pool.base else 1 / mid
-        best = max(best, price * (1 - Decimal(pool.fee_bps) / 10_000))
+        best = max(best, price * (1 - pool.marginal_fee_bps(now) / 10_000))
     return best

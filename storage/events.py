@@ -184,10 +184,11 @@ class EventHub:
         try:
             queue.put_nowait(message)
         except asyncio.QueueFull:
-            # A slow subscriber: drop what is queued and let it catch up from PostgreSQL.
+            # A slow subscriber: drop what is queued and let it catch up from PostgreSQL
+            # (or, when the server stops, just tell it so).
             while not queue.empty():
                 queue.get_nowait()
-            queue.put_nowait(Resync())
+            queue.put_nowait(message if isinstance(message, Shutdown) else Resync())
 
     def _broadcast_resync(self) -> None:
         for queues in self._subscribers.values():
@@ -216,9 +217,10 @@ class EventHub:
                 )
             except asyncio.CancelledError:
                 raise
-            except RedisError as error:
-                if "no such key" in str(error).lower():
-                    await self._redis.xadd(EVENT_STREAM, {"order_id": "", "event": "{}"})
+            except Exception as error:  # Redis, or PostgreSQL in on_reconnect: never stop reading
+                if isinstance(error, RedisError) and "no such key" in str(error).lower():
+                    with contextlib.suppress(RedisError):
+                        await self._redis.xadd(EVENT_STREAM, {"order_id": "", "event": "{}"})
                     continue
                 if not failing:
                     log.warning("event stream unavailable, retrying: %s", error)
@@ -228,7 +230,10 @@ class EventHub:
             for _stream, entries in batches or []:
                 for entry_id, fields in entries:
                     last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    self._dispatch(fields)
+                    try:
+                        self._dispatch(fields)
+                    except ValueError as error:  # a malformed entry: skip it, keep reading
+                        log.warning("skipping stream entry %s: %s", last_id, error)
 
     def _dispatch(self, fields: dict[Any, Any]) -> None:
         order_id = _text(fields.get(b"order_id", fields.get("order_id", "")))

@@ -91,6 +91,7 @@ class OrderWorkflow:
     def __init__(self) -> None:
         self._status = OrderStatus.PENDING
         self._replay = 0
+        self._attempts_used = 0
         self._trigger: Trigger | None = None
         self._cancel_requested = False
         self._executing = False
@@ -150,15 +151,16 @@ class OrderWorkflow:
             self._executing = False  # a limit order whose price slipped away waits again
 
     async def _execute(self, order: OrderInput) -> OrderOutcome | None:
-        """Attempts until CONFIRMED or FAILED; None sends a limit order back to waiting."""
-        attempts_used = 0
+        """Attempts until CONFIRMED or FAILED; None sends a limit order back to waiting.
+        Submit tries count for the whole order, across waits: at most 3 in all."""
         while True:
+            attempts_used = self._attempts_used
             try:
                 confirmed = await self._attempt(order, attempts_used)
             except NotAtLimit:
                 return None
             except AttemptFailed as failure:
-                attempts_used = failure.attempts_used
+                attempts_used = self._attempts_used = failure.attempts_used
                 if failure.retry and attempts_used < MAX_ATTEMPTS:
                     continue
                 await self._record(
