@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -71,19 +72,27 @@ class MarketWatcher:
             return 0
         pools = await self._market.pools()
         now, sent = self._market.now(), 0
+        # Orders of one pair and direction share their pools and their price bound.
+        groups: dict[tuple[str, str], list[WaitingOrder]] = defaultdict(list)
         for order in waiting:
-            if self._clock() - self._signalled.get(order.order_id, -RESIGNAL_AFTER_S) < RESIGNAL_AFTER_S:
-                continue
-            pair = [
-                p
-                for p in pools
-                if {p.base, p.quote} == {order.token_in, order.token_out} and p.opens_at <= now
+            groups[(order.token_in, order.token_out)].append(order)
+        for (token_in, token_out), orders in groups.items():
+            open_pools = [
+                p for p in pools if {p.base, p.quote} == {token_in, token_out} and p.opens_at <= now
             ]
-            trigger = condition_met(order, pair, now)
-            if trigger is not None:
-                await self._signal(order.order_id, trigger)
-                self._signalled[order.order_id] = self._clock()
-                sent += 1
+            if not open_pools:
+                continue
+            bound = best_marginal_price(open_pools, token_in, now)
+            for order in orders:
+                if order.limit_price is not None and order.limit_price > bound:
+                    continue  # not even the first unit pays the limit: no route can
+                if self._clock() - self._signalled.get(order.order_id, -RESIGNAL_AFTER_S) < RESIGNAL_AFTER_S:
+                    continue
+                trigger = condition_met(order, open_pools, now)
+                if trigger is not None:
+                    await self._signal(order.order_id, trigger)
+                    self._signalled[order.order_id] = self._clock()
+                    sent += 1
         live = {o.order_id for o in waiting}
         self._signalled = {k: v for k, v in self._signalled.items() if k in live}
         return sent
@@ -91,12 +100,16 @@ class MarketWatcher:
     async def _waiting(self) -> list[WaitingOrder]:
         async with self._sessions() as session:
             rows = await session.execute(
-                select(Order).where(col(Order.status) == "WAITING", col(Order.type).in_(["limit", "sniper"]))
+                select(
+                    col(Order.id),
+                    col(Order.type),
+                    col(Order.token_in),
+                    col(Order.token_out),
+                    col(Order.amount),
+                    col(Order.limit_price),
+                ).where(col(Order.status) == "WAITING", col(Order.type).in_(["limit", "sniper"]))
             )
-            return [
-                WaitingOrder(o.id, o.type, o.token_in, o.token_out, o.amount, o.limit_price)
-                for o in rows.scalars()
-            ]
+            return [WaitingOrder(*row) for row in rows]
 
 
 def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Trigger | None:
