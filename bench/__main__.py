@@ -1,8 +1,9 @@
 """`python -m bench` (`make bench`): everything on one fresh embedded stack, loopback only.
 
 Runs the router timing, then starts Temporal + PostgreSQL + Redis in a temp dir, the floor
-workflow, the engine's worker and API as real processes, and POST /orders under load;
-prints a table and writes bench/results/<UTC timestamp>.json and latest.json.
+workflow, the engine's worker and API as real processes, POST /orders under load, and
+thousands of limit orders waiting (their idle cost, the market watcher's tick); prints a
+table and writes bench/results/<UTC timestamp>.json and latest.json.
 """
 
 from __future__ import annotations
@@ -26,22 +27,43 @@ from bench.processes import ENGINE_SETTINGS, EngineProcesses
 from bench.report import machine_facts, progress, table, write_json
 from bench.routing import time_router
 from bench.stats import Figure, ratio
+from bench.waiting import (
+    LIMIT_ORDER,
+    PLACE_CLIENTS,
+    PLACE_IN_FLIGHT,
+    WaitingPlan,
+    WaitingResult,
+    run_waiting,
+)
 from cli import run_migrations
 from devstack import EmbeddedStack, InfraUrls
+from market.watcher import TICK_S
 
-BUDGET_S = 240  # the whole run, infra start and teardown included
+BUDGET_S = 300  # the whole run, infra start and teardown included
 IN_FLIGHT = 30
 FLOOR_WARMUP, ENGINE_WARMUP = 20, 5
 SEQUENTIAL_RUNS, CONCURRENT_RUNS = 30, 300  # the floor and the engine alike
 ROUTER_AMOUNTS_SOL, ROUTER_CALLS = [1, 10, 100, 1000], 500
 LOAD_RATE_PER_S, LOAD_SECONDS = 100, 10
 LOAD_NEEDS_S = LOAD_SECONDS + 50  # the load itself, its stragglers, and stopping everything
+# Waiting limit orders: measured at WAITING_ORDERS, extrapolated (linearly) to WAITING_AT_SCALE.
+WAITING_ORDERS, WAITING_AT_SCALE = 2000, 10_000
+WAITING_PLAN = WaitingPlan(
+    count=WAITING_ORDERS,
+    idle_s=20,
+    baseline_s=10,
+    ticks=20,
+    settle_timeout_s=20,  # after terminating what the load section left executing
+    waiting_timeout_s=90,
+)
+WAITING_NEEDS_S = 130  # settling, baseline, placing, until all WAITING, idle window, ticks, stopping
 
 # Table sections, in print order. Each engine figure is compared with the floor run the same way.
 FLOOR_SEQ, FLOOR_CONC = "floor 1 at a time", f"floor {IN_FLIGHT} in flight"
 ENGINE_SEQ, ENGINE_CONC = "engine 1 at a time", f"engine {IN_FLIGHT} in flight"
 ROUTER, LOAD = "router", "POST /orders load"
-SECTIONS = [FLOOR_SEQ, FLOOR_CONC, ENGINE_SEQ, ENGINE_CONC, ROUTER, LOAD]
+WAITING = f"{WAITING_ORDERS} waiting limit orders"
+SECTIONS = [FLOOR_SEQ, FLOOR_CONC, ENGINE_SEQ, ENGINE_CONC, ROUTER, LOAD, WAITING]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -83,8 +105,17 @@ def main() -> int:
         # A second Ctrl-C must not cut the clean-up short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if engine is not None:
-            engine.stop()
+        if engine is not None and engine.children:
+            exited = engine.stop()
+            notes.append(
+                "teardown: after SIGTERM, "
+                + ", ".join(
+                    f"{role} exited in {seconds:.1f}s"
+                    if seconds is not None
+                    else f"{role} was SIGKILLed at 30s"
+                    for role, seconds in exited.items()
+                )
+            )
         stack.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -149,7 +180,19 @@ async def run_sections(
     elapsed = time.monotonic() - started
     if elapsed + LOAD_NEEDS_S > BUDGET_S:
         notes.append(f"{LOAD}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
-        return
+    else:
+        await load_section(engine, server_pids, figures, notes)
+
+    elapsed = time.monotonic() - started
+    if elapsed + WAITING_NEEDS_S > BUDGET_S:
+        notes.append(f"{WAITING}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
+    else:
+        await waiting_section(urls, engine, server_pids, figures, notes)
+
+
+async def load_section(
+    engine: EngineProcesses, server_pids: dict[str, int], figures: list[Figure], notes: list[str]
+) -> None:
     progress(f"load: POST /orders at {LOAD_RATE_PER_S}/s for {LOAD_SECONDS}s (open loop) …")
     engine.check_alive()
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
@@ -169,6 +212,49 @@ async def run_sections(
     )
     notes += [f"{LOAD}: {error}" for error in load.errors[:5]]
     progress(f"load: p50 {load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms")
+
+
+async def waiting_section(
+    urls: InfraUrls,
+    engine: EngineProcesses,
+    server_pids: dict[str, int],
+    figures: list[Figure],
+    notes: list[str],
+) -> None:
+    plan = WAITING_PLAN
+    progress("waiting: terminating what the load section left executing …")
+    engine.check_alive()
+
+    def meter() -> CpuMeter:
+        return CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
+
+    result = await run_waiting(plan, engine.base_url, urls.database_url, urls.temporal_address, meter)
+    engine.check_alive()
+    figures += waiting_figures(result, plan)
+    scale = WAITING_AT_SCALE / result.count
+    notes += [
+        f"{WAITING}: first terminated in Temporal the {result.terminated} orders the load section left "
+        "executing (no figure waits for them, executing them would take minutes; their rows stay "
+        "non-terminal), then "
+        + (
+            f"the engine was quiet after {result.settled_s:.0f}s"
+            if result.settled
+            else f"the engine was NOT quiet after {result.settled_s:.0f}s: the cpu figures include that work"
+        ),
+        f"{WAITING}: each limit order is {LIMIT_ORDER}; 'none waiting' is the same idle window "
+        f"({plan.baseline_s:.0f}s) before they were placed",
+        f"{WAITING}: rows marked 'at {WAITING_AT_SCALE:,}' are EXTRAPOLATED, not measured: linear in "
+        f"the number of waiting orders (×{scale:g})",
+        *(f"{WAITING}: {error}" for error in result.placement.errors[:5]),
+    ]
+    if result.footprint_after != result.footprint_before:
+        notes.append(
+            f"{WAITING}: their rows changed while idle: {result.footprint_before} → {result.footprint_after}"
+        )
+    progress(
+        f"waiting: {len(result.placement.order_ids)} placed at {result.placement.per_s:.0f}/s, "
+        f"watcher tick p50 {result.ticks.p50_ms:.1f} ms"
+    )
 
 
 def floor_figures(section: str, floor: FloorResult, *, throughput: bool) -> list[Figure]:
@@ -232,6 +318,111 @@ def router_figures() -> list[Figure]:
     return figures
 
 
+def waiting_figures(result: WaitingResult, plan: WaitingPlan) -> list[Figure]:
+    n, placement, ticks, footprint = result.count, result.placement, result.ticks, result.footprint_after
+    scale = WAITING_AT_SCALE / n
+    at_scale = f"at {WAITING_AT_SCALE:,} (extrapolated)"
+    tick_ms = TICK_S * 1000
+    none, busy = result.cores_none_waiting, result.cores_waiting
+    figures = [
+        Figure(WAITING, "placed (202)", f"{len(placement.order_ids)}/{n}"),
+        Figure(
+            WAITING,
+            "placement rate",
+            placement.per_s,
+            "orders/s",
+            note=f"POST /orders, {PLACE_IN_FLIGHT} in flight over {PLACE_CLIENTS} clients",
+        ),
+        Figure(WAITING, "last 202 → all WAITING", result.all_waiting_s, "s"),
+        Figure(WAITING, "WAITING", f"{result.waiting}/{len(placement.order_ids)}"),
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            f"cpu: {name}",
+            used,
+            "cores",
+            note=f"idle {plan.idle_s:.0f}s; {none[name]:.3f} with none waiting" if name in none else "",
+        )
+        for name, used in busy.items()
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            f"rss: {name}",
+            result.rss_mb_waiting[name],
+            "MB",
+            note=f"{result.rss_mb_none_waiting[name]:.0f} with none waiting",
+        )
+        for name in ("worker", "temporal")
+        if name in result.rss_mb_waiting
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            "history events, one waiting order",
+            result.history_after,
+            note=f"{result.history_before} at the start of the {plan.idle_s:.0f}s idle window",
+        ),
+        Figure(
+            WAITING,
+            "order events per waiting order",
+            footprint.events / n,
+            note=f"PENDING + WAITING; {result.footprint_before.events} → {footprint.events} in all while idle",
+        ),
+        Figure(
+            WAITING,
+            "quotes for waiting orders",
+            footprint.quoted_orders + footprint.routing_events,
+            note=f"orders with quotes + ROUTING events; {footprint.failures} failures",
+        ),
+        Figure(
+            WAITING,
+            "watcher tick p50",
+            ticks.p50_ms,
+            "ms",
+            note=f"MarketWatcher.tick() here, {n} waiting, no-op signal, {len(ticks.ms)} ticks",
+        ),
+        Figure(WAITING, "watcher tick p99", ticks.p99_ms, "ms"),
+        Figure(
+            WAITING,
+            "watcher: reading the waiting orders p50",
+            ticks.query_p50_ms,
+            "ms",
+            note="the SELECT of the waiting orders alone",
+        ),
+        Figure(WAITING, "watcher signals sent", ticks.signals, note="none due: all far from their limit"),
+        Figure(
+            WAITING,
+            "watcher share of one core",
+            ticks.p50_ms / tick_ms,
+            "cores",
+            note=f"tick p50 / {tick_ms:.0f} ms between ticks",
+        ),
+        Figure(WAITING, f"watcher tick p50 {at_scale}", ticks.p50_ms * scale, "ms", note=f"×{scale:g}"),
+        Figure(WAITING, f"watcher tick p99 {at_scale}", ticks.p99_ms * scale, "ms", note=f"×{scale:g}"),
+        Figure(
+            WAITING,
+            f"watcher share of one core {at_scale}",
+            ticks.p50_ms * scale / tick_ms,
+            "cores",
+            note=f"×{scale:g}",
+        ),
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            f"cpu: {name} {at_scale}",
+            busy[name] + max(busy[name] - none[name], 0) * (scale - 1),
+            "cores",
+            note=f"none waiting + (measured − none) × {scale:g}; measured if below none",
+        )
+        for name in ("worker", "temporal", "postgres")
+        if name in busy and name in none
+    ]
+    return figures
+
+
 def parameters() -> dict[str, Any]:
     return {
         "in_flight": IN_FLIGHT,
@@ -249,6 +440,17 @@ def parameters() -> dict[str, Any]:
             "pair": "SOL/USDC",
         },
         "load": {"rate_per_s": LOAD_RATE_PER_S, "seconds": LOAD_SECONDS},
+        "waiting": {
+            "order": LIMIT_ORDER,
+            "count": WAITING_ORDERS,
+            "extrapolated_to": WAITING_AT_SCALE,
+            "place_in_flight": PLACE_IN_FLIGHT,
+            "place_clients": PLACE_CLIENTS,
+            "idle_s": WAITING_PLAN.idle_s,
+            "baseline_s": WAITING_PLAN.baseline_s,
+            "watcher_ticks": WAITING_PLAN.ticks,
+            "watcher_tick_s": TICK_S,
+        },
     }
 
 

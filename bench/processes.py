@@ -91,16 +91,22 @@ class EngineProcesses:
             return f"({role}: no log)"
         return f"--- last lines of {self.log_path(role)}:\n" + "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM all, wait, then SIGKILL what is left. Idempotent; never raises."""
+    def stop(self, timeout: float = 30) -> dict[str, float | None]:
+        """SIGTERM all, wait, then SIGKILL what is left. Idempotent; never raises.
+        Returns role → seconds until it exited, None where it had to be killed."""
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for child in self.children.values():
+        started = time.monotonic()
+        exited: dict[str, float | None] = {}
+        for role, child in self.children.items():
             try:
-                child.wait(max(deadline - time.monotonic(), 0.1))
+                child.wait(max(started + timeout - time.monotonic(), 0.1))
+                exited[role] = time.monotonic() - started
             except subprocess.TimeoutExpired:
+                exited[role] = None
+                print(self.log_tail(role, lines=15), file=sys.stderr)
                 child.kill()
                 child.wait()
         self.children.clear()
+        return exited
