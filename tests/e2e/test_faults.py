@@ -15,23 +15,11 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from cli import run_migrations
 from devstack import EmbeddedStack
 from devstack.engine import Engine
 from tests.streams import TERMINAL, read_stream, ws_url
 
 ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.5", "slippage_bps": 500}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    # Persistent: Temporal keeps its state across the restart test.
-    stack = EmbeddedStack(tmp_path_factory.mktemp("fault-infra"), ui=False, persistent=True)
-    try:
-        run_migrations(stack.start().database_url)
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -11,23 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli import run_migrations
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
 from devstack.engine import ROOT, Engine
 from devstack.ports import choose_port
 from tests.e2e.test_faults import ORDER, statuses
 from tests.streams import TERMINAL
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(tmp_path_factory.mktemp("operator-infra"), ui=False, persistent=False)
-    try:
-        run_migrations(stack.start().database_url)
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -9,27 +9,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cli import run_migrations
-from devstack import EmbeddedStack, InfraUrls
+from devstack import EmbeddedStack
 from devstack.engine import Engine
 from tests.streams import read_stream
 
 
 @pytest.fixture(scope="module")
-def e2e_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
-    stack = EmbeddedStack(tmp_path_factory.mktemp("e2e-infra"), ui=False, persistent=False)
-    try:
-        urls = stack.start()
-        run_migrations(urls.database_url)
-        yield urls
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def engine_processes(e2e_infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+def engine_processes(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     engine = Engine(
-        e2e_infra,
+        stack.urls,
         tmp_path_factory.mktemp("e2e-logs"),
         {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1000"},
     )

@@ -1,0 +1,21 @@
+"""Each end-to-end module gets embedded servers of its own, so that its kills and
+restarts touch nothing else. Persistent: Temporal keeps its state across a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cli import run_migrations
+from devstack import EmbeddedStack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    stack = EmbeddedStack(tmp_path_factory.mktemp("e2e-infra"), ui=False, persistent=True)
+    try:
+        run_migrations(stack.start().database_url)
+        yield stack
+    finally:
+        stack.stop()
