@@ -64,7 +64,52 @@ def infra() -> None:
 def migrate() -> None:
     """Apply the database migrations (`alembic upgrade head`)."""
     configure_logging()
-    run_migrations(get_settings().require_infra().database_url)
+    settings = get_settings().require_infra()
+    run_migrations(settings.database_url)
+    ensure_local_key(settings)
+
+
+def ensure_local_key(settings: Settings) -> None:
+    """On the first run, an operator key for this machine's user: printed once and kept
+    in $ORDER_ENGINE_DATA_DIR/api-key (mode 0600)."""
+    import asyncio
+
+    from core.api_keys import LOCAL_KEY_FILE, LOCAL_KEY_NAME
+
+    path = settings.data_dir / LOCAL_KEY_FILE
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:  # exclusive: of two processes starting at once, one creates the key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        key = asyncio.run(_create_key(settings, LOCAL_KEY_NAME, operator=True))
+    except BaseException:
+        os.close(fd)
+        path.unlink()
+        raise
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    print(f"\nCreated a local operator API key (kept in {path}):\n  {key}\n", flush=True)
+
+
+async def _create_key(settings: Settings, name: str, operator: bool) -> str:
+    from storage.api_keys import create_key
+
+    async with _database(settings) as sessions, sessions() as session:
+        key, _ = await create_key(session, name, operator, settings.key_secret())
+    return key
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> Any:
+    from storage.database import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.database_url, pool_size=2)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 @app.command()
@@ -85,7 +130,15 @@ def api() -> None:
 
     configure_logging()
     settings = get_settings().require_infra()
-    asyncio.run(api_server(create_app(settings), settings.api_host, settings.api_port).serve())
+    ensure_local_key(settings)
+    server = api_server(
+        create_app(settings),
+        settings.api_host,
+        settings.api_port,
+        ws_ping_interval_s=settings.ws_ping_interval_s,
+        ws_ping_timeout_s=settings.ws_ping_timeout_s,
+    )
+    asyncio.run(server.serve())
 
 
 @app.command()
@@ -114,6 +167,9 @@ def dev() -> None:
             )
         write_infra_env(data_dir / INFRA_ENV_FILE, urls)
         run_migrations(urls.database_url)
+        ensure_local_key(
+            settings.model_copy(update={"data_dir": data_dir, "database_url": urls.database_url})
+        )
         from devstack.ports import choose_port
 
         worker_metrics = settings.worker_metrics_address or f"127.0.0.1:{choose_port()}"
@@ -180,6 +236,7 @@ def _print_infra(env: dict[str, str], settings: Settings, with_api: bool = False
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         lines += [
             f"  API            {api_url}",
+            f"  API key        in {settings.data_dir / 'api-key'} (Authorization: Bearer …)",
             f"  API docs       {api_url}/docs",
             f"  API metrics    {api_url}/metrics",
         ]
@@ -198,9 +255,76 @@ def _print_infra(env: dict[str, str], settings: Settings, with_api: bool = False
 
 
 orders_app = typer.Typer(help="Operate on orders (talks to PostgreSQL and Temporal directly).")
+keys_app = typer.Typer(help="API keys (talks to PostgreSQL directly).")
 temporal_app = typer.Typer(help="Temporal cluster set-up.")
 app.add_typer(orders_app, name="orders")
+app.add_typer(keys_app, name="keys")
 app.add_typer(temporal_app, name="temporal")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="who the key is for; owns the orders it places")],
+    operator: Annotated[
+        bool, typer.Option("--operator", help="may replay, drive /sim and read every owner")
+    ] = False,
+) -> None:
+    """Create a key and print it (the last line); only its HMAC is stored, so keep it."""
+    import asyncio
+
+    from core.api_keys import NAME_PATTERN
+
+    if not NAME_PATTERN.match(name):
+        raise typer.BadParameter(
+            "1–64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit", param_hint="--name"
+        )
+    settings = get_settings().require_infra()
+    key = asyncio.run(_create_key(settings, name, operator))
+    typer.echo(f"{'operator' if operator else 'ordinary'} key for {name!r}; it is shown only now:")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: public id, name, role, created, revoked."""
+    import asyncio
+
+    from storage.api_keys import list_keys
+
+    async def main() -> None:
+        async with _database(get_settings().require_infra()) as sessions, sessions() as session:
+            rows = await list_keys(session)
+        typer.echo(f"{'KEY ID':12} {'NAME':20} {'ROLE':9} {'CREATED':20} REVOKED")
+        for row in rows:
+            revoked = row.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if row.revoked_at else "-"
+            typer.echo(
+                f"{row.id:12} {row.name:20} {'operator' if row.operator else 'ordinary':9} "
+                f"{row.created_at.strftime('%Y-%m-%d %H:%M:%S'):20} {revoked}"
+            )
+
+    asyncio.run(main())
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (oe_ + 8 characters) or the key")],
+) -> None:
+    """Revoke a key: refused by every API process within seconds."""
+    import asyncio
+
+    from core.api_keys import key_id as public_id
+    from storage.api_keys import UnknownKey, revoke_key
+
+    async def main() -> None:
+        async with _database(get_settings().require_infra()) as sessions, sessions() as session:
+            row = await revoke_key(session, public_id(key_id))
+        typer.echo(f"{row.id} ({row.name}) revoked")
+
+    try:
+        asyncio.run(main())
+    except UnknownKey:
+        typer.echo(f"no key {public_id(key_id)}", err=True)
+        raise typer.Exit(1) from None
 
 
 @contextlib.asynccontextmanager
@@ -222,11 +346,20 @@ def _run(coroutine: Any) -> None:
 
     from api.errors import DomainError
 
+    code = 0
     try:
         asyncio.run(coroutine)
     except DomainError as error:
         typer.echo(f"{error.title}: {error.detail}", err=True)
-        raise typer.Exit(1) from None
+        code = 1
+    except typer.Exit as exit_:
+        code = exit_.exit_code
+    # A short-lived process that used a Temporal client can abort while the interpreter
+    # tears down the SDK's Rust threads (temporalio/sdk-python#300): the work is done,
+    # so leave without the teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @orders_app.command("stuck")

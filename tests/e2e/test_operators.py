@@ -7,16 +7,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from core.api_keys import key_id
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
 from devstack.engine import ROOT, Engine
 from devstack.ports import choose_port
 from tests.e2e.test_faults import ORDER, statuses
-from tests.streams import TERMINAL
+from tests.keys import ALICE, KEY_SECRET_ENV, auth
+from tests.streams import TERMINAL, read_stream
 
 
 @pytest.fixture
@@ -24,7 +27,11 @@ def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
     engine = Engine(
         stack.urls,
         tmp_path,
-        {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0"},
+        {
+            **KEY_SECRET_ENV,
+            "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0",
+            "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0",
+        },
     )
     try:
         yield engine
@@ -43,6 +50,11 @@ def cli(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def timeline(client: httpx.AsyncClient, order_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await client.get(f"/orders/{order_id}/events")).json()["items"]
+    return items
+
+
 async def until_terminal(client: httpx.AsyncClient, order_id: str) -> str:
     async with asyncio.timeout(60):
         while (status := (await statuses(client, [order_id]))[order_id]) not in TERMINAL:
@@ -52,7 +64,7 @@ async def until_terminal(client: httpx.AsyncClient, order_id: str) -> str:
 
 async def test_an_order_with_no_worker_is_listed_as_stuck(engine: Engine) -> None:
     api = engine.start("api")
-    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
         async with asyncio.timeout(30):
             while order_id not in (listed := cli(engine, "orders", "stuck", "--older-than", "1s")).stdout:
@@ -68,7 +80,7 @@ async def test_an_order_with_no_worker_is_listed_as_stuck(engine: Engine) -> Non
 async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: EmbeddedStack) -> None:
     failing = engine.start("worker", ORDER_ENGINE_SIM_FAILURE_RATE="1")
     api = engine.start("api")
-    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
         assert await until_terminal(client, order_id) == "FAILED"
 
@@ -88,6 +100,9 @@ async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: 
         replayed = cli(engine, "orders", "replay", order_id)
         assert replayed.returncode == 0, replayed.stderr
         assert "new run" in replayed.stdout
+        async with asyncio.timeout(30):  # the new run re-opens the order with a replay event
+            while not any("replay" in e.get("data", {}) for e in await timeline(client, order_id)):
+                await asyncio.sleep(0.1)
         assert await until_terminal(client, order_id) == "CONFIRMED"
         txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
         assert len(txs) == 1
@@ -122,10 +137,46 @@ def test_temporal_setup_registers_the_search_attributes(engine: Engine) -> None:
 async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engine: Engine) -> None:
     engine.settings["ORDER_ENGINE_TRACING"] = "console"
     worker, api = engine.start("worker"), engine.start("api")
-    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
         assert await until_terminal(client, order_id) == "CONFIRMED"
     worker_spans, api_spans = worker.log.read_text(), api.log.read_text()
     assert '"name": "RunWorkflow:OrderWorkflow"' in worker_spans
     assert '"name": "RunActivity:submit_transaction"' in worker_spans
     assert '"name": "StartWorkflow:OrderWorkflow"' in api_spans and '"name": "POST /orders"' in api_spans
+
+
+async def test_keys_from_the_command_line(engine: Engine) -> None:
+    api = engine.start("api")
+    # The first API start made a local operator key, readable by its owner only.
+    local_file = engine.data_dir / "api-key"
+    local = local_file.read_text().strip()
+    assert local_file.stat().st_mode & 0o777 == 0o600
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(local)) as operator:
+        assert (await operator.get("/orders/stuck")).status_code == 200
+
+    created = cli(engine, "keys", "create", "--name", "erin")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert cli(engine, "keys", "create", "--name", "Not A Name!").returncode != 0
+    listed = cli(engine, "keys", "list").stdout
+    assert any(key_id(key) in line and "erin" in line and "ordinary" in line for line in listed.splitlines())
+    assert any(key_id(local) in line and "operator" in line for line in listed.splitlines())
+    assert key not in listed
+
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(key)) as erin:
+        order_id = (await erin.post("/orders", json=ORDER)).json()["order_id"]
+        assert (await erin.get("/orders/stuck")).status_code == 403
+        stream = await read_stream(str(api.url), f"orderId={order_id}", until_frames=1, key=key)
+        assert stream.snapshot["type"] == "SNAPSHOT"
+        revoked = cli(engine, "keys", "revoke", key_id(key))
+        assert revoked.returncode == 0 and "revoked" in revoked.stdout
+        async with asyncio.timeout(10):
+            while (await erin.get(f"/orders/{order_id}")).status_code != 401:
+                await asyncio.sleep(0.1)
+        await erin.get("/orders", headers=auth(ALICE[:-1] + "x"))  # a near miss is logged as a 401
+    assert cli(engine, "keys", "revoke", "oe_nothere1").returncode == 1
+    # The API logged every request (and uvicorn the WebSocket's URL), but not a key.
+    log = api.log.read_text()
+    assert '"path": "/orders/stuck"' in log and "token=[redacted]" in log
+    assert key not in log and ALICE[:-1] not in log
