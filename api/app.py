@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from redis.asyncio import Redis
 
 from api import health, market, orders, sim, ws
+from api.auth import KeyVerifier, authenticate
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit, OrderRateLimiter, WebSocketSlots
 from api.order_starts import run_reconciler
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
@@ -55,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis": redis,
                 "hub": hub,
                 "market": market_,
+                "keys": KeyVerifier(sessions, settings.key_secret()),
+                "order_rate": OrderRateLimiter(redis, settings.orders_per_minute_per_key),
+                "websocket_slots": WebSocketSlots(settings.websockets_per_key),
             }
         finally:
             reconciler.cancel()
@@ -70,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if tracing:
         instrument_app(app)
 
@@ -92,9 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = request_id
         return response
 
-    app.include_router(orders.router)
+    # Every endpoint but /health/* and /metrics needs a key; the WebSocket checks its own.
+    authenticated = [Depends(authenticate)]
+    app.include_router(orders.router, dependencies=authenticated)
+    app.include_router(market.router, dependencies=authenticated)
+    app.include_router(sim.router, dependencies=authenticated)
     app.include_router(ws.router)
-    app.include_router(market.router)
-    app.include_router(sim.router)
     app.include_router(health.router)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
+from api.limits import OrderRateLimiter, WebSocketSlots
 from core.settings import Settings
 from market.simulation import SimulatedMarket
 from storage.events import EventHub
@@ -46,6 +47,16 @@ def _sessions(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
+def _order_rate(conn: HTTPConnection) -> OrderRateLimiter:
+    limiter: OrderRateLimiter = conn.state.order_rate
+    return limiter
+
+
+def _websocket_slots(conn: HTTPConnection) -> WebSocketSlots:
+    slots: WebSocketSlots = conn.state.websocket_slots
+    return slots
+
+
 async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     async with _sessions(conn)() as session:
         yield session
@@ -58,3 +69,5 @@ HubDep = Annotated[EventHub, Depends(_hub)]
 MarketDep = Annotated[SimulatedMarket, Depends(_market)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
+OrderRateDep = Annotated[OrderRateLimiter, Depends(_order_rate)]
+WebSocketSlotsDep = Annotated[WebSocketSlots, Depends(_websocket_slots)]

@@ -26,10 +26,16 @@ class DomainError(Exception):
     code: str = "bad_request"
     title: str = "Bad request"
 
-    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        self.headers = headers or {}
 
 
 class InvalidOrder(DomainError):
@@ -54,6 +60,24 @@ class IdempotencyRequestInFlight(DomainError):
 
 class OrderNotCancellable(DomainError):
     status, code, title = 409, "order_not_cancellable", "Order can no longer be cancelled"
+
+
+class Unauthenticated(DomainError):
+    status, code, title = 401, "unauthenticated", "Missing or invalid API key"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class OperatorRequired(DomainError):
+    status, code, title = 403, "operator_required", "Operator key required"
+
+
+class RateLimited(DomainError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
 class ServiceUnavailable(DomainError):
@@ -113,10 +137,19 @@ def _validation_problem(error: RequestValidationError) -> JSONResponse:
     return problem(422, code, "Invalid request", detail, errors)
 
 
+_HTTP_PROBLEMS = {
+    404: ("not_found", "Not Found"),
+    405: ("method_not_allowed", "Method Not Allowed"),
+    413: ("payload_too_large", "Request body too large"),
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
-        return problem(error.status, error.code, error.title, error.detail, error.errors)
+        response = problem(error.status, error.code, error.title, error.detail, error.errors)
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -124,8 +157,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        response = problem(error.status_code, code, str(error.detail), str(error.detail))
+        code, title = _HTTP_PROBLEMS.get(error.status_code, ("http_error", str(error.detail)))
+        response = problem(error.status_code, code, title, str(error.detail))
         if error.headers:
             response.headers.update(error.headers)
         return response

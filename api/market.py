@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlmodel import col
 
+from api.auth import KeyDep
 from api.deps import MarketDep, SessionDep
 from api.errors import InvalidOrder
 from api.schemas import Items
 from core.ids import is_order_id
 from market.tokens import TOKENS, find_token, format_amount, format_price
-from storage.models import ChainTransaction
+from storage.models import ChainTransaction, Order
 from storage.orders import format_decimal, format_time
 
 router = APIRouter(tags=["market"])
@@ -49,11 +50,16 @@ async def list_markets(market: MarketDep) -> dict[str, Any]:
 @router.get("/chain/transactions", response_model=Items)
 async def list_transactions(
     session: SessionDep,
+    principal: KeyDep,
     order_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Transactions executed on the simulated chain, newest first; one per order at most."""
+    """Transactions of your orders executed on the simulated chain, newest first; one per
+    order at most. An operator key sees every transaction, other traders' included."""
     query = select(ChainTransaction).order_by(col(ChainTransaction.at).desc()).limit(limit)
+    if not principal.operator:
+        mine = select(col(Order.id)).where(col(Order.owner) == principal.owner)
+        query = query.where(col(ChainTransaction.order_id).in_(mine))
     if order_id is not None:
         if not is_order_id(order_id):
             raise InvalidOrder("invalid_order_id", "order_id", "not an order id (ord_…)")

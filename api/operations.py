@@ -100,9 +100,12 @@ async def _reset_to_last_workflow_task(temporal: Client, order_id: str) -> None:
     handle = temporal.get_workflow_handle(order_id)
     description = await handle.describe()
     history = await handle.fetch_history()
-    last_task = max(
+    completed = [
         e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    )
+    ]
+    if not completed:  # nothing has run yet: there is no point to reset to
+        raise NothingToReplay(f"{order_id}'s workflow has not run its first step yet; a worker will start it")
+    last_task = max(completed)
     await temporal.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=temporal.namespace,

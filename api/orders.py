@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,18 +19,22 @@ from redis.exceptions import RedisError
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import MarketDep, RedisDep, SessionDep, SessionsDep, TemporalDep
+from api.auth import KeyDep, OperatorDep
+from api.deps import MarketDep, OrderRateDep, RedisDep, SessionDep, SessionsDep, SettingsDep, TemporalDep
 from api.errors import (
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
     InvalidOrder,
+    OperatorRequired,
     OrderNotCancellable,
     OrderNotFound,
     ServiceUnavailable,
 )
-from api.operations import replay_order
+from api.limits import check_order_size
+from api.operations import parse_duration, replay_order, stuck_orders
 from api.order_starts import start_order_workflow
-from api.schemas import OrderAccepted, OrderCreate, OrderPage, OrderView, Timeline
+from api.schemas import OrderAccepted, OrderCreate, OrderPage, OrderView, StuckPage, Timeline
+from core.api_keys import NAME_PATTERN, Principal
 from core.domain import OrderStatus, OrderType
 from core.ids import is_order_id, new_order_id
 from core.metrics import ORDERS_CREATED
@@ -47,11 +52,10 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # Longer than a request takes to start its workflow (START_TIMEOUT and then some): a key
 # whose order is older and still not started lost its first request.
 IN_FLIGHT_FOR = timedelta(seconds=10)
-CANCEL_TIMEOUT = timedelta(seconds=10)
+CANCEL_TIMEOUT = timedelta(seconds=6)
 MAX_BASE_UNITS = 2**64
 DEFAULT_EXPIRY_S = 3600
 SNIPER_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
-LOCAL_OWNER = "local"  # every order has one owner until API keys arrive
 
 
 def _token(field: str, symbol_or_mint: str) -> Token:
@@ -135,10 +139,25 @@ def _accepted(order_id: str) -> OrderAccepted:
     )
 
 
+def _link(operation_id: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": {"order_id": "$response.body#/order_id"}}
+
+
+# OpenAPI links: what a client (or a stateful fuzzer) can do with a placed order's id.
+ORDER_LINKS = {
+    "GetOrder": _link("get_order"),
+    "GetOrderEvents": _link("order_timeline"),
+    "CancelOrder": _link("cancel_order"),
+}
+
+
 @router.post(
     "/orders",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"model": OrderAccepted, "description": "replay of an idempotent request"}},
+    responses={
+        200: {"model": OrderAccepted, "description": "replay of an idempotent request", "links": ORDER_LINKS},
+        202: {"links": ORDER_LINKS},
+    },
 )
 async def place_order(
     body: OrderCreate,
@@ -147,15 +166,22 @@ async def place_order(
     temporal: TemporalDep,
     redis: RedisDep,
     market: MarketDep,
+    principal: KeyDep,
+    order_rate: OrderRateDep,
+    settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> OrderAccepted:
     """Place an order; watch it on the WebSocket at `ws_url`."""
     valid = validate_order(body, await market.pairs())
+    await check_order_size(
+        principal, market, valid.token_in.symbol, Decimal(body.amount), settings.max_order_sol
+    )
+    await order_rate.take(principal)
     request_hash = _request_hash(body)
     now = utcnow()
     order = Order(
         id=new_order_id(),
-        owner=LOCAL_OWNER,
+        owner=principal.owner,
         type=body.type,
         status=OrderStatus.PENDING,
         token_in=valid.token_in.symbol,
@@ -253,33 +279,73 @@ async def _announce(redis: RedisDep, order: Order, data: dict[str, Any]) -> None
         log.warning("could not publish PENDING of %s: %s", order.id, error)
 
 
-async def _owned_order(session: SessionDep, order_id: str) -> Order:
+async def owned_order(session: SessionDep, principal: Principal, order_id: str) -> Order:
+    """The order, if `principal` may see it: another owner's order is "not found", so
+    that its existence is not revealed."""
     order = await store.get_order(session, order_id) if is_order_id(order_id) else None
-    if order is None:
+    if order is None or not (principal.operator or order.owner == principal.owner):
         raise OrderNotFound(f"no order {order_id}")
     return order
 
 
-@router.get("/orders/{order_id}", response_model=OrderView)
-async def get_order(order_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get("/orders/stuck", response_model=StuckPage)
+async def list_stuck_orders(
+    sessions: SessionsDep,
+    temporal: TemporalDep,
+    _: OperatorDep,
+    older_than: Annotated[str, Query(max_length=16, description="e.g. 30s, 5m, 2h")] = "5m",
+) -> dict[str, Any]:
+    """Operator: non-terminal orders (not WAITING) unchanged for longer than `older_than`,
+    with what Temporal says of each workflow (`order-engine orders stuck`)."""
+    try:
+        threshold = parse_duration(older_than)
+    except ValueError as error:
+        raise InvalidOrder("invalid_duration", "older_than", str(error)) from None
+    stuck = await stuck_orders(sessions, temporal, threshold)
+    return {
+        "items": [
+            {
+                "order_id": order.order_id,
+                "status": order.status,
+                "type": order.type,
+                "stuck_for_s": round(order.age.total_seconds(), 1),
+                "workflow": order.workflow,
+            }
+            for order in stuck
+        ]
+    }
+
+
+@router.get("/orders/{order_id}", response_model=OrderView, operation_id="get_order")
+async def get_order(order_id: str, session: SessionDep, principal: KeyDep) -> dict[str, Any]:
     """One order, as it stands."""
-    return store.order_view(await _owned_order(session, order_id))
+    return store.order_view(await owned_order(session, principal, order_id))
 
 
 @router.get("/orders", response_model=OrderPage)
 async def list_orders(
     session: SessionDep,
+    principal: KeyDep,
+    owner: Annotated[
+        str | None,
+        Query(pattern=NAME_PATTERN.pattern, description="operator keys: only this owner's orders"),
+    ] = None,
     status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
     type_: Annotated[OrderType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    """Orders, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    """Your orders, newest first (an operator key sees everyone's); pass `next_cursor`
+    back as `cursor` for the next page."""
     if cursor is not None and not is_order_id(cursor):
         raise InvalidOrder("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
+    if not principal.operator:
+        if owner is not None and owner != principal.owner:
+            raise OperatorRequired("only an operator key may list another owner's orders")
+        owner = principal.owner
     page = await store.list_orders(
         session,
-        owner=LOCAL_OWNER,
+        owner=owner,
         status=status_,
         order_type=type_,
         before_id=cursor,
@@ -292,10 +358,10 @@ async def list_orders(
     }
 
 
-@router.get("/orders/{order_id}/events", response_model=Timeline)
-async def order_timeline(order_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get("/orders/{order_id}/events", response_model=Timeline, operation_id="order_timeline")
+async def order_timeline(order_id: str, session: SessionDep, principal: KeyDep) -> dict[str, Any]:
     """Every lifecycle event (with `seq`) and every recorded failure, in time order."""
-    await _owned_order(session, order_id)
+    await owned_order(session, principal, order_id)
     events = await store.list_events(session, order_id)
     failures = await store.list_failures(session, order_id)
     # A failure sorts before the retry event it caused (same instant or earlier).
@@ -307,16 +373,16 @@ async def order_timeline(order_id: str, session: SessionDep) -> dict[str, Any]:
     return {"items": [item[3] for item in items]}
 
 
-@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
-async def cancel_order(order_id: str, session: SessionDep, temporal: TemporalDep) -> dict[str, Any]:
+@router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, operation_id="cancel_order")
+async def cancel_order(
+    order_id: str, session: SessionDep, temporal: TemporalDep, principal: KeyDep
+) -> dict[str, Any]:
     """Cancel an order that has not started executing (PENDING or WAITING); 409 after."""
-    order = await _owned_order(session, order_id)
+    order = await owned_order(session, principal, order_id)
     if OrderStatus(order.status).is_terminal:
         raise OrderNotCancellable(f"{order_id} is already {order.status}")
     try:
-        accepted = await temporal.get_workflow_handle(order_id).execute_update(
-            OrderWorkflow.cancel, rpc_timeout=CANCEL_TIMEOUT
-        )
+        accepted = await _ask_to_cancel(temporal, order_id)
     except WorkflowUpdateFailedError as error:
         raise OrderNotCancellable(f"{order_id} could not be cancelled: {error}") from error
     except WorkflowUpdateRPCTimeoutOrCancelledError as error:
@@ -330,10 +396,27 @@ async def cancel_order(order_id: str, session: SessionDep, temporal: TemporalDep
     return {"order_id": order_id, "status": order.status, "cancel": "accepted"}
 
 
+async def _ask_to_cancel(temporal: Client, order_id: str) -> bool:
+    """The cancel update, asked twice: an update sent while an operator resets the
+    workflow can be lost with the run it was sent to; the same update id, asked again,
+    reaches the new run (and is answered once)."""
+    update_id = f"cancel-{uuid.uuid4().hex}"
+    for attempt in (1, 2):
+        try:
+            accepted: bool = await temporal.get_workflow_handle(order_id).execute_update(
+                OrderWorkflow.cancel, id=update_id, rpc_timeout=CANCEL_TIMEOUT
+            )
+            return accepted
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @router.post("/orders/{order_id}/replay", status_code=status.HTTP_202_ACCEPTED)
 async def replay(
-    order_id: str, session: SessionDep, sessions: SessionsDep, temporal: TemporalDep
+    order_id: str, session: SessionDep, sessions: SessionsDep, temporal: TemporalDep, principal: OperatorDep
 ) -> dict[str, Any]:
     """Operator: re-drive a stuck or failed order (never executed twice on chain)."""
-    await _owned_order(session, order_id)
+    await owned_order(session, principal, order_id)
     return {"order_id": order_id, "action": await replay_order(sessions, temporal, order_id)}

@@ -78,6 +78,18 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
+class StuckOrderView(BaseModel):
+    order_id: str
+    status: str
+    type: str
+    stuck_for_s: float
+    workflow: str = Field(description="what Temporal says: RUNNING, COMPLETED, FAILED, …, or MISSING")
+
+
+class StuckPage(BaseModel):
+    items: list[StuckOrderView]
+
+
 class Timeline(BaseModel):
     items: list[dict[str, Any]]
 

@@ -29,7 +29,14 @@ class ApiServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def api_server(app: FastAPI, host: str, port: int, log_level: str = "info") -> ApiServer:
+def api_server(
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    ws_ping_interval_s: float = 20,
+    ws_ping_timeout_s: float = 20,
+) -> ApiServer:
     config = uvicorn.Config(
         app,
         host=host,
@@ -37,7 +44,9 @@ def api_server(app: FastAPI, host: str, port: int, log_level: str = "info") -> A
         log_level=log_level,
         log_config=None,  # keep the process's JSON logging (core/logs.py)
         access_log=False,  # the app logs each request itself, with its request_id
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        # Protocol-level keep-alive: a client that stops answering pings is closed (1011);
+        # a quiet subscription that answers them is never closed.
+        ws_ping_interval=ws_ping_interval_s,
+        ws_ping_timeout=ws_ping_timeout_s,
     )
     return ApiServer(app, config)

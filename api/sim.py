@@ -1,5 +1,6 @@
-"""Driving the simulated market: list a token later (sniper orders), move prices (limit
-orders). Both trade or write through the same market every process sees."""
+"""Driving the simulated market (operator keys only): list a token later (sniper
+orders), move prices (limit orders), top up the wallet. All write through the same
+market every process sees."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.auth import require_operator
 from api.deps import MarketDep
 from api.errors import DomainError, InvalidOrder
 from api.schemas import AMOUNT_PATTERN
 from market.errors import MarketError
 from market.pools import DEXES, Dex, Pool, decimals, meteora_pool, raydium_pool
-from market.tokens import find_token, format_price, new_token, register_token
+from market.tokens import find_token, format_amount, format_price, new_token, register_token, to_base_units
 
-router = APIRouter(prefix="/sim", tags=["simulation"])
+router = APIRouter(prefix="/sim", tags=["simulation"], dependencies=[Depends(require_operator)])
+# A top-up is a test convenience, not a mint: at most this many base units at a time.
+MAX_TOP_UP_UNITS = 2**63
 NEW_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
 
 
@@ -52,6 +56,38 @@ class PriceMove(BaseModel):
     pair: str = Field(examples=["SOL/USDC"])
     move_bps: Annotated[int, Field(ge=-5000, le=5000, strict=True)]
     dex: Literal["raydium", "meteora"] | None = None
+
+
+class WalletTopUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(examples=["SOL"], description="a listed token's symbol or mint")
+    amount: str = Field(max_length=64, examples=["100"], description="human units to add")
+
+    @field_validator("amount")
+    @classmethod
+    def _positive_decimal(cls, value: str) -> str:
+        if not AMOUNT_PATTERN.match(value) or Decimal(value) <= 0:
+            raise ValueError('must be a positive decimal string such as "100"')
+        return value
+
+
+@router.post("/wallet")
+async def top_up_wallet(body: WalletTopUp, market: MarketDep) -> dict[str, Any]:
+    """Add funds to the simulated wallet."""
+    token = find_token(body.token)
+    if token is None:
+        raise InvalidOrder("unknown_token", "token", f"{body.token!r} is not a listed token (GET /tokens)")
+    amount = Decimal(body.amount)
+    if -amount.as_tuple().exponent > token.decimals:  # type: ignore[operator]
+        raise InvalidOrder(
+            "invalid_amount", "amount", f"{token.symbol} has at most {token.decimals} decimals"
+        )
+    units = to_base_units(amount, token.decimals)
+    if units >= MAX_TOP_UP_UNITS:
+        raise InvalidOrder("invalid_amount", "amount", "must be under 2^63 base units")
+    balance = await market.fund_wallet(token.symbol, units)
+    return {"token": token.symbol, "mint": token.mint, "amount": format_amount(balance, token.decimals)}
 
 
 @router.post("/pools", status_code=status.HTTP_201_CREATED)

@@ -11,7 +11,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.deps import HubDep, SessionsDep
+from api.auth import KeyVerifier, key_from_connection
+from api.deps import HubDep, SessionsDep, WebSocketSlotsDep
+from core.api_keys import Principal
 from core.domain import OrderStatus
 from core.ids import is_order_id
 from core.metrics import WEBSOCKET_CONNECTIONS
@@ -24,7 +26,9 @@ router = APIRouter(tags=["stream"])
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429
 
 
 class OrderStream:
@@ -64,8 +68,39 @@ class OrderStream:
 
 
 @router.websocket("/ws/orders")
-async def order_updates(websocket: WebSocket, hub: HubDep, sessions: SessionsDep) -> None:
+async def order_updates(
+    websocket: WebSocket, hub: HubDep, sessions: SessionsDep, slots: WebSocketSlotsDep
+) -> None:
+    # Accept first, so that every refusal can say why in a frame and a close code.
     await websocket.accept()
+    key = key_from_connection(websocket)
+    verifier: KeyVerifier = websocket.state.keys
+    principal = await verifier.verify(key) if key else None
+    if principal is None:
+        await _refuse(
+            websocket,
+            CLOSE_UNAUTHENTICATED,
+            "unauthenticated",
+            "send a valid API key: `Authorization: Bearer <key>` or `?token=<key>`",
+        )
+        return
+    if not slots.acquire(principal):
+        await _refuse(
+            websocket,
+            CLOSE_TOO_MANY,
+            "too_many_websockets",
+            f"this key has {slots.per_key} WebSockets open on this server; close some first",
+        )
+        return
+    try:
+        await _stream_order(websocket, hub, sessions, principal)
+    finally:
+        slots.release(principal)
+
+
+async def _stream_order(
+    websocket: WebSocket, hub: HubDep, sessions: SessionsDep, principal: Principal
+) -> None:
     order_id = websocket.query_params.get("orderId", "")
     after_raw = websocket.query_params.get("after_seq")
     after_seq: int | None = None
@@ -87,7 +122,7 @@ async def order_updates(websocket: WebSocket, hub: HubDep, sessions: SessionsDep
         async with hub.subscribe(order_id) as queue:
             async with sessions() as session:
                 order = await store.get_order(session, order_id)
-            if order is None:
+            if order is None or not (principal.operator or order.owner == principal.owner):
                 await _refuse(websocket, CLOSE_NOT_FOUND, "order_not_found", f"no order {order_id}")
                 return
             stream = OrderStream(websocket, sessions, order_id)

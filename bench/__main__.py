@@ -159,19 +159,19 @@ async def run_sections(
     progress("engine: starting the worker and the API …")
     engine.start()
     await asyncio.to_thread(engine.wait_ready)
-    warmup = await run_orders(engine.base_url, ENGINE_WARMUP, 1)
+    warmup = await run_orders(engine.base_url, engine.api_key, ENGINE_WARMUP, 1)
     if warmup.confirmed == 0:
         raise RuntimeError(f"no warm-up order was confirmed: {warmup.errors[:3]}")
 
     progress(f"engine: {SEQUENTIAL_RUNS} orders one at a time …")
-    engine_seq = await run_orders(engine.base_url, SEQUENTIAL_RUNS, 1)
+    engine_seq = await run_orders(engine.base_url, engine.api_key, SEQUENTIAL_RUNS, 1)
     figures += order_figures(ENGINE_SEQ, engine_seq, floor_seq, throughput=False)
     notes += [f"{ENGINE_SEQ}: {error}" for error in engine_seq.errors[:5]]
 
     progress(f"engine: {CONCURRENT_RUNS} orders, {IN_FLIGHT} in flight …")
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
-    engine_conc = await run_orders(engine.base_url, CONCURRENT_RUNS, IN_FLIGHT)
+    engine_conc = await run_orders(engine.base_url, engine.api_key, CONCURRENT_RUNS, IN_FLIGHT)
     figures += order_figures(ENGINE_CONC, engine_conc, floor_conc, throughput=True)
     figures += cpu_figures(ENGINE_CONC, meter.stop())
     notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
@@ -197,7 +197,7 @@ async def load_section(
     engine.check_alive()
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
-    load = await post_under_load(engine.base_url, LOAD_RATE_PER_S, LOAD_SECONDS)
+    load = await post_under_load(engine.base_url, engine.api_key, LOAD_RATE_PER_S, LOAD_SECONDS)
     figures += [
         Figure(LOAD, "202 latency p50", load.p50_ms, "ms", note="worker running meanwhile"),
         Figure(LOAD, "202 latency p99", load.p99_ms, "ms"),
@@ -228,7 +228,9 @@ async def waiting_section(
     def meter() -> CpuMeter:
         return CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
 
-    result = await run_waiting(plan, engine.base_url, urls.database_url, urls.temporal_address, meter)
+    result = await run_waiting(
+        plan, engine.base_url, engine.api_key, urls.database_url, urls.temporal_address, meter
+    )
     engine.check_alive()
     figures += waiting_figures(result, plan)
     scale = WAITING_AT_SCALE / result.count

@@ -54,11 +54,15 @@ class Chaos:
         self.stream_gaps: list[str] = []
         self.done_placing = asyncio.Event()
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.engine.api_key}"}
+
     def live_api(self) -> str:
         return str(random.choice([a for a in self.apis if a.running]).url)
 
     async def place_all(self) -> None:
-        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        async with httpx.AsyncClient(timeout=10, trust_env=False, headers=self.auth) as client:
             followers = []
             for n in range(ORDERS):
                 order_id = await self.place(client, f"chaos-{n}")
@@ -93,7 +97,8 @@ class Chaos:
         for _ in range(200):
             try:
                 async with connect(
-                    f"{self.live_api().replace('http', 'ws')}/ws/orders?orderId={order_id}&after_seq={last}"
+                    f"{self.live_api().replace('http', 'ws')}/ws/orders?orderId={order_id}&after_seq={last}",
+                    additional_headers=self.auth,
                 ) as ws:
                     async for raw in ws:
                         frame = json.loads(raw)

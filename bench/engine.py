@@ -44,9 +44,10 @@ class OrdersResult:
     delivery_p99_ms: float = float("nan")
 
 
-def http_client(base_url: str, max_connections: int | None = 200) -> httpx.AsyncClient:
+def http_client(base_url: str, api_key: str, max_connections: int | None = 200) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base_url,
+        headers={"Authorization": f"Bearer {api_key}"},
         timeout=30,
         trust_env=False,  # loopback: never through a proxy
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -60,7 +61,10 @@ async def place_and_watch(http: httpx.AsyncClient, ws_base: str) -> Outcome:
         return Outcome(error=f"POST /orders answered {response.status_code}")
     order_id = response.json()["order_id"]
     snapshot_seq = 0
-    async with connect(f"{ws_base}/ws/orders?orderId={order_id}&after_seq=0", proxy=None) as ws:
+    auth = {"Authorization": http.headers["authorization"]}
+    async with connect(
+        f"{ws_base}/ws/orders?orderId={order_id}&after_seq=0", proxy=None, additional_headers=auth
+    ) as ws:
         async for raw in ws:
             frame = json.loads(raw)
             if frame["type"] == "SNAPSHOT":
@@ -87,7 +91,7 @@ async def _bounded(http: httpx.AsyncClient, ws_base: str) -> Outcome:
         return Outcome(error=f"{type(exc).__name__}: {exc}")
 
 
-async def run_orders(base_url: str, count: int, in_flight: int) -> OrdersResult:
+async def run_orders(base_url: str, api_key: str, count: int, in_flight: int) -> OrdersResult:
     """`count` orders, at most `in_flight` at once (1 = one at a time)."""
     ws_base = base_url.replace("http://", "ws://", 1)
     gate = asyncio.Semaphore(in_flight)
@@ -96,7 +100,7 @@ async def run_orders(base_url: str, count: int, in_flight: int) -> OrdersResult:
         async with gate:
             return await _bounded(http, ws_base)
 
-    async with http_client(base_url) as http:
+    async with http_client(base_url, api_key) as http:
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(gated(http) for _ in range(count)))
         elapsed = time.perf_counter() - started
@@ -127,7 +131,7 @@ class LoadResult:
     max_send_lag_ms: float
 
 
-async def post_under_load(base_url: str, rate_per_s: float, duration_s: float) -> LoadResult:
+async def post_under_load(base_url: str, api_key: str, rate_per_s: float, duration_s: float) -> LoadResult:
     """Open loop: POST /orders every 1/rate s whatever the answers do. A request's latency
     counts from its scheduled instant, so a generator falling behind cannot hide slowness."""
     count = round(rate_per_s * duration_s)
@@ -142,7 +146,7 @@ async def post_under_load(base_url: str, rate_per_s: float, duration_s: float) -
 
     async with AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(http_client(base_url, max_connections=None))
+            await stack.enter_async_context(http_client(base_url, api_key, max_connections=None))
             for _ in range(LOAD_CLIENT_SHARDS)
         ]
         tasks: list[asyncio.Task[None]] = []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from core.api_keys import LOCAL_KEY_FILE
 from devstack import InfraUrls
 from devstack.ports import HOST, choose_port
 
@@ -62,6 +63,11 @@ class EngineProcesses:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+
+    @property
+    def api_key(self) -> str:
+        """The operator key the API made on its first start (so no per-key limit applies)."""
+        return (self.data_dir / LOCAL_KEY_FILE).read_text().strip()
 
     def pids(self) -> dict[str, int]:
         return {role: child.pid for role, child in self.children.items()}

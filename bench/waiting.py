@@ -60,7 +60,7 @@ class Placement:
         return len(self.order_ids) / self.elapsed_s if self.elapsed_s else float("nan")
 
 
-async def place_limit_orders(base_url: str, count: int) -> Placement:
+async def place_limit_orders(base_url: str, api_key: str, count: int) -> Placement:
     """POST /orders `count` times, PLACE_IN_FLIGHT at once, spread over PLACE_CLIENTS clients."""
     order_ids: list[str] = []
     errors: list[str] = []
@@ -80,7 +80,7 @@ async def place_limit_orders(base_url: str, count: int) -> Placement:
 
     async with AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(http_client(base_url, max_connections=None))
+            await stack.enter_async_context(http_client(base_url, api_key, max_connections=None))
             for _ in range(PLACE_CLIENTS)
         ]
         started = time.perf_counter()
@@ -270,6 +270,7 @@ class WaitingPlan:
 async def run_waiting(
     plan: WaitingPlan,
     base_url: str,
+    api_key: str,
     database_url: str,
     temporal_address: str,
     meter: Callable[[], CpuMeter],
@@ -285,7 +286,7 @@ async def run_waiting(
         cores_none, rss_none = await idle_window(meter(), plan.baseline_s)
 
         progress(f"waiting: placing {plan.count} limit orders far from their limit …")
-        placement = await place_limit_orders(base_url, plan.count)
+        placement = await place_limit_orders(base_url, api_key, plan.count)
         order_ids = placement.order_ids
         if not order_ids:
             raise RuntimeError(f"no limit order was accepted: {placement.errors[:3]}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 import structlog
@@ -14,10 +15,22 @@ import structlog
 SECRET_KEYS = frozenset({"authorization", "api_key", "password", "token", "secret"})
 
 
+# An API key anywhere in a line (say, uvicorn logging a WebSocket's `?token=`): only its
+# public id survives.
+_API_KEY = re.compile(r"\b(oe_[0-9A-Za-z]{8})[0-9A-Za-z]{38}\b")
+_TOKEN_PARAM = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+def _redact(text: str) -> str:
+    return _TOKEN_PARAM.sub(r"\1[redacted]", _API_KEY.sub(r"\1…[redacted]", text))
+
+
 def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event):
+    for key, value in list(event.items()):
         if key.lower() in SECRET_KEYS:
             event[key] = "[redacted]"
+        elif isinstance(value, str):
+            event[key] = _redact(value)
     return event
 
 

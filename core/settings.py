@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.api_keys import load_or_create_secret
 
 INFRA_ENV_FILE = "infra.env"
 
@@ -31,6 +34,17 @@ class Settings(BaseSettings):
     sim_failure_rate: float = Field(0.05, ge=0, le=1, alias="ORDER_ENGINE_SIM_FAILURE_RATE")
     sim_background_trades_per_s: float = Field(2, ge=0, alias="ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S")
     sim_seed: int | None = Field(None, alias="ORDER_ENGINE_SIM_SEED")
+    # HMAC secret for stored API keys; unset: kept in $ORDER_ENGINE_DATA_DIR/api-key-secret.
+    api_key_secret: SecretStr | None = Field(None, alias="ORDER_ENGINE_API_KEY_SECRET")
+    # Abuse limits, per key (operator keys are exempt).
+    orders_per_minute_per_key: int = Field(600, ge=1, alias="ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY")
+    websockets_per_key: int = Field(1000, ge=1, alias="ORDER_ENGINE_WEBSOCKETS_PER_KEY")
+    max_order_sol: Decimal = Field(Decimal(10_000), gt=0, alias="ORDER_ENGINE_MAX_ORDER_SOL")
+    # For everyone: request bodies above this answer 413.
+    max_body_bytes: int = Field(64 * 1024, ge=1024, alias="ORDER_ENGINE_MAX_BODY_BYTES")
+    # Protocol-level WebSocket pings; a client that does not answer in time is closed.
+    ws_ping_interval_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_INTERVAL_S")
+    ws_ping_timeout_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_TIMEOUT_S")
     # OpenTelemetry tracing: off, console or otlp (OTEL_EXPORTER_OTLP_ENDPOINT).
     tracing: str = Field("off", alias="ORDER_ENGINE_TRACING", pattern="^(off|console|otlp)$")
     # host:port where a worker serves the Temporal SDK's Prometheus metrics; empty: off.
@@ -73,6 +87,11 @@ class Settings(BaseSettings):
                 "or set them to existing servers"
             )
         return settings
+
+    def key_secret(self) -> str:
+        if self.api_key_secret is not None:
+            return self.api_key_secret.get_secret_value()
+        return load_or_create_secret(self.data_dir)
 
     @property
     def sync_database_url(self) -> str:

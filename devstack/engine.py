@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from core.api_keys import LOCAL_KEY_FILE
 from devstack import InfraUrls
 from devstack.ports import choose_port
 
@@ -56,6 +57,11 @@ class Engine:
     data_dir: Path
     settings: dict[str, str] = field(default_factory=dict)
     processes: list[EngineProcess] = field(default_factory=list)
+
+    @property
+    def api_key(self) -> str:
+        """The operator key the first API process made (`$ORDER_ENGINE_DATA_DIR/api-key`)."""
+        return (self.data_dir / LOCAL_KEY_FILE).read_text().strip()
 
     def env(self) -> dict[str, str]:
         return {

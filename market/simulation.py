@@ -151,6 +151,14 @@ class SimulatedMarket:
             rows = await session.execute(query)
             return [pool_from_state(row.state) for row in rows.scalars()]
 
+    async def fund_wallet(self, token: str, units: int) -> int:
+        """Add `units` of `token` to the wallet; returns the new balance."""
+        async with self._sessions() as session, session.begin():
+            await self._settle(session, token, units)
+            balance = await session.get(WalletBalance, token)
+            assert balance is not None
+            return int(balance.amount)
+
     async def wallet(self) -> dict[str, int]:
         async with self._sessions() as session:
             rows = await session.execute(select(WalletBalance))

@@ -147,3 +147,20 @@ class ChainTransaction(SQLModel, table=True):
     amount_out: Decimal = Field(sa_column=Column(AMOUNT, nullable=False))
     slot: int = Field(sa_column=Column(BigInteger, nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only its HMAC is kept (core/api_keys.py)."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=16)  # the key's public part, `oe_…`
+    key_hash: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=64)  # also the owner of the orders placed with it
+    operator: bool = False
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

@@ -21,6 +21,7 @@ from devstack import EmbeddedStack, InfraUrls
 from devstack.ports import choose_port
 from devstack.temporal import temporal_binary
 from market.simulation import SimulatedMarket
+from tests.keys import ALICE, OPERATOR, TEST_KEY_SECRET, auth, install_test_keys
 from worker import start_singletons, worker_resources
 
 
@@ -30,6 +31,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
     try:
         urls = stack.start()
         run_migrations(urls.database_url)
+        install_test_keys(urls.database_url)
         yield urls
     finally:
         stack.stop()
@@ -48,6 +50,7 @@ def make_settings(infra: InfraUrls, data_dir: Path, **overrides: object) -> Sett
         "ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S": 0,
         "ORDER_ENGINE_ORDERS_PER_MINUTE": 60_000,
         "ORDER_ENGINE_SIM_SEED": 7,
+        "ORDER_ENGINE_API_KEY_SECRET": TEST_KEY_SECRET,
     }
     values.update({key: value for key, value in overrides.items()})
     return Settings(**values)  # type: ignore[arg-type]
@@ -77,7 +80,14 @@ async def worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[str]:
     port = choose_port()
-    server = api_server(create_app(settings), "127.0.0.1", port, log_level="warning")
+    server = api_server(
+        create_app(settings),
+        "127.0.0.1",
+        port,
+        log_level="warning",
+        ws_ping_interval_s=settings.ws_ping_interval_s,
+        ws_ping_timeout_s=settings.ws_ping_timeout_s,
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -115,5 +125,13 @@ async def isolated_engine(infra: InfraUrls, data_dir: Path, **overrides: object)
 
 @pytest.fixture
 async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+    """An ordinary key's client (owner "alice")."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(ALICE)) as client:
+        yield client
+
+
+@pytest.fixture
+async def operator(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An operator key's client: /sim/*, replay, every owner's orders."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(OPERATOR)) as client:
         yield client

@@ -9,13 +9,16 @@ import pytest
 
 from cli import run_migrations
 from devstack import EmbeddedStack
+from tests.keys import install_test_keys
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     stack = EmbeddedStack(tmp_path_factory.mktemp("e2e-infra"), ui=False, persistent=True)
     try:
-        run_migrations(stack.start().database_url)
+        database_url = stack.start().database_url
+        run_migrations(database_url)
+        install_test_keys(database_url)
         yield stack
     finally:
         stack.stop()

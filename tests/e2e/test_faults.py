@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from devstack import EmbeddedStack
 from devstack.engine import Engine
+from tests.keys import ALICE, KEY_SECRET_ENV, auth
 from tests.streams import TERMINAL, read_stream, ws_url
 
 ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.5", "slippage_bps": 500}
@@ -27,7 +28,11 @@ def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
     engine = Engine(
         stack.urls,
         tmp_path,
-        {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "50", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1500"},
+        {
+            **KEY_SECRET_ENV,
+            "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "50",
+            "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1500",
+        },
     )
     try:
         yield engine
@@ -38,7 +43,7 @@ def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     api = engine.start("api")
-    async with httpx.AsyncClient(base_url=str(api.url), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         yield client
 
 
@@ -99,7 +104,7 @@ async def test_a_worker_killed_mid_submit_loses_nothing_and_executes_nothing_twi
 async def test_a_client_whose_api_dies_mid_stream_resumes_on_another_without_gaps(engine: Engine) -> None:
     engine.start("worker")
     doomed, survivor = engine.start("api"), engine.start("api")
-    async with httpx.AsyncClient(base_url=str(doomed.url), timeout=30) as client:
+    async with httpx.AsyncClient(base_url=str(doomed.url), timeout=30, headers=auth(ALICE)) as client:
         [order_id] = await place(client, 1)
     seen: list[dict[str, Any]] = []
     async with connect(ws_url(str(doomed.url), f"orderId={order_id}&after_seq=0")) as ws:

@@ -11,6 +11,7 @@ import pytest
 
 from devstack import EmbeddedStack
 from devstack.engine import Engine
+from tests.keys import ALICE, KEY_SECRET_ENV, auth
 from tests.streams import read_stream
 
 
@@ -19,7 +20,11 @@ def engine_processes(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFact
     engine = Engine(
         stack.urls,
         tmp_path_factory.mktemp("e2e-logs"),
-        {"ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20", "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1000"},
+        {
+            **KEY_SECRET_ENV,
+            "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20",
+            "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1000",
+        },
     )
     try:
         engine.start("worker")
@@ -30,7 +35,7 @@ def engine_processes(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFact
 
 async def test_an_order_placed_on_one_api_streams_whole_from_another(engine_processes: list[str]) -> None:
     api_a, api_b = engine_processes
-    async with httpx.AsyncClient(base_url=api_a, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_a, timeout=30, headers=auth(ALICE)) as client:
         accepted = (
             await client.post("/orders", json={"token_in": "SOL", "token_out": "USDC", "amount": "2"})
         ).json()
@@ -44,7 +49,7 @@ async def test_an_order_placed_on_one_api_streams_whole_from_another(engine_proc
     assert stream.events[-1]["status"] == "CONFIRMED"
     assert [e["status"] for e in stream.events][:2] == ["PENDING", "ROUTING"]
 
-    async with httpx.AsyncClient(base_url=api_b, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_b, timeout=30, headers=auth(ALICE)) as client:
         order = (await client.get(f"/orders/{order_id}")).json()
         txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
     assert order["status"] == "CONFIRMED" and [t["tx_hash"] for t in txs] == [order["tx_hash"]]
@@ -52,7 +57,7 @@ async def test_an_order_placed_on_one_api_streams_whole_from_another(engine_proc
 
 async def test_live_events_reach_a_subscriber_on_the_other_api(engine_processes: list[str]) -> None:
     api_a, api_b = engine_processes
-    async with httpx.AsyncClient(base_url=api_a, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_a, timeout=30, headers=auth(ALICE)) as client:
         order_id = (
             await client.post("/orders", json={"token_in": "USDC", "token_out": "SOL", "amount": "300"})
         ).json()["order_id"]

@@ -24,6 +24,7 @@ from cli import run_migrations
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
 from tests.conftest import make_settings, running_api, running_worker
+from tests.keys import OPERATOR, auth, install_test_keys
 
 HERE = Path(__file__).parent
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"}
@@ -59,7 +60,7 @@ async def engine(
     async with (
         running_worker(settings),
         running_api(settings) as url,
-        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=url, headers=auth(OPERATOR)) as client,
     ):
         yield client
 
@@ -128,7 +129,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stack = EmbeddedStack(Path(tmp) / "infra", ui=False, persistent=False)
         try:
-            run_migrations(stack.start().database_url)
+            database_url = stack.start().database_url
+            run_migrations(database_url)
+            install_test_keys(database_url)
             asyncio.run(record(stack, Path(tmp)))
         finally:
             stack.stop()

@@ -37,7 +37,7 @@ async def orphan(sessions: async_sessionmaker[AsyncSession], age: timedelta, key
             session,
             Order(
                 id=order_id,
-                owner="local",
+                owner="alice",  # the owner of the ALICE key the client sends
                 type="market",
                 status=OrderStatus.PENDING,
                 token_in="SOL",

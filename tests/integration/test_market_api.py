@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from devstack import InfraUrls
 from tests.conftest import isolated_engine
 from tests.integration.test_orders_api import wait_terminal
+from tests.keys import OPERATOR, auth
 from tests.streams import TERMINAL, ws_url
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -24,9 +25,13 @@ async def markets(client: httpx.AsyncClient, pair: str) -> dict[str, dict[str, A
     return {m["dex"]: m for m in items if m["pair"] == pair}
 
 
-async def test_price_moves_by_trading_against_the_pools(client: httpx.AsyncClient) -> None:
+async def test_price_moves_by_trading_against_the_pools(
+    client: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
     before = await markets(client, "SOL/USDT")
-    response = await client.post("/sim/price", json={"pair": "SOL/USDT", "move_bps": -300, "dex": "raydium"})
+    response = await operator.post(
+        "/sim/price", json={"pair": "SOL/USDT", "move_bps": -300, "dex": "raydium"}
+    )
     assert response.status_code == 200, response.text
     [moved] = response.json()["items"]
     assert moved["dex"] == "raydium" and moved["token_in"] == "SOL"
@@ -35,7 +40,7 @@ async def test_price_moves_by_trading_against_the_pools(client: httpx.AsyncClien
     assert Decimal("0.968") < ratio <= Decimal("0.970")
     assert after["meteora"]["mid_price"] == before["meteora"]["mid_price"]
 
-    up = await client.post("/sim/price", json={"pair": "SOL/USDT", "move_bps": 200})
+    up = await operator.post("/sim/price", json={"pair": "SOL/USDT", "move_bps": 200})
     assert {m["dex"] for m in up.json()["items"]} == {"raydium", "meteora"}
     for item in up.json()["items"]:
         assert Decimal(item["mid_price_after"]) >= Decimal(item["mid_price_before"]) * Decimal("1.02")
@@ -51,14 +56,16 @@ async def test_price_moves_by_trading_against_the_pools(client: httpx.AsyncClien
         {"pair": "SOL/USDC", "move_bps": 100, "dex": "orca"},
     ],
 )
-async def test_bad_price_moves_are_problems(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
-    response = await client.post("/sim/price", json=body)
+async def test_bad_price_moves_are_problems(operator: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    response = await operator.post("/sim/price", json=body)
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_a_token_listed_later_trades_once_its_pool_opens(client: httpx.AsyncClient) -> None:
-    listed = await client.post(
+async def test_a_token_listed_later_trades_once_its_pool_opens(
+    client: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
+    listed = await operator.post(
         "/sim/pools",
         json={
             "token": "OPENNOW",
@@ -72,7 +79,7 @@ async def test_a_token_listed_later_trades_once_its_pool_opens(client: httpx.Asy
     token = listed.json()["token"]
     assert token["symbol"] == "OPENNOW" and token["decimals"] == 6
     assert token in (await client.get("/tokens")).json()["items"]
-    again = await client.post(
+    again = await operator.post(
         "/sim/pools", json={"token": "OPENNOW", "dex": "raydium", "quote_token": "SOL", "liquidity": "5"}
     )
     assert again.status_code == 409
@@ -85,8 +92,10 @@ async def test_a_token_listed_later_trades_once_its_pool_opens(client: httpx.Asy
     assert Decimal("19000") < Decimal(done["amount_out"]) < Decimal("20000")
 
 
-async def test_a_pool_that_has_not_opened_cannot_be_traded(client: httpx.AsyncClient) -> None:
-    listed = await client.post(
+async def test_a_pool_that_has_not_opened_cannot_be_traded(
+    client: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
+    listed = await operator.post(
         "/sim/pools",
         json={
             "token": "LATER",
@@ -110,7 +119,7 @@ async def test_slippage_from_a_trade_before_landing_retries_with_a_fresh_quote(
 ) -> None:
     # Execution takes seconds here, so a large trade can land between quote and landing.
     async with isolated_engine(infra, tmp_path, ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS=4000) as api_url:
-        async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(OPERATOR)) as client:
             order_id = (
                 await client.post(
                     "/orders",
@@ -118,7 +127,7 @@ async def test_slippage_from_a_trade_before_landing_retries_with_a_fresh_quote(
                 )
             ).json()["order_id"]
             events: list[dict[str, Any]] = []
-            async with connect(ws_url(api_url, f"orderId={order_id}")) as ws:
+            async with connect(ws_url(api_url, f"orderId={order_id}", OPERATOR)) as ws:
                 async for raw in ws:
                     frame = json.loads(raw)
                     if frame["type"] != "EVENT":

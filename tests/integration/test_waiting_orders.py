@@ -13,6 +13,7 @@ import pytest
 from devstack import InfraUrls
 from tests.conftest import isolated_engine
 from tests.integration.test_orders_api import wait_terminal
+from tests.keys import ALICE, auth
 from tests.streams import read_stream
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -31,7 +32,7 @@ async def jup_price(client: httpx.AsyncClient) -> Decimal:
 
 
 async def test_a_limit_order_waits_then_fills_when_the_price_reaches_it(
-    client: httpx.AsyncClient, api_url: str
+    client: httpx.AsyncClient, operator: httpx.AsyncClient, api_url: str
 ) -> None:
     # Buy JUP with USDC once 100 USDC pay 2 % more JUP than now.
     limit = (1 / await jup_price(client) * Decimal("1.02")).quantize(Decimal("0.0001"))
@@ -51,7 +52,7 @@ async def test_a_limit_order_waits_then_fills_when_the_price_reaches_it(
     events = (await client.get(f"/orders/{order_id}/events")).json()["items"]
     assert events[-1]["data"]["waiting_for"] == {"limit_price": str(limit), "pair": "USDC/JUP"}
 
-    moved = await client.post("/sim/price", json={"pair": "JUP/USDC", "move_bps": -500})
+    moved = await operator.post("/sim/price", json={"pair": "JUP/USDC", "move_bps": -500})
     assert moved.status_code == 200
     done = await wait_terminal(client, order_id)
     assert done["status"] == "CONFIRMED"
@@ -75,13 +76,15 @@ async def test_a_limit_order_expires_at_its_deadline(client: httpx.AsyncClient) 
     assert txs == []
 
 
-async def test_a_sniper_buys_as_soon_as_the_pool_opens(client: httpx.AsyncClient) -> None:
+async def test_a_sniper_buys_as_soon_as_the_pool_opens(
+    client: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
     body = {"type": "sniper", "token_in": "SOL", "token_out": "SNIPED", "amount": "1", "slippage_bps": 300}
     response = await client.post("/orders", json=body)
     assert response.status_code == 202, response.text
     order_id = response.json()["order_id"]
     await wait_status(client, order_id, "WAITING")
-    listed = await client.post(
+    listed = await operator.post(
         "/sim/pools",
         json={
             "token": "SNIPED",
@@ -116,7 +119,7 @@ async def test_cancel_wins_while_waiting_and_loses_once_terminal(client: httpx.A
 
 async def test_cancel_loses_once_the_order_is_executing(infra: InfraUrls, tmp_path: Path) -> None:
     async with isolated_engine(infra, tmp_path, ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS=4000) as api_url:
-        async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(ALICE)) as client:
             body = {"token_in": "SOL", "token_out": "USDC", "amount": "1"}
             order_id = (await client.post("/orders", json=body)).json()["order_id"]
             await wait_status(client, order_id, "SUBMITTED")

@@ -8,7 +8,10 @@ import logging
 import pytest
 import structlog
 
+from core.api_keys import generate_key, key_id
 from core.logs import configure_logging
+
+KEY, OTHER_KEY = generate_key(), generate_key()
 
 
 def test_log_lines_are_json_with_context_and_no_secrets(capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,11 +22,18 @@ def test_log_lines_are_json_with_context_and_no_secrets(capsys: pytest.CaptureFi
         with structlog.contextvars.bound_contextvars(order_id="ord_X", request_id="req-1"):
             logging.getLogger("activities.quotes").info("[ROUTER] ord_X selected meteora")
             structlog.get_logger("api").info("placed", authorization="Bearer secret-key")
+            logging.getLogger("uvicorn.error").warning(
+                '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/ws/orders?orderId=ord_X&token={KEY}"
+            )
+            logging.getLogger("api").warning("refused key %s", OTHER_KEY)
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     finally:
         root.handlers, root.level = saved
-    router, placed = lines[-2], lines[-1]
+    router, placed, websocket, refused = lines[-4:]
     assert router["event"].startswith("[ROUTER]") and router["order_id"] == "ord_X"
     assert router["request_id"] == "req-1" and router["logger"] == "activities.quotes"
     assert placed["authorization"] == "[redacted]"
     assert "secret-key" not in json.dumps(lines)
+    assert "token=[redacted]" in websocket["event"] and KEY not in json.dumps(lines)
+    assert refused["event"] == f"refused key {key_id(OTHER_KEY)}…[redacted]"
+    assert OTHER_KEY not in json.dumps(lines)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from api.errors import InvalidOrder
@@ -10,7 +14,7 @@ from api.orders import validate_order as validate
 from api.schemas import OrderCreate
 from core.ids import is_order_id, new_order_id
 from market.pools import genesis_pools
-from market.tokens import find_token
+from market.tokens import find_token, from_base_units
 from workflows.policies import backoff_ms
 
 GENESIS_PAIRS = {frozenset((p.base, p.quote)) for p in genesis_pools()}
@@ -72,3 +76,46 @@ def test_amount_must_be_a_plain_decimal_string(amount: str) -> None:
 def test_ids_backoff_and_signatures() -> None:
     assert is_order_id(new_order_id()) and not is_order_id("ord_123")
     assert [backoff_ms(n) for n in (1, 2, 3, 10)] == [500, 1000, 2000, 10_000]
+
+
+FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        ["SOL", "USDC", "BONK", "JUP", "NEWCOIN", "market", "limit", "sniper", "1.5", "0", "151"]
+    ),
+    st.from_regex(r"\A\d{1,25}(\.\d{1,20})?\Z"),
+)
+ORDER_FIELDS = [
+    "type",
+    "token_in",
+    "token_out",
+    "amount",
+    "slippage_bps",
+    "limit_price",
+    "expires_in_s",
+    "extra",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(ORDER_FIELDS), FIELD_VALUES))
+def test_any_body_is_a_valid_order_or_a_coded_refusal(raw: dict[str, object]) -> None:
+    """Whatever a client sends: a schema error, a coded InvalidOrder, or an order that
+    is exactly its amount in base units, between two different tokens, under 2^64."""
+    try:
+        parsed = OrderCreate.model_validate(raw)
+    except ValidationError:
+        return
+    try:
+        valid = validate(parsed, GENESIS_PAIRS)
+    except InvalidOrder as refusal:
+        assert refusal.code and refusal.errors and refusal.errors[0]["field"] in ORDER_FIELDS
+        return
+    assert valid.token_in.symbol != valid.token_out
+    assert 0 < valid.units < 2**64
+    assert from_base_units(valid.units, valid.token_in.decimals) == Decimal(parsed.amount)
+    assert 1 <= parsed.slippage_bps <= 5000
