@@ -1,9 +1,11 @@
 """`python -m bench` (`make bench`): everything on one fresh embedded stack, loopback only.
 
-Runs the router timing, then starts Temporal + PostgreSQL + Redis in a temp dir, the floor
-workflow, the engine's worker and API as real processes, POST /orders under load, and
-thousands of limit orders waiting (their idle cost, the market watcher's tick); prints a
-table and writes bench/results/<UTC timestamp>.json and latest.json.
+Runs the router timing, then starts Temporal + PostgreSQL + Redis in a temp dir: the floor
+workflow; the engine's worker and API as real processes with latencies 0 and limits lifted
+(one at a time, 30 in flight, 1 000 subscribed WebSockets, thousands of waiting limit
+orders, 5 000 idle WebSockets); then the engine again at the spec's limits with default
+latencies (a burst of orders), and POST /orders under load with its worker paused. Prints
+a table and writes bench/results/<UTC timestamp>.json and latest.json.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from bench.floor import STEPS, FloorResult, floor_worker, run_floor
 from bench.processes import ENGINE_SETTINGS, EngineProcesses
 from bench.report import machine_facts, progress, table, write_json
 from bench.routing import time_router
+from bench.spec_limits import SpecLimitsResult, burst_at_spec_limits
 from bench.stats import Figure, ratio
+from bench.streaming import SUBSCRIBERS_PER_ORDER, delivery_with_subscribers, idle_websockets
 from bench.waiting import (
     LIMIT_ORDER,
     PLACE_CLIENTS,
@@ -39,13 +43,20 @@ from cli import run_migrations
 from devstack import EmbeddedStack, InfraUrls
 from market.watcher import TICK_S
 
-BUDGET_S = 300  # the whole run, infra start and teardown included
+BUDGET_S = 570  # the whole run, infra start and teardown included (make bench: < 10 min)
 IN_FLIGHT = 30
 FLOOR_WARMUP, ENGINE_WARMUP = 20, 5
 SEQUENTIAL_RUNS, CONCURRENT_RUNS = 30, 300  # the floor and the engine alike
 ROUTER_AMOUNTS_SOL, ROUTER_CALLS = [1, 10, 100, 1000], 500
-LOAD_RATE_PER_S, LOAD_SECONDS = 100, 10
-LOAD_NEEDS_S = LOAD_SECONDS + 50  # the load itself, its stragglers, and stopping everything
+LOAD_RATE_PER_S, LOAD_SECONDS = 200, 30
+LOAD_NEEDS_S = LOAD_SECONDS + 40  # the load itself, its stragglers, and stopping everything
+STREAM_ORDERS = 50  # × SUBSCRIBERS_PER_ORDER subscribed WebSockets
+IDLE_WEBSOCKETS = 5000
+# At the spec's limits: default latencies and limits (10 activities, 100 orders/min).
+SPEC_BURST, SPEC_TIMEOUT_S = 200, 200
+SPEC_NEEDS_S = SPEC_TIMEOUT_S + 20
+SPEC_SETTINGS = {"ORDER_ENGINE_LOG_LEVEL": "WARNING"}
+SEED_BULLMQ = {"orders/min": 50.0, "p50 s": 128.0, "p99 s": 244.0}  # the seed engine, run here
 # Waiting limit orders: measured at WAITING_ORDERS, extrapolated (linearly) to WAITING_AT_SCALE.
 WAITING_ORDERS, WAITING_AT_SCALE = 2000, 10_000
 WAITING_PLAN = WaitingPlan(
@@ -61,9 +72,12 @@ WAITING_NEEDS_S = 130  # settling, baseline, placing, until all WAITING, idle wi
 # Table sections, in print order. Each engine figure is compared with the floor run the same way.
 FLOOR_SEQ, FLOOR_CONC = "floor 1 at a time", f"floor {IN_FLIGHT} in flight"
 ENGINE_SEQ, ENGINE_CONC = "engine 1 at a time", f"engine {IN_FLIGHT} in flight"
-ROUTER, LOAD = "router", "POST /orders load"
+ROUTER, LOAD = "router", f"POST /orders at {LOAD_RATE_PER_S}/s, worker paused"
+STREAMING = "streaming"
 WAITING = f"{WAITING_ORDERS} waiting limit orders"
-SECTIONS = [FLOOR_SEQ, FLOOR_CONC, ENGINE_SEQ, ENGINE_CONC, ROUTER, LOAD, WAITING]
+SPEC = f"spec limits: {SPEC_BURST}-order burst"
+TARGETS = "targets"
+SECTIONS = [TARGETS, FLOOR_SEQ, FLOOR_CONC, ENGINE_SEQ, ENGINE_CONC, STREAMING, SPEC, LOAD, ROUTER, WAITING]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -177,17 +191,145 @@ async def run_sections(
     notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
     progress(f"engine: p50 {engine_seq.p50_ms:.0f} ms alone, {engine_conc.per_s:.1f} orders/s")
 
-    elapsed = time.monotonic() - started
-    if elapsed + LOAD_NEEDS_S > BUDGET_S:
-        notes.append(f"{LOAD}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
-    else:
-        await load_section(engine, server_pids, figures, notes)
+    figures += await streaming_section(engine, notes)
 
+    waiting: WaitingResult | None = None
     elapsed = time.monotonic() - started
-    if elapsed + WAITING_NEEDS_S > BUDGET_S:
+    if elapsed + WAITING_NEEDS_S + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
         notes.append(f"{WAITING}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
     else:
-        await waiting_section(urls, engine, server_pids, figures, notes)
+        waiting = await waiting_section(urls, engine, server_pids, figures, notes)
+        progress(f"streaming: {IDLE_WEBSOCKETS} idle WebSockets on the waiting orders …")
+        idle = await idle_websockets(
+            engine.base_url,
+            engine.api_key,
+            engine.pids()["api"],
+            waiting.placement.order_ids,
+            IDLE_WEBSOCKETS,
+        )
+        figures += [
+            Figure(STREAMING, "idle WebSockets open", f"{idle.connections}/{IDLE_WEBSOCKETS}"),
+            Figure(
+                STREAMING,
+                f"API rss with {idle.connections} idle WebSockets",
+                idle.rss_after_mb,
+                "MB",
+                note=f"{idle.rss_before_mb:.0f} MB before; {idle.per_connection_kb:.1f} KB each; target < 500 MB",
+            ),
+        ]
+        notes += [f"{STREAMING}: {error}" for error in idle.errors]
+
+    # The spec's limits need an engine with the default settings: the first one goes.
+    engine.stop()
+    spec_engine = EngineProcesses(urls, engine.data_dir.parent / "engine-spec", SPEC_SETTINGS)
+    try:
+        spec_engine.start()
+        await asyncio.to_thread(spec_engine.wait_ready)
+        elapsed = time.monotonic() - started
+        if elapsed + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
+            notes.append(f"{SPEC}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
+        else:
+            figures += await spec_section(urls, spec_engine, notes)
+        elapsed = time.monotonic() - started
+        if elapsed + LOAD_NEEDS_S > BUDGET_S:
+            notes.append(f"{LOAD}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
+        else:
+            spec_engine.pause("worker")  # accepted orders pile up; nothing executes
+            await load_section(spec_engine, server_pids, figures, notes)
+    finally:
+        spec_engine.stop()
+    figures += target_figures(figures)
+
+
+async def streaming_section(engine: EngineProcesses, notes: list[str]) -> list[Figure]:
+    subscribers = STREAM_ORDERS * SUBSCRIBERS_PER_ORDER
+    progress(
+        f"streaming: {STREAM_ORDERS} limit orders × {SUBSCRIBERS_PER_ORDER} subscribers, one price move …"
+    )
+    result = await delivery_with_subscribers(engine.base_url, engine.api_key, STREAM_ORDERS)
+    notes += [f"{STREAMING}: {error}" for error in result.errors]
+    progress(f"streaming: delivery p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+    return [
+        Figure(STREAMING, "subscribed WebSockets", f"{result.subscribers}/{subscribers}"),
+        Figure(
+            STREAMING,
+            f"delivery p50, {result.subscribers} subscribed",
+            result.p50_ms,
+            "ms",
+            note=f"event `at` → frame; {result.live_frames} live frames, all orders triggered at once",
+        ),
+        Figure(STREAMING, "delivery p99", result.p99_ms, "ms", note="target ≤ 20 ms"),
+        Figure(STREAMING, "delivery max", result.max_ms, "ms"),
+        Figure(STREAMING, "subscriptions without their terminal event", result.incomplete),
+    ]
+
+
+async def spec_section(urls: InfraUrls, engine: EngineProcesses, notes: list[str]) -> list[Figure]:
+    progress(f"spec limits: {SPEC_BURST} orders at once, 100/min, 10 activities, default latencies …")
+    result: SpecLimitsResult = await burst_at_spec_limits(
+        engine.base_url, engine.api_key, urls.database_url, SPEC_BURST, SPEC_TIMEOUT_S
+    )
+    notes += [f"{SPEC}: {error}" for error in result.errors]
+    progress(f"spec limits: {result.executed_per_min:.0f} orders/min, p50 {result.p50_s:.0f} s")
+    seed = SEED_BULLMQ
+    return [
+        Figure(SPEC, "terminal", f"{result.terminal}/{result.placed}", note=f"{result.confirmed} CONFIRMED"),
+        Figure(
+            SPEC,
+            "executed per minute, sustained",
+            result.executed_per_min,
+            "orders/min",
+            note=f"admissions, first to last; seed BullMQ engine {seed['orders/min']:.0f}; target ≥ 90",
+        ),
+        Figure(
+            SPEC, "most admitted in any 60 s", result.max_in_any_60s, note="target ≤ 104 (100 + burst of 4)"
+        ),
+        Figure(
+            SPEC, "latency p50 (accepted → terminal)", result.p50_s, "s", note=f"seed {seed['p50 s']:.0f} s"
+        ),
+        Figure(SPEC, "latency p99", result.p99_s, "s", note=f"seed {seed['p99 s']:.0f} s"),
+        Figure(SPEC, "burst duration", result.duration_s, "s"),
+    ]
+
+
+def _value(figures: list[Figure], section: str, metric: str) -> float:
+    for figure in figures:
+        if (
+            figure.section == section
+            and figure.metric.startswith(metric)
+            and isinstance(figure.value, float | int)
+        ):
+            return float(figure.value)
+    return float("nan")
+
+
+def target_figures(figures: list[Figure]) -> list[Figure]:
+    """The issue's targets, each against its measured figure (ratios in this same run)."""
+    p50 = _value(figures, ENGINE_SEQ, "latency p50") / _value(figures, FLOOR_SEQ, "latency p50")
+    rate = _value(figures, ENGINE_CONC, "throughput") / _value(figures, FLOOR_CONC, "throughput")
+    checks = [
+        ("engine p50 ÷ floor p50", p50, "≤ 0.5 (stretch 0.25)", p50 <= 0.5),
+        ("engine orders/s ÷ floor workflows/s", rate, "≥ 1.2 (stretch 1.5)", rate >= 1.2),
+        ("spec limits: orders/min", _value(figures, SPEC, "executed per minute"), "≥ 90", None),
+        ("spec limits: most in any 60 s", _value(figures, SPEC, "most admitted"), "≤ 104", None),
+        ("POST /orders p99 at 200/s", _value(figures, LOAD, "202 latency p99"), "≤ 30 ms", None),
+        ("WebSocket delivery p99", _value(figures, STREAMING, "delivery p99"), "≤ 20 ms", None),
+        ("API rss, 5 000 idle WebSockets", _value(figures, STREAMING, "API rss"), "< 500 MB", None),
+    ]
+    limits = {
+        "≥ 90": (90, 1),
+        "≤ 104": (104, -1),
+        "≤ 30 ms": (30, -1),
+        "≤ 20 ms": (20, -1),
+        "< 500 MB": (500, -1),
+    }
+    rows = []
+    for name, value, target, met in checks:
+        if met is None:
+            bound, direction = limits[target]
+            met = value >= bound if direction > 0 else value <= bound
+        rows.append(Figure(TARGETS, name, value, note=f"target {target}: {'met' if met else 'MISSED'}"))
+    return rows
 
 
 async def load_section(
@@ -199,7 +341,7 @@ async def load_section(
     meter.start()
     load = await post_under_load(engine.base_url, engine.api_key, LOAD_RATE_PER_S, LOAD_SECONDS)
     figures += [
-        Figure(LOAD, "202 latency p50", load.p50_ms, "ms", note="worker running meanwhile"),
+        Figure(LOAD, "202 latency p50", load.p50_ms, "ms", note="one API process; the worker SIGSTOPped"),
         Figure(LOAD, "202 latency p99", load.p99_ms, "ms"),
         Figure(LOAD, "accepted (202)", f"{load.accepted}/{load.sent}"),
         Figure(LOAD, "achieved send rate", load.achieved_per_s, "req/s", note=f"target {LOAD_RATE_PER_S}"),
@@ -207,8 +349,8 @@ async def load_section(
         *cpu_figures(LOAD, meter.stop()),
     ]
     notes.append(
-        f"{LOAD}: the worker keeps executing the accepted orders meanwhile; latency counts from "
-        "each request's scheduled send instant, so a late generator does not hide slowness"
+        f"{LOAD}: the worker is paused (SIGSTOP), so accepted orders pile up unexecuted; latency "
+        "counts from each request's scheduled send instant, so a late generator does not hide slowness"
     )
     notes += [f"{LOAD}: {error}" for error in load.errors[:5]]
     progress(f"load: p50 {load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms")
@@ -220,7 +362,7 @@ async def waiting_section(
     server_pids: dict[str, int],
     figures: list[Figure],
     notes: list[str],
-) -> None:
+) -> WaitingResult:
     plan = WAITING_PLAN
     progress("waiting: terminating what the load section left executing …")
     engine.check_alive()
@@ -257,6 +399,7 @@ async def waiting_section(
         f"waiting: {len(result.placement.order_ids)} placed at {result.placement.per_s:.0f}/s, "
         f"watcher tick p50 {result.ticks.p50_ms:.1f} ms"
     )
+    return result
 
 
 def floor_figures(section: str, floor: FloorResult, *, throughput: bool) -> list[Figure]:
@@ -441,7 +584,13 @@ def parameters() -> dict[str, Any]:
             "calls": ROUTER_CALLS,
             "pair": "SOL/USDC",
         },
-        "load": {"rate_per_s": LOAD_RATE_PER_S, "seconds": LOAD_SECONDS},
+        "load": {"rate_per_s": LOAD_RATE_PER_S, "seconds": LOAD_SECONDS, "worker": "paused"},
+        "streaming": {
+            "orders": STREAM_ORDERS,
+            "subscribers_per_order": SUBSCRIBERS_PER_ORDER,
+            "idle": IDLE_WEBSOCKETS,
+        },
+        "spec_limits": {"burst": SPEC_BURST, "settings": SPEC_SETTINGS, "seed_bullmq": SEED_BULLMQ},
         "waiting": {
             "order": LIMIT_ORDER,
             "count": WAITING_ORDERS,

@@ -32,14 +32,14 @@ ENGINE_SETTINGS = {
 class EngineProcesses:
     """`python -m cli worker` and `python -m cli api` against the bench's infra."""
 
-    def __init__(self, urls: InfraUrls, data_dir: Path) -> None:
+    def __init__(self, urls: InfraUrls, data_dir: Path, settings: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = choose_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self.env = {
             **os.environ,
             **urls.as_env(),
-            **ENGINE_SETTINGS,
+            **(ENGINE_SETTINGS if settings is None else settings),
             "ORDER_ENGINE_DATA_DIR": str(data_dir),
             "ORDER_ENGINE_API_HOST": HOST,
             "ORDER_ENGINE_API_PORT": str(self.port),
@@ -68,6 +68,11 @@ class EngineProcesses:
     def api_key(self) -> str:
         """The operator key the API made on its first start (so no per-key limit applies)."""
         return (self.data_dir / LOCAL_KEY_FILE).read_text().strip()
+
+    def pause(self, role: str) -> None:
+        """SIGSTOP: the process holds its connections but does nothing (e.g. a worker, so
+        that accepted orders pile up without executing)."""
+        self.children[role].send_signal(signal.SIGSTOP)
 
     def pids(self) -> dict[str, int]:
         return {role: child.pid for role, child in self.children.items()}
@@ -102,6 +107,7 @@ class EngineProcesses:
         Returns role → seconds until it exited, None where it had to be killed."""
         for child in self.children.values():
             if child.poll() is None:
+                child.send_signal(signal.SIGCONT)  # a paused process must be able to exit
                 child.send_signal(signal.SIGTERM)
         started = time.monotonic()
         exited: dict[str, float | None] = {}

@@ -1,0 +1,98 @@
+"""The engine at the spec's limits (10 activities per worker, 100 orders a minute) with
+the default simulated latencies: a burst of orders placed at once, and how the limiter
+spreads them. Times come from PostgreSQL afterwards: `created_at` (accepted), the first
+ROUTING event (admitted to execution), the terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from bench.engine import ORDER, TERMINAL, http_client
+from bench.stats import percentile
+from bench.waiting import asyncpg_dsn
+
+PLACE_IN_FLIGHT = 50
+WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class SpecLimitsResult:
+    placed: int
+    terminal: int
+    confirmed: int
+    executed_per_min: float  # admissions per minute, first to last
+    max_in_any_60s: int  # admissions in the busiest 60 s window
+    p50_s: float  # accepted → terminal
+    p99_s: float
+    duration_s: float
+    errors: list[str]
+
+
+def busiest_window(times: list[float], window_s: float = WINDOW_S) -> int:
+    """The most instants within any `window_s` interval (two pointers over sorted times)."""
+    ordered, best, start = sorted(times), 0, 0
+    for end, instant in enumerate(ordered):
+        while instant - ordered[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def burst_at_spec_limits(
+    base_url: str, api_key: str, database_url: str, count: int, timeout_s: float
+) -> SpecLimitsResult:
+    started = time.monotonic()
+    errors: list[str] = []
+    order_ids: list[str] = []
+    gate = asyncio.Semaphore(PLACE_IN_FLIGHT)
+    async with http_client(base_url, api_key) as http:
+
+        async def place() -> None:
+            async with gate:
+                response = await http.post("/orders", json=ORDER)
+            if response.status_code == 202:
+                order_ids.append(response.json()["order_id"])
+            else:
+                errors.append(f"POST /orders answered {response.status_code}")
+
+        await asyncio.gather(*(place() for _ in range(count)))
+
+    db = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        terminal_sql = "SELECT count(*) FROM orders WHERE id = ANY($1::text[]) AND status = ANY($2::text[])"
+        while time.monotonic() - started < timeout_s:
+            if await db.fetchval(terminal_sql, order_ids, list(TERMINAL)) == len(order_ids):
+                break
+            await asyncio.sleep(1)
+        rows = await db.fetch(
+            """
+            SELECT o.id, o.status, extract(epoch FROM o.created_at) AS accepted,
+                   (SELECT extract(epoch FROM min(e.at)) FROM order_events e
+                     WHERE e.order_id = o.id AND e.status = 'ROUTING') AS admitted,
+                   (SELECT extract(epoch FROM max(e.at)) FROM order_events e
+                     WHERE e.order_id = o.id AND e.status = ANY($2::text[])) AS finished
+              FROM orders o WHERE o.id = ANY($1::text[])
+            """,
+            order_ids,
+            list(TERMINAL),
+        )
+    finally:
+        await db.close()
+    admitted = [float(r["admitted"]) for r in rows if r["admitted"] is not None]
+    latencies = [float(r["finished"] - r["accepted"]) for r in rows if r["finished"] is not None]
+    span = max(admitted) - min(admitted) if len(admitted) > 1 else 0
+    return SpecLimitsResult(
+        placed=len(order_ids),
+        terminal=len(latencies),
+        confirmed=sum(1 for r in rows if r["status"] == "CONFIRMED"),
+        executed_per_min=(len(admitted) - 1) / span * 60 if span else float("nan"),
+        max_in_any_60s=busiest_window(admitted),
+        p50_s=percentile(latencies, 50),
+        p99_s=percentile(latencies, 99),
+        duration_s=time.monotonic() - started,
+        errors=errors[:5],
+    )

@@ -1,0 +1,184 @@
+"""Streaming: event delivery with many subscribers, and the memory idle WebSockets cost.
+
+Delivery: limit orders wait, SUBSCRIBERS_PER_ORDER sockets subscribe to each, then one
+price move triggers them all, so that every lifecycle event fans out to all of them at
+once. Latency is the event's server-stamped `at` (its commit) → the frame read here; only
+live frames count (not the replayed ones).
+
+Idle: raw sockets that complete the WebSocket handshake and then only hold the
+connection (cheap for the client), subscribed to waiting orders; the API process's RSS
+is read before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.engine import TERMINAL, http_client
+from bench.stats import percentile
+from bench.waiting import rss_mb
+
+SUBSCRIBERS_PER_ORDER = 20
+DELIVERY_TIMEOUT_S = 90
+OPEN_IN_FLIGHT = 100
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    subscribers: int
+    orders: int
+    live_frames: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    incomplete: int  # subscriptions that did not see their order's terminal event
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class IdleResult:
+    connections: int
+    rss_before_mb: float
+    rss_after_mb: float
+    errors: list[str]
+
+    @property
+    def per_connection_kb(self) -> float:
+        return (self.rss_after_mb - self.rss_before_mb) * 1024 / self.connections if self.connections else 0
+
+
+async def _sol_usdc_mid(http: httpx.AsyncClient) -> Decimal:
+    items = (await http.get("/markets")).json()["items"]
+    return max(Decimal(m["mid_price"]) for m in items if m["pair"] == "SOL/USDC")
+
+
+async def _until_waiting(http: httpx.AsyncClient, order_id: str) -> None:
+    """Poll the order (the API has no "tell me when" for a client of its own)."""
+    status = ""
+    while status != "WAITING":
+        if status:
+            await asyncio.sleep(0.05)
+        status = (await http.get(f"/orders/{order_id}")).json()["status"]
+
+
+async def _follow(ws: ClientConnection, samples: list[float]) -> bool:
+    """Read one subscription to its end; True if the terminal event came."""
+    snapshot_seq = 0
+    async for raw in ws:
+        frame = json.loads(raw)
+        if frame["type"] == "SNAPSHOT":
+            snapshot_seq = frame["seq"]
+        elif frame["type"] == "EVENT":
+            if frame["seq"] > snapshot_seq:  # live, not replayed
+                samples.append(time.time() - datetime.fromisoformat(frame["at"]).timestamp())
+            if frame["status"] in TERMINAL:
+                return True
+    return False
+
+
+async def delivery_with_subscribers(base_url: str, api_key: str, orders: int) -> DeliveryResult:
+    auth = {"Authorization": f"Bearer {api_key}"}
+    ws_base = base_url.replace("http://", "ws://", 1)
+    errors: list[str] = []
+    async with http_client(base_url, api_key) as http:
+        # Waiting: SOL must pay 1 % more USDC than now; a 3 % move triggers them all.
+        limit = (await _sol_usdc_mid(http) * Decimal("1.01")).quantize(Decimal("0.01"))
+        body = {
+            "type": "limit",
+            "token_in": "SOL",
+            "token_out": "USDC",
+            "amount": "0.1",
+            "limit_price": str(limit),
+        }
+        order_ids = [(await http.post("/orders", json=body)).json()["order_id"] for _ in range(orders)]
+        async with asyncio.timeout(60):
+            for order_id in order_ids:
+                await _until_waiting(http, order_id)
+
+        sockets: list[ClientConnection] = []
+        gate = asyncio.Semaphore(OPEN_IN_FLIGHT)
+
+        async def subscribe(order_id: str) -> None:
+            async with gate:
+                ws = await connect(
+                    f"{ws_base}/ws/orders?orderId={order_id}",
+                    proxy=None,
+                    additional_headers=auth,
+                    max_queue=None,
+                )
+                await ws.recv()  # the SNAPSHOT: subscribed
+                sockets.append(ws)
+
+        await asyncio.gather(*(subscribe(o) for o in order_ids for _ in range(SUBSCRIBERS_PER_ORDER)))
+        samples: list[float] = []
+        followers = [asyncio.create_task(_follow(ws, samples)) for ws in sockets]
+        moved = await http.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
+        if moved.status_code != 200:
+            errors.append(f"/sim/price answered {moved.status_code}")
+        done, pending = await asyncio.wait(followers, timeout=DELIVERY_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    finished = sum(1 for task in done if not task.cancelled() and task.exception() is None and task.result())
+    latencies = [s * 1000 for s in samples]
+    return DeliveryResult(
+        subscribers=len(sockets),
+        orders=orders,
+        live_frames=len(samples),
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        max_ms=max(latencies, default=float("nan")),
+        incomplete=len(sockets) - finished,
+        errors=errors,
+    )
+
+
+async def _open_idle(host: str, port: int, path: str) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection(host, port)
+    nonce = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        raise RuntimeError(head.split(b"\r\n")[0].decode())
+    await reader.readexactly(2)  # the SNAPSHOT frame's header: the subscription is live
+    return writer
+
+
+async def idle_websockets(
+    base_url: str, api_key: str, api_pid: int, order_ids: list[str], count: int
+) -> IdleResult:
+    """`count` idle subscriptions spread over `order_ids` (waiting orders), held while the
+    API's RSS is read; closed again after."""
+    host, port = base_url.removeprefix("http://").split(":")
+    before = rss_mb(api_pid)
+    writers: list[asyncio.StreamWriter] = []
+    errors: list[str] = []
+    gate = asyncio.Semaphore(OPEN_IN_FLIGHT)
+
+    async def open_one(i: int) -> None:
+        path = f"/ws/orders?orderId={order_ids[i % len(order_ids)]}&token={api_key}"
+        async with gate:
+            try:
+                writers.append(await _open_idle(host, int(port), path))
+            except (OSError, RuntimeError, asyncio.IncompleteReadError) as error:
+                errors.append(f"{type(error).__name__}: {error}")
+
+    await asyncio.gather(*(open_one(i) for i in range(count)))
+    await asyncio.sleep(2)  # let the server finish sending snapshots before reading its memory
+    after = rss_mb(api_pid)
+    for writer in writers:
+        writer.close()
+    return IdleResult(len(writers), before, after, errors[:5])
