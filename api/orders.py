@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -53,6 +54,7 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # whose order is older and still not started lost its first request.
 IN_FLIGHT_FOR = timedelta(seconds=10)
 CANCEL_TIMEOUT = timedelta(seconds=6)
+CANCEL_TRIES = 5
 MAX_BASE_UNITS = 2**64
 DEFAULT_EXPIRY_S = 3600
 SNIPER_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
@@ -390,26 +392,34 @@ async def cancel_order(
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # the workflow has just finished
             raise OrderNotCancellable(f"{order_id} has already finished") from error
-        raise ServiceUnavailable("no worker answered the cancel request in time; retry") from error
+        log.warning("cancel of %s failed: %s: %s", order_id, error.status, error)
+        raise ServiceUnavailable(
+            f"the workflow engine refused the cancel for now ({error}); retry"
+        ) from error
     if not accepted:
         raise OrderNotCancellable(f"{order_id} is already executing")
     return {"order_id": order_id, "status": order.status, "cancel": "accepted"}
 
 
 async def _ask_to_cancel(temporal: Client, order_id: str) -> bool:
-    """The cancel update, asked twice: an update sent while an operator resets the
-    workflow can be lost with the run it was sent to; the same update id, asked again,
-    reaches the new run (and is answered once)."""
+    """The cancel update, asked again when it did not get through: an update sent while
+    an operator resets the workflow can be lost with the old run, and one sent as the
+    workflow starts can be refused for the moment. The same update id is answered once."""
     update_id = f"cancel-{uuid.uuid4().hex}"
-    for attempt in (1, 2):
+    for attempt in range(1, CANCEL_TRIES + 1):
         try:
             accepted: bool = await temporal.get_workflow_handle(order_id).execute_update(
                 OrderWorkflow.cancel, id=update_id, rpc_timeout=CANCEL_TIMEOUT
             )
             return accepted
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            if attempt == 2:
+            if attempt >= 2:
                 raise
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND or attempt == CANCEL_TRIES:
+                raise
+            log.warning("cancel of %s refused for now (%s: %s); asking again", order_id, error.status, error)
+            await asyncio.sleep(0.2 * attempt)
     raise AssertionError("unreachable")
 
 
