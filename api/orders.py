@@ -403,8 +403,10 @@ async def cancel_order(
 
 async def _ask_to_cancel(temporal: Client, order_id: str) -> bool:
     """The cancel update, asked again when it did not get through: an update sent while
-    an operator resets the workflow can be lost with the old run, and one sent as the
-    workflow starts can be refused for the moment. The same update id is answered once."""
+    an operator resets the workflow can be lost with the old run, and Temporal refuses
+    one for the moment (FAILED_PRECONDITION, "unexpected workflow task failure") when a
+    workflow task it rode on was gone by the time the worker completed it (the worker
+    logs "Workflow task not found"). The same update id is answered once."""
     update_id = f"cancel-{uuid.uuid4().hex}"
     for attempt in range(1, CANCEL_TRIES + 1):
         try:
