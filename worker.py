@@ -1,9 +1,11 @@
 """The Temporal worker process: `order-engine worker` or `python worker.py`.
 
 One process runs three Temporal workers that share one activity budget:
-- `orders`: order workflows and their local activities (quotes, routing, records);
+- `orders`: order workflows and their local activities (quotes, routing, build,
+  submit, confirm, records);
 - `orders-admission`: the rate-limited admission step (server-enforced, all workers);
-- `orders-execution`: build, submit and confirm.
+- `orders-execution`: the market's long-running loops, and build, submit and confirm
+  for order workflows started before those became local activities.
 """
 
 from __future__ import annotations
@@ -111,7 +113,15 @@ def build_workers(
             client,
             task_queue=ORDERS_TASK_QUEUE,
             workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow],
-            activities=[quotes.quote, quotes.route_order, records.record_transition],
+            # Run as local activities by the order workflow (see workflows/order.py).
+            activities=[
+                quotes.quote,
+                quotes.route_order,
+                records.record_transition,
+                execution.build_transaction,
+                execution.submit_transaction,
+                execution.confirm_transaction,
+            ],
             disable_eager_activity_execution=True,
             sticky_queue_schedule_to_start_timeout=STICKY_TO_START,
             **common,
@@ -127,6 +137,7 @@ def build_workers(
             client,
             task_queue=EXECUTION_TASK_QUEUE,
             activities=[
+                # Order workflows started before local execution still schedule these here.
                 execution.build_transaction,
                 execution.submit_transaction,
                 execution.confirm_transaction,

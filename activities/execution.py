@@ -1,6 +1,7 @@
 """Admission, build, submit and confirm: the steps that touch the (simulated) chain.
 
-These run only in `worker` processes, on their own task queues.
+These run only in `worker` processes: admission on its rate-limited task queue, the
+rest as the order workflow's local activities.
 """
 
 from __future__ import annotations

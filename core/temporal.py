@@ -8,12 +8,14 @@ from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeKey
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-# Workflow tasks and the short local steps (quotes, routing, status records).
+# Workflow tasks and every step after admission, as local activities: only `worker`
+# processes poll it, so chain effects never run in an API process.
 ORDERS_TASK_QUEUE = "orders"
 # The one rate-limited step: admission to execution. The server enforces
 # max_task_queue_activities_per_second across every worker polling this queue.
 ADMISSION_TASK_QUEUE = "orders-admission"
-# Build, submit and confirm: chain effects, only ever run by `worker` processes.
+# The market's loops; build, submit and confirm of workflows started before they
+# became local activities.
 EXECUTION_TASK_QUEUE = "orders-execution"
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
