@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health, market, orders, sim, ws
 from api.auth import KeyVerifier, authenticate
@@ -76,27 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
     if tracing:
         instrument_app(app)
-
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Every log line of a request carries its id (X-Request-ID, or a new one)."""
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            response = await call_next(request)
-            access_log.info(
-                "request",
-                method=request.method,
-                path=request.url.path,
-                status=response.status_code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
-        response.headers["X-Request-ID"] = request_id
-        return response
 
     # Every endpoint but /health/* and /metrics needs a key; the WebSocket checks its own.
     authenticated = [Depends(authenticate)]
@@ -106,3 +90,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(health.router)
     return app
+
+
+class RequestContext:
+    """Every log line of a request carries its id (X-Request-ID, or a new one), and the
+    request ends with one access-log line. Plain ASGI: Starlette's BaseHTTPMiddleware
+    runs each request in a task of its own behind memory streams, a cost we paid on
+    every request for nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 500  # unless a response starts
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )

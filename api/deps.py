@@ -1,4 +1,7 @@
-"""Dependencies: the per-process clients built in the lifespan, handed to routes."""
+"""Dependencies: the per-process clients built in the lifespan, handed to routes.
+
+All async, though none awaits: FastAPI runs a plain `def` dependency in its thread pool,
+a thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -17,48 +20,48 @@ from market.simulation import SimulatedMarket
 from storage.events import EventHub
 
 
-def _settings(conn: HTTPConnection) -> Settings:
+async def _settings(conn: HTTPConnection) -> Settings:
     settings: Settings = conn.state.settings
     return settings
 
 
-def _temporal(conn: HTTPConnection) -> Client:
+async def _temporal(conn: HTTPConnection) -> Client:
     client: Client = conn.state.temporal
     return client
 
 
-def _redis(conn: HTTPConnection) -> Redis:
+async def _redis(conn: HTTPConnection) -> Redis:
     redis: Redis = conn.state.redis
     return redis
 
 
-def _hub(conn: HTTPConnection) -> EventHub:
+async def _hub(conn: HTTPConnection) -> EventHub:
     hub: EventHub = conn.state.hub
     return hub
 
 
-def _market(conn: HTTPConnection) -> SimulatedMarket:
+async def _market(conn: HTTPConnection) -> SimulatedMarket:
     market: SimulatedMarket = conn.state.market
     return market
 
 
-def _sessions(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
+async def _sessions(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
     sessions: async_sessionmaker[AsyncSession] = conn.state.sessions
     return sessions
 
 
-def _order_rate(conn: HTTPConnection) -> OrderRateLimiter:
+async def _order_rate(conn: HTTPConnection) -> OrderRateLimiter:
     limiter: OrderRateLimiter = conn.state.order_rate
     return limiter
 
 
-def _websocket_slots(conn: HTTPConnection) -> WebSocketSlots:
+async def _websocket_slots(conn: HTTPConnection) -> WebSocketSlots:
     slots: WebSocketSlots = conn.state.websocket_slots
     return slots
 
 
 async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
-    async with _sessions(conn)() as session:
+    async with (await _sessions(conn))() as session:
         yield session
 
 

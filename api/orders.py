@@ -39,6 +39,7 @@ from core.api_keys import NAME_PATTERN, Principal
 from core.domain import OrderStatus, OrderType
 from core.ids import is_order_id, new_order_id
 from core.metrics import ORDERS_CREATED
+from market.simulation import SimulatedMarket
 from market.tokens import Token, find_token, to_base_units
 from storage import orders as store
 from storage.events import EventPublisher, active_key
@@ -130,6 +131,24 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
     return ValidOrder(token_in, token_out, units, limit_price, expires_in_s)
 
 
+# What the pools trade only grows (pools open, none close), so a pair or token this
+# process has not seen yet is the one case that needs a fresh read.
+_MAYBE_LISTED_SINCE = frozenset({"unknown_token", "unsupported_pair"})
+
+
+async def _validate(body: OrderCreate, market: SimulatedMarket) -> ValidOrder:
+    """validate_order against the pairs this process knows, read again only when the
+    order names a token or pair it does not know: one may have been listed since."""
+    known = market.known_pairs()
+    if known is not None:
+        try:
+            return validate_order(body, known)
+        except InvalidOrder as error:
+            if error.code not in _MAYBE_LISTED_SINCE:
+                raise
+    return validate_order(body, await market.pairs())
+
+
 def _request_hash(body: OrderCreate) -> str:
     canonical = json.dumps(body.model_dump(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -174,7 +193,7 @@ async def place_order(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> OrderAccepted:
     """Place an order; watch it on the WebSocket at `ws_url`."""
-    valid = validate_order(body, await market.pairs())
+    valid = await _validate(body, market)
     await check_order_size(
         principal, market, valid.token_in.symbol, Decimal(body.amount), settings.max_order_sol
     )

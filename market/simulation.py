@@ -117,6 +117,7 @@ class SimulatedMarket:
         self._rng = random.Random(config.seed)
         self._clock = clock
         self._quote_limits: dict[str, _TokenBucket] = {}
+        self._known_pairs: frozenset[frozenset[str]] | None = None
 
     # -- state ---------------------------------------------------------------
 
@@ -261,14 +262,20 @@ class SimulatedMarket:
 
     # -- other traders ---------------------------------------------------------
 
-    async def pairs(self) -> set[frozenset[str]]:
+    async def pairs(self) -> frozenset[frozenset[str]]:
         """Every pair some pool trades; learns the tokens listed since this process started."""
         async with self._sessions() as session:
             rows = await session.execute(select(col(MarketPool.pair)).distinct())
-            pairs = {frozenset(pair.split("/")) for pair in rows.scalars()}
+            pairs = frozenset(frozenset(pair.split("/")) for pair in rows.scalars())
         if any(find_token(symbol) is None for pair in pairs for symbol in pair):
             await self.pools()  # reading a pool registers the tokens it lists
+        self._known_pairs = pairs
         return pairs
+
+    def known_pairs(self) -> frozenset[frozenset[str]] | None:
+        """The pairs as of the last pairs() call (None before the first): pools only
+        ever open, so what is listed here still trades."""
+        return self._known_pairs
 
     async def pool_ids(self) -> list[str]:
         async with self._sessions() as session:
