@@ -131,6 +131,13 @@ async def test_malformed_json_is_a_problem(client: httpx.AsyncClient) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_responses_carry_the_request_id_given_or_a_new_one(client: httpx.AsyncClient) -> None:
+    given = await client.get("/orders", headers={"X-Request-ID": "trace-42"})
+    refused = await client.post("/orders", json={**ORDER, "amount": "-1"})
+    assert given.headers["x-request-id"] == "trace-42"
+    assert refused.status_code == 422 and len(refused.headers["x-request-id"]) == 32
+
+
 async def test_idempotency_key_returns_the_same_order(client: httpx.AsyncClient) -> None:
     first = await place(client, **{"Idempotency-Key": "same-body-key"})
     again = await place(client, **{"Idempotency-Key": "same-body-key"})
