@@ -71,13 +71,30 @@ WAITING_NEEDS_S = 130  # settling, baseline, placing, until all WAITING, idle wi
 
 # Table sections, in print order. Each engine figure is compared with the floor run the same way.
 FLOOR_SEQ, FLOOR_CONC = "floor 1 at a time", f"floor {IN_FLIGHT} in flight"
+SHAPE_SEQ, SHAPE_CONC = (
+    "engine's shape, no-op steps, 1 at a time",
+    f"engine's shape, no-op steps, {IN_FLIGHT} in flight",
+)
 ENGINE_SEQ, ENGINE_CONC = "engine 1 at a time", f"engine {IN_FLIGHT} in flight"
 ROUTER, LOAD = "router", f"POST /orders at {LOAD_RATE_PER_S}/s, worker paused"
 STREAMING = "streaming"
 WAITING = f"{WAITING_ORDERS} waiting limit orders"
 SPEC = f"spec limits: {SPEC_BURST}-order burst"
 TARGETS = "targets"
-SECTIONS = [TARGETS, FLOOR_SEQ, FLOOR_CONC, ENGINE_SEQ, ENGINE_CONC, STREAMING, SPEC, LOAD, ROUTER, WAITING]
+SECTIONS = [
+    TARGETS,
+    FLOOR_SEQ,
+    FLOOR_CONC,
+    SHAPE_SEQ,
+    SHAPE_CONC,
+    ENGINE_SEQ,
+    ENGINE_CONC,
+    STREAMING,
+    SPEC,
+    LOAD,
+    ROUTER,
+    WAITING,
+]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -166,9 +183,21 @@ async def run_sections(
         meter.start()
         floor_conc = await run_floor(client, CONCURRENT_RUNS, IN_FLIGHT)
         cores = meter.stop()
-    figures += floor_figures(FLOOR_SEQ, floor_seq, throughput=False)
-    figures += floor_figures(FLOOR_CONC, floor_conc, throughput=True) + cpu_figures(FLOOR_CONC, cores)
-    progress(f"floor: p50 {floor_seq.p50_ms:.0f} ms alone, {floor_conc.per_s:.1f} workflows/s")
+        figures += floor_figures(FLOOR_SEQ, floor_seq, throughput=False)
+        figures += floor_figures(FLOOR_CONC, floor_conc, throughput=True)
+        figures += cpu_figures(FLOOR_CONC, cores, floor_conc.per_s, "workflow")
+        progress(f"floor: p50 {floor_seq.p50_ms:.0f} ms alone, {floor_conc.per_s:.1f} workflows/s")
+
+        progress("engine's shape with no-op steps: 1 rate-limited activity + 10 local activities …")
+        await run_floor(client, FLOOR_WARMUP, FLOOR_WARMUP, shape=True)
+        shape_seq = await run_floor(client, SEQUENTIAL_RUNS, 1, shape=True)
+        meter.start()
+        shape_conc = await run_floor(client, CONCURRENT_RUNS, IN_FLIGHT, shape=True)
+        cores = meter.stop()
+    figures += shape_figures(SHAPE_SEQ, shape_seq, floor_seq, throughput=False)
+    figures += shape_figures(SHAPE_CONC, shape_conc, floor_conc, throughput=True)
+    figures += cpu_figures(SHAPE_CONC, cores, shape_conc.per_s, "workflow")
+    progress(f"shape: p50 {shape_seq.p50_ms:.0f} ms alone, {shape_conc.per_s:.1f} workflows/s")
 
     progress("engine: starting the worker and the API …")
     engine.start()
@@ -187,7 +216,7 @@ async def run_sections(
     meter.start()
     engine_conc = await run_orders(engine.base_url, engine.api_key, CONCURRENT_RUNS, IN_FLIGHT)
     figures += order_figures(ENGINE_CONC, engine_conc, floor_conc, throughput=True)
-    figures += cpu_figures(ENGINE_CONC, meter.stop())
+    figures += cpu_figures(ENGINE_CONC, meter.stop(), engine_conc.per_s, "order")
     notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
     progress(f"engine: p50 {engine_seq.p50_ms:.0f} ms alone, {engine_conc.per_s:.1f} orders/s")
 
@@ -339,14 +368,16 @@ async def load_section(
     engine.check_alive()
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
+    started = time.perf_counter()
     load = await post_under_load(engine.base_url, engine.api_key, LOAD_RATE_PER_S, LOAD_SECONDS)
+    answered_per_s = load.accepted / (time.perf_counter() - started)
     figures += [
         Figure(LOAD, "202 latency p50", load.p50_ms, "ms", note="one API process; the worker SIGSTOPped"),
         Figure(LOAD, "202 latency p99", load.p99_ms, "ms"),
         Figure(LOAD, "accepted (202)", f"{load.accepted}/{load.sent}"),
         Figure(LOAD, "achieved send rate", load.achieved_per_s, "req/s", note=f"target {LOAD_RATE_PER_S}"),
         Figure(LOAD, "max send lag", load.max_send_lag_ms, "ms", note="worst lateness of a send"),
-        *cpu_figures(LOAD, meter.stop()),
+        *cpu_figures(LOAD, meter.stop(), answered_per_s, "accepted request"),
     ]
     notes.append(
         f"{LOAD}: the worker is paused (SIGSTOP), so accepted orders pile up unexecuted; latency "
@@ -437,8 +468,38 @@ def order_figures(
     ]
 
 
-def cpu_figures(section: str, cores: dict[str, float]) -> list[Figure]:
-    return [Figure(section, f"cpu: {name}", used, "cores") for name, used in cores.items()]
+def cpu_figures(section: str, cores: dict[str, float], per_s: float, item: str) -> list[Figure]:
+    """Cores each process used, and so its CPU time per workflow, order or request."""
+    figures = [
+        Figure(section, f"cpu: {name}", used, "cores", note=f"{used / per_s * 1000:.1f} ms per {item}")
+        for name, used in cores.items()
+    ]
+    total = sum(cores.values())
+    return [
+        *figures,
+        Figure(
+            section, "cpu: all measured", total, "cores", note=f"{total / per_s * 1000:.1f} ms per {item}"
+        ),
+    ]
+
+
+def shape_figures(section: str, shape: FloorResult, floor: FloorResult, *, throughput: bool) -> list[Figure]:
+    figures = [
+        Figure(
+            section,
+            "latency p50 (start → result)",
+            shape.p50_ms,
+            "ms",
+            ratio(shape.p50_ms, floor.p50_ms),
+            note="the engine's lower bound with this shape",
+        ),
+        Figure(section, "latency p99", shape.p99_ms, "ms", ratio(shape.p99_ms, floor.p99_ms)),
+    ]
+    if throughput:
+        figures.append(
+            Figure(section, "throughput", shape.per_s, "workflows/s", ratio(shape.per_s, floor.per_s))
+        )
+    return [*figures, Figure(section, "failed", shape.failed)]
 
 
 def router_figures() -> list[Figure]:

@@ -1,5 +1,11 @@
 """The floor: the cheapest workflow shaped like an order - 5 sequential no-op regular
-activities - on the same dev server, with a worker inside the bench process."""
+activities - on the same dev server, with a worker inside the bench process.
+
+Beside it, the engine's own shape with every step a no-op: one regular activity on a
+second, rate-limited task queue (admission), then the 10 local activities an order
+runs (a record, two parallel quotes, route, record, build, submit, record, confirm,
+record). What that costs is what the SDK and the server cost for our workflow, before
+any of our code runs."""
 
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ with workflow.unsafe.imports_passed_through():
 
 TASK_QUEUE = "bench-floor"
 STEPS = 5
+SHAPE_QUEUE, SHAPE_ADMISSION_QUEUE = "bench-shape", "bench-shape-admission"
+SHAPE_LIMIT_PER_S = 1_000_000 / 60  # as the engine's benchmark: the limit lifted
+STEP_TIMEOUT = timedelta(seconds=30)
 
 
 @activity.defn
@@ -36,6 +45,22 @@ class FloorWorkflow:
         return STEPS
 
 
+@workflow.defn
+class ShapeWorkflow:
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.execute_activity(
+            noop, 0, task_queue=SHAPE_ADMISSION_QUEUE, start_to_close_timeout=STEP_TIMEOUT
+        )
+        await workflow.execute_local_activity(noop, 1, start_to_close_timeout=STEP_TIMEOUT)
+        await asyncio.gather(
+            *(workflow.execute_local_activity(noop, 2, start_to_close_timeout=STEP_TIMEOUT) for _ in range(2))
+        )
+        for step in range(3, 10):
+            await workflow.execute_local_activity(noop, step, start_to_close_timeout=STEP_TIMEOUT)
+        return 11
+
+
 @dataclass(frozen=True)
 class FloorResult:
     p50_ms: float
@@ -45,11 +70,13 @@ class FloorResult:
     failed: int
 
 
-async def _one(client: Client) -> float:
+async def _one(client: Client, shape: bool) -> float:
     """End-to-end seconds: start_workflow → result."""
     started = time.perf_counter()
     handle = await client.start_workflow(
-        FloorWorkflow.run, id=f"bench-floor-{uuid.uuid4().hex}", task_queue=TASK_QUEUE
+        ShapeWorkflow.run if shape else FloorWorkflow.run,
+        id=f"bench-floor-{uuid.uuid4().hex}",
+        task_queue=SHAPE_QUEUE if shape else TASK_QUEUE,
     )
     await handle.result()
     return time.perf_counter() - started
@@ -57,19 +84,29 @@ async def _one(client: Client) -> float:
 
 @asynccontextmanager
 async def floor_worker(temporal_address: str) -> AsyncIterator[Client]:
-    """A client, with a worker for FloorWorkflow polling in this process while open."""
+    """A client, with workers for FloorWorkflow and ShapeWorkflow polling in this process
+    while open."""
     client = await Client.connect(temporal_address)
-    async with Worker(client, task_queue=TASK_QUEUE, workflows=[FloorWorkflow], activities=[noop]):
+    async with (
+        Worker(client, task_queue=TASK_QUEUE, workflows=[FloorWorkflow], activities=[noop]),
+        Worker(client, task_queue=SHAPE_QUEUE, workflows=[ShapeWorkflow], activities=[noop]),
+        Worker(
+            client,
+            task_queue=SHAPE_ADMISSION_QUEUE,
+            activities=[noop],
+            max_task_queue_activities_per_second=SHAPE_LIMIT_PER_S,
+        ),
+    ):
         yield client
 
 
-async def run_floor(client: Client, runs: int, in_flight: int) -> FloorResult:
-    """`runs` workflows, at most `in_flight` at once (1 = one at a time)."""
+async def run_floor(client: Client, runs: int, in_flight: int, shape: bool = False) -> FloorResult:
+    """`runs` workflows (ShapeWorkflow with `shape`), at most `in_flight` at once."""
     gate = asyncio.Semaphore(in_flight)
 
     async def gated() -> float:
         async with gate:
-            return await asyncio.wait_for(_one(client), 60)
+            return await asyncio.wait_for(_one(client, shape), 60)
 
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(gated() for _ in range(runs)), return_exceptions=True)
