@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from core.domain import OrderStatus
 from storage.models import Order, OrderEvent, OrderFailure, utcnow
@@ -201,17 +202,31 @@ async def list_failures(session: AsyncSession, order_id: str) -> list[OrderFailu
 
 
 async def record_transition(session: AsyncSession, transition: Transition) -> tuple[Order, OrderEvent] | None:
-    """Apply a transition and append its event with the next seq, in one transaction.
+    """Apply a transition and append its event with the next seq, atomically.
 
     Idempotent: a transition whose event_key was already recorded returns the event
     recorded then, so a retried write never creates a second event. None when the
     order does not exist.
     """
+    for tries_left in (1, 0):
+        try:
+            async with session.begin():
+                appended = await _append(session, transition)
+        except IntegrityError:
+            # The same event key written at the same moment (a retried record racing its
+            # first try): this statement changed nothing, and the first write's event is
+            # what the read below finds.
+            if not tries_left:
+                raise
+            continue
+        if appended is not None:
+            return appended
+        break
     async with session.begin():
-        order = await session.get(Order, transition.order_id, with_for_update=True)
+        order = await session.get(Order, transition.order_id)
         if order is None:
             return None
-        existing = (
+        earlier = (
             await session.execute(
                 select(OrderEvent).where(
                     col(OrderEvent.order_id) == transition.order_id,
@@ -219,25 +234,95 @@ async def record_transition(session: AsyncSession, transition: Transition) -> tu
                 )
             )
         ).scalar_one_or_none()
-        if existing is not None:
-            return order, existing
-        now = utcnow()
-        order.last_seq += 1
-        if transition.status is not None:
-            order.status = transition.status
-        order.updated_at = now
-        for field, value in transition.changes.items():
-            setattr(order, field, value)
-        event = OrderEvent(
-            order_id=order.id,
-            seq=order.last_seq,
-            status=order.status,
-            event_key=transition.event_key,
-            data=transition.data,
-            at=now,
+    if earlier is None:
+        raise RuntimeError(
+            f"{transition.order_id}: transition {transition.event_key} neither applied nor found"
         )
-        session.add(event)
+    return order, earlier
+
+
+async def _append(session: AsyncSession, transition: Transition) -> tuple[Order, OrderEvent] | None:
+    """One statement, one round trip: bump the order's seq and apply the changes unless
+    the event key is already recorded, then insert the event with that seq. None when
+    nothing was written (no such order, or the key was recorded before)."""
+    now = utcnow()
+    statement = _append_statement(tuple(sorted(transition.changes)), transition.status is not None)
+    # Parameter names are no column's: SQLAlchemy would take one for an extra SET.
+    params: dict[str, Any] = {
+        "p_order_id": transition.order_id,
+        "p_event_key": transition.event_key,
+        "p_data": transition.data,
+        "p_now": now,
+        **{f"set_{field}": value for field, value in transition.changes.items()},
+    }
+    if transition.status is not None:
+        params["p_status"] = str(transition.status)
+    # Statement-level atomic: no BEGIN/COMMIT round trips around it.
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    row = (await session.execute(statement, params)).first()
+    if row is None:
+        return None
+    fields = row._mapping
+    order = Order(**{column.name: fields[column.name] for column in _table(Order).c})
+    event = OrderEvent(
+        id=fields["event_id"],
+        order_id=order.id,
+        seq=order.last_seq,
+        status=order.status,
+        event_key=transition.event_key,
+        data=transition.data,
+        at=now,
+    )
     return order, event
+
+
+@functools.cache
+def _append_statement(fields: tuple[str, ...], sets_status: bool) -> Select[Any]:
+    """The statement of _append for one set of changed fields, built once: building
+    its CTEs costs more than running them."""
+    orders, events = _table(Order), _table(OrderEvent)
+    changes: dict[str, Any] = {
+        "last_seq": orders.c.last_seq + 1,
+        "updated_at": bindparam("p_now", type_=orders.c.updated_at.type),
+        **{field: bindparam(f"set_{field}", type_=orders.c[field].type) for field in fields},
+    }
+    if sets_status:
+        changes["status"] = bindparam("p_status", type_=orders.c.status.type)
+    key = bindparam("p_event_key", type_=events.c.event_key.type)
+    recorded_before = select(events.c.id).where(
+        events.c.order_id == bindparam("p_order_id"), events.c.event_key == key
+    )
+    moved = (
+        update(orders)
+        .where(orders.c.id == bindparam("p_order_id"), ~recorded_before.exists())
+        .values(changes)
+        .returning(*orders.c)
+        .cte("moved")
+    )
+    added = (
+        insert(events)
+        .from_select(
+            ["order_id", "seq", "status", "event_key", "data", "at"],
+            select(
+                moved.c.id,
+                moved.c.last_seq,
+                moved.c.status,
+                key,
+                bindparam("p_data", type_=events.c.data.type),
+                bindparam("p_now", type_=events.c.at.type),
+            ),
+        )
+        .returning(events.c.id, events.c.order_id)
+        .cte("added")
+    )
+    return select(moved, added.c.id.label("event_id")).select_from(
+        moved.join(added, added.c.order_id == moved.c.id)
+    )
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 async def record_failure(session: AsyncSession, failure: OrderFailure) -> None:
