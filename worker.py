@@ -22,9 +22,8 @@ from typing import Any
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.worker import (
-    Worker,
-)
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.execution import ExecutionActivities
 from activities.interceptors import ActivityBudget, Heartbeats, LogContext
@@ -59,6 +58,14 @@ log = logging.getLogger("order_engine.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=25)
 # A workflow task left on a dead worker's sticky queue moves to another worker this fast.
 STICKY_TO_START = timedelta(seconds=1)
+# Workflow modules imported once per process, not once per workflow run: the per-run
+# re-import was an eighth of the worker's CPU per order. The cost is the sandbox's
+# import-time guard (a workflow calling datetime.now() is not refused here), so the
+# replay tests run every recorded path in the default, strict sandbox instead
+# (tests/unit/test_replay.py). workflows/ keeps no module-level state.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+)
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +120,7 @@ def build_workers(
             client,
             task_queue=ORDERS_TASK_QUEUE,
             workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow],
+            workflow_runner=WORKFLOW_RUNNER,
             # Run as local activities by the order workflow (see workflows/order.py).
             activities=[
                 quotes.quote,

@@ -3,6 +3,10 @@
 A change that would break workflows already running (a step added, removed or moved)
 fails here; intended changes go behind `workflow.patched()` and get new recordings
 (`python -m tests.histories.record`) beside the old ones.
+
+The Replayer runs the workflows in Temporal's default sandbox, which re-imports their
+modules with clocks, randomness and I/O refused. Workers pass modules through (see
+worker.WORKFLOW_RUNNER), so this is where such a call in workflow code fails the build.
 """
 
 from __future__ import annotations
