@@ -220,7 +220,7 @@ async def run_sections(
     notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
     progress(f"engine: p50 {engine_seq.p50_ms:.0f} ms alone, {engine_conc.per_s:.1f} orders/s")
 
-    figures += await streaming_section(engine, notes)
+    figures += await streaming_section(engine, server_pids, notes)
 
     waiting: WaitingResult | None = None
     elapsed = time.monotonic() - started
@@ -270,12 +270,15 @@ async def run_sections(
     figures += target_figures(figures)
 
 
-async def streaming_section(engine: EngineProcesses, notes: list[str]) -> list[Figure]:
+async def streaming_section(
+    engine: EngineProcesses, server_pids: dict[str, int], notes: list[str]
+) -> list[Figure]:
     subscribers = STREAM_ORDERS * SUBSCRIBERS_PER_ORDER
     progress(
         f"streaming: {STREAM_ORDERS} limit orders × {SUBSCRIBERS_PER_ORDER} subscribers, one price move …"
     )
-    result = await delivery_with_subscribers(engine.base_url, engine.api_key, STREAM_ORDERS)
+    meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
+    result = await delivery_with_subscribers(engine.base_url, engine.api_key, STREAM_ORDERS, meter)
     notes += [f"{STREAMING}: {error}" for error in result.errors]
     progress(f"streaming: delivery p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
     return [
@@ -290,6 +293,8 @@ async def streaming_section(engine: EngineProcesses, notes: list[str]) -> list[F
         Figure(STREAMING, "delivery p99", result.p99_ms, "ms", note="target ≤ 20 ms"),
         Figure(STREAMING, "delivery max", result.max_ms, "ms"),
         Figure(STREAMING, "subscriptions without their terminal event", result.incomplete),
+        Figure(STREAMING, "burst: price move → last terminal frame", result.burst_s, "s"),
+        *cpu_figures(STREAMING, result.cores, result.live_frames / result.burst_s, "live frame"),
     ]
 
 

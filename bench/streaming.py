@@ -24,6 +24,7 @@ from decimal import Decimal
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.cpu import CpuMeter
 from bench.engine import TERMINAL, http_client
 from bench.stats import percentile
 from bench.waiting import rss_mb
@@ -43,6 +44,8 @@ class DeliveryResult:
     max_ms: float
     incomplete: int  # subscriptions that did not see their order's terminal event
     errors: list[str]
+    burst_s: float  # the price move → the last subscription's terminal frame
+    cores: dict[str, float]  # what each metered process used meanwhile
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ async def _follow(ws: ClientConnection, samples: list[float]) -> bool:
     return False
 
 
-async def delivery_with_subscribers(base_url: str, api_key: str, orders: int) -> DeliveryResult:
+async def delivery_with_subscribers(
+    base_url: str, api_key: str, orders: int, meter: CpuMeter | None = None
+) -> DeliveryResult:
     auth = {"Authorization": f"Bearer {api_key}"}
     ws_base = base_url.replace("http://", "ws://", 1)
     errors: list[str] = []
@@ -122,10 +127,15 @@ async def delivery_with_subscribers(base_url: str, api_key: str, orders: int) ->
         await asyncio.gather(*(subscribe(o) for o in order_ids for _ in range(SUBSCRIBERS_PER_ORDER)))
         samples: list[float] = []
         followers = [asyncio.create_task(_follow(ws, samples)) for ws in sockets]
+        if meter is not None:
+            meter.start()
+        burst_started = time.perf_counter()
         moved = await http.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
         if moved.status_code != 200:
             errors.append(f"/sim/price answered {moved.status_code}")
         done, pending = await asyncio.wait(followers, timeout=DELIVERY_TIMEOUT_S)
+        burst_s = time.perf_counter() - burst_started
+        cores = meter.stop() if meter is not None else {}
         for task in pending:
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
@@ -140,6 +150,8 @@ async def delivery_with_subscribers(base_url: str, api_key: str, orders: int) ->
         max_ms=max(latencies, default=float("nan")),
         incomplete=len(sockets) - finished,
         errors=errors,
+        burst_s=burst_s,
+        cores=cores,
     )
 
 
