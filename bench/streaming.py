@@ -1,9 +1,13 @@
 """Streaming: event delivery with many subscribers, and the memory idle WebSockets cost.
 
-Delivery: limit orders wait, SUBSCRIBERS_PER_ORDER sockets subscribe to each, then one
-price move triggers them all, so that every lifecycle event fans out to all of them at
-once. Latency is the event's server-stamped `at` (its commit) → the frame read here; only
-live frames count (not the replayed ones).
+Delivery, twice, each with SUBSCRIBERS_PER_ORDER sockets subscribed to each of the
+waiting orders (1 000 in all):
+- all at once: limit orders, then one price move triggers them all, so the worker
+  executes every order at the same moment and every event fans out meanwhile;
+- one at a time: sniper orders for tokens not listed yet, then their pools open one
+  after another, so one order executes at a time while all 1 000 sockets stay open.
+Latency is the event's server-stamped `at` (its commit) → the frame read here; only live
+frames count (not the replayed ones).
 
 Idle: raw sockets that complete the WebSocket handshake and then only hold the
 connection (cheap for the client), subscribed to waiting orders; the API process's RSS
@@ -31,6 +35,7 @@ from bench.waiting import rss_mb
 
 SUBSCRIBERS_PER_ORDER = 20
 DELIVERY_TIMEOUT_S = 90
+ONE_ORDER_TIMEOUT_S = 10  # one at a time: a pool opening → its order's terminal frame
 OPEN_IN_FLIGHT = 100
 
 
@@ -89,11 +94,106 @@ async def _follow(ws: ClientConnection, samples: list[float]) -> bool:
     return False
 
 
+async def _subscribe_all(base_url: str, api_key: str, order_ids: list[str]) -> list[list[ClientConnection]]:
+    """SUBSCRIBERS_PER_ORDER subscriptions to each order, each past its SNAPSHOT."""
+    auth = {"Authorization": f"Bearer {api_key}"}
+    ws_base = base_url.replace("http://", "ws://", 1)
+    gate = asyncio.Semaphore(OPEN_IN_FLIGHT)
+
+    async def subscribe(order_id: str) -> ClientConnection:
+        async with gate:
+            ws = await connect(
+                f"{ws_base}/ws/orders?orderId={order_id}",
+                proxy=None,
+                additional_headers=auth,
+                max_queue=None,
+            )
+            await ws.recv()  # the SNAPSHOT: subscribed
+            return ws
+
+    return [
+        list(await asyncio.gather(*(subscribe(order_id) for _ in range(SUBSCRIBERS_PER_ORDER))))
+        for order_id in order_ids
+    ]
+
+
+def _result(
+    orders: int,
+    sockets: int,
+    samples: list[float],
+    finished: int,
+    errors: list[str],
+    burst_s: float,
+    cores: dict[str, float],
+) -> DeliveryResult:
+    latencies = [s * 1000 for s in samples]
+    return DeliveryResult(
+        subscribers=sockets,
+        orders=orders,
+        live_frames=len(samples),
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        max_ms=max(latencies, default=float("nan")),
+        incomplete=sockets - finished,
+        errors=errors,
+        burst_s=burst_s,
+        cores=cores,
+    )
+
+
+async def delivery_one_at_a_time(
+    base_url: str, api_key: str, orders: int, meter: CpuMeter | None = None
+) -> DeliveryResult:
+    """Sniper orders for `orders` unlisted tokens, all subscribed; then each token's pool
+    opens once the previous order has ended, so one order executes at a time."""
+    errors: list[str] = []
+    tokens = [f"DLV{n:03d}" for n in range(orders)]
+    async with http_client(base_url, api_key) as http:
+        order_ids = []
+        for token in tokens:
+            body = {
+                "type": "sniper",
+                "token_in": "SOL",
+                "token_out": token,
+                "amount": "0.1",
+                "slippage_bps": 300,
+            }
+            order_ids.append((await http.post("/orders", json=body)).json()["order_id"])
+        async with asyncio.timeout(60):
+            for order_id in order_ids:
+                await _until_waiting(http, order_id)
+        subscribed = await _subscribe_all(base_url, api_key, order_ids)
+        samples: list[float] = []
+        finished = 0
+        if meter is not None:
+            meter.start()
+        started = time.perf_counter()
+        for token, sockets in zip(tokens, subscribed, strict=True):
+            followers = [asyncio.create_task(_follow(ws, samples)) for ws in sockets]
+            pool = {
+                "token": token,
+                "dex": "raydium",
+                "quote_token": "SOL",
+                "liquidity": "1000",
+                "activation_in_s": 0,
+            }
+            listed = await http.post("/sim/pools", json=pool)
+            if listed.status_code != 201:
+                errors.append(f"/sim/pools answered {listed.status_code}")
+            done, pending = await asyncio.wait(followers, timeout=ONE_ORDER_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            finished += sum(1 for task in done if task.exception() is None and task.result())
+        elapsed = time.perf_counter() - started
+        cores = meter.stop() if meter is not None else {}
+        all_sockets = [ws for sockets in subscribed for ws in sockets]
+        await asyncio.gather(*(ws.close() for ws in all_sockets), return_exceptions=True)
+    return _result(orders, len(all_sockets), samples, finished, errors, elapsed, cores)
+
+
 async def delivery_with_subscribers(
     base_url: str, api_key: str, orders: int, meter: CpuMeter | None = None
 ) -> DeliveryResult:
-    auth = {"Authorization": f"Bearer {api_key}"}
-    ws_base = base_url.replace("http://", "ws://", 1)
     errors: list[str] = []
     async with http_client(base_url, api_key) as http:
         # Waiting: SOL must pay 1 % more USDC than now; a 3 % move triggers them all.
@@ -110,21 +210,7 @@ async def delivery_with_subscribers(
             for order_id in order_ids:
                 await _until_waiting(http, order_id)
 
-        sockets: list[ClientConnection] = []
-        gate = asyncio.Semaphore(OPEN_IN_FLIGHT)
-
-        async def subscribe(order_id: str) -> None:
-            async with gate:
-                ws = await connect(
-                    f"{ws_base}/ws/orders?orderId={order_id}",
-                    proxy=None,
-                    additional_headers=auth,
-                    max_queue=None,
-                )
-                await ws.recv()  # the SNAPSHOT: subscribed
-                sockets.append(ws)
-
-        await asyncio.gather(*(subscribe(o) for o in order_ids for _ in range(SUBSCRIBERS_PER_ORDER)))
+        sockets = [ws for group in await _subscribe_all(base_url, api_key, order_ids) for ws in group]
         samples: list[float] = []
         followers = [asyncio.create_task(_follow(ws, samples)) for ws in sockets]
         if meter is not None:
@@ -140,19 +226,7 @@ async def delivery_with_subscribers(
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     finished = sum(1 for task in done if not task.cancelled() and task.exception() is None and task.result())
-    latencies = [s * 1000 for s in samples]
-    return DeliveryResult(
-        subscribers=len(sockets),
-        orders=orders,
-        live_frames=len(samples),
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        max_ms=max(latencies, default=float("nan")),
-        incomplete=len(sockets) - finished,
-        errors=errors,
-        burst_s=burst_s,
-        cores=cores,
-    )
+    return _result(orders, len(sockets), samples, finished, errors, burst_s, cores)
 
 
 async def _open_idle(host: str, port: int, path: str) -> asyncio.StreamWriter:
