@@ -70,7 +70,7 @@ async def burst_at_spec_limits(
             await asyncio.sleep(1)
         rows = await db.fetch(
             """
-            SELECT o.id, o.status, extract(epoch FROM o.created_at) AS accepted,
+            SELECT o.id, o.status, o.failure_reason, extract(epoch FROM o.created_at) AS accepted,
                    (SELECT extract(epoch FROM min(e.at)) FROM order_events e
                      WHERE e.order_id = o.id AND e.status = 'ROUTING') AS admitted,
                    (SELECT extract(epoch FROM max(e.at)) FROM order_events e
@@ -85,6 +85,11 @@ async def burst_at_spec_limits(
     admitted = [float(r["admitted"]) for r in rows if r["admitted"] is not None]
     latencies = [float(r["finished"] - r["accepted"]) for r in rows if r["finished"] is not None]
     span = max(admitted) - min(admitted) if len(admitted) > 1 else 0
+    # An order may fail for good under the simulated faults (say, both venues rate-limiting
+    # its quotes): say which, so that a failure is no mystery.
+    unconfirmed = [
+        f"{r['id']} is {r['status']}: {r['failure_reason']}" for r in rows if r["status"] != "CONFIRMED"
+    ]
     return SpecLimitsResult(
         placed=len(order_ids),
         terminal=len(latencies),
@@ -94,5 +99,5 @@ async def burst_at_spec_limits(
         p50_s=percentile(latencies, 50),
         p99_s=percentile(latencies, 99),
         duration_s=time.monotonic() - started,
-        errors=errors[:5],
+        errors=errors[:5] + unconfirmed[:5],
     )
