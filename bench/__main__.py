@@ -32,6 +32,7 @@ from bench.spec_limits import SpecLimitsResult, burst_at_spec_limits
 from bench.stats import Figure, ratio
 from bench.streaming import (
     SUBSCRIBERS_PER_ORDER,
+    DeliveryResult,
     delivery_one_at_a_time,
     delivery_with_subscribers,
     idle_websockets,
@@ -288,41 +289,43 @@ async def run_sections(
 async def streaming_section(
     engine: EngineProcesses, server_pids: dict[str, int], notes: list[str]
 ) -> list[Figure]:
-    subscribers = STREAM_ORDERS * SUBSCRIBERS_PER_ORDER
     progress(
         f"streaming: {STREAM_ORDERS} limit orders × {SUBSCRIBERS_PER_ORDER} subscribers, one price move …"
     )
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     result = await delivery_with_subscribers(engine.base_url, engine.api_key, STREAM_ORDERS, meter)
-    notes += [f"{STREAMING}: {error}" for error in result.errors]
-    progress(f"streaming: delivery p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
-    return [
-        Figure(STREAMING, "subscribed WebSockets", f"{result.subscribers}/{subscribers}"),
-        Figure(
-            STREAMING,
-            f"delivery p50, {result.subscribers} subscribed",
-            result.p50_ms,
-            "ms",
-            note=f"event `at` → frame; {result.live_frames} live frames, all orders triggered at once",
-        ),
-        Figure(STREAMING, "delivery p99", result.p99_ms, "ms", note="target ≤ 20 ms"),
-        Figure(STREAMING, "delivery max", result.max_ms, "ms"),
-        Figure(STREAMING, "subscriptions without their terminal event", result.incomplete),
-        Figure(STREAMING, "burst: price move → last terminal frame", result.burst_s, "s"),
-        *cpu_figures(STREAMING, result.cores, result.live_frames / result.burst_s, "live frame"),
-    ]
+    return delivery_figures(
+        STREAMING,
+        result,
+        notes,
+        how="all orders triggered at once",
+        took="burst: price move → last terminal frame",
+    )
 
 
 async def one_at_a_time_section(
     engine: EngineProcesses, server_pids: dict[str, int], notes: list[str]
 ) -> list[Figure]:
-    subscribers = STREAM_ORDERS * SUBSCRIBERS_PER_ORDER
-    progress(f"streaming: {subscribers} subscribed, {STREAM_ORDERS} sniper orders executed one at a time …")
+    progress(
+        f"streaming: {STREAM_ORDERS} sniper orders × {SUBSCRIBERS_PER_ORDER} subscribers, one at a time …"
+    )
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     result = await delivery_one_at_a_time(engine.base_url, engine.api_key, STREAM_ORDERS, meter)
-    notes += [f"{STREAMING}: {error}" for error in result.errors]
-    progress(f"streaming: one at a time, delivery p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
-    section = STREAMING_ONE
+    return delivery_figures(
+        STREAMING_ONE,
+        result,
+        notes,
+        how="each pool opens after the last order ended",
+        took="all orders in turn",
+    )
+
+
+def delivery_figures(
+    section: str, result: DeliveryResult, notes: list[str], *, how: str, took: str
+) -> list[Figure]:
+    notes += [f"{section}: {error}" for error in result.errors]
+    progress(f"{section}: delivery p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+    subscribers = STREAM_ORDERS * SUBSCRIBERS_PER_ORDER
     return [
         Figure(section, "subscribed WebSockets", f"{result.subscribers}/{subscribers}"),
         Figure(
@@ -330,12 +333,12 @@ async def one_at_a_time_section(
             f"delivery p50, {result.subscribers} subscribed",
             result.p50_ms,
             "ms",
-            note=f"event `at` → frame; {result.live_frames} live frames; each pool opens after the last order ended",
+            note=f"event `at` → frame; {result.live_frames} live frames; {how}",
         ),
         Figure(section, "delivery p99", result.p99_ms, "ms", note="target ≤ 20 ms"),
         Figure(section, "delivery max", result.max_ms, "ms"),
         Figure(section, "subscriptions without their terminal event", result.incomplete),
-        Figure(section, "all orders in turn", result.burst_s, "s"),
+        Figure(section, took, result.burst_s, "s"),
         *cpu_figures(section, result.cores, result.live_frames / result.burst_s, "live frame"),
     ]
 
