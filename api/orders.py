@@ -423,9 +423,9 @@ async def cancel_order(
 async def _ask_to_cancel(temporal: Client, order_id: str) -> bool:
     """The cancel update, asked again when it did not get through: an update sent while
     an operator resets the workflow can be lost with the old run, and Temporal refuses
-    one for the moment (FAILED_PRECONDITION, "unexpected workflow task failure") when a
-    workflow task it rode on was gone by the time the worker completed it (the worker
-    logs "Workflow task not found"). The same update id is answered once."""
+    one for the moment (FAILED_PRECONDITION, "unexpected workflow task failure") after a
+    workflow task failed; in the fuzz runs that did so, the worker had logged "Workflow
+    task not found" seconds before. The same update id is answered once."""
     update_id = f"cancel-{uuid.uuid4().hex}"
     for attempt in range(1, CANCEL_TRIES + 1):
         try:
