@@ -25,7 +25,7 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """A pooled connection whose server went away was closed by asyncpg as soon as the
     server said so (it reads every idle socket); the pool then connects anew."""
-    if dbapi_connection._connection.is_closed():
+    if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
 
 
