@@ -9,7 +9,7 @@ activity retries included. The workflow decides; activities do every bit of I/O.
 
 Admission is the one regular activity (it needs the task queue's server-side rate
 limit); everything after it runs as local activities in one workflow task, because each
-workflow-task hop costs ≈ 45 ms on the server while the steps themselves take ~1 ms.
+workflow-task hop costs ≈ 50 ms on the server while the steps themselves take ~1 ms.
 A worker that dies mid-execution loses its workflow task; another worker re-runs the
 steps after admission, which is safe: records are idempotent per event key and the
 chain executes an order once, whatever is submitted again.
@@ -375,21 +375,17 @@ class OrderWorkflow:
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=retry_policy,
                 )
-            # A regular activity's failure arrives as ActivityError around its cause; a
-            # local activity's as the cause itself.
             except (ActivityError, ApplicationError, TimeoutError) as error:
-                cause = error.cause if isinstance(error, ActivityError) else error
-                if isinstance(cause, TimeoutError) and crashes < CRASH_RERUNS:
+                if isinstance(_cause(error), TimeoutError) and crashes < CRASH_RERUNS:
                     workflow.logger.warning("%s timed out on every try; running it again", summary)
                     continue
-                self._attempt_failed(error, cause, attempts_used, counts_attempts)
+                self._attempt_failed(error, attempts_used, counts_attempts)
         raise AssertionError("unreachable: the last rerun returns or raises")
 
     @staticmethod
-    def _attempt_failed(
-        error: BaseException, cause: BaseException | None, attempts_used: int, counts_attempts: bool
-    ) -> NoReturn:
+    def _attempt_failed(error: BaseException, attempts_used: int, counts_attempts: bool) -> NoReturn:
         details: dict[str, Any] = {}
+        cause = _cause(error)
         if isinstance(cause, ApplicationError) and cause.details:
             details = cause.details[0]
         # Only submit tries count as the order's attempts; their details say which.
@@ -422,8 +418,14 @@ class OrderWorkflow:
         )
 
 
+def _cause(error: BaseException) -> BaseException | None:
+    """What failed: a regular activity's failure arrives as ActivityError around its
+    cause, a local activity's as the cause itself."""
+    return error.cause if isinstance(error, ActivityError) else error
+
+
 def _reason(error: BaseException) -> str:
-    cause = error.cause if isinstance(error, ActivityError) else error
+    cause = _cause(error)
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}" if cause.type else cause.message
     return str(cause or error)
