@@ -7,11 +7,15 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY cli.py worker.py alembic.ini ./
 COPY core ./core
-COPY api ./api
-COPY workflows ./workflows
-COPY activities ./activities
+COPY contracts ./contracts
+COPY accounts ./accounts
+COPY orders ./orders
 COPY market ./market
 COPY storage ./storage
+COPY activities ./activities
+COPY workflows ./workflows
+COPY api ./api
+COPY processes ./processes
 COPY migrations ./migrations
 COPY devstack ./devstack
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 engine

@@ -11,11 +11,25 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.records import OrderRecords
-from market.errors import MarketError, Remedy
-from workflows.policies import MAX_ATTEMPTS, backoff_ms
+from contracts.policies import MAX_ATTEMPTS, Remedy, backoff_ms
+from market.errors import MarketError, MarketErrorCode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# What each market error calls for.
+REMEDIES: dict[MarketErrorCode, Remedy] = {
+    MarketErrorCode.RATE_LIMITED: Remedy.RETRY,
+    MarketErrorCode.ACCOUNT_IN_USE: Remedy.RETRY,
+    MarketErrorCode.TRANSACTION_DROPPED: Remedy.RETRY,
+    MarketErrorCode.BLOCKHASH_EXPIRED: Remedy.FRESH_QUOTE,
+    MarketErrorCode.SLIPPAGE_EXCEEDED: Remedy.FRESH_QUOTE,
+    MarketErrorCode.INSUFFICIENT_FUNDS: Remedy.NONE,
+    MarketErrorCode.POOL_NOT_FOUND: Remedy.NONE,
+    MarketErrorCode.POOL_NOT_OPEN: Remedy.NONE,
+    MarketErrorCode.INVALID_ORDER: Remedy.NONE,
+}
+INTERNAL = "INTERNAL"
 
 
 async def run_attempt(
@@ -37,10 +51,10 @@ async def run_attempt(
     try:
         return await call
     except MarketError as error:
-        code, reason, remedy = str(error.code), error.message, error.remedy
+        code, reason, remedy = str(error.code), error.message, REMEDIES[error.code]
         cause: Exception = error
     except Exception as error:  # an infrastructure hiccup: retry the same step
-        code, reason, remedy = "INTERNAL", f"{type(error).__name__}: {error}", Remedy.RETRY
+        code, reason, remedy = INTERNAL, f"{type(error).__name__}: {error}", Remedy.RETRY
         cause = error
     if remedy is Remedy.RETRY:  # Temporal retries this very step while it has tries left
         will_retry = activity.info().attempt < activity_max_attempts

@@ -10,9 +10,7 @@ from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
-from market.simulation import SignedTransaction, SimulatedMarket, decode_raw, encode_raw
-from market.transactions import SwapLeg
-from workflows.inputs import (
+from contracts.orders import (
     AdmitRequest,
     BuildRequest,
     BuiltTransaction,
@@ -21,11 +19,13 @@ from workflows.inputs import (
     SubmitRequest,
     SubmitResult,
 )
+from market.chain import Chain, SignedTransaction, decode_raw, encode_raw
+from market.transactions import SwapLeg
 
 
 class ExecutionActivities:
-    def __init__(self, market: SimulatedMarket, records: OrderRecords) -> None:
-        self._market = market
+    def __init__(self, chain: Chain, records: OrderRecords) -> None:
+        self._chain = chain
         self._records = records
 
     @activity.defn
@@ -50,7 +50,7 @@ class ExecutionActivities:
         ]
         tx = await run_attempt(
             self._records,
-            self._market.build(
+            self._chain.build(
                 # One execution per order, whatever the attempt: the chain refuses a second.
                 idempotency_key=f"{request.order_id}:swap",
                 token_in=request.token_in,
@@ -75,7 +75,7 @@ class ExecutionActivities:
         attempt = request.attempts_before + activity.info().attempt
         tx_hash = await run_attempt(
             self._records,
-            self._market.submit(_signed(request.tx)),
+            self._chain.submit(_signed(request.tx)),
             order_id=request.tx.order_id,
             activity_name="submit_transaction",
             attempt=attempt,
@@ -88,7 +88,7 @@ class ExecutionActivities:
         """Wait until the transaction lands; the chain executes it at most once."""
         landed = await run_attempt(
             self._records,
-            self._market.confirm(_signed(request.tx)),
+            self._chain.confirm(_signed(request.tx)),
             order_id=request.tx.order_id,
             activity_name="confirm_transaction",
             attempt=request.attempt,

@@ -1,4 +1,5 @@
-"""The simulated market's own activity: other traders moving the pools."""
+"""The market's own long-running activities: other traders moving the pools, and the
+watcher that wakes waiting orders."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from contracts.market import BackgroundTradingRequest, WatchRequest
+from contracts.orders import TRIGGER_SIGNAL, Trigger
 from market.background import BackgroundTrader
-from market.watcher import MarketWatcher
-from workflows.inputs import BackgroundTradingRequest, Trigger, WatchRequest
+from orders.watcher import MarketWatcher
 
 
 class MarketActivities:
@@ -37,7 +39,7 @@ class MarketActivities:
 def signal_trigger(client: Client) -> Callable[[str, Trigger], Awaitable[None]]:
     async def send(order_id: str, trigger: Trigger) -> None:
         try:
-            await client.get_workflow_handle(order_id).signal("trigger", trigger)
+            await client.get_workflow_handle(order_id).signal(TRIGGER_SIGNAL, trigger)
         except RPCError as error:  # finished meanwhile (cancelled, expired): nothing to wake
             activity.logger.info("could not signal %s: %s", order_id, error)
 

@@ -8,18 +8,19 @@ from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
+from contracts.orders import QuoteRequest, QuoteResult, RouteDecision, RouteLeg, RouteRequest
+from core.formatting import format_amount
 from market.router import best_route, split_points
-from market.simulation import SimulatedMarket
-from market.tokens import find_token, format_amount
-from workflows.inputs import QuoteRequest, QuoteResult, RouteDecision, RouteLeg, RouteRequest
+from market.tokens import find_token
+from market.venues import Venues
 
 log = logging.getLogger(__name__)
 BPS = 10_000
 
 
 class QuoteActivities:
-    def __init__(self, market: SimulatedMarket, records: OrderRecords) -> None:
-        self._market = market
+    def __init__(self, venues: Venues, records: OrderRecords) -> None:
+        self._venues = venues
         self._records = records
 
     @activity.defn
@@ -27,7 +28,7 @@ class QuoteActivities:
         """One venue's quote for the order's exact-in amount."""
         quote = await run_attempt(
             self._records,
-            self._market.quote(
+            self._venues.quote(
                 request.dex,
                 request.token_in,
                 request.token_out,

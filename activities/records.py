@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from core.domain import OrderStatus
-from storage.events import EventPublisher
+from contracts.orders import RetryScheduled, TransitionRequest
+from orders import repository
+from orders.events import OrderEvents
+from orders.schemas import EventView, OrderView
+from orders.transitions import describe
 from storage.models import OrderFailure
-from storage.orders import Transition, event_view, order_view, record_failure, record_transition
-from workflows.inputs import TransitionRequest
 
 log = logging.getLogger(__name__)
 
-_DECIMAL_FIELDS = {"min_amount_out", "amount_out", "executed_price"}
-
 
 class OrderRecords:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: EventPublisher) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: OrderEvents) -> None:
         self._sessions = sessions
         self._events = events
 
@@ -31,23 +28,15 @@ class OrderRecords:
         return await self.transition(request)
 
     async def transition(self, request: TransitionRequest) -> int:
-        changes: dict[str, Any] = {
-            key: Decimal(value) if key in _DECIMAL_FIELDS and value is not None else value
-            for key, value in request.changes.items()
-        }
-        status = OrderStatus(request.status) if request.status else None
+        change = describe(request)
         async with self._sessions() as session:
-            recorded = await record_transition(
-                session,
-                Transition(request.order_id, request.event_key, status, changes, request.data),
+            recorded = await repository.record_transition(
+                session, request.order_id, request.event_key, change.status, change.patch, change.data
             )
         if recorded is None:
             raise LookupError(f"order {request.order_id} does not exist")
-        order, event = recorded
-        await self._events.publish(
-            order_view(order), event_view(event), terminal=OrderStatus(order.status).is_terminal
-        )
-        return event.seq
+        await self._events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
+        return recorded.event.seq
 
     async def attempt_failed(
         self,
@@ -68,7 +57,7 @@ class OrderRecords:
         # One per try: Temporal's own attempt number, whatever the order-level attempt is.
         key = f"{info.workflow_run_id}:{info.activity_id}:{info.attempt}"
         async with self._sessions() as session:
-            await record_failure(
+            await repository.record_failure(
                 session,
                 OrderFailure(
                     order_id=order_id,
@@ -87,13 +76,6 @@ class OrderRecords:
                 order_id=order_id,
                 event_key=f"retry:{key}",
                 status=None,  # unchanged
-                data={
-                    "retry": {
-                        "activity": activity_name,
-                        "attempt": attempt,
-                        "reason": reason,
-                        "backoff_ms": backoff_ms,
-                    }
-                },
+                retry=RetryScheduled(activity_name, attempt, reason, backoff_ms),
             )
         )

@@ -1,5 +1,5 @@
-"""The FastAPI application: lifespan (one Temporal client, DB engine, Redis client and
-event hub per process) and routers."""
+"""The FastAPI application: a lifespan that builds the process's one Temporal client, DB
+engine, Redis client and event hub, and the domain services on them; and the routers."""
 
 from __future__ import annotations
 
@@ -16,17 +16,23 @@ from redis.asyncio import Redis
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from accounts.limits import OrderRateLimiter
+from accounts.service import ApiKeys
 from api import health, market, orders, sim, ws
-from api.auth import KeyVerifier, authenticate
-from api.errors import install_error_handlers
-from api.limits import BodySizeLimit, OrderRateLimiter, WebSocketSlots
-from api.order_starts import run_reconciler
+from api.auth import authenticate
+from api.limits import BodySizeLimit, WebSocketSlots
+from api.problems import install_error_handlers
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
 from core.tracing import instrument_app, setup_tracing
-from market.simulation import SimulatedMarket, SimulationConfig
+from market import build_market
+from orders.events import EVENT_STREAM, ActiveOrders, OrderEvents
+from orders.placement import OrderPlacement
+from orders.reconciler import run_reconciler
+from orders.runs import OrderRuns
+from orders.service import OrderService
 from storage.database import create_engine, create_sessionmaker
-from storage.events import ActiveOrders, EventHub
+from storage.events import EventHub
 
 access_log = structlog.get_logger("api.access")
 
@@ -44,11 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = Redis.from_url(settings.redis_url)
         active = ActiveOrders(redis)
         # After Redis comes back (possibly empty), rebuild active:order:* from PostgreSQL.
-        hub = EventHub(redis, on_reconnect=lambda: active.sync_from_database(sessions))
+        hub = EventHub(redis, EVENT_STREAM, on_reconnect=lambda: active.sync_from_database(sessions))
         hub.start()
         app.state.hub = hub  # for the server's shutdown: streams close with 1001 first
-        reconciler = asyncio.create_task(run_reconciler(sessions, temporal), name="reconciler")
-        market_ = SimulatedMarket(sessions, SimulationConfig(seed=settings.sim_seed))
+        runs = OrderRuns(temporal)
+        reconciler = asyncio.create_task(run_reconciler(sessions, runs), name="reconciler")
+        market_ = build_market(settings, sessions)
         await market_.ensure_genesis()
         await active.sync_from_database(sessions)
         try:
@@ -59,8 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis": redis,
                 "hub": hub,
                 "market": market_,
-                "keys": KeyVerifier(sessions, settings.key_secret()),
-                "order_rate": OrderRateLimiter(redis, settings.orders_per_minute_per_key),
+                "keys": ApiKeys(sessions, settings.key_secret()),
+                "orders": OrderService(sessions, runs),
+                "placement": OrderPlacement(
+                    sessions,
+                    runs,
+                    OrderEvents(redis),
+                    market_.pools,
+                    OrderRateLimiter(redis, settings.orders_per_minute_per_key),
+                    settings.max_order_sol,
+                ),
                 "websocket_slots": WebSocketSlots(settings.websockets_per_key),
             }
         finally:

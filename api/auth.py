@@ -1,57 +1,23 @@
 """Who is asking: the API key on a request (Authorization: Bearer …, or `token` on a
-WebSocket), checked against the stored HMACs."""
+WebSocket), checked by the accounts service."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from api.errors import OperatorRequired, Unauthenticated
-from core.api_keys import Principal, hash_key, is_well_formed
-from storage.api_keys import find_principal
-
-# A verified key is trusted this long without asking PostgreSQL again: a revoked key
-# stops working within this many seconds, on every API process.
-KEY_CACHE_TTL_S = 2.0
-KEY_CACHE_MAX = 10_000
+from accounts.keys import Principal
+from accounts.service import ApiKeys
+from core.errors import OperatorRequired, Unauthenticated
 
 bearer = HTTPBearer(
     auto_error=False,
     description="An API key (`order-engine keys create`; `order-engine dev` writes one to "
     "$ORDER_ENGINE_DATA_DIR/api-key).",
 )
-
-
-class KeyVerifier:
-    """Checks keys; one per API process."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], secret: str) -> None:
-        self._sessions = sessions
-        self._secret = secret
-        self._cache: dict[str, tuple[Principal, float]] = {}
-
-    async def verify(self, key: str) -> Principal | None:
-        if not is_well_formed(key):  # a typo or junk: no database round trip
-            return None
-        digest = hash_key(key, self._secret)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        async with self._sessions() as session:
-            principal = await find_principal(session, digest)
-        if principal is None:
-            self._cache.pop(digest, None)
-            return None
-        if len(self._cache) >= KEY_CACHE_MAX:
-            self._cache.clear()
-        self._cache[digest] = (principal, now + KEY_CACHE_TTL_S)
-        return principal
 
 
 def key_from_connection(conn: HTTPConnection) -> str | None:
@@ -65,14 +31,21 @@ def key_from_connection(conn: HTTPConnection) -> str | None:
     return None
 
 
+async def principal_of(conn: HTTPConnection) -> Principal | None:
+    """The caller, or None without a valid key."""
+    key = key_from_connection(conn)
+    if key is None:
+        return None
+    keys: ApiKeys = conn.state.keys
+    return await keys.verify(key)
+
+
 async def authenticate(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    key = key_from_connection(request)
-    if key is None:
+    if key_from_connection(request) is None:
         raise Unauthenticated("send your API key as `Authorization: Bearer <key>`")
-    verifier: KeyVerifier = request.state.keys
-    principal = await verifier.verify(key)
+    principal = await principal_of(request)
     if principal is None:
         raise Unauthenticated("this API key is unknown or revoked")
     return principal

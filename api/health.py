@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from api.deps import RedisDep, SessionsDep, TemporalDep
-from storage.metrics import Snapshot, order_metrics
+from orders.metrics import Snapshot, order_metrics
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

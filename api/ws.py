@@ -9,16 +9,17 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.auth import KeyVerifier, key_from_connection
-from api.deps import HubDep, SessionsDep, WebSocketSlotsDep
-from core.api_keys import Principal
+from accounts.keys import Principal
+from api.auth import principal_of
+from api.deps import HubDep, OrdersDep, WebSocketSlotsDep
 from core.domain import OrderStatus
+from core.errors import NotFound
 from core.ids import is_order_id
 from core.metrics import WEBSOCKET_CONNECTIONS
-from storage import orders as store
-from storage.events import Resync, Shutdown
+from orders.schemas import OrderView, SnapshotFrame
+from orders.service import OrderService
+from storage.events import HubMessage, Resync, Shutdown
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["stream"])
@@ -32,14 +33,14 @@ CLOSE_TOO_MANY = 4429
 
 
 class OrderStream:
-    """Sends one order's events in seq order, exactly once each, filling any gap
-    from PostgreSQL (the event log is the truth; Redis only says "something new")."""
+    """Sends one order's events in seq order, exactly once each, filling any gap from
+    PostgreSQL (the event log is the truth; Redis only says "something new")."""
 
-    def __init__(self, websocket: WebSocket, sessions: async_sessionmaker[AsyncSession], order_id: str):
+    def __init__(self, websocket: WebSocket, orders: OrderService, order_id: str, last_seq: int) -> None:
         self.websocket = websocket
-        self.sessions = sessions
+        self.orders = orders
         self.order_id = order_id
-        self.last_seq = 0
+        self.last_seq = last_seq
         self.finished = False
 
     async def send_event(self, event: dict[str, Any]) -> None:
@@ -51,12 +52,10 @@ class OrderStream:
             self.finished = True
 
     async def catch_up(self) -> None:
-        async with self.sessions() as session:
-            events = await store.list_events(session, self.order_id, self.last_seq)
-        for event in events:
-            await self.send_event(store.event_view(event))
+        for event in await self.orders.events_after(self.order_id, self.last_seq):
+            await self.send_event(event.model_dump(mode="json"))
 
-    async def deliver(self, message: dict[str, Any] | Resync | Shutdown) -> bool:
+    async def deliver(self, message: HubMessage) -> bool:
         """Handle one hub message; False when the stream should close as going away."""
         if isinstance(message, Shutdown):
             return False
@@ -69,13 +68,11 @@ class OrderStream:
 
 @router.websocket("/ws/orders")
 async def order_updates(
-    websocket: WebSocket, hub: HubDep, sessions: SessionsDep, slots: WebSocketSlotsDep
+    websocket: WebSocket, hub: HubDep, orders: OrdersDep, slots: WebSocketSlotsDep
 ) -> None:
     # Accept first, so that every refusal can say why in a frame and a close code.
     await websocket.accept()
-    key = key_from_connection(websocket)
-    verifier: KeyVerifier = websocket.state.keys
-    principal = await verifier.verify(key) if key else None
+    principal = await principal_of(websocket)
     if principal is None:
         await _refuse(
             websocket,
@@ -93,17 +90,16 @@ async def order_updates(
         )
         return
     try:
-        await _stream_order(websocket, hub, sessions, principal)
+        await _stream_order(websocket, hub, orders, principal)
     finally:
         slots.release(principal)
 
 
 async def _stream_order(
-    websocket: WebSocket, hub: HubDep, sessions: SessionsDep, principal: Principal
+    websocket: WebSocket, hub: HubDep, orders: OrderService, principal: Principal
 ) -> None:
     order_id = websocket.query_params.get("orderId", "")
     after_raw = websocket.query_params.get("after_seq")
-    after_seq: int | None = None
     if not is_order_id(order_id) or (after_raw is not None and not after_raw.isdigit()):
         await _refuse(
             websocket,
@@ -112,34 +108,28 @@ async def _stream_order(
             "orderId must be an order id (ord_…) and after_seq a non-negative integer",
         )
         return
-    if after_raw is not None:
-        after_seq = int(after_raw)
+    after_seq = int(after_raw) if after_raw is not None else None
 
     WEBSOCKET_CONNECTIONS.inc()
     try:
         # Subscribe before reading the snapshot: whatever commits after the read is
         # then already on its way to this queue.
         async with hub.subscribe(order_id) as queue:
-            async with sessions() as session:
-                order = await store.get_order(session, order_id)
-            if order is None or not (principal.operator or order.owner == principal.owner):
+            try:
+                order = await orders.get(principal, order_id)
+            except NotFound:
                 await _refuse(websocket, CLOSE_NOT_FOUND, "order_not_found", f"no order {order_id}")
                 return
-            stream = OrderStream(websocket, sessions, order_id)
-            await websocket.send_json(
-                {
-                    "type": "SNAPSHOT",
-                    "order_id": order.id,
-                    "seq": order.last_seq,
-                    "status": order.status,
-                    "order": store.order_view(order),
-                }
+            snapshot = SnapshotFrame(
+                order_id=order.id, seq=order.last_seq, status=order.status, order=OrderView.of(order)
             )
-            stream.last_seq = (
+            await websocket.send_json(snapshot.model_dump(mode="json"))
+            replay_from = (
                 after_seq if after_seq is not None and after_seq < order.last_seq else order.last_seq
             )
+            stream = OrderStream(websocket, orders, order_id, replay_from)
             await stream.catch_up()  # the missed events, when after_seq asked for them
-            if OrderStatus(order.status).is_terminal:
+            if order.status.is_terminal:
                 stream.finished = True
             going_away = await _follow(websocket, stream, queue)
             await websocket.close(CLOSE_GOING_AWAY if going_away else CLOSE_NORMAL)
@@ -149,7 +139,7 @@ async def _stream_order(
         WEBSOCKET_CONNECTIONS.dec()
 
 
-async def _follow(websocket: WebSocket, stream: OrderStream, queue: asyncio.Queue[Any]) -> bool:
+async def _follow(websocket: WebSocket, stream: OrderStream, queue: asyncio.Queue[HubMessage]) -> bool:
     """Forward live events until the terminal one; True if the server is going away."""
     disconnected = asyncio.create_task(_wait_for_disconnect(websocket))
     try:

@@ -25,7 +25,6 @@ from typing import Any
 from bench.cpu import CpuMeter
 from bench.engine import ORDER, OrdersResult, post_under_load, run_orders
 from bench.floor import STEPS, FloorResult, floor_worker, run_floor
-from bench.processes import ENGINE_SETTINGS, EngineProcesses
 from bench.report import machine_facts, progress, table, write_json
 from bench.routing import time_router
 from bench.spec_limits import SpecLimitsResult, burst_at_spec_limits
@@ -45,9 +44,10 @@ from bench.waiting import (
     WaitingResult,
     run_waiting,
 )
-from cli import run_migrations
 from devstack import EmbeddedStack, InfraUrls
-from market.watcher import TICK_S
+from devstack.engine import EngineProcesses
+from orders.watcher import TICK_S
+from storage.migrate import run_migrations
 
 BUDGET_S = 570  # the whole run, infra start and teardown included (make bench: < 10 min)
 IN_FLIGHT = 30
@@ -63,6 +63,16 @@ IDLE_WEBSOCKETS = 5000
 SPEC_BURST, SPEC_TIMEOUT_S = 200, 200
 SPEC_NEEDS_S = SPEC_TIMEOUT_S + 20
 SPEC_SETTINGS = {"ORDER_ENGINE_LOG_LEVEL": "WARNING"}
+# Simulated latencies 0, no faults, no background trading, limits lifted.
+ENGINE_SETTINGS = {
+    "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0",
+    "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0",
+    "ORDER_ENGINE_SIM_FAILURE_RATE": "0",
+    "ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S": "0",
+    "ORDER_ENGINE_ORDERS_PER_MINUTE": "1000000",
+    "ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES": "100",
+    "ORDER_ENGINE_LOG_LEVEL": "WARNING",
+}
 SEED_BULLMQ = {"orders/min": 50.0, "p50 s": 128.0, "p99 s": 244.0}  # the seed engine, run here
 # Waiting limit orders: measured at WAITING_ORDERS, extrapolated (linearly) to WAITING_AT_SCALE.
 WAITING_ORDERS, WAITING_AT_SCALE = 2000, 10_000
@@ -132,7 +142,7 @@ def main() -> int:
         progress("starting embedded Temporal, PostgreSQL, Redis …")
         urls = stack.start()
         run_migrations(urls.database_url)
-        engine = EngineProcesses(urls, tmp / "engine")
+        engine = EngineProcesses(urls, tmp / "engine", ENGINE_SETTINGS)
         asyncio.run(run_sections(urls, stack, engine, figures, notes, started))
     except KeyboardInterrupt:
         progress("interrupted; stopping what was started")
@@ -140,14 +150,14 @@ def main() -> int:
     except Exception:
         traceback.print_exc()
         if engine is not None:
-            for role in engine.children:
-                print(engine.log_tail(role), file=sys.stderr)
+            for process in engine.processes:
+                print(process.log_tail(), file=sys.stderr)
         code = 1
     finally:
         # A second Ctrl-C must not cut the clean-up short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if engine is not None and engine.children:
+        if engine is not None and engine.processes:
             exited = engine.stop()
             notes.append(
                 "teardown: after SIGTERM, "
@@ -211,21 +221,20 @@ async def run_sections(
     progress(f"shape: p50 {shape_seq.p50_ms:.0f} ms alone, {shape_conc.per_s:.1f} workflows/s")
 
     progress("engine: starting the worker and the API …")
-    engine.start()
-    await asyncio.to_thread(engine.wait_ready)
-    warmup = await run_orders(engine.base_url, engine.api_key, ENGINE_WARMUP, 1)
+    await asyncio.to_thread(engine.start_all)
+    warmup = await run_orders(engine.api_url, engine.api_key, ENGINE_WARMUP, 1)
     if warmup.confirmed == 0:
         raise RuntimeError(f"no warm-up order was confirmed: {warmup.errors[:3]}")
 
     progress(f"engine: {SEQUENTIAL_RUNS} orders one at a time …")
-    engine_seq = await run_orders(engine.base_url, engine.api_key, SEQUENTIAL_RUNS, 1)
+    engine_seq = await run_orders(engine.api_url, engine.api_key, SEQUENTIAL_RUNS, 1)
     figures += order_figures(ENGINE_SEQ, engine_seq, floor_seq, throughput=False)
     notes += [f"{ENGINE_SEQ}: {error}" for error in engine_seq.errors[:5]]
 
     progress(f"engine: {CONCURRENT_RUNS} orders, {IN_FLIGHT} in flight …")
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
-    engine_conc = await run_orders(engine.base_url, engine.api_key, CONCURRENT_RUNS, IN_FLIGHT)
+    engine_conc = await run_orders(engine.api_url, engine.api_key, CONCURRENT_RUNS, IN_FLIGHT)
     figures += order_figures(ENGINE_CONC, engine_conc, floor_conc, throughput=True)
     figures += cpu_figures(ENGINE_CONC, meter.stop(), engine_conc.per_s, "order")
     notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
@@ -241,7 +250,7 @@ async def run_sections(
         waiting = await waiting_section(urls, engine, server_pids, figures, notes)
         progress(f"streaming: {IDLE_WEBSOCKETS} idle WebSockets on the waiting orders …")
         idle = await idle_websockets(
-            engine.base_url,
+            engine.api_url,
             engine.api_key,
             engine.pids()["api"],
             waiting.placement.order_ids,
@@ -268,8 +277,7 @@ async def run_sections(
     engine.stop()
     spec_engine = EngineProcesses(urls, engine.data_dir.parent / "engine-spec", SPEC_SETTINGS)
     try:
-        spec_engine.start()
-        await asyncio.to_thread(spec_engine.wait_ready)
+        await asyncio.to_thread(spec_engine.start_all)
         elapsed = time.monotonic() - started
         if elapsed + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
             notes.append(f"{SPEC}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
@@ -279,7 +287,7 @@ async def run_sections(
         if elapsed + LOAD_NEEDS_S > BUDGET_S:
             notes.append(f"{LOAD}: skipped, {elapsed:.0f}s of the {BUDGET_S}s budget already used")
         else:
-            spec_engine.pause("worker")  # accepted orders pile up; nothing executes
+            spec_engine.first("worker").pause()  # accepted orders pile up; nothing executes
             await load_section(spec_engine, server_pids, figures, notes)
     finally:
         spec_engine.stop()
@@ -293,7 +301,7 @@ async def streaming_section(
         f"streaming: {STREAM_ORDERS} limit orders × {SUBSCRIBERS_PER_ORDER} subscribers, one price move …"
     )
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
-    result = await delivery_with_subscribers(engine.base_url, engine.api_key, STREAM_ORDERS, meter)
+    result = await delivery_with_subscribers(engine.api_url, engine.api_key, STREAM_ORDERS, meter)
     return delivery_figures(
         STREAMING,
         result,
@@ -310,7 +318,7 @@ async def one_at_a_time_section(
         f"streaming: {STREAM_ORDERS} sniper orders × {SUBSCRIBERS_PER_ORDER} subscribers, one at a time …"
     )
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
-    result = await delivery_one_at_a_time(engine.base_url, engine.api_key, STREAM_ORDERS, meter)
+    result = await delivery_one_at_a_time(engine.api_url, engine.api_key, STREAM_ORDERS, meter)
     return delivery_figures(
         STREAMING_ONE,
         result,
@@ -346,7 +354,7 @@ def delivery_figures(
 async def spec_section(urls: InfraUrls, engine: EngineProcesses, notes: list[str]) -> list[Figure]:
     progress(f"spec limits: {SPEC_BURST} orders at once, 100/min, 10 activities, default latencies …")
     result: SpecLimitsResult = await burst_at_spec_limits(
-        engine.base_url, engine.api_key, urls.database_url, SPEC_BURST, SPEC_TIMEOUT_S
+        engine.api_url, engine.api_key, urls.database_url, SPEC_BURST, SPEC_TIMEOUT_S
     )
     notes += [f"{SPEC}: {error}" for error in result.errors]
     progress(f"spec limits: {result.executed_per_min:.0f} orders/min, p50 {result.p50_s:.0f} s")
@@ -430,7 +438,7 @@ async def load_section(
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
     started = time.perf_counter()
-    load = await post_under_load(engine.base_url, engine.api_key, LOAD_RATE_PER_S, LOAD_SECONDS)
+    load = await post_under_load(engine.api_url, engine.api_key, LOAD_RATE_PER_S, LOAD_SECONDS)
     # Per request sent: one the client gave up on (timed out) was still served.
     sent_per_s = load.sent / (time.perf_counter() - started)
     figures += [
@@ -464,7 +472,7 @@ async def waiting_section(
         return CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
 
     result = await run_waiting(
-        plan, engine.base_url, engine.api_key, urls.database_url, urls.temporal_address, meter
+        plan, engine.api_url, engine.api_key, urls.database_url, urls.temporal_address, meter
     )
     engine.check_alive()
     figures += waiting_figures(result, plan)

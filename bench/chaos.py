@@ -28,9 +28,9 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from cli import run_migrations
 from devstack import EmbeddedStack
-from devstack.engine import Engine, EngineProcess
+from devstack.engine import QUIET_MARKET, EngineProcess, EngineProcesses
+from storage.migrate import run_migrations
 
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "500"))
 ORDERS_PER_S = 25.0
@@ -44,7 +44,7 @@ def progress(message: str) -> None:
 
 
 class Chaos:
-    def __init__(self, stack: EmbeddedStack, engine: Engine) -> None:
+    def __init__(self, stack: EmbeddedStack, engine: EngineProcesses) -> None:
         self.stack, self.engine = stack, engine
         self.apis: list[EngineProcess] = []
         self.workers: list[EngineProcess] = []
@@ -234,10 +234,11 @@ class Chaos:
 async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         stack = EmbeddedStack(Path(tmp) / "infra", ui=False, persistent=True)
-        engine = Engine(
+        engine = EngineProcesses(
             stack.urls,
             Path(tmp),
             {
+                **QUIET_MARKET,
                 "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20",
                 "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "500",
                 "ORDER_ENGINE_SIM_FAILURE_RATE": "0.05",

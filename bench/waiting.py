@@ -27,10 +27,12 @@ from bench.cpu import CpuMeter
 from bench.engine import TERMINAL, http_client
 from bench.report import progress
 from bench.stats import percentile
-from market.simulation import SimulatedMarket, SimulationConfig
-from market.watcher import MarketWatcher
+from contracts.orders import Trigger
+from market.clock import MarketClock
+from market.storage import PoolStore
+from orders import repository
+from orders.watcher import MarketWatcher
 from storage.database import create_engine, create_sessionmaker
-from workflows.inputs import Trigger
 
 # Far above any SOL/USDC price: the watcher's price bound skips these orders before routing.
 LIMIT_ORDER = {
@@ -201,14 +203,11 @@ async def time_watcher_ticks(database_url: str, ticks: int) -> TickTimes:
     no-op signal: the watcher's own cost per tick (query, pools, price bound, routes)."""
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)
-    market = SimulatedMarket(
-        sessions, SimulationConfig(quote_latency_ms=0, execution_latency_ms=0, failure_rate=0)
-    )
 
     async def no_signal(order_id: str, trigger: Trigger) -> None:
         return None
 
-    watcher = MarketWatcher(market, sessions, no_signal)
+    watcher = MarketWatcher(PoolStore(sessions), MarketClock(), sessions, no_signal)
     times: list[float] = []
     query_times: list[float] = []
     signals = 0
@@ -219,7 +218,8 @@ async def time_watcher_ticks(database_url: str, ticks: int) -> TickTimes:
             signals += await watcher.tick()
             times.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            await watcher._waiting()  # where the time goes: the query, or the pass over the orders
+            async with sessions() as session:  # where the time goes: the query, or the pass over the orders
+                await repository.waiting(session)
             query_times.append((time.perf_counter() - started) * 1000)
     finally:
         await engine.dispose()

@@ -1,4 +1,4 @@
-"""Order statuses and types: the vocabulary every layer shares."""
+"""Order statuses and types, and the venues: the vocabulary every layer shares."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     SNIPER = "sniper"
+
+
+class Dex(StrEnum):
+    """The venues the engine routes across."""
+
+    RAYDIUM = "raydium"
+    METEORA = "meteora"
+
+
+DEXES: tuple[Dex, ...] = tuple(Dex)

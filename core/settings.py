@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.api_keys import load_or_create_secret
+from core.secrets import load_or_create_secret
 
 INFRA_ENV_FILE = "infra.env"
 

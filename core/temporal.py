@@ -34,3 +34,23 @@ async def connect_temporal(
     if metrics_address:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address)))
     return await Client.connect(address, namespace=namespace, runtime=runtime, interceptors=interceptors)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Add whichever of SEARCH_ATTRIBUTE_KEYS the namespace lacks (`temporal setup`;
+    the embedded dev server too, whose database may predate one of them)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTE_KEYS
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )

@@ -16,11 +16,12 @@ from devstack.ports import HOST, choose_port, is_port_free
 from devstack.process import DevstackError, ManagedProcess
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
+    pass
 
 logger = logging.getLogger(__name__)
 
-# Custom search attributes the workflows upsert; they must exist before the first upsert.
+# Custom search attributes the workflows upsert; they must exist before the first upsert
+# (core/temporal.py names them).
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "OrderStatus": "Keyword",
     "OrderType": "Keyword",
@@ -131,7 +132,9 @@ class EmbeddedTemporal(ManagedProcess):
         _run_in_thread(self._await_ready(deadline))
 
     async def _await_ready(self, deadline: float) -> None:
-        from temporalio.client import Client  # heavy import, only when starting Temporal
+        from temporalio.client import Client  # heavy imports, only when starting Temporal
+
+        from core.temporal import register_search_attributes
 
         while True:
             self._raise_if_exited()
@@ -139,37 +142,14 @@ class EmbeddedTemporal(ManagedProcess):
                 if not self._listening():
                     raise DevstackError("gRPC port not bound by our process yet")
                 client = await Client.connect(self.address)
-                await _ensure_search_attributes(client)
+                # start-dev registers --search-attribute only when it creates the db
+                # file; a db from an older run keeps its old set.
+                await register_search_attributes(client)
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise self._error(f"not ready after {self.start_timeout:.0f}s ({exc})") from exc
                 await asyncio.sleep(0.1)
-
-
-async def _ensure_search_attributes(client: Client) -> None:
-    """start-dev registers --search-attribute only when it creates the db file; a db from an
-    older run keeps its old set, so add whatever is missing."""
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import (
-        AddSearchAttributesRequest,
-        ListSearchAttributesRequest,
-    )
-
-    namespace = client.namespace
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = {
-        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
-        for name, kind in SEARCH_ATTRIBUTES.items()
-        if name not in existing.custom_attributes
-    }
-    if missing:
-        logger.info("registering search attributes %s", sorted(missing))
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
 
 
 def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:

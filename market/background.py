@@ -10,8 +10,10 @@ import random
 from collections.abc import Callable
 from decimal import Decimal
 
-from market.pools import ConstantProductPool, Pool, decimals, genesis_pools
-from market.simulation import SimulatedMarket
+from market.clock import MarketClock
+from market.pools import ConstantProductPool, Pool, genesis_pools
+from market.storage import PoolStore
+from market.tokens import decimals_of
 
 # Pull towards the genesis price, so a long run wanders but does not drift away.
 MEAN_REVERSION = 40.0
@@ -20,8 +22,10 @@ TYPICAL_TRADE = 0.0005
 
 
 class BackgroundTrader:
-    def __init__(self, market: SimulatedMarket, trades_per_s: float, seed: int | None = None) -> None:
-        self._market = market
+    def __init__(
+        self, pools: PoolStore, clock: MarketClock, trades_per_s: float, seed: int | None = None
+    ) -> None:
+        self._pools, self._clock = pools, clock
         self._rate = trades_per_s
         self._rng = random.Random(seed)
         self._targets = {pool.pool_id: pool.mid_price() for pool in genesis_pools()}
@@ -51,10 +55,10 @@ class BackgroundTrader:
         return self._rng.expovariate(self._rate) if self._rate > 0 else math.inf
 
     async def _trade_once(self) -> int:
-        pool_ids = await self._market.pool_ids()
+        pool_ids = await self._pools.ids()
         if not pool_ids:
             return 0
-        result = await self._market.trade(self._rng.choice(pool_ids), self.next_trade)
+        result = await self._pools.trade(self._rng.choice(pool_ids), self.next_trade, self._clock.now())
         return 1 if result.amount_in > 0 else 0
 
     def next_trade(self, pool: Pool) -> tuple[str, int]:
@@ -79,4 +83,4 @@ def _quote_liquidity(pool: Pool) -> int:
 
 
 def _decimals_delta(pool: Pool) -> int:
-    return decimals(pool.base) - decimals(pool.quote)
+    return decimals_of(pool.base) - decimals_of(pool.quote)

@@ -1,14 +1,9 @@
-"""What the simulated venues and chain answer when something goes wrong."""
+"""What the simulated venues and chain answer when something goes wrong. What a failure
+calls for (retry, a fresh quote, nothing) is decided by the activities (activities/attempts.py)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-
-
-class Remedy(StrEnum):
-    RETRY = "retry"  # the same step again, after a backoff (Temporal's activity retry)
-    FRESH_QUOTE = "fresh_quote"  # a new attempt from ROUTING with fresh quotes
-    NONE = "none"  # no retry can fix it: the order fails now
 
 
 class MarketErrorCode(StrEnum):
@@ -23,25 +18,8 @@ class MarketErrorCode(StrEnum):
     INVALID_ORDER = "INVALID_ORDER"
 
 
-REMEDIES: dict[MarketErrorCode, Remedy] = {
-    MarketErrorCode.RATE_LIMITED: Remedy.RETRY,
-    MarketErrorCode.ACCOUNT_IN_USE: Remedy.RETRY,
-    MarketErrorCode.TRANSACTION_DROPPED: Remedy.RETRY,
-    MarketErrorCode.BLOCKHASH_EXPIRED: Remedy.FRESH_QUOTE,
-    MarketErrorCode.SLIPPAGE_EXCEEDED: Remedy.FRESH_QUOTE,
-    MarketErrorCode.INSUFFICIENT_FUNDS: Remedy.NONE,
-    MarketErrorCode.POOL_NOT_FOUND: Remedy.NONE,
-    MarketErrorCode.POOL_NOT_OPEN: Remedy.NONE,
-    MarketErrorCode.INVALID_ORDER: Remedy.NONE,
-}
-
-
 class MarketError(Exception):
     def __init__(self, code: MarketErrorCode, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-
-    @property
-    def remedy(self) -> Remedy:
-        return REMEDIES[self.code]

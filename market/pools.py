@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
+from core.domain import Dex
+from core.formatting import format_amount
 from market.dlmm import Q64, DlmmBook, FeeParameters, Volatility, bin_id_for_price
-from market.tokens import Token, find_token, register_token
+from market.tokens import Token, decimals_of, register_token
 
-Dex = Literal["raydium", "meteora"]
-DEXES: tuple[Dex, ...] = ("raydium", "meteora")
 BPS = 10_000
 
 
@@ -63,7 +63,7 @@ class ConstantProductPool(_Named):
     def mid_price(self) -> Decimal:
         """Quote token per base token, in human units."""
         return (Decimal(self.reserve_quote) / Decimal(self.reserve_base)).scaleb(
-            decimals(self.base) - decimals(self.quote)
+            decimals_of(self.base) - decimals_of(self.quote)
         )
 
     def quote_swap(self, token_in: str, amount_in: int, now: float = 0) -> SwapResult:
@@ -136,7 +136,7 @@ class DlmmPool(_Named):
 
     def mid_price(self) -> Decimal:
         price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
-        return price.scaleb(decimals(self.base) - decimals(self.quote))
+        return price.scaleb(decimals_of(self.base) - decimals_of(self.quote))
 
     def quote_swap(self, token_in: str, amount_in: int, now: float = 0) -> SwapResult:
         return self.swap(token_in, amount_in, now)[0]
@@ -196,9 +196,7 @@ Pool = ConstantProductPool | DlmmPool
 
 
 def pool_from_state(state: dict[str, Any]) -> Pool:
-    dex: Dex = state["dex"]
-    if dex not in DEXES:
-        raise ValueError(f"unknown dex {dex}")
+    dex = Dex(state["dex"])
     listed = tuple(Token(t["symbol"], t["mint"], int(t["decimals"])) for t in state.get("listed", ()))
     for token in listed:
         register_token(token)
@@ -225,20 +223,13 @@ def _listing_state(opens_at: float, listed: tuple[Token, ...]) -> dict[str, Any]
     return {"opens_at": opens_at, "listed": [t.__dict__ for t in listed]}
 
 
-def decimals(symbol: str) -> int:
-    token = find_token(symbol)
-    if token is None:
-        raise ValueError(f"unknown token {symbol}")
-    return token.decimals
-
-
 def raydium_pool(
     base: str, quote: str, base_amount: str, price: str, fee_bps: int = 25
 ) -> ConstantProductPool:
     """A Raydium pool holding `base_amount` of base at `price` quote per base (human units)."""
-    base_units = int(Decimal(base_amount).scaleb(decimals(base)))
-    quote_units = int((Decimal(base_amount) * Decimal(price)).scaleb(decimals(quote)))
-    return ConstantProductPool("raydium", base, quote, base_units, quote_units, fee_bps)
+    base_units = int(Decimal(base_amount).scaleb(decimals_of(base)))
+    quote_units = int((Decimal(base_amount) * Decimal(price)).scaleb(decimals_of(quote)))
+    return ConstantProductPool(Dex.RAYDIUM, base, quote, base_units, quote_units, fee_bps)
 
 
 def meteora_pool(
@@ -253,9 +244,9 @@ def meteora_pool(
     """A DLMM pool centred on `price` (quote per base, human units), `quote_per_bin` of
     liquidity in each bin: quote tokens below the active bin, base tokens above it, and
     half of each in the active bin."""
-    per_unit = Decimal(price).scaleb(decimals(quote) - decimals(base))
+    per_unit = Decimal(price).scaleb(decimals_of(quote) - decimals_of(base))
     active = bin_id_for_price(bin_step, per_unit)
-    quote_units = int(Decimal(quote_per_bin).scaleb(decimals(quote)))
+    quote_units = int(Decimal(quote_per_bin).scaleb(decimals_of(quote)))
     bins: dict[int, tuple[int, int]] = {}
     for offset in range(-bins_each_side, bins_each_side + 1):
         bin_id = active + offset
@@ -267,7 +258,7 @@ def meteora_pool(
         else:
             bins[bin_id] = (base_units // 2, quote_units // 2)
     book = DlmmBook(bin_step, active, bins, fees or FeeParameters(), Volatility(index_reference=active))
-    return DlmmPool("meteora", base, quote, book)
+    return DlmmPool(Dex.METEORA, base, quote, book)
 
 
 def meteora_sol_usdc() -> DlmmPool:
@@ -310,8 +301,7 @@ def _impact_bps(amount_out: int, ideal_out: float) -> int:
 
 
 def _human(amount: int, symbol: str) -> str:
-    text = format(Decimal(amount).scaleb(-decimals(symbol)), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return format_amount(amount, decimals_of(symbol))
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -1,9 +1,13 @@
-"""Listed tokens with their real mint addresses and decimals; base-unit conversions."""
+"""Listed tokens with their real mint addresses and decimals."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+
+from solders.pubkey import Pubkey
+
+from market.errors import MarketError, MarketErrorCode
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,13 @@ def find_token(symbol_or_mint: str) -> Token | None:
     return _BY_KEY.get(symbol_or_mint) or _BY_KEY.get(symbol_or_mint.upper())
 
 
+def decimals_of(symbol: str) -> int:
+    token = find_token(symbol)
+    if token is None:
+        raise MarketError(MarketErrorCode.INVALID_ORDER, f"unknown token {symbol}")
+    return token.decimals
+
+
 def register_token(token: Token) -> None:
     """Make a token listed at run time (POST /sim/pools) known to this process. Its pool's
     state carries it, so every process that reads the pool learns it."""
@@ -40,34 +51,5 @@ def register_token(token: Token) -> None:
 
 def new_token(symbol: str, decimals: int) -> Token:
     """A token listed by the simulation, with a mint address derived from its symbol."""
-    import hashlib
-
-    from solders.pubkey import Pubkey
-
     mint = Pubkey(hashlib.sha256(f"order-engine mint {symbol}".encode()).digest())
     return Token(symbol, str(mint), decimals)
-
-
-def to_base_units(amount: Decimal, decimals: int) -> int:
-    """Exact conversion; callers have already checked the number of decimals."""
-    return int(amount.scaleb(decimals))
-
-
-def from_base_units(amount: int, decimals: int) -> Decimal:
-    return Decimal(amount).scaleb(-decimals)
-
-
-def format_amount(amount: int, decimals: int) -> str:
-    """A base-unit integer as a plain decimal string in human units, without exponent."""
-    text = format(from_base_units(amount, decimals), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def format_price(value: Decimal, places: int = 9) -> str:
-    quantised = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
-    text = format(quantised, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"

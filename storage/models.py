@@ -4,14 +4,37 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Numeric, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Numeric, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from core.domain import OrderStatus, OrderType
 
 # Token amounts up to 2^64 base units with up to 18 decimals, exact.
 AMOUNT = Numeric(40, 18)
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E], Generic[E]):
+    """A StrEnum stored as its value in a VARCHAR column, read back as the enum."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def utcnow() -> datetime:
@@ -28,8 +51,8 @@ class Order(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=30)
     owner: str = Field(max_length=64)
-    type: str = Field(max_length=16)
-    status: str = Field(max_length=16)
+    type: OrderType = Field(sa_column=Column(EnumText(OrderType, 16), nullable=False))
+    status: OrderStatus = Field(sa_column=Column(EnumText(OrderStatus, 16), nullable=False))
     token_in: str = Field(max_length=16)
     token_out: str = Field(max_length=16)
     amount: Decimal = Field(sa_column=Column(AMOUNT, nullable=False))
@@ -77,7 +100,7 @@ class OrderEvent(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     order_id: str = Field(foreign_key="orders.id", max_length=30)
     seq: int
-    status: str = Field(max_length=16)
+    status: OrderStatus = Field(sa_column=Column(EnumText(OrderStatus, 16), nullable=False))
     event_key: str = Field(max_length=200)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -12,17 +12,16 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
-from api.server import api_server
-from cli import run_migrations
 from core.settings import Settings
 from core.temporal import SEARCH_ATTRIBUTE_KEYS
 from devstack import EmbeddedStack, InfraUrls
 from devstack.ports import choose_port
 from devstack.temporal import temporal_binary
-from market.simulation import SimulatedMarket
+from market import Market
+from processes.api import api_server
+from processes.worker import running_workers
+from storage.migrate import run_migrations
 from tests.keys import ALICE, OPERATOR, TEST_KEY_SECRET, auth, install_test_keys
-from worker import start_singletons, worker_resources
 
 
 @pytest.fixture(scope="session")
@@ -62,17 +61,13 @@ def settings(infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
-    async with worker_resources(settings) as (workers, market):
-        async with contextlib.AsyncExitStack() as stack:
-            for worker in workers:
-                await stack.enter_async_context(worker)
-            await start_singletons(workers[0].client, settings)
-            yield market
+async def running_worker(settings: Settings) -> AsyncIterator[Market]:
+    async with running_workers(settings) as process:
+        yield process.market
 
 
 @pytest.fixture(scope="session")
-async def worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
+async def worker(settings: Settings) -> AsyncIterator[Market]:
     async with running_worker(settings) as market:
         yield market
 
@@ -80,14 +75,7 @@ async def worker(settings: Settings) -> AsyncIterator[SimulatedMarket]:
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[str]:
     port = choose_port()
-    server = api_server(
-        create_app(settings),
-        "127.0.0.1",
-        port,
-        log_level="warning",
-        ws_ping_interval_s=settings.ws_ping_interval_s,
-        ws_ping_timeout_s=settings.ws_ping_timeout_s,
-    )
+    server = api_server(settings, "127.0.0.1", port, log_level="warning")
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

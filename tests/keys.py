@@ -7,8 +7,8 @@ import asyncio
 
 from sqlalchemy.exc import IntegrityError
 
-from core.api_keys import generate_key
-from storage.api_keys import create_key, revoke_key
+from accounts.keys import generate_key
+from accounts.service import ApiKeys
 from storage.database import create_engine, create_sessionmaker
 
 TEST_KEY_SECRET = "order-engine-tests"
@@ -28,8 +28,9 @@ async def create_test_key(
 ) -> str:
     engine = create_engine(database_url, pool_size=1)
     try:
-        async with create_sessionmaker(engine)() as session:
-            created, _ = await create_key(session, name, operator, TEST_KEY_SECRET, key=key)
+        created, _ = await ApiKeys(create_sessionmaker(engine), TEST_KEY_SECRET).create(
+            name, operator, key=key
+        )
         return created
     finally:
         await engine.dispose()
@@ -38,8 +39,7 @@ async def create_test_key(
 async def revoke_test_key(database_url: str, key_id: str) -> None:
     engine = create_engine(database_url, pool_size=1)
     try:
-        async with create_sessionmaker(engine)() as session:
-            await revoke_key(session, key_id)
+        await ApiKeys(create_sessionmaker(engine), TEST_KEY_SECRET).revoke(key_id)
     finally:
         await engine.dispose()
 

@@ -16,11 +16,9 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.market import MarketActivities
+    from contracts.market import BackgroundTradingRequest, WatchRequest
     from core.temporal import EXECUTION_TASK_QUEUE
-    from workflows.inputs import BackgroundTradingRequest, WatchRequest
 
-BACKGROUND_TRADING_WORKFLOW_ID = "market-background-trading"
-MARKET_WATCH_WORKFLOW_ID = "market-watch"
 ROUND = timedelta(seconds=60)
 ROUNDS_PER_RUN = 60
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, NoReturn
 
@@ -32,31 +32,43 @@ with workflow.unsafe.imports_passed_through():
     from activities.execution import ExecutionActivities
     from activities.quotes import QuoteActivities
     from activities.records import OrderRecords
-    from core.domain import OrderStatus
-    from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDER_STATUS, SELECTED_DEX
-    from market.pools import DEXES
-    from market.tokens import format_amount, format_price
-    from workflows.inputs import (
+    from contracts.orders import (
+        CANCEL_UPDATE,
+        ORDER_WORKFLOW,
+        STATUS_QUERY,
+        TRIGGER_SIGNAL,
         AdmitRequest,
         BuildRequest,
+        Confirmed,
         ConfirmRequest,
         ConfirmResult,
+        Ended,
+        Failed,
         OrderInput,
         OrderOutcome,
         QuoteRequest,
         QuoteResult,
-        RouteDecision,
+        Reopened,
+        Routed,
         RouteRequest,
+        RoutingStarted,
+        Step,
         SubmitRequest,
+        Submitted,
         TransitionRequest,
         Trigger,
+        Waiting,
+        WaitKind,
     )
-    from workflows.policies import (
+    from contracts.policies import (
         BACKOFF_COEFFICIENT,
         INITIAL_INTERVAL,
         MAX_ATTEMPTS,
         MAXIMUM_INTERVAL,
+        Remedy,
     )
+    from core.domain import DEXES, OrderStatus, OrderType
+    from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDER_STATUS, SELECTED_DEX
 
 
 def _retry(maximum_attempts: int = MAX_ATTEMPTS) -> RetryPolicy:
@@ -97,7 +109,7 @@ class NotAtLimit(Exception):
     """A limit order's fresh route pays less than its limit: back to waiting."""
 
 
-@workflow.defn
+@workflow.defn(name=ORDER_WORKFLOW)
 class OrderWorkflow:
     def __init__(self) -> None:
         self._status = OrderStatus.PENDING
@@ -108,17 +120,17 @@ class OrderWorkflow:
         self._executing = False
         self._local_execution = False
 
-    @workflow.query
-    def status(self) -> str:
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> OrderStatus:
         return self._status
 
-    @workflow.signal
+    @workflow.signal(name=TRIGGER_SIGNAL)
     def trigger(self, trigger: Trigger) -> None:
         """From the market watcher: the condition a WAITING order waits for holds."""
         if self._status == OrderStatus.WAITING:
             self._trigger = trigger
 
-    @workflow.update
+    @workflow.update(name=CANCEL_UPDATE)
     def cancel(self) -> bool:
         """Accepted only before execution starts (PENDING or WAITING); the order then
         ends CANCELLED and never executes."""
@@ -132,14 +144,9 @@ class OrderWorkflow:
         self._replay = order.replay
         if order.replay:
             # An operator re-drives a failed order: it is open again, from the start.
-            await self._record(
-                OrderStatus.PENDING,
-                "replay",
-                changes={"failure_reason": None, "attempts": 0},
-                data={"replay": {"run": order.replay, "by": "operator"}},
-            )
+            await self._record(OrderStatus.PENDING, "replay", Reopened(order.replay))
         while True:
-            if order.order_type != "market":
+            if order.order_type is not OrderType.MARKET:
                 waited = await self._wait(order)
                 if isinstance(waited, OrderOutcome):
                     return waited
@@ -175,12 +182,7 @@ class OrderWorkflow:
                 attempts_used = self._attempts_used = failure.attempts_used
                 if failure.retry and attempts_used < MAX_ATTEMPTS:
                     continue
-                await self._record(
-                    OrderStatus.FAILED,
-                    "failed",
-                    changes={"failure_reason": failure.reason, "attempts": attempts_used},
-                    data={"reason": failure.reason},
-                )
+                await self._record(OrderStatus.FAILED, "failed", Failed(failure.reason, attempts_used))
                 return OrderOutcome(order.order_id, OrderStatus.FAILED, failure_reason=failure.reason)
             return OrderOutcome(order.order_id, OrderStatus.CONFIRMED, tx_hash=confirmed.tx_hash)
 
@@ -193,16 +195,16 @@ class OrderWorkflow:
         order = replace(order, waits=waits + 1)
         self._trigger = None
         self._status = OrderStatus.WAITING
-        awaited: dict[str, Any] = (
-            {"limit_price": order.limit_price, "pair": f"{order.token_in}/{order.token_out}"}
-            if order.order_type == "limit"
-            else {"pool_open": order.token_out, "pair": f"{order.token_in}/{order.token_out}"}
-        )
-        expires_at = datetime.fromtimestamp(order.expires_at or 0, UTC)
         await self._record(
             OrderStatus.WAITING,
             f"waiting:{waits}",
-            data={"waiting_for": awaited, "expires_at": expires_at.isoformat().replace("+00:00", "Z")},
+            Waiting(
+                WaitKind.LIMIT_PRICE if order.order_type is OrderType.LIMIT else WaitKind.POOL_OPEN,
+                order.token_in,
+                order.token_out,
+                expires_at=order.expires_at or 0,
+                limit_price=order.limit_price,
+            ),
         )
         remaining = (order.expires_at or 0) - workflow.now().timestamp()
         try:
@@ -221,12 +223,12 @@ class OrderWorkflow:
         return order
 
     async def _end(self, order: OrderInput, status: OrderStatus, reason: str) -> OrderOutcome:
-        await self._record(status, status.lower(), data={"reason": reason})
+        await self._record(status, status.lower(), Ended(reason))
         return OrderOutcome(order.order_id, status)
 
     async def _attempt(self, order: OrderInput, attempts_used: int) -> ConfirmResult:
         attempt = attempts_used + 1
-        await self._record(OrderStatus.ROUTING, _key("routing", order, attempt), data={"attempt": attempt})
+        await self._record(OrderStatus.ROUTING, _key("routing", order, attempt), RoutingStarted(attempt))
         quotes = await self._quote_all(order, attempts_used)
         decision = await workflow.execute_local_activity_method(
             QuoteActivities.route_order,
@@ -250,20 +252,7 @@ class OrderWorkflow:
         await self._record(
             OrderStatus.BUILDING,
             _key("building", order, attempt),
-            changes={
-                "quotes": [_quote_view(q, order) for q in quotes],
-                "selected_dex": decision.selected_dex,
-                "route": _route_view(decision, order),
-                "min_amount_out": format_amount(decision.min_amount_out, out),
-            },
-            data={
-                "attempt": attempt,
-                "quotes": [_quote_view(q, order) for q in quotes],
-                "selected_dex": decision.selected_dex,
-                "route": _route_view(decision, order),
-                "expected_amount_out": format_amount(decision.expected_amount_out, out),
-                "min_amount_out": format_amount(decision.min_amount_out, out),
-            },
+            Routed(attempt, quotes, decision, order.decimals_in, out),
         )
         tx = await self._step(
             ExecutionActivities.build_transaction,
@@ -284,8 +273,7 @@ class OrderWorkflow:
         await self._record(
             OrderStatus.SUBMITTED,
             _key("submitted", order, attempts_used),
-            changes={"tx_hash": submitted.tx_hash, "attempts": attempts_used},
-            data={"tx_hash": submitted.tx_hash, "attempt": attempts_used},
+            Submitted(submitted.tx_hash, attempts_used),
         )
         confirmed: ConfirmResult = await self._step(
             ExecutionActivities.confirm_transaction,
@@ -294,20 +282,17 @@ class OrderWorkflow:
             retry_policy=_retry(),
             summary=f"confirm {tx.tx_hash[:12]}…",
         )
-        amount_out = format_amount(confirmed.amount_out, out)
-        price = format_price(
-            _human(confirmed.amount_out, out) / _human(confirmed.amount_in, order.decimals_in)
-        )
         await self._record(
             OrderStatus.CONFIRMED,
             "confirmed",
-            changes={
-                "tx_hash": confirmed.tx_hash,
-                "amount_out": amount_out,
-                "executed_price": price,
-                "attempts": attempts_used,
-            },
-            data={"tx_hash": confirmed.tx_hash, "executed_price": price, "amount_out": amount_out},
+            Confirmed(
+                confirmed.tx_hash,
+                confirmed.amount_in,
+                confirmed.amount_out,
+                order.decimals_in,
+                out,
+                attempts_used,
+            ),
         )
         return confirmed
 
@@ -390,27 +375,20 @@ class OrderWorkflow:
             details = cause.details[0]
         # Only submit tries count as the order's attempts; their details say which.
         used = int(details.get("attempt", attempts_used)) if counts_attempts else attempts_used
-        raise AttemptFailed(_reason(error), used, retry=details.get("remedy") == "fresh_quote") from error
+        remedy = Remedy(details.get("remedy", Remedy.RETRY))
+        raise AttemptFailed(_reason(error), used, retry=remedy is Remedy.FRESH_QUOTE) from error
 
-    async def _record(
-        self,
-        status: OrderStatus,
-        event_key: str,
-        *,
-        changes: dict[str, Any] | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
+    async def _record(self, status: OrderStatus, event_key: str, step: Step) -> None:
         self._status = status
         workflow.upsert_search_attributes([ORDER_STATUS.value_set(status)])
         await workflow.execute_local_activity_method(
             OrderRecords.record_transition,
-            TransitionRequest(
-                order_id=workflow.info().workflow_id,
+            TransitionRequest.of(
+                workflow.info().workflow_id,
                 # A replayed order's steps are new events, not the first run's again.
-                event_key=event_key if not self._replay else f"{event_key}#replay{self._replay}",
-                status=status,
-                changes=changes or {},
-                data=data or {},
+                event_key if not self._replay else f"{event_key}#replay{self._replay}",
+                status,
+                step,
             ),
             start_to_close_timeout=SHORT_STEP,
             retry_policy=RECORD_RETRY,
@@ -448,27 +426,3 @@ def _decimals_out(order: OrderInput) -> int:
 
 def _ceil(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_CEILING))
-
-
-def _quote_view(quote: QuoteResult, order: OrderInput) -> dict[str, Any]:
-    amount_out = _human(quote.amount_out, _decimals_out(order))
-    return {
-        "dex": quote.dex,
-        "amount_out": format_amount(quote.amount_out, _decimals_out(order)),
-        "price": format_price(amount_out / _human(quote.amount_in, order.decimals_in)),
-        "min_amount_out": format_amount(quote.min_amount_out, _decimals_out(order)),
-        "fee_bps": quote.fee_bps,
-        "price_impact_bps": quote.price_impact_bps,
-        "slot": quote.slot,
-    }
-
-
-def _route_view(decision: RouteDecision, order: OrderInput) -> list[dict[str, Any]]:
-    return [
-        {
-            "dex": leg.dex,
-            "amount_in": format_amount(leg.amount_in, order.decimals_in),
-            "amount_out": format_amount(leg.amount_out, _decimals_out(order)),
-        }
-        for leg in decision.legs
-    ]

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli import run_migrations
 from devstack import EmbeddedStack
+from storage.migrate import run_migrations
 from tests.keys import install_test_keys
 
 

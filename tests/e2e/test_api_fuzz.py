@@ -19,7 +19,7 @@ from schemathesis import Case, GenerationMode
 from schemathesis.core.transport import Response
 
 from devstack import EmbeddedStack
-from devstack.engine import Engine
+from devstack.engine import QUIET_MARKET, EngineProcesses
 from tests.keys import KEY_SECRET_ENV, OPERATOR, auth
 
 # Bounded, so that `make test` stays fast; the examples differ from run to run.
@@ -35,10 +35,11 @@ SETTINGS = hypothesis.settings(
 
 @pytest.fixture(scope="module")
 def api_url(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    engine = Engine(
+    engine = EngineProcesses(
         stack.urls,
         Path(tmp_path_factory.mktemp("fuzz")),
         {
+            **QUIET_MARKET,
             **KEY_SECRET_ENV,
             "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0",
             "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0",

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from devstack import EmbeddedStack
-from devstack.engine import Engine
+from devstack.engine import QUIET_MARKET, EngineProcesses
 from tests.keys import ALICE, KEY_SECRET_ENV, auth
 from tests.streams import TERMINAL, read_stream, ws_url
 
@@ -24,11 +24,12 @@ ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.5", "slippage_bps"
 
 
 @pytest.fixture
-def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
-    engine = Engine(
+def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[EngineProcesses]:
+    engine = EngineProcesses(
         stack.urls,
         tmp_path,
         {
+            **QUIET_MARKET,
             **KEY_SECRET_ENV,
             "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "50",
             "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1500",
@@ -41,7 +42,7 @@ def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+async def client(engine: EngineProcesses) -> AsyncIterator[httpx.AsyncClient]:
     api = engine.start("api")
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         yield client
@@ -91,7 +92,7 @@ async def some_submitted(client: httpx.AsyncClient, order_ids: list[str], at_lea
 
 
 async def test_a_worker_killed_mid_submit_loses_nothing_and_executes_nothing_twice(
-    engine: Engine, client: httpx.AsyncClient
+    engine: EngineProcesses, client: httpx.AsyncClient
 ) -> None:
     doomed = engine.start("worker")
     engine.start("worker")
@@ -101,7 +102,9 @@ async def test_a_worker_killed_mid_submit_loses_nothing_and_executes_nothing_twi
     await assert_all_executed_once(client, order_ids)
 
 
-async def test_a_client_whose_api_dies_mid_stream_resumes_on_another_without_gaps(engine: Engine) -> None:
+async def test_a_client_whose_api_dies_mid_stream_resumes_on_another_without_gaps(
+    engine: EngineProcesses,
+) -> None:
     engine.start("worker")
     doomed, survivor = engine.start("api"), engine.start("api")
     async with httpx.AsyncClient(base_url=str(doomed.url), timeout=30, headers=auth(ALICE)) as client:
@@ -122,7 +125,7 @@ async def test_a_client_whose_api_dies_mid_stream_resumes_on_another_without_gap
 
 
 async def test_redis_restart_mid_flight(
-    stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
+    stack: EmbeddedStack, engine: EngineProcesses, client: httpx.AsyncClient
 ) -> None:
     engine.start("worker")
     order_ids = await place(client, 10)
@@ -145,7 +148,7 @@ async def test_redis_restart_mid_flight(
 
 @pytest.mark.parametrize("server", ["postgres", "temporal"])
 async def test_a_server_restart_mid_flight(
-    server: str, stack: EmbeddedStack, engine: Engine, client: httpx.AsyncClient
+    server: str, stack: EmbeddedStack, engine: EngineProcesses, client: httpx.AsyncClient
 ) -> None:
     engine.start("worker")
     order_ids = await place(client, 10)
@@ -157,7 +160,7 @@ async def test_a_server_restart_mid_flight(
 
 
 async def test_sigterm_lets_a_worker_finish_and_an_api_say_going_away(
-    engine: Engine, client: httpx.AsyncClient
+    engine: EngineProcesses, client: httpx.AsyncClient
 ) -> None:
     worker = engine.start("worker")
     order_ids = await place(client, 5)

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from core.api_keys import key_id
+from accounts.keys import key_id
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
-from devstack.engine import ROOT, Engine
+from devstack.engine import QUIET_MARKET, ROOT, EngineProcesses
 from devstack.ports import choose_port
 from tests.e2e.test_faults import ORDER, statuses
 from tests.keys import ALICE, KEY_SECRET_ENV, auth
@@ -23,11 +23,12 @@ from tests.streams import TERMINAL, read_stream
 
 
 @pytest.fixture
-def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
-    engine = Engine(
+def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[EngineProcesses]:
+    engine = EngineProcesses(
         stack.urls,
         tmp_path,
         {
+            **QUIET_MARKET,
             **KEY_SECRET_ENV,
             "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0",
             "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0",
@@ -39,7 +40,7 @@ def engine(stack: EmbeddedStack, tmp_path: Path) -> Iterator[Engine]:
         engine.stop()
 
 
-def cli(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(engine: EngineProcesses, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
         cwd=ROOT,
@@ -62,7 +63,7 @@ async def until_terminal(client: httpx.AsyncClient, order_id: str) -> str:
     return status
 
 
-async def test_an_order_with_no_worker_is_listed_as_stuck(engine: Engine) -> None:
+async def test_an_order_with_no_worker_is_listed_as_stuck(engine: EngineProcesses) -> None:
     api = engine.start("api")
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
@@ -77,7 +78,9 @@ async def test_an_order_with_no_worker_is_listed_as_stuck(engine: Engine) -> Non
     assert cli(engine, "orders", "stuck", "--older-than", "soon").returncode != 0
 
 
-async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: EmbeddedStack) -> None:
+async def test_replaying_a_failed_order_confirms_it_once(
+    engine: EngineProcesses, stack: EmbeddedStack
+) -> None:
     failing = engine.start("worker", ORDER_ENGINE_SIM_FAILURE_RATE="1")
     api = engine.start("api")
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
@@ -128,13 +131,13 @@ async def test_replaying_a_failed_order_confirms_it_once(engine: Engine, stack: 
                 await asyncio.sleep(0.2)
 
 
-def test_temporal_setup_registers_the_search_attributes(engine: Engine) -> None:
+def test_temporal_setup_registers_the_search_attributes(engine: EngineProcesses) -> None:
     result = cli(engine, "temporal", "setup")
     assert result.returncode == 0, result.stderr
     assert "OrderStatus, OrderType, SelectedDex, TokenPair" in result.stdout
 
 
-async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engine: Engine) -> None:
+async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engine: EngineProcesses) -> None:
     engine.settings["ORDER_ENGINE_TRACING"] = "console"
     worker, api = engine.start("worker"), engine.start("api")
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
@@ -146,7 +149,7 @@ async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engi
     assert '"name": "StartWorkflow:OrderWorkflow"' in api_spans and '"name": "POST /orders"' in api_spans
 
 
-async def test_keys_from_the_command_line(engine: Engine) -> None:
+async def test_keys_from_the_command_line(engine: EngineProcesses) -> None:
     api = engine.start("api")
     # The first API start made a local operator key, readable by its owner only.
     local_file = engine.data_dir / "api-key"

@@ -10,17 +10,18 @@ import httpx
 import pytest
 
 from devstack import EmbeddedStack
-from devstack.engine import Engine
+from devstack.engine import QUIET_MARKET, EngineProcesses
 from tests.keys import ALICE, KEY_SECRET_ENV, auth
 from tests.streams import read_stream
 
 
 @pytest.fixture(scope="module")
 def engine_processes(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    engine = Engine(
+    engine = EngineProcesses(
         stack.urls,
         tmp_path_factory.mktemp("e2e-logs"),
         {
+            **QUIET_MARKET,
             **KEY_SECRET_ENV,
             "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "20",
             "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "1000",

@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from core.domain import OrderStatus
-from core.ids import new_order_id
+from contracts.orders import OrderInput
+from core.domain import OrderStatus, OrderType
 from core.temporal import ORDERS_TASK_QUEUE, SEARCH_ATTRIBUTE_KEYS
 from devstack import InfraUrls
 from devstack.temporal import temporal_binary
-from storage import orders as store
+from orders import repository
 from storage.database import create_engine, create_sessionmaker
-from storage.models import Order, utcnow
 from tests.conftest import make_settings, running_worker
-from workflows.inputs import OrderInput
+from tests.rows import insert_order
 from workflows.order import OrderWorkflow
 
 
@@ -37,29 +36,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 async def run_order(env: WorkflowEnvironment, infra: InfraUrls, amount: str) -> str:
     engine = create_engine(infra.database_url)
-    order_id = new_order_id()
     try:
-        async with create_sessionmaker(engine)() as session:
-            now = utcnow()
-            await store.create_order(
-                session,
-                Order(
-                    id=order_id,
-                    owner="test",
-                    type="market",
-                    status=OrderStatus.PENDING,
-                    token_in="SOL",
-                    token_out="USDC",
-                    amount=Decimal(amount),
-                    slippage_bps=50,
-                    created_at=now,
-                    updated_at=now,
-                ),
-                {},
-            )
+        order_id = (await insert_order(create_sessionmaker(engine), amount=amount)).id
         await env.client.execute_workflow(
             OrderWorkflow.run,
-            OrderInput(order_id, "market", "SOL", "USDC", int(Decimal(amount) * 10**9), 50, 9, 6),
+            OrderInput(order_id, OrderType.MARKET, "SOL", "USDC", int(Decimal(amount) * 10**9), 50, 9, 6),
             id=order_id,
             task_queue=ORDERS_TASK_QUEUE,
         )
@@ -83,9 +64,9 @@ async def test_submit_failing_every_time_fails_the_order_after_three_attempts(
     engine = create_engine(infra.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            order = await store.get_order(session, order_id)
-            failures = await store.list_failures(session, order_id)
-            events = await store.list_events(session, order_id)
+            order = await repository.get(session, order_id)
+            failures = await repository.list_failures(session, order_id)
+            events = await repository.list_events(session, order_id)
     finally:
         await engine.dispose()
 

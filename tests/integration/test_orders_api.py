@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.settings import Settings
-from market.simulation import SimulatedMarket
+from market import Market
 from tests.streams import TERMINAL, read_stream
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -211,9 +211,9 @@ async def test_reconnecting_mid_stream_with_after_seq_loses_nothing(
 
 
 async def test_insufficient_funds_fails_at_once_without_retry(
-    client: httpx.AsyncClient, worker: SimulatedMarket
+    client: httpx.AsyncClient, worker: Market
 ) -> None:
-    balance = (await worker.wallet())["SOL"] // 10**9
+    balance = (await worker.wallet.balances())["SOL"] // 10**9
     response = await place(client, {**ORDER, "amount": str(balance + 1)})
     order = await wait_terminal(client, response.json()["order_id"])
     assert order["status"] == "FAILED"

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from core.api_keys import key_id
+from accounts.keys import key_id
 from devstack import InfraUrls
 from tests.conftest import make_settings, running_api
 from tests.integration.test_orders_api import ORDER, wait_terminal

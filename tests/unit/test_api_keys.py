@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.api_keys import ALPHABET, generate_key, hash_key, is_well_formed, key_id
+from accounts.keys import ALPHABET, generate_key, hash_key, is_well_formed, key_id
 
 
 def test_a_key_is_recognisable_and_its_hash_reveals_nothing() -> None:

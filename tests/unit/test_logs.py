@@ -8,7 +8,7 @@ import logging
 import pytest
 import structlog
 
-from core.api_keys import generate_key, key_id
+from accounts.keys import generate_key, key_id
 from core.logs import configure_logging
 
 KEY, OTHER_KEY = generate_key(), generate_key()

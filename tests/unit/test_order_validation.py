@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from api.errors import InvalidOrder
-from api.orders import validate_order as validate
-from api.schemas import OrderCreate
+from contracts.policies import backoff_ms
+from core.formatting import from_base_units
 from core.ids import is_order_id, new_order_id
 from market.pools import genesis_pools
-from market.tokens import find_token, from_base_units
-from workflows.policies import backoff_ms
+from market.tokens import find_token
+from orders.errors import InvalidOrder
+from orders.schemas import OrderCreate
+from orders.validation import validate_order as validate
 
 GENESIS_PAIRS = {frozenset((p.base, p.quote)) for p in genesis_pools()}
 

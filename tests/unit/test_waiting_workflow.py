@@ -13,8 +13,10 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from contracts.orders import OrderInput, TransitionRequest
+from core.domain import OrderType
 from core.temporal import ORDERS_TASK_QUEUE, SEARCH_ATTRIBUTE_KEYS
-from workflows.inputs import OrderInput, TransitionRequest
+from orders.transitions import describe
 from workflows.order import OrderWorkflow
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -46,7 +48,7 @@ async def test_a_waiting_order_expires_when_its_timer_fires() -> None:
             now = (await env.get_current_time()).timestamp()
             order = OrderInput(
                 order_id="ord_01J00000000000000000000000",
-                order_type="limit",
+                order_type=OrderType.LIMIT,
                 token_in="SOL",
                 token_out="USDC",
                 amount_in=10**9,
@@ -63,5 +65,5 @@ async def test_a_waiting_order_expires_when_its_timer_fires() -> None:
 
     assert outcome.status == "EXPIRED"
     assert [r.status for r in recorded] == ["WAITING", "EXPIRED"]
-    assert recorded[0].data["waiting_for"] == {"limit_price": "1000", "pair": "SOL/USDC"}
+    assert describe(recorded[0]).data["waiting_for"] == {"limit_price": "1000", "pair": "SOL/USDC"}
     assert elapsed >= 24 * 3600  # the server skipped a whole day of waiting

@@ -1,4 +1,5 @@
-"""uvicorn, with a shutdown that tells WebSocket clients the server is going away.
+"""The API process (`order-engine api`): the FastAPI app under uvicorn, and a shutdown
+that tells WebSocket clients the server is going away.
 
 uvicorn closes open WebSockets with 1012 when it stops; our clients should see 1001
 ("going away") so they reconnect elsewhere. This server asks every order stream to
@@ -7,11 +8,15 @@ close with 1001 first, then shuts down as usual.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import uvicorn
 from fastapi import FastAPI
 
+from api.app import create_app
+from core.logs import configure_logging
+from core.settings import Settings
 from storage.events import EventHub
 
 GOING_AWAY_WAIT_S = 2.0
@@ -30,23 +35,24 @@ class ApiServer(uvicorn.Server):
 
 
 def api_server(
-    app: FastAPI,
-    host: str,
-    port: int,
-    log_level: str = "info",
-    ws_ping_interval_s: float = 20,
-    ws_ping_timeout_s: float = 20,
+    settings: Settings, host: str | None = None, port: int | None = None, log_level: str = "info"
 ) -> ApiServer:
+    app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
         log_level=log_level,
         log_config=None,  # keep the process's JSON logging (core/logs.py)
         access_log=False,  # the app logs each request itself, with its request_id
         # Protocol-level keep-alive: a client that stops answering pings is closed (1011);
         # a quiet subscription that answers them is never closed.
-        ws_ping_interval=ws_ping_interval_s,
-        ws_ping_timeout=ws_ping_timeout_s,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
     )
     return ApiServer(app, config)
+
+
+def serve_api(settings: Settings) -> None:
+    configure_logging()
+    asyncio.run(api_server(settings).serve())

@@ -13,19 +13,20 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
+from contracts.orders import Trigger, TriggerReason
+from core.domain import OrderType
+from core.formatting import to_base_units
+from market.clock import MarketClock
 from market.pools import Pool
 from market.router import best_route, pool_outputs
-from market.simulation import SimulatedMarket
-from market.tokens import find_token, to_base_units
-from storage.models import Order
-from workflows.inputs import Trigger
+from market.storage import PoolStore
+from market.tokens import find_token
+from orders import repository
+from orders.repository import WaitingOrder
 
 TICK_S = 0.5
 RESIGNAL_AFTER_S = 5.0  # a workflow that got the signal and still waits gets it again
@@ -33,25 +34,17 @@ RESIGNAL_AFTER_S = 5.0  # a workflow that got the signal and still waits gets it
 Signal = Callable[[str, Trigger], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class WaitingOrder:
-    order_id: str
-    type: str
-    token_in: str
-    token_out: str
-    amount: Decimal
-    limit_price: Decimal | None
-
-
 class MarketWatcher:
     def __init__(
         self,
-        market: SimulatedMarket,
+        pools: PoolStore,
+        market_clock: MarketClock,
         sessions: async_sessionmaker[AsyncSession],
         signal: Signal,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._market, self._sessions, self._signal, self._clock = market, sessions, signal, clock
+        self._pools, self._market_clock, self._sessions = pools, market_clock, sessions
+        self._signal, self._clock = signal, clock
         self._signalled: dict[str, float] = {}
 
     async def run(
@@ -67,11 +60,12 @@ class MarketWatcher:
         return sent
 
     async def tick(self) -> int:
-        waiting = await self._waiting()
+        async with self._sessions() as session:
+            waiting = await repository.waiting(session)
         if not waiting:
             return 0
-        pools = await self._market.pools()
-        now, sent = self._market.now(), 0
+        pools = await self._pools.all()
+        now, sent = self._market_clock.now(), 0
         # Orders of one pair and direction share their pools and their price bound.
         groups: dict[tuple[str, str], list[WaitingOrder]] = defaultdict(list)
         for order in waiting:
@@ -97,28 +91,14 @@ class MarketWatcher:
         self._signalled = {k: v for k, v in self._signalled.items() if k in live}
         return sent
 
-    async def _waiting(self) -> list[WaitingOrder]:
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(
-                    col(Order.id),
-                    col(Order.type),
-                    col(Order.token_in),
-                    col(Order.token_out),
-                    col(Order.amount),
-                    col(Order.limit_price),
-                ).where(col(Order.status) == "WAITING", col(Order.type).in_(["limit", "sniper"]))
-            )
-            return [WaitingOrder(*row) for row in rows]
-
 
 def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Trigger | None:
     """The trigger for `order` if its condition holds on these (open) pools of its pair."""
     if not open_pools:
         return None
-    if order.type == "sniper":
+    if order.type is OrderType.SNIPER:
         token = find_token(order.token_out)
-        return Trigger("pool_open", token.decimals) if token else None
+        return Trigger(TriggerReason.POOL_OPEN, token.decimals) if token else None
     token_in, token_out = find_token(order.token_in), find_token(order.token_out)
     if order.limit_price is None or token_in is None or token_out is None:
         return None
@@ -127,7 +107,7 @@ def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Tr
     amount_in = to_base_units(order.amount, token_in.decimals)
     route = best_route(pool_outputs(open_pools, order.token_in, now), amount_in)
     price = Decimal(route.amount_out).scaleb(-token_out.decimals) / order.amount
-    return Trigger("limit_reached") if price >= order.limit_price else None
+    return Trigger(TriggerReason.LIMIT_REACHED) if price >= order.limit_price else None
 
 
 def best_marginal_price(pools: list[Pool], token_in: str, now: float) -> Decimal:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 PREFIX = "oe_"
 ID_LENGTH = 8
@@ -27,8 +25,6 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # The file, in the data directory, that holds the local key (`order-engine dev`).
 LOCAL_KEY_FILE = "api-key"
 LOCAL_KEY_NAME = "local"
-# The file that holds the HMAC secret when ORDER_ENGINE_API_KEY_SECRET is not set.
-SECRET_FILE = "api-key-secret"
 
 
 @dataclass(frozen=True)
@@ -74,24 +70,5 @@ def hash_key(key: str, secret: str) -> str:
     return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
 
 
-def load_or_create_secret(data_dir: Path) -> str:
-    """The HMAC secret kept in the data directory, created on first use (mode 0600).
-    Processes that share a database must share the secret: production sets
-    ORDER_ENGINE_API_KEY_SECRET instead."""
-    path = data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Written aside, then linked into place: a process starting at the same moment reads
-    # either no file or a whole one, and the first link wins.
-    draft = data_dir / f".{SECRET_FILE}.{os.getpid()}"
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(32) + "\n")
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_text().strip()
+# Who the operator CLI acts as: it talks to PostgreSQL and Temporal directly, with no key.
+CLI_OPERATOR = Principal(key_id="cli", owner="cli", operator=True)

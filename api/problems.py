@@ -1,5 +1,6 @@
-"""Domain errors carry their HTTP status and code; one set of handlers renders every
-error as RFC 9457 problem+json."""
+"""The one place errors become responses: every domain error (core/errors.py, which
+carries its status and code), every validation error and every HTTP error is rendered
+as RFC 9457 problem+json. A dependency that is down answers 503, never 500."""
 
 from __future__ import annotations
 
@@ -15,73 +16,12 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from core.errors import DomainError
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://order-engine.dev/problems/"
-
-
-class DomainError(Exception):
-    status: int = 400
-    code: str = "bad_request"
-    title: str = "Bad request"
-
-    def __init__(
-        self,
-        detail: str,
-        errors: list[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.errors = errors or []
-        self.headers = headers or {}
-
-
-class InvalidOrder(DomainError):
-    status, code, title = 422, "invalid_order", "Invalid order"
-
-    def __init__(self, code: str, field: str, message: str) -> None:
-        super().__init__(message, [{"field": field, "message": message}])
-        self.code = code
-
-
-class OrderNotFound(DomainError):
-    status, code, title = 404, "order_not_found", "Order not found"
-
-
-class IdempotencyKeyReused(DomainError):
-    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused with another body"
-
-
-class IdempotencyRequestInFlight(DomainError):
-    status, code, title = 409, "idempotency_request_in_flight", "Request with this key in flight"
-
-
-class OrderNotCancellable(DomainError):
-    status, code, title = 409, "order_not_cancellable", "Order can no longer be cancelled"
-
-
-class Unauthenticated(DomainError):
-    status, code, title = 401, "unauthenticated", "Missing or invalid API key"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
-
-
-class OperatorRequired(DomainError):
-    status, code, title = 403, "operator_required", "Operator key required"
-
-
-class RateLimited(DomainError):
-    status, code, title = 429, "rate_limited", "Too many requests"
-
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
-
-
-class ServiceUnavailable(DomainError):
-    status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
 def problem(

@@ -1,4 +1,5 @@
-"""API keys in PostgreSQL: create, find by hash, list, revoke."""
+"""API keys in PostgreSQL: insert, find by hash, list, revoke. The caller owns the
+transaction."""
 
 from __future__ import annotations
 
@@ -6,31 +7,17 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from core import api_keys
-from core.api_keys import Principal
+from accounts.keys import Principal, generate_key, hash_key, key_id
 from storage.models import ApiKey, utcnow
-
-
-class UnknownKey(LookupError):
-    pass
 
 
 async def create_key(
     session: AsyncSession, name: str, operator: bool, secret: str, key: str | None = None
 ) -> tuple[str, ApiKey]:
-    """A new key for `name` (who owns what it places); the key itself is returned once
-    and never stored."""
-    if not api_keys.NAME_PATTERN.match(name):
-        raise ValueError("a key name is 1–64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
-    key = key or api_keys.generate_key()
-    row = ApiKey(
-        id=api_keys.key_id(key),
-        key_hash=api_keys.hash_key(key, secret),
-        name=name,
-        operator=operator,
-    )
+    key = key or generate_key()
+    row = ApiKey(id=key_id(key), key_hash=hash_key(key, secret), name=name, operator=operator)
     session.add(row)
-    await session.commit()
+    await session.flush()
     return key, row
 
 
@@ -46,12 +33,14 @@ async def list_keys(session: AsyncSession) -> list[ApiKey]:
     return list((await session.execute(select(ApiKey).order_by(col(ApiKey.created_at)))).scalars())
 
 
-async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey | None:
+    """Revoke the key (idempotent); None when there is no such key."""
     row = await session.get(ApiKey, key_id)
     if row is None:
-        raise UnknownKey(key_id)
+        return None
     if row.revoked_at is None:
-        await session.execute(update(ApiKey).where(col(ApiKey.id) == key_id).values(revoked_at=utcnow()))
-        await session.commit()
-        await session.refresh(row)
+        row.revoked_at = utcnow()
+        await session.execute(
+            update(ApiKey).where(col(ApiKey.id) == key_id).values(revoked_at=row.revoked_at)
+        )
     return row

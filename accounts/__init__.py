@@ -1,0 +1,1 @@
+"""Accounts: who may call the engine (API keys, owners, the operator role)."""

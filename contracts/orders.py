@@ -1,0 +1,300 @@
+"""The order workflow's contract: its input and outcome, the signal and update clients
+send it, and one dataclass per activity input and result.
+
+Results of activities and the workflow's input are read back from recorded histories
+when a workflow replays, so their fields only ever grow (with defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.domain import OrderStatus, OrderType
+
+# Names by which clients reach the workflow without importing its code.
+ORDER_WORKFLOW = "OrderWorkflow"
+TRIGGER_SIGNAL = "trigger"
+CANCEL_UPDATE = "cancel"
+STATUS_QUERY = "status"
+
+
+@dataclass
+class OrderInput:
+    order_id: str
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+    # Token decimals travel with the order: workflow code must not look them up. A
+    # sniper's token may not be listed yet: its decimals arrive with the trigger.
+    decimals_in: int
+    decimals_out: int | None
+    limit_price: str | None = None  # limit orders: token_out per token_in
+    expires_at: float | None = None  # limit and sniper orders: epoch seconds
+    waits: int = 0  # WAITING spells so far (carried across continue-as-new)
+    replay: int = 0  # 0 for the first run; n for an operator's n-th replay of a failed order
+
+
+@dataclass
+class OrderOutcome:
+    order_id: str
+    status: OrderStatus
+    tx_hash: str | None = None
+    failure_reason: str | None = None
+
+
+class TriggerReason(StrEnum):
+    POOL_OPEN = "pool_open"
+    LIMIT_REACHED = "limit_reached"
+
+
+@dataclass
+class Trigger:
+    """The market watcher's signal: what a waiting order waited for has happened."""
+
+    reason: TriggerReason
+    decimals_out: int | None = None  # a sniper's token, now listed
+
+
+# -- steps ------------------------------------------------------------------------
+
+
+@dataclass
+class AdmitRequest:
+    order_id: str
+
+
+@dataclass
+class QuoteRequest:
+    order_id: str
+    dex: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+
+
+@dataclass
+class QuoteResult:
+    dex: str
+    amount_in: int
+    amount_out: int
+    min_amount_out: int
+    fee_bps: int
+    price_impact_bps: int
+    slot: int
+    # [amount_in, amount_out] at every amount the router may ask about (5 % splits).
+    curve: list[list[int]]
+
+
+@dataclass
+class RouteRequest:
+    order_id: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+    quotes: list[QuoteResult]
+
+
+@dataclass
+class RouteLeg:
+    dex: str
+    amount_in: int
+    amount_out: int
+
+
+@dataclass
+class RouteDecision:
+    selected_dex: str
+    legs: list[RouteLeg]
+    expected_amount_out: int
+    min_amount_out: int
+
+
+@dataclass
+class BuildRequest:
+    order_id: str
+    attempt: int
+    token_in: str
+    token_out: str
+    route: RouteDecision
+
+
+@dataclass
+class BuiltTransaction:
+    tx_hash: str  # the transaction's first signature, base58
+    order_id: str
+    idempotency_key: str
+    raw: str  # the signed transaction, base64
+    recent_blockhash_slot: int
+
+
+@dataclass
+class SubmitRequest:
+    tx: BuiltTransaction
+    # Submit tries already spent by earlier attempts of this order: the order-level
+    # attempt of this try is attempts_before + Temporal's activity attempt.
+    attempts_before: int
+    max_attempts: int
+
+
+@dataclass
+class SubmitResult:
+    tx_hash: str
+    attempt: int
+
+
+@dataclass
+class ConfirmRequest:
+    tx: BuiltTransaction
+    attempt: int
+    max_attempts: int
+
+
+@dataclass
+class ConfirmResult:
+    tx_hash: str
+    amount_in: int
+    amount_out: int
+    slot: int
+
+
+# -- transitions: what the record step is told about each lifecycle step ----------
+
+
+@dataclass
+class RoutingStarted:
+    attempt: int
+
+
+@dataclass
+class Routed:
+    attempt: int
+    quotes: list[QuoteResult]
+    route: RouteDecision
+    decimals_in: int
+    decimals_out: int
+
+
+@dataclass
+class Submitted:
+    tx_hash: str
+    attempt: int
+
+
+@dataclass
+class Confirmed:
+    tx_hash: str
+    amount_in: int
+    amount_out: int
+    decimals_in: int
+    decimals_out: int
+    attempts: int
+
+
+@dataclass
+class Failed:
+    reason: str
+    attempts: int
+
+
+class WaitKind(StrEnum):
+    LIMIT_PRICE = "limit_price"
+    POOL_OPEN = "pool_open"
+
+
+@dataclass
+class Waiting:
+    kind: WaitKind
+    token_in: str
+    token_out: str
+    expires_at: float  # epoch seconds
+    limit_price: str | None = None
+
+
+@dataclass
+class Ended:
+    """CANCELLED or EXPIRED while waiting (or before admission)."""
+
+    reason: str
+
+
+@dataclass
+class Reopened:
+    """An operator's replay of a failed order: the n-th run."""
+
+    run: int
+
+
+@dataclass
+class RetryScheduled:
+    """A failed try that another try follows (the status stays)."""
+
+    activity: str
+    attempt: int
+    reason: str
+    backoff_ms: int
+
+
+@dataclass
+class TransitionRequest:
+    """Record a lifecycle step: the order row and its next event in PostgreSQL, then
+    Redis. Exactly one of the step fields is set; `event_key` is unique per order, so a
+    retried record never makes a second event."""
+
+    order_id: str
+    event_key: str
+    status: OrderStatus | None  # None keeps the current status (a retry event)
+    routing: RoutingStarted | None = None
+    routed: Routed | None = None
+    submitted: Submitted | None = None
+    confirmed: Confirmed | None = None
+    failed: Failed | None = None
+    waiting: Waiting | None = None
+    ended: Ended | None = None
+    reopened: Reopened | None = None
+    retry: RetryScheduled | None = None
+
+    @classmethod
+    def of(cls, order_id: str, event_key: str, status: OrderStatus | None, step: Step) -> TransitionRequest:
+        request = cls(order_id, event_key, status)
+        match step:
+            case RoutingStarted():
+                request.routing = step
+            case Routed():
+                request.routed = step
+            case Submitted():
+                request.submitted = step
+            case Confirmed():
+                request.confirmed = step
+            case Failed():
+                request.failed = step
+            case Waiting():
+                request.waiting = step
+            case Ended():
+                request.ended = step
+            case Reopened():
+                request.reopened = step
+            case RetryScheduled():
+                request.retry = step
+        return request
+
+    @property
+    def step(self) -> Step | None:
+        steps = (
+            self.routing,
+            self.routed,
+            self.submitted,
+            self.confirmed,
+            self.failed,
+            self.waiting,
+            self.ended,
+            self.reopened,
+            self.retry,
+        )
+        return next((step for step in steps if step is not None), None)
+
+
+Step = RoutingStarted | Routed | Submitted | Confirmed | Failed | Waiting | Ended | Reopened | RetryScheduled

@@ -1,0 +1,95 @@
+"""The simulated market's public shapes: tokens, pools, executed transactions, the
+wallet, and what operators send to /sim."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.domain import Dex
+from core.formatting import DECIMAL_STRING, format_decimal, format_epoch, format_price, format_time
+from market.pools import Pool
+from market.tokens import Token
+from storage.models import ChainTransaction
+
+
+class TokenView(BaseModel):
+    symbol: str
+    mint: str
+    decimals: int
+
+    @classmethod
+    def of(cls, token: Token) -> TokenView:
+        return cls(symbol=token.symbol, mint=token.mint, decimals=token.decimals)
+
+
+class Items(BaseModel):
+    items: list[dict[str, Any]]
+
+
+def pool_view(pool: Pool) -> dict[str, Any]:
+    """A pool with its mid price (quote token per base token), fee, and reserves or bins."""
+    return {
+        "pair": pool.pair,
+        "dex": pool.dex,
+        "mid_price": format_price(pool.mid_price()),
+        "fee_bps": pool.fee_bps,
+        "opens_at": format_epoch(pool.opens_at) if pool.opens_at else None,
+        **pool.describe(),
+    }
+
+
+def transaction_view(tx: ChainTransaction) -> dict[str, Any]:
+    return {
+        "tx_hash": tx.tx_hash,
+        "order_id": tx.order_id,
+        "dex": tx.dex,
+        "token_in": tx.token_in,
+        "token_out": tx.token_out,
+        "amount_in": format_decimal(tx.amount_in),
+        "amount_out": format_decimal(tx.amount_out),
+        "legs": tx.legs,
+        "slot": tx.slot,
+        "at": format_time(tx.at),
+    }
+
+
+def _positive_decimal(value: str) -> str:
+    if not DECIMAL_STRING.match(value) or Decimal(value) <= 0:
+        raise ValueError('must be a positive decimal string such as "100"')
+    return value
+
+
+class NewPool(BaseModel):
+    """A token listed later: its pool opens `activation_in_s` from now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(examples=["NEWCOIN"], description="symbol of the new token, ^[A-Z0-9]{2,10}$")
+    dex: Dex = Dex.RAYDIUM
+    quote_token: str = Field("SOL", examples=["SOL"])
+    liquidity: str = Field(examples=["1000"], description="quote_token worth on each side")
+    price: str = Field("0.0001", description="quote_token per token")
+    decimals: Annotated[int, Field(ge=0, le=12, strict=True)] = 6
+    activation_in_s: Annotated[float, Field(ge=0, le=86_400)] = 30
+
+    _positive = field_validator("liquidity", "price")(_positive_decimal)
+
+
+class PriceMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pair: str = Field(examples=["SOL/USDC"])
+    move_bps: Annotated[int, Field(ge=-5000, le=5000, strict=True)]
+    dex: Dex | None = None
+
+
+class WalletTopUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(examples=["SOL"], description="a listed token's symbol or mint")
+    amount: str = Field(max_length=64, examples=["100"], description="human units to add")
+
+    _positive = field_validator("amount")(_positive_decimal)

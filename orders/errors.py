@@ -1,0 +1,28 @@
+"""What the orders domain refuses, each with its HTTP status and stable code."""
+
+from __future__ import annotations
+
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
+
+# Bad order input: 422 with the field at fault and a code such as invalid_amount.
+InvalidOrder = InvalidInput
+
+
+class OrderNotFound(NotFound):
+    code, title = "order_not_found", "Order not found"
+
+
+class IdempotencyKeyReused(DomainError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused with another body"
+
+
+class IdempotencyRequestInFlight(Conflict):
+    code, title = "idempotency_request_in_flight", "Request with this key in flight"
+
+
+class OrderNotCancellable(Conflict):
+    code, title = "order_not_cancellable", "Order can no longer be cancelled"
+
+
+class NothingToReplay(Conflict):
+    code, title = "nothing_to_replay", "Nothing to replay"

@@ -1,0 +1,214 @@
+"""Placing an order: validate it, apply the abuse limits, store it with its first event
+(resolving the Idempotency-Key), announce it, start its workflow, mark it accepted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounts.keys import Principal
+from accounts.limits import OrderRateLimiter
+from core.domain import OrderStatus
+from core.errors import ServiceUnavailable
+from core.formatting import format_time
+from core.ids import new_order_id
+from core.metrics import ORDERS_CREATED
+from market.storage import PoolStore
+from market.valuation import sol_value
+from orders import repository
+from orders.errors import IdempotencyKeyReused, IdempotencyRequestInFlight, InvalidOrder
+from orders.events import OrderEvents
+from orders.runs import OrderRuns
+from orders.schemas import EventView, OrderAccepted, OrderCreate, OrderView
+from orders.validation import MAYBE_LISTED_SINCE, ValidOrder, validate_order
+from storage.models import Order, utcnow
+
+log = logging.getLogger(__name__)
+
+# Idempotency keys are honoured for 24 h, per owner.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+# Longer than a request takes to start its workflow (START_TIMEOUT and then some): a key
+# whose order is older and still not started lost its first request.
+IN_FLIGHT_FOR = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Placed:
+    accepted: OrderAccepted
+    replayed: bool  # the same Idempotency-Key and body as an earlier request (200, not 202)
+
+
+class OrderPlacement:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        runs: OrderRuns,
+        events: OrderEvents,
+        pools: PoolStore,
+        rate: OrderRateLimiter,
+        max_order_sol: Decimal,
+    ) -> None:
+        self._sessions, self._runs, self._events = sessions, runs, events
+        self._pools, self._rate, self._max_order_sol = pools, rate, max_order_sol
+
+    async def place(self, principal: Principal, body: OrderCreate, idempotency_key: str | None) -> Placed:
+        valid = await self._validate(body)
+        await self._check_size(principal, valid.token_in.symbol, Decimal(body.amount))
+        await self._rate.take(principal)
+        now = utcnow()
+        order, data = _new_order(principal, body, valid, idempotency_key, now)
+        async with self._sessions() as session:
+            existing = await self._insert(session, order, data, now)
+            if existing is not None:
+                return Placed(
+                    await self._replay_of(session, existing, order.request_hash, now), replayed=True
+                )
+            await self._announce(order, data)
+            try:
+                await self._runs.start(order)
+            except Exception as error:
+                log.warning("could not start workflow for %s: %s", order.id, error)
+                if not await self._runs.exists(order.id):  # the start did not reach the server
+                    await repository.delete_unaccepted(session, order.id)
+                    await session.commit()
+                    await self._forget(order.id)
+                    raise ServiceUnavailable(
+                        "the workflow engine is unreachable; nothing was stored, retry"
+                    ) from error
+            await repository.mark_accepted(session, order.id)
+        ORDERS_CREATED.labels(type=order.type).inc()
+        return Placed(OrderAccepted.of(order.id), replayed=False)
+
+    async def _validate(self, body: OrderCreate) -> ValidOrder:
+        """validate_order against the pairs this process knows, read again only when the
+        order names a token or pair it does not know: one may have been listed since."""
+        known = self._pools.known_pairs()
+        if known is not None:
+            try:
+                return validate_order(body, known)
+            except InvalidOrder as error:
+                if error.code not in MAYBE_LISTED_SINCE:
+                    raise
+        return validate_order(body, await self._pools.pairs())
+
+    async def _check_size(self, principal: Principal, token: str, amount: Decimal) -> None:
+        """Orders are capped at max_order_sol SOL-equivalent, at the pools' mid prices now."""
+        if principal.operator:
+            return
+        pools = [] if token == "SOL" else await self._pools.all(token, "SOL")
+        value = sol_value(pools, token, amount)
+        if value is None:  # no SOL pool: price it through USDC
+            pools = await self._pools.all(token, "USDC") + await self._pools.all("SOL", "USDC")
+            value = sol_value(pools, token, amount)
+        if value is not None and value > self._max_order_sol:
+            raise InvalidOrder(
+                "order_too_large",
+                "amount",
+                f"{amount} {token} is about {value:.0f} SOL; an order is capped at {self._max_order_sol} SOL-equivalent",
+            )
+
+    async def _insert(
+        self, session: AsyncSession, order: Order, data: dict[str, Any], now: datetime
+    ) -> Order | None:
+        """Store the order; the owner's earlier order with the same Idempotency-Key
+        instead, when there is one (a key older than 24 h is freed and reused)."""
+        for _ in range(2):
+            if await repository.insert_order(session, order, data):
+                return None
+            assert order.idempotency_key is not None  # only the key's constraint can refuse the insert
+            existing = await repository.find_by_idempotency_key(session, order.owner, order.idempotency_key)
+            if existing is None:
+                continue  # freed meanwhile: try again
+            if existing.created_at >= now - IDEMPOTENCY_TTL:
+                return existing
+            await repository.release_idempotency_key(session, existing.id)
+        raise IdempotencyRequestInFlight(
+            "this Idempotency-Key is being used by another request; retry shortly"
+        )
+
+    async def _replay_of(
+        self, session: AsyncSession, existing: Order, request_hash: str | None, now: datetime
+    ) -> OrderAccepted:
+        """The answer to a request that repeats an earlier one's Idempotency-Key."""
+        if existing.request_hash != request_hash:
+            raise IdempotencyKeyReused("this Idempotency-Key was used with a different body")
+        if existing.accepted_at is None:
+            if existing.created_at > now - IN_FLIGHT_FOR:
+                raise IdempotencyRequestInFlight(
+                    "the first request with this Idempotency-Key is still being processed; retry shortly"
+                )
+            # The first request died before starting the workflow: this retry does it.
+            try:
+                await self._runs.start(existing)
+            except Exception as error:
+                raise ServiceUnavailable(
+                    "the workflow engine is unreachable; retry with the same key"
+                ) from error
+            await repository.mark_accepted(session, existing.id)
+        return OrderAccepted.of(existing.id)
+
+    async def _announce(self, order: Order, data: dict[str, Any]) -> None:
+        """Publish the PENDING event and the active snapshot before the workflow starts,
+        so no later transition can be overtaken. Best effort: PostgreSQL has the event
+        already, and the worker's next transition writes the snapshot again."""
+        event = EventView(
+            order_id=order.id, seq=1, status=order.status, at=format_time(order.created_at), data=data
+        )
+        try:
+            await self._events.publish(OrderView.of(order), event)
+        except Exception as error:
+            log.warning("could not publish PENDING of %s: %s", order.id, error)
+
+    async def _forget(self, order_id: str) -> None:
+        try:
+            await self._events.forget(order_id)
+        except RedisError as error:
+            log.warning("could not drop the active snapshot of %s: %s", order_id, error)
+
+
+def request_hash(body: OrderCreate) -> str:
+    """What makes two requests with one Idempotency-Key the same request."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _new_order(
+    principal: Principal, body: OrderCreate, valid: ValidOrder, idempotency_key: str | None, now: datetime
+) -> tuple[Order, dict[str, Any]]:
+    """The order row, and the data of its first (PENDING) event."""
+    order = Order(
+        id=new_order_id(),
+        owner=principal.owner,
+        type=body.type,
+        status=OrderStatus.PENDING,
+        token_in=valid.token_in.symbol,
+        token_out=valid.token_out,
+        amount=Decimal(body.amount),
+        slippage_bps=body.slippage_bps,
+        limit_price=valid.limit_price,
+        expires_at=now + timedelta(seconds=valid.expires_in_s) if valid.expires_in_s else None,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(body),
+        created_at=now,
+        updated_at=now,
+    )
+    data: dict[str, Any] = {
+        "type": order.type,
+        "token_in": order.token_in,
+        "token_out": order.token_out,
+        "amount_in": body.amount,
+        "slippage_bps": order.slippage_bps,
+    }
+    if valid.limit_price is not None:
+        data["limit_price"] = body.limit_price
+    if order.expires_at is not None:
+        data["expires_at"] = format_time(order.expires_at)
+    return order, data

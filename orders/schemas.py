@@ -1,0 +1,196 @@
+"""The public shapes of an order: what clients send and what they read (GET, the
+WebSocket, the Redis snapshot), one model each."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.domain import OrderStatus, OrderType
+from core.formatting import DECIMAL_STRING, format_decimal, format_time
+from storage.models import Order, OrderEvent, OrderFailure
+
+
+class OrderCreate(BaseModel):
+    """A new order. Amounts and prices are decimal strings in human units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: OrderType = OrderType.MARKET
+    token_in: str = Field(min_length=1, max_length=64, examples=["SOL"])
+    token_out: str = Field(min_length=1, max_length=64, examples=["USDC"])
+    amount: str = Field(max_length=64, examples=["1.5"], description="exact-in amount of token_in")
+    slippage_bps: int = Field(50, ge=1, le=5000, strict=True)
+    limit_price: str | None = Field(None, max_length=64, description="limit orders: token_out per token_in")
+    expires_in_s: int | None = Field(None, ge=1, le=604_800, strict=True)
+
+    @field_validator("amount", "limit_price")
+    @classmethod
+    def _decimal_string(cls, value: str | None) -> str | None:
+        if value is not None and not DECIMAL_STRING.match(value):
+            raise ValueError('must be a decimal string such as "1.5" (digits, one optional point)')
+        return value
+
+
+class OrderAccepted(BaseModel):
+    order_id: str
+    status: OrderStatus
+    ws_url: str
+
+    @classmethod
+    def of(cls, order_id: str) -> OrderAccepted:
+        return cls(order_id=order_id, status=OrderStatus.PENDING, ws_url=f"/ws/orders?orderId={order_id}")
+
+
+class QuoteView(BaseModel):
+    dex: str
+    amount_out: str
+    price: str
+    fee_bps: int
+    price_impact_bps: int
+    min_amount_out: str | None = None
+    slot: int | None = None
+
+
+class RouteLegView(BaseModel):
+    dex: str
+    amount_in: str
+    amount_out: str
+
+
+class OrderView(BaseModel):
+    """The order as clients see it: GET /orders/{id}, the WebSocket snapshot, and the
+    `active:order:{id}` snapshot in Redis."""
+
+    order_id: str
+    type: OrderType
+    status: OrderStatus
+    token_in: str
+    token_out: str
+    amount_in: str
+    slippage_bps: int
+    limit_price: str | None
+    quotes: list[QuoteView]
+    selected_dex: str | None
+    route: list[RouteLegView]
+    min_amount_out: str | None
+    amount_out: str | None
+    executed_price: str | None
+    tx_hash: str | None
+    attempts: int
+    failure_reason: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, order: Order) -> OrderView:
+        return cls(
+            order_id=order.id,
+            type=order.type,
+            status=order.status,
+            token_in=order.token_in,
+            token_out=order.token_out,
+            amount_in=format_decimal(order.amount) or "0",
+            slippage_bps=order.slippage_bps,
+            limit_price=format_decimal(order.limit_price),
+            quotes=[QuoteView.model_validate(q) for q in order.quotes or []],
+            selected_dex=order.selected_dex,
+            route=[RouteLegView.model_validate(leg) for leg in order.route or []],
+            min_amount_out=format_decimal(order.min_amount_out),
+            amount_out=format_decimal(order.amount_out),
+            executed_price=format_decimal(order.executed_price),
+            tx_hash=order.tx_hash,
+            attempts=order.attempts,
+            failure_reason=order.failure_reason,
+            created_at=format_time(order.created_at),
+            updated_at=format_time(order.updated_at),
+        )
+
+
+class OrderPage(BaseModel):
+    items: list[OrderView]
+    next_cursor: str | None
+
+
+class EventView(BaseModel):
+    """One lifecycle event, as sent on the WebSocket and listed in the timeline."""
+
+    type: Literal["EVENT"] = "EVENT"
+    order_id: str
+    seq: int
+    status: OrderStatus
+    at: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> EventView:
+        return cls(
+            order_id=event.order_id,
+            seq=event.seq,
+            status=event.status,
+            at=format_time(event.at),
+            data=event.data,
+        )
+
+
+class FailureView(BaseModel):
+    """One failed attempt of a step, as listed in the timeline."""
+
+    type: Literal["FAILURE"] = "FAILURE"
+    order_id: str
+    activity: str
+    attempt: int
+    code: str
+    reason: str
+    retryable: bool
+    at: str
+
+    @classmethod
+    def of(cls, failure: OrderFailure) -> FailureView:
+        return cls(
+            order_id=failure.order_id,
+            activity=failure.activity,
+            attempt=failure.attempt,
+            code=failure.code,
+            reason=failure.reason,
+            retryable=failure.retryable,
+            at=format_time(failure.created_at),
+        )
+
+
+class SnapshotFrame(BaseModel):
+    """The first frame of an order's WebSocket: the state after event `seq`."""
+
+    type: Literal["SNAPSHOT"] = "SNAPSHOT"
+    order_id: str
+    seq: int
+    status: OrderStatus
+    order: OrderView
+
+
+class Timeline(BaseModel):
+    items: list[EventView | FailureView]
+
+
+class StuckOrderView(BaseModel):
+    order_id: str
+    status: OrderStatus
+    type: OrderType
+    stuck_for_s: float
+    workflow: str = Field(description="what Temporal says: RUNNING, COMPLETED, FAILED, …, or MISSING")
+
+
+class StuckPage(BaseModel):
+    items: list[StuckOrderView]
+
+
+class ReplayAnswer(BaseModel):
+    order_id: str
+    action: str
+
+
+class CancelAnswer(BaseModel):
+    order_id: str
+    status: OrderStatus
+    cancel: Literal["accepted"] = "accepted"

@@ -1,0 +1,176 @@
+"""Reading, cancelling and re-driving orders: what the API routes, the WebSocket and the
+operator CLI share. (Placing is orders/placement.py.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
+
+from accounts.keys import Principal
+from core.domain import OrderStatus, OrderType
+from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
+from core.ids import is_order_id
+from orders import repository
+from orders.errors import NothingToReplay, OrderNotCancellable, OrderNotFound
+from orders.runs import MISSING, NoWorkflowTaskYet, OrderRuns
+from orders.schemas import CancelAnswer, EventView, FailureView, OrderPage, OrderView, Timeline
+from storage.models import Order, OrderEvent, OrderFailure, utcnow
+
+STUCK_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class StuckOrder:
+    order_id: str
+    status: OrderStatus
+    type: OrderType
+    age: timedelta
+    workflow: str  # what Temporal says: RUNNING, COMPLETED, FAILED, …, or MISSING
+
+
+@dataclass(frozen=True)
+class OrderHistory:
+    """Everything known of one order, for `order-engine orders show`."""
+
+    order: Order
+    events: list[OrderEvent]
+    failures: list[OrderFailure]
+    workflow: str
+    history: str  # a line about its Temporal history
+
+
+class OrderService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], runs: OrderRuns) -> None:
+        self._sessions = sessions
+        self.runs = runs
+
+    async def get(self, principal: Principal, order_id: str) -> Order:
+        """The order, if `principal` may see it: another owner's order is "not found",
+        so that its existence is not revealed."""
+        async with self._sessions() as session:
+            order = await repository.get(session, order_id) if is_order_id(order_id) else None
+        if order is None or not may_see(principal, order):
+            raise OrderNotFound(f"no order {order_id}")
+        return order
+
+    async def page(
+        self,
+        principal: Principal,
+        *,
+        owner: str | None,
+        status: OrderStatus | None,
+        order_type: OrderType | None,
+        cursor: str | None,
+        limit: int,
+    ) -> OrderPage:
+        """Newest first; an operator sees everyone's (`owner` narrows), others their own."""
+        if cursor is not None and not is_order_id(cursor):
+            raise InvalidInput("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
+        if not principal.operator:
+            if owner is not None and owner != principal.owner:
+                raise OperatorRequired("only an operator key may list another owner's orders")
+            owner = principal.owner
+        async with self._sessions() as session:
+            page = await repository.list_page(
+                session, owner=owner, status=status, order_type=order_type, before_id=cursor, limit=limit + 1
+            )
+        items = page[:limit]
+        return OrderPage(
+            items=[OrderView.of(o) for o in items], next_cursor=items[-1].id if len(page) > limit else None
+        )
+
+    async def timeline(self, principal: Principal, order_id: str) -> Timeline:
+        """Every lifecycle event (with `seq`) and every recorded failure, in time order."""
+        await self.get(principal, order_id)
+        async with self._sessions() as session:
+            events = await repository.list_events(session, order_id)
+            failures = await repository.list_failures(session, order_id)
+        return Timeline(items=merge_timeline(events, failures))
+
+    async def events_after(self, order_id: str, after_seq: int) -> list[EventView]:
+        async with self._sessions() as session:
+            return [EventView.of(e) for e in await repository.list_events(session, order_id, after_seq)]
+
+    async def cancel(self, principal: Principal, order_id: str) -> CancelAnswer:
+        """Cancel an order that has not started executing (PENDING or WAITING)."""
+        order = await self.get(principal, order_id)
+        if order.status.is_terminal:
+            raise OrderNotCancellable(f"{order_id} is already {order.status}")
+        try:
+            accepted = await self.runs.cancel(order_id)
+        except WorkflowUpdateFailedError as error:
+            raise OrderNotCancellable(f"{order_id} could not be cancelled: {error}") from error
+        except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+            raise ServiceUnavailable("no worker answered the cancel request in time; retry") from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:  # the workflow has just finished
+                raise OrderNotCancellable(f"{order_id} has already finished") from error
+            raise ServiceUnavailable(
+                f"the workflow engine refused the cancel for now ({error}); retry"
+            ) from error
+        if not accepted:
+            raise OrderNotCancellable(f"{order_id} is already executing")
+        return CancelAnswer(order_id=order_id, status=order.status)
+
+    async def stuck(self, older_than: timedelta) -> list[StuckOrder]:
+        """Non-terminal orders (not WAITING) unchanged for longer than `older_than`, with
+        what Temporal says of each workflow."""
+        now = utcnow()
+        async with self._sessions() as session:
+            orders = await repository.unchanged_since(session, now - older_than, STUCK_LIMIT)
+        return [
+            StuckOrder(o.id, o.status, o.type, now - o.updated_at, await self.runs.state(o.id))
+            for o in orders
+        ]
+
+    async def replay(self, principal: Principal, order_id: str) -> str:
+        """Re-drive a stuck or failed order without executing it twice on chain (the
+        chain refuses a second execution of an order). Returns what was done."""
+        order = await self.get(principal, order_id)
+        if order.status in (OrderStatus.CONFIRMED, OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+            raise NothingToReplay(f"{order_id} is {order.status}: there is nothing to re-drive")
+        state = await self.runs.state(order_id)
+        if state == MISSING:
+            await self.runs.start(order)
+            return "started its missing workflow"
+        if state == "RUNNING":
+            try:
+                await self.runs.reset_to_last_workflow_task(order_id)
+            except NoWorkflowTaskYet:
+                raise NothingToReplay(
+                    f"{order_id}'s workflow has not run its first step yet; a worker will start it"
+                ) from None
+            return "reset its workflow to the last completed workflow task"
+        if order.status is not OrderStatus.FAILED and state == "COMPLETED":
+            raise NothingToReplay(f"{order_id}'s workflow has completed; the order is {order.status}")
+        async with self._sessions() as session:
+            replays = await repository.count_replays(session, order_id)
+        await self.runs.start(order, replay=replays + 1)
+        return "started a new run of its workflow"
+
+    async def history(self, principal: Principal, order_id: str) -> OrderHistory:
+        order = await self.get(principal, order_id)
+        async with self._sessions() as session:
+            events = await repository.list_events(session, order_id)
+            failures = await repository.list_failures(session, order_id)
+        state = await self.runs.state(order_id)
+        summary = await self.runs.history_summary(order_id) if state != MISSING else "no workflow"
+        return OrderHistory(order, events, failures, state, summary)
+
+
+def may_see(principal: Principal, order: Order) -> bool:
+    return principal.operator or order.owner == principal.owner
+
+
+def merge_timeline(events: list[OrderEvent], failures: list[OrderFailure]) -> list[EventView | FailureView]:
+    """Events and failures in time order; a failure sorts before the retry event it
+    caused (same instant or earlier)."""
+    keyed: list[tuple[datetime, int, int, EventView | FailureView]] = [
+        (f.created_at, 0, f.id or 0, FailureView.of(f)) for f in failures
+    ]
+    keyed += [(e.at, 1, e.seq, EventView.of(e)) for e in events]
+    return [item for *_, item in sorted(keyed, key=lambda item: item[:3])]

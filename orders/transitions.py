@@ -1,0 +1,156 @@
+"""What each lifecycle step changes on the order row and says in its event: the typed
+facts the workflow reports (contracts/orders.py) turned into columns and display values.
+
+Pure: no I/O. Amounts arrive in base units and leave as decimal strings in human units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from contracts.orders import (
+    Confirmed,
+    Ended,
+    Failed,
+    QuoteResult,
+    Reopened,
+    RetryScheduled,
+    Routed,
+    RouteDecision,
+    RoutingStarted,
+    Submitted,
+    TransitionRequest,
+    Waiting,
+    WaitKind,
+)
+from core.domain import OrderStatus
+from core.formatting import format_amount, format_epoch, format_price, from_base_units
+
+
+@dataclass(frozen=True)
+class OrderPatch:
+    """The order columns a step sets; None leaves a column as it is."""
+
+    quotes: list[dict[str, Any]] | None = None
+    route: list[dict[str, Any]] | None = None
+    selected_dex: str | None = None
+    min_amount_out: Decimal | None = None
+    amount_out: Decimal | None = None
+    executed_price: Decimal | None = None
+    tx_hash: str | None = None
+    attempts: int | None = None
+    failure_reason: str | None = None
+    clear_failure_reason: bool = False  # an operator's replay re-opens a failed order
+
+    def columns(self) -> dict[str, Any]:
+        values = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "clear_failure_reason" and getattr(self, f.name) is not None
+        }
+        if self.clear_failure_reason:
+            values["failure_reason"] = None
+        return values
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step, ready to store: the new status (None: unchanged), columns and event data."""
+
+    status: OrderStatus | None
+    patch: OrderPatch
+    data: dict[str, Any]
+
+
+def describe(request: TransitionRequest) -> Change:
+    """The row change and event data of the step `request` reports."""
+    patch, data = OrderPatch(), dict[str, Any]()
+    match request.step:
+        case RoutingStarted(attempt=attempt):
+            data = {"attempt": attempt}
+        case Routed() as routed:
+            quotes = [quote_view(q, routed.decimals_in, routed.decimals_out) for q in routed.quotes]
+            route = route_view(routed.route, routed.decimals_in, routed.decimals_out)
+            minimum = format_amount(routed.route.min_amount_out, routed.decimals_out)
+            patch = OrderPatch(
+                quotes=quotes,
+                selected_dex=routed.route.selected_dex,
+                route=route,
+                min_amount_out=Decimal(minimum),
+            )
+            data = {
+                "attempt": routed.attempt,
+                "quotes": quotes,
+                "selected_dex": routed.route.selected_dex,
+                "route": route,
+                "expected_amount_out": format_amount(routed.route.expected_amount_out, routed.decimals_out),
+                "min_amount_out": minimum,
+            }
+        case Submitted(tx_hash=tx_hash, attempt=attempt):
+            patch = OrderPatch(tx_hash=tx_hash, attempts=attempt)
+            data = {"tx_hash": tx_hash, "attempt": attempt}
+        case Confirmed() as confirmed:
+            amount_out = format_amount(confirmed.amount_out, confirmed.decimals_out)
+            price = format_price(
+                from_base_units(confirmed.amount_out, confirmed.decimals_out)
+                / from_base_units(confirmed.amount_in, confirmed.decimals_in)
+            )
+            patch = OrderPatch(
+                tx_hash=confirmed.tx_hash,
+                amount_out=Decimal(amount_out),
+                executed_price=Decimal(price),
+                attempts=confirmed.attempts,
+            )
+            data = {"tx_hash": confirmed.tx_hash, "executed_price": price, "amount_out": amount_out}
+        case Failed(reason=reason, attempts=attempts):
+            patch = OrderPatch(failure_reason=reason, attempts=attempts)
+            data = {"reason": reason}
+        case Waiting() as waiting:
+            pair = f"{waiting.token_in}/{waiting.token_out}"
+            awaited = (
+                {"limit_price": waiting.limit_price, "pair": pair}
+                if waiting.kind is WaitKind.LIMIT_PRICE
+                else {"pool_open": waiting.token_out, "pair": pair}
+            )
+            data = {"waiting_for": awaited, "expires_at": format_epoch(waiting.expires_at)}
+        case Ended(reason=reason):
+            data = {"reason": reason}
+        case Reopened(run=run):
+            patch = OrderPatch(clear_failure_reason=True, attempts=0)
+            data = {"replay": {"run": run, "by": "operator"}}
+        case RetryScheduled() as retry:
+            data = {
+                "retry": {
+                    "activity": retry.activity,
+                    "attempt": retry.attempt,
+                    "reason": retry.reason,
+                    "backoff_ms": retry.backoff_ms,
+                }
+            }
+    return Change(request.status, patch, data)
+
+
+def quote_view(quote: QuoteResult, decimals_in: int, decimals_out: int) -> dict[str, Any]:
+    amount_out = from_base_units(quote.amount_out, decimals_out)
+    return {
+        "dex": quote.dex,
+        "amount_out": format_amount(quote.amount_out, decimals_out),
+        "price": format_price(amount_out / from_base_units(quote.amount_in, decimals_in)),
+        "min_amount_out": format_amount(quote.min_amount_out, decimals_out),
+        "fee_bps": quote.fee_bps,
+        "price_impact_bps": quote.price_impact_bps,
+        "slot": quote.slot,
+    }
+
+
+def route_view(decision: RouteDecision, decimals_in: int, decimals_out: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "dex": leg.dex,
+            "amount_in": format_amount(leg.amount_in, decimals_in),
+            "amount_out": format_amount(leg.amount_out, decimals_out),
+        }
+        for leg in decision.legs
+    ]
