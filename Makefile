@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench chaos clean
+.PHONY: install run test test-unit lint bench chaos clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ run: install
 ## The whole test suite against real Temporal, PostgreSQL and Redis.
 test: install
 	$(BIN)/pytest
+
+## Seconds-fast feedback: pure unit tests and the workflow's paths on the time-skipping
+## test server (no PostgreSQL, Redis or Temporal dev server).
+test-unit: install
+	$(BIN)/pytest -q tests/unit tests/workflows
 
 lint: install
 	$(BIN)/ruff check .

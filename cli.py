@@ -56,7 +56,7 @@ def infra() -> None:
 def migrate() -> None:
     """Apply the database migrations (`alembic upgrade head`)."""
     from accounts.local_key import ensure_local_key
-    from storage.migrate import run_migrations
+    from migrations import run_migrations
 
     configure_logging()
     settings = get_settings().require_infra()

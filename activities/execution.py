@@ -6,6 +6,8 @@ rest as the order workflow's local activities.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from temporalio import activity
 
 from activities.attempts import run_attempt
@@ -19,12 +21,25 @@ from contracts.orders import (
     SubmitRequest,
     SubmitResult,
 )
-from market.chain import Chain, SignedTransaction, decode_raw, encode_raw
+from market.chain import SignedTransaction, decode_raw, encode_raw
+from market.storage import Landed
 from market.transactions import SwapLeg
 
 
+class SwapChain(Protocol):
+    """What execution needs of the chain (market/chain.py's Chain; scripted in tests)."""
+
+    async def build(
+        self, *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+    ) -> SignedTransaction: ...
+
+    async def submit(self, tx: SignedTransaction) -> str: ...
+
+    async def confirm(self, tx: SignedTransaction) -> Landed: ...
+
+
 class ExecutionActivities:
-    def __init__(self, chain: Chain, records: OrderRecords) -> None:
+    def __init__(self, chain: SwapChain, records: OrderRecords) -> None:
         self._chain = chain
         self._records = records
 

@@ -46,8 +46,8 @@ from bench.waiting import (
 )
 from devstack import EmbeddedStack, InfraUrls
 from devstack.engine import EngineProcesses
+from migrations import run_migrations
 from orders.watcher import TICK_S
-from storage.migrate import run_migrations
 
 BUDGET_S = 570  # the whole run, infra start and teardown included (make bench: < 10 min)
 IN_FLIGHT = 30

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from devstack import EmbeddedStack
 from devstack.engine import QUIET_MARKET, EngineProcess, EngineProcesses
-from storage.migrate import run_migrations
+from migrations import run_migrations
 
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "500"))
 ORDERS_PER_S = 25.0
@@ -88,7 +88,7 @@ class Chaos:
             if response.status_code in (200, 202):
                 return str(response.json()["order_id"])
             await asyncio.sleep(0.5)  # 409 in flight, 503 storage restarting: try again
-        self.refused += 1
+        self.refused.append(key)
         return None
 
     async def follow(self, order_id: str) -> None:
@@ -203,7 +203,7 @@ class Chaos:
         return {
             "orders placed": ORDERS,
             "orders accepted": len(self.accepted),
-            "refused after retries": self.refused,
+            "refused after retries": len(self.refused),
             "terminal": terminal,
             "lost (accepted, not terminal)": len(self.accepted) - terminal,
             "executed twice": twice,

@@ -97,12 +97,12 @@ class SimulationControls:
     async def move_pair(self, pair: str, move_bps: int, dex: Dex | None) -> list[PriceMoved]:
         """Move the pair's pools (or one venue's) by trading against them; `move_bps` is
         about the pair as named (a pool listing it the other way round moves inversely)."""
+        if move_bps == 0:
+            raise InvalidInput("invalid_move", "move_bps", "must not be 0")
         base, _, quote = pair.upper().partition("/")
         pools = [p for p in await self._pools.all(base, quote) if dex is None or p.dex == dex]
         if not pools:
             raise InvalidInput("unknown_pair", "pair", f"no pool trades {pair} (see GET /markets)")
-        if move_bps == 0:
-            raise InvalidInput("invalid_move", "move_bps", "must not be 0")
         moved = []
         for pool in pools:
             try:

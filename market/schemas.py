@@ -81,7 +81,7 @@ class NewPool(BaseModel):
 class PriceMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pair: str = Field(examples=["SOL/USDC"])
+    pair: str = Field(pattern=r"^[A-Za-z0-9]{1,16}/[A-Za-z0-9]{1,16}$", examples=["SOL/USDC"])
     move_bps: Annotated[int, Field(ge=-5000, le=5000, strict=True)]
     dex: Dex | None = None
 

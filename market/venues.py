@@ -7,11 +7,11 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from market.clock import MarketClock
 from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, SwapResult
-from market.storage import PoolStore
 
 # Each venue's quote endpoint allows this many requests per second per client (a token
 # bucket); past it, it answers 429. Off when faults are off (failure rate 0).
@@ -53,9 +53,15 @@ class TokenBucket:
         return False
 
 
+class PoolSource(Protocol):
+    """Where venues read their pools (market/storage.py's PoolStore; memory in tests)."""
+
+    async def all(self, token_a: str | None = None, token_b: str | None = None) -> list[Pool]: ...
+
+
 class Venues:
     def __init__(
-        self, pools: PoolStore, clock: MarketClock, config: SimulationConfig, rng: random.Random
+        self, pools: PoolSource, clock: MarketClock, config: SimulationConfig, rng: random.Random
     ) -> None:
         self._pools, self._clock, self._config, self._rng = pools, clock, config, rng
         self._quote_limits: dict[str, TokenBucket] = {}

@@ -14,7 +14,7 @@ from core.settings import INFRA_ENV_FILE, Settings
 from devstack import EmbeddedStack, InfraUrls, write_infra_env
 from devstack.engine import EngineProcess, EngineProcesses
 from devstack.ports import choose_port
-from storage.migrate import run_migrations
+from migrations import run_migrations
 
 log = logging.getLogger("order_engine")
 

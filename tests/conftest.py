@@ -18,9 +18,9 @@ from devstack import EmbeddedStack, InfraUrls
 from devstack.ports import choose_port
 from devstack.temporal import temporal_binary
 from market import Market
+from migrations import run_migrations
 from processes.api import api_server
 from processes.worker import running_workers
-from storage.migrate import run_migrations
 from tests.keys import ALICE, OPERATOR, TEST_KEY_SECRET, auth, install_test_keys
 
 

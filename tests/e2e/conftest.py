@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import EmbeddedStack
-from storage.migrate import run_migrations
+from migrations import run_migrations
 from tests.keys import install_test_keys
 
 

@@ -52,7 +52,7 @@ def api_url(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> I
         engine.stop()
 
 
-def check(response: Response, case: Case) -> None:
+def check(response: Response, case: Case[Any]) -> None:
     where = f"{case.method} {case.formatted_path} {case.query} {case.body!r}"
     # Printed as well as asserted: against a live server, Hypothesis's replay of a failure
     # can end in a "flaky strategy" error that hides the first failing response.
@@ -75,7 +75,7 @@ def test_generated_requests_never_break_the_server(api_url: str, mode: Generatio
 
     @SETTINGS
     @given(case=schema.as_strategy(generation_mode=mode))
-    def one_request(case: Case) -> None:
+    def one_request(case: Case[Any]) -> None:
         response = case.call(base_url=api_url, headers=auth(OPERATOR))
         answers[(f"{case.method} {case.path}", response.status_code)] += 1
         check(response, case)
@@ -96,13 +96,13 @@ def test_linked_sequences_never_break_the_server(api_url: str) -> None:
     placed: Counter[int] = Counter()
 
     class OrderSequences(schema.as_state_machine()):  # type: ignore[misc]
-        def before_call(self, case: Case) -> None:
+        def before_call(self, case: Case[Any]) -> None:
             # Random bodies are almost never a valid order: keep the generated type and
             # make the rest valid, so that orders get placed and their links followed.
             if case.method == "POST" and case.path == "/orders" and isinstance(case.body, dict):
                 # A generated Idempotency-Key repeats across runs and would answer 200
                 # where the first run saw 202: Hypothesis needs runs to replay alike.
-                case.headers = {**(case.headers or {}), "Idempotency-Key": uuid.uuid4().hex}
+                case.headers = {**dict(case.headers or {}), "Idempotency-Key": uuid.uuid4().hex}  # type: ignore[assignment]
                 kind = case.body.get("type", "market")
                 case.body = {"type": kind, "token_in": "SOL", "token_out": "USDC", "amount": "0.1"}
                 if kind in ("limit", "sniper"):
@@ -110,14 +110,14 @@ def test_linked_sequences_never_break_the_server(api_url: str) -> None:
                 if kind == "limit":
                     case.body["limit_price"] = "100000"
 
-        def after_call(self, response: Response, case: Case) -> None:
+        def after_call(self, response: Response, case: Case[Any]) -> None:
             if case.method == "POST" and case.path == "/orders":
                 placed[response.status_code] += 1
 
-        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
             return {"base_url": api_url, "headers": auth(OPERATOR)}
 
-        def validate_response(self, response: Response, case: Case, **kwargs: Any) -> None:
+        def validate_response(self, response: Response, case: Case[Any], **kwargs: Any) -> None:
             check(response, case)
 
     OrderSequences.run(settings=hypothesis.settings(SETTINGS, max_examples=EXAMPLES // 3))

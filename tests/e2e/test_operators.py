@@ -15,7 +15,7 @@ import pytest
 from accounts.keys import key_id
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
-from devstack.engine import QUIET_MARKET, ROOT, EngineProcesses
+from devstack.engine import QUIET_MARKET, ROOT, EngineProcess, EngineProcesses
 from devstack.ports import choose_port
 from tests.e2e.test_faults import ORDER, statuses
 from tests.keys import ALICE, KEY_SECRET_ENV, auth
@@ -143,7 +143,7 @@ async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engi
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         order_id = (await client.post("/orders", json=ORDER)).json()["order_id"]
         assert await until_terminal(client, order_id) == "CONFIRMED"
-    worker_spans, api_spans = worker.log.read_text(), api.log.read_text()
+    worker_spans, api_spans = _log(worker), _log(api)
     assert '"name": "RunWorkflow:OrderWorkflow"' in worker_spans
     assert '"name": "RunActivity:submit_transaction"' in worker_spans
     assert '"name": "StartWorkflow:OrderWorkflow"' in api_spans and '"name": "POST /orders"' in api_spans
@@ -180,6 +180,11 @@ async def test_keys_from_the_command_line(engine: EngineProcesses) -> None:
         await erin.get("/orders", headers=auth(ALICE[:-1] + "x"))  # a near miss is logged as a 401
     assert cli(engine, "keys", "revoke", "oe_nothere1").returncode == 1
     # The API logged every request (and uvicorn the WebSocket's URL), but not a key.
-    log = api.log.read_text()
+    log = _log(api)
     assert '"path": "/orders/stuck"' in log and "token=[redacted]" in log
     assert key not in log and ALICE[:-1] not in log
+
+
+def _log(process: EngineProcess) -> str:
+    assert process.log is not None
+    return process.log.read_text()

@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from core.temporal import connect_temporal
 from devstack import EmbeddedStack
-from storage.migrate import run_migrations
+from migrations import run_migrations
 from tests.conftest import make_settings, running_api, running_worker
 from tests.keys import OPERATOR, auth, install_test_keys
 

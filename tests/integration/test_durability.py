@@ -30,7 +30,7 @@ async def orphan(sessions: async_sessionmaker[AsyncSession], age: timedelta, key
         sessions,
         owner="alice",  # the owner of the ALICE key the client sends
         amount=str(ORDER["amount"]),
-        slippage_bps=int(ORDER["slippage_bps"]),
+        slippage_bps=int(str(ORDER["slippage_bps"])),
         created_at=utcnow() - age,
         idempotency_key=key,
         # The hash the API computes for ORDER's body.

@@ -19,7 +19,7 @@ ORDER = {"type": "market", "token_in": "SOL", "token_out": "USDC", "amount": "1.
 
 
 async def place(
-    client: httpx.AsyncClient, body: dict[str, Any] | None = None, **headers: str
+    client: httpx.AsyncClient, body: dict[str, Any] | None = None, /, **headers: str
 ) -> httpx.Response:
     return await client.post("/orders", json=body or ORDER, headers=headers)
 
@@ -27,7 +27,7 @@ async def place(
 async def wait_terminal(client: httpx.AsyncClient, order_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        order = (await client.get(f"/orders/{order_id}")).json()
+        order: dict[str, Any] = (await client.get(f"/orders/{order_id}")).json()
         if order["status"] in TERMINAL:
             return order
         assert asyncio.get_running_loop().time() < deadline, order

@@ -23,7 +23,7 @@ async def wait_status(client: httpx.AsyncClient, order_id: str, status: str) -> 
     async with asyncio.timeout(60):
         while (order := (await client.get(f"/orders/{order_id}")).json())["status"] != status:
             await asyncio.sleep(0.05)
-    return order
+    return dict(order)
 
 
 async def jup_price(client: httpx.AsyncClient) -> Decimal:

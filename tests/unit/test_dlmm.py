@@ -16,13 +16,16 @@ from market.dlmm import DlmmBook, FeeParameters, Volatility
 
 
 def reference() -> dict[str, Any]:
-    return json.loads(resources.files("meteora_dlmm").joinpath("_reference.json").read_text())
+    loaded: dict[str, Any] = json.loads(
+        resources.files("meteora_dlmm").joinpath("_reference.json").read_text()
+    )
+    return loaded
 
 
 def reference_book() -> tuple[DlmmBook, dict[str, Any]]:
     """The captured real SOL/USDC pool, decoded by the library, as our book."""
     data = reference()
-    pool = meteora_dlmm.PoolState.from_accounts(
+    pool = meteora_dlmm.PoolState.from_accounts(  # type: ignore[no-untyped-call]
         base64.b64decode(data["lbPairB64"]),
         [base64.b64decode(a["data"]) for a in data["binArraysB64"]],
         data["decX"],

@@ -7,6 +7,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.domain import Dex
 from market.dlmm import Volatility
 from market.pools import ConstantProductPool, genesis_pools, meteora_sol_usdc, raydium_pool
 from market.router import best_route, pool_outputs, split_amounts
@@ -35,7 +36,7 @@ def test_fee_is_taken_from_the_input_and_k_never_decreases(amount: int) -> None:
 
 def test_raydium_integer_math_matches_the_program() -> None:
     # AMM v4 / CPMM: fee = ceil(in × 25 / 10⁴); out = floor(R_out × net / (R_in + net)).
-    pool = ConstantProductPool("raydium", "SOL", "USDC", 1_000_003, 2_000_011, 25)
+    pool = ConstantProductPool(Dex.RAYDIUM, "SOL", "USDC", 1_000_003, 2_000_011, 25)
     result = pool.quote_swap("SOL", 10_001)
     assert result.fee == 26
     assert result.amount_out == 2_000_011 * 9_975 // (1_000_003 + 9_975)
@@ -90,5 +91,5 @@ def test_router_matches_brute_force_over_every_5_percent_split(amount: int) -> N
 
 def test_genesis_prices_are_near_their_targets() -> None:
     sol_usdc = {p.dex: p for p in genesis_pools() if p.pair == "SOL/USDC"}
-    assert 149.5 < sol_usdc["raydium"].mid_price() < 150.5
-    assert 149.5 < sol_usdc["meteora"].mid_price() < 150.5
+    assert 149.5 < sol_usdc[Dex.RAYDIUM].mid_price() < 150.5
+    assert 149.5 < sol_usdc[Dex.METEORA].mid_price() < 150.5

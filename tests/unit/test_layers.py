@@ -1,0 +1,71 @@
+"""The layout is the architecture: each package imports only the layers below it, so a
+domain never reaches into the API, activities never into workflows, and nothing imports
+an entry point (cli.py, worker.py)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+# Each package and what it may import (besides itself), lowest first.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "contracts": {"core"},
+    "storage": {"core"},
+    "accounts": {"core", "storage"},
+    "market": {"core", "storage"},
+    "orders": {"core", "contracts", "storage", "accounts", "market"},
+    "activities": {"core", "contracts", "storage", "accounts", "market", "orders"},
+    "workflows": {"core", "contracts", "activities"},
+    "api": {"core", "contracts", "storage", "accounts", "market", "orders"},
+    "devstack": {"core", "accounts"},
+    "processes": {
+        "core",
+        "contracts",
+        "storage",
+        "accounts",
+        "market",
+        "orders",
+        "activities",
+        "workflows",
+        "api",
+        "devstack",
+        "migrations",
+    },
+    "migrations": {"core", "storage"},
+}
+ENTRY_POINTS = {"cli", "worker"}
+OURS = set(ALLOWED) | ENTRY_POINTS | {"tests", "bench"}
+
+
+def imported_packages(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names & OURS
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_a_package_imports_only_the_layers_below_it(package: str) -> None:
+    wrong = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in (ROOT / package).rglob("*.py")
+        for name in imported_packages(path) - ALLOWED[package] - {package}
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_nothing_imports_an_entry_point() -> None:
+    users = {
+        str(path.relative_to(ROOT))
+        for folder in (*ALLOWED, "tests", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+        if imported_packages(path) & ENTRY_POINTS
+    }
+    assert not users, sorted(users)

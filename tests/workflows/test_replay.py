@@ -1,0 +1,58 @@
+"""Determinism guard: today's workflow code must replay every saved history.
+
+A change that would break workflows already running (a step added, removed or moved)
+fails here; intended changes go behind `workflow.patched()` and get new recordings
+beside the old ones, which stay. Two kinds of recordings:
+
+- tests/histories/*.json: real runs against the real engine (`python -m
+  tests.histories.record`); `v1_`/`v2_` are the shapes of earlier versions.
+- tests/histories/paths/*.json: one per path of the state machine, from the workflow
+  tests (`ORDER_ENGINE_RECORD_HISTORIES=1 pytest tests/workflows`).
+
+The Replayer runs the workflows in Temporal's default sandbox, which re-imports their
+modules with clocks, randomness and I/O refused. Workers pass modules through (see
+processes/worker.py), so this is where such a call in workflow code fails the build.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
+from workflows.order import OrderWorkflow
+
+HISTORIES = Path(__file__).parents[1] / "histories"
+RECORDED = sorted(HISTORIES.glob("**/*.json"))
+PATH_TESTS = Path(__file__).with_name("test_order_paths.py")
+
+
+def test_every_path_of_the_state_machine_has_a_recorded_history() -> None:
+    tests = {
+        node.name.removeprefix("test_")
+        for node in ast.parse(PATH_TESTS.read_text()).body
+        if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test_")
+    }
+    recorded = {path.stem for path in (HISTORIES / "paths").glob("*.json")}
+    assert tests - recorded == set(), "record them: ORDER_ENGINE_RECORD_HISTORIES=1 pytest tests/workflows"
+    real_runs = {path.stem for path in HISTORIES.glob("*.json")}
+    assert {
+        "market_confirmed_single_venue",
+        "market_confirmed_split",
+        "limit_filled_after_price_move",
+    } <= real_runs
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=[str(p.relative_to(HISTORIES)) for p in RECORDED])
+async def test_saved_history_replays(path: Path) -> None:
+    text = path.read_text()
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
+    replayer = Replayer(workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
