@@ -27,8 +27,9 @@ from bench.engine import ORDER, OrdersResult, post_under_load, run_orders
 from bench.floor import STEPS, FloorResult, floor_worker, run_floor
 from bench.report import machine_facts, progress, table, write_json
 from bench.routing import time_router
+from bench.sharing import conservation, fair_shares, watcher_under_load
 from bench.spec_limits import SpecLimitsResult, burst_at_spec_limits
-from bench.stats import Figure, ratio
+from bench.stats import Figure, percentile, ratio
 from bench.streaming import (
     SUBSCRIBERS_PER_ORDER,
     DeliveryResult,
@@ -49,7 +50,7 @@ from devstack.engine import EngineProcesses
 from migrations import run_migrations
 from orders.watcher import TICK_S
 
-BUDGET_S = 570  # the whole run, infra start and teardown included (make bench: < 10 min)
+BUDGET_S = 840  # the whole run, infra start and teardown included (make bench: < 15 min)
 IN_FLIGHT = 30
 FLOOR_WARMUP, ENGINE_WARMUP = 20, 5
 SEQUENTIAL_RUNS, CONCURRENT_RUNS = 30, 300  # the floor and the engine alike
@@ -99,6 +100,20 @@ STREAMING_ONE = "streaming, one order at a time"
 IDLE = "idle WebSockets"
 WAITING = f"{WAITING_ORDERS} waiting limit orders"
 SPEC = f"spec limits: {SPEC_BURST}-order burst"
+# Many owners on one engine.
+FLOOD, FLOOD_OTHERS = 300, 10
+NEVER_FILLING, WATCHER_ORDERS = 300, 20
+CONSERVATION_ORDERS, CONSERVATION_AMOUNT = 40, "300"
+FAIR = f"fair shares: another owner behind a {FLOOD}-order flood"
+WATCHER = f"{NEVER_FILLING} never-filling limit orders waiting"
+CONSERVATION = f"wallet conservation: {CONSERVATION_ORDERS} orders at once on two APIs"
+SHARING_NEEDS_S = 150
+# At the spec's rate, with simulated latencies 0: only admission holds an order back.
+FAIR_SETTINGS = {
+    **ENGINE_SETTINGS,
+    "ORDER_ENGINE_ORDERS_PER_MINUTE": "100",
+    "ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES": "10",
+}
 TARGETS = "targets"
 SECTIONS = [
     TARGETS,
@@ -115,6 +130,9 @@ SECTIONS = [
     LOAD,
     ROUTER,
     WAITING,
+    FAIR,
+    WATCHER,
+    CONSERVATION,
 ]
 
 
@@ -222,19 +240,19 @@ async def run_sections(
 
     progress("engine: starting the worker and the API …")
     await asyncio.to_thread(engine.start_all)
-    warmup = await run_orders(engine.api_url, engine.api_key, ENGINE_WARMUP, 1)
+    warmup = await run_orders(engine.api_url, engine.operator_key(), ENGINE_WARMUP, 1)
     if warmup.confirmed == 0:
         raise RuntimeError(f"no warm-up order was confirmed: {warmup.errors[:3]}")
 
     progress(f"engine: {SEQUENTIAL_RUNS} orders one at a time …")
-    engine_seq = await run_orders(engine.api_url, engine.api_key, SEQUENTIAL_RUNS, 1)
+    engine_seq = await run_orders(engine.api_url, engine.operator_key(), SEQUENTIAL_RUNS, 1)
     figures += order_figures(ENGINE_SEQ, engine_seq, floor_seq, throughput=False)
     notes += [f"{ENGINE_SEQ}: {error}" for error in engine_seq.errors[:5]]
 
     progress(f"engine: {CONCURRENT_RUNS} orders, {IN_FLIGHT} in flight …")
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
-    engine_conc = await run_orders(engine.api_url, engine.api_key, CONCURRENT_RUNS, IN_FLIGHT)
+    engine_conc = await run_orders(engine.api_url, engine.operator_key(), CONCURRENT_RUNS, IN_FLIGHT)
     figures += order_figures(ENGINE_CONC, engine_conc, floor_conc, throughput=True)
     figures += cpu_figures(ENGINE_CONC, meter.stop(), engine_conc.per_s, "order")
     notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
@@ -251,7 +269,7 @@ async def run_sections(
         progress(f"streaming: {IDLE_WEBSOCKETS} idle WebSockets on the waiting orders …")
         idle = await idle_websockets(
             engine.api_url,
-            engine.api_key,
+            engine.operator_key(),
             engine.pids()["api"],
             waiting.placement.order_ids,
             IDLE_WEBSOCKETS,
@@ -273,6 +291,11 @@ async def run_sections(
     else:
         figures += await one_at_a_time_section(engine, server_pids, notes)
 
+    if time.monotonic() - started + SHARING_NEEDS_S + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
+        notes.append(f"{WATCHER}, {CONSERVATION}: skipped for the time budget")
+    else:
+        figures += await sharing_sections(engine, notes)
+
     # The spec's limits need an engine with the default settings: the first one goes.
     engine.stop()
     spec_engine = EngineProcesses(urls, engine.data_dir.parent / "engine-spec", SPEC_SETTINGS)
@@ -291,7 +314,98 @@ async def run_sections(
             await load_section(spec_engine, server_pids, figures, notes)
     finally:
         spec_engine.stop()
+    fair_engine = EngineProcesses(urls, engine.data_dir.parent / "engine-fair", FAIR_SETTINGS)
+    try:
+        await asyncio.to_thread(fair_engine.start_all)
+        figures += await fair_section(fair_engine, notes)
+    finally:
+        fair_engine.stop()
     figures += target_figures(figures)
+
+
+async def sharing_sections(engine: EngineProcesses, notes: list[str]) -> list[Figure]:
+    progress(f"watcher: other owners' market orders, then with {NEVER_FILLING} never-filling limit orders …")
+    other = engine.new_key("bench-other")
+    load = await watcher_under_load(
+        engine.api_url, engine.operator_key(), other, NEVER_FILLING, WATCHER_ORDERS
+    )
+    notes += [f"{WATCHER}: {error}" for error in load.errors[:5]]
+    progress(f"watcher: market p50 ×{load.ratio:.2f} with them waiting")
+    figures = [
+        Figure(
+            WATCHER,
+            "market order p50, none waiting",
+            percentile(load.baseline_ms, 50),
+            "ms",
+            note="other owners, one at a time",
+        ),
+        Figure(WATCHER, "market order p50, with them waiting", percentile(load.with_waiting_ms, 50), "ms"),
+        Figure(WATCHER, "ratio", load.ratio, note="target ≤ 1.5"),
+        Figure(
+            WATCHER,
+            "a limit order made fillable: price move → CONFIRMED",
+            load.fill_after_move_s if load.fill_after_move_s is not None else "did not fill",
+            "s",
+            note="target ≤ 2 s",
+        ),
+    ]
+    progress(f"conservation: {CONSERVATION_ORDERS} × {CONSERVATION_AMOUNT} SOL at once through two APIs …")
+    second_api = await asyncio.to_thread(engine.start, "api")
+    try:
+        owner = engine.new_key("bench-conservation")
+        money = await conservation(
+            [engine.api_url, str(second_api.url)], owner, CONSERVATION_ORDERS, CONSERVATION_AMOUNT
+        )
+    finally:
+        second_api.terminate()
+        engine.processes.remove(second_api)
+    notes += [f"{CONSERVATION}: {error}" for error in money.errors[:5]]
+    exact = money.sol_spent == money.sol_filled and money.usdc_received == money.usdc_filled
+    figures += [
+        Figure(
+            CONSERVATION,
+            "accepted / refused (insufficient_funds)",
+            f"{money.accepted}/{money.refused_insufficient}",
+            note=f"of {money.asked}; 10 000 SOL fit 33",
+        ),
+        Figure(CONSERVATION, "CONFIRMED / FAILED", f"{money.confirmed}/{money.failed}"),
+        Figure(
+            CONSERVATION,
+            "SOL: total moved vs Σ fills",
+            f"{money.sol_spent} / {money.sol_filled}",
+            note="exact" if exact else "DIFFERS",
+        ),
+        Figure(CONSERVATION, "USDC: total moved vs Σ fills", f"{money.usdc_received} / {money.usdc_filled}"),
+        Figure(CONSERVATION, "reserved after, all tokens", str(money.reserved_after), note="target 0"),
+        Figure(CONSERVATION, "lowest available seen", str(money.lowest_available), note="never below 0"),
+    ]
+    return figures
+
+
+async def fair_section(engine: EngineProcesses, notes: list[str]) -> list[Figure]:
+    progress(f"fair shares: one owner floods {FLOOD} orders at 100/min; another places {FLOOD_OTHERS} …")
+    result = await fair_shares(
+        engine.api_url, engine.operator_key(), engine.new_key("bench-patient"), FLOOD, FLOOD_OTHERS, 100
+    )
+    notes += [f"{FAIR}: {error}" for error in result.errors[:5]]
+    progress(f"fair shares: the other owner's p50 {result.p50_s:.1f} s")
+    return [
+        Figure(
+            FAIR,
+            "the other owner's orders: accepted → CONFIRMED p50",
+            result.p50_s,
+            "s",
+            note="target ≤ 5 s; simulated latencies 0",
+        ),
+        Figure(FAIR, "p99", result.p99_s, "s"),
+        Figure(
+            FAIR,
+            "first in, first out, they would wait",
+            result.fifo_wait_s,
+            "s",
+            note=f"{result.flood} queued at 100/min",
+        ),
+    ]
 
 
 async def streaming_section(
@@ -301,7 +415,7 @@ async def streaming_section(
         f"streaming: {STREAM_ORDERS} limit orders × {SUBSCRIBERS_PER_ORDER} subscribers, one price move …"
     )
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
-    result = await delivery_with_subscribers(engine.api_url, engine.api_key, STREAM_ORDERS, meter)
+    result = await delivery_with_subscribers(engine.api_url, engine.operator_key(), STREAM_ORDERS, meter)
     return delivery_figures(
         STREAMING,
         result,
@@ -318,7 +432,7 @@ async def one_at_a_time_section(
         f"streaming: {STREAM_ORDERS} sniper orders × {SUBSCRIBERS_PER_ORDER} subscribers, one at a time …"
     )
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
-    result = await delivery_one_at_a_time(engine.api_url, engine.api_key, STREAM_ORDERS, meter)
+    result = await delivery_one_at_a_time(engine.api_url, engine.operator_key(), STREAM_ORDERS, meter)
     return delivery_figures(
         STREAMING_ONE,
         result,
@@ -354,7 +468,7 @@ def delivery_figures(
 async def spec_section(urls: InfraUrls, engine: EngineProcesses, notes: list[str]) -> list[Figure]:
     progress(f"spec limits: {SPEC_BURST} orders at once, 100/min, 10 activities, default latencies …")
     result: SpecLimitsResult = await burst_at_spec_limits(
-        engine.api_url, engine.api_key, urls.database_url, SPEC_BURST, SPEC_TIMEOUT_S
+        engine.api_url, engine.operator_key(), urls.database_url, SPEC_BURST, SPEC_TIMEOUT_S
     )
     notes += [f"{SPEC}: {error}" for error in result.errors]
     progress(f"spec limits: {result.executed_per_min:.0f} orders/min, p50 {result.p50_s:.0f} s")
@@ -413,6 +527,24 @@ def target_figures(figures: list[Figure]) -> list[Figure]:
             None,
         ),
         ("API rss, 5 000 idle WebSockets", _value(figures, IDLE, "API rss"), "< 500 MB", None),
+        (
+            f"another owner behind a {FLOOD}-order flood, p50",
+            _value(figures, FAIR, "the other owner"),
+            "≤ 5 s",
+            None,
+        ),
+        (
+            f"market p50 with {NEVER_FILLING} never-filling limits ÷ without",
+            _value(figures, WATCHER, "ratio"),
+            "≤ 1.5",
+            None,
+        ),
+        (
+            "a limit order made fillable fills within",
+            _value(figures, WATCHER, "a limit order"),
+            "≤ 2 s",
+            None,
+        ),
     ]
     limits = {
         "≥ 90": (90, 1),
@@ -420,6 +552,9 @@ def target_figures(figures: list[Figure]) -> list[Figure]:
         "≤ 30 ms": (30, -1),
         "≤ 20 ms": (20, -1),
         "< 500 MB": (500, -1),
+        "≤ 5 s": (5, -1),
+        "≤ 1.5": (1.5, -1),
+        "≤ 2 s": (2, -1),
     }
     rows = []
     for name, value, target, met in checks:
@@ -438,7 +573,7 @@ async def load_section(
     meter = CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
     meter.start()
     started = time.perf_counter()
-    load = await post_under_load(engine.api_url, engine.api_key, LOAD_RATE_PER_S, LOAD_SECONDS)
+    load = await post_under_load(engine.api_url, engine.operator_key(), LOAD_RATE_PER_S, LOAD_SECONDS)
     # Per request sent: one the client gave up on (timed out) was still served.
     sent_per_s = load.sent / (time.perf_counter() - started)
     figures += [
@@ -472,7 +607,7 @@ async def waiting_section(
         return CpuMeter({**engine.pids(), **server_pids, "bench (client)": os.getpid()})
 
     result = await run_waiting(
-        plan, engine.api_url, engine.api_key, urls.database_url, urls.temporal_address, meter
+        plan, engine.api_url, engine.operator_key(), urls.database_url, urls.temporal_address, meter
     )
     engine.check_alive()
     figures += waiting_figures(result, plan)

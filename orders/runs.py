@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -36,6 +37,7 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 CANCEL_TIMEOUT = timedelta(seconds=6)
 CANCEL_TRIES = 5
 MISSING = "MISSING"
+FAIRNESS_KEY_MAX = 64  # bytes; owner names are at most 64 ASCII characters
 
 
 class NoWorkflowTaskYet(Exception):
@@ -54,6 +56,18 @@ class OrderRuns:
         except WorkflowAlreadyStartedError:
             if replay:
                 raise
+
+    @staticmethod
+    def maybe_reached(error: BaseException) -> bool:
+        """Whether a failed start may have reached Temporal all the same: a timeout (the
+        server may have accepted it), not a refused connection."""
+        if isinstance(error, RPCError):
+            return error.status in (
+                RPCStatusCode.DEADLINE_EXCEEDED,
+                RPCStatusCode.CANCELLED,
+                RPCStatusCode.UNKNOWN,
+            )
+        return isinstance(error, TimeoutError)
 
     async def exists(self, order_id: str) -> bool:
         try:
@@ -163,6 +177,10 @@ class OrderRuns:
             # A workflow task stuck on a worker that died (say, mid local activity) is
             # retried elsewhere after this; long local activities heartbeat the task.
             task_timeout=WORKFLOW_TASK_TIMEOUT,
+            # Task Queue Fairness: the workflow's tasks and its activities (admission
+            # above all, where orders queue behind the system-wide rate) are dispatched
+            # round-robin across owners, so one owner's backlog cannot hold others back.
+            priority=Priority(fairness_key=order.owner[:FAIRNESS_KEY_MAX]),
             rpc_timeout=START_TIMEOUT,
         )
 

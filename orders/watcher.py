@@ -1,18 +1,33 @@
 """The market watcher: the one place that looks at prices for waiting orders.
 
 Limit and sniper orders wait in their workflows on a durable timer and a signal; none
-of them polls. The watcher reads the waiting orders and the pools once per tick and
-signals only the workflows whose condition holds, so 10 000 waiting orders cost one
-query and one pass over the pools per tick, not 10 000 quotes. Orders far from their
-limit are skipped by a price bound before any route is computed.
+of them polls. Once per tick the watcher reads the waiting orders (an index read) and
+the pools, and signals only the workflows whose condition holds.
+
+Its work per tick is bounded, whatever the waiting orders are:
+- Orders of one pair and direction share a price bound (the best marginal price, net of
+  fees): an order whose limit is above it cannot fill at any size, and costs nothing.
+- The rest are grouped in amount buckets (a factor of 2^¼ wide). One route per bucket
+  and edge: at the bucket's largest amount the price per unit is the bucket's worst, at
+  its smallest the best. An order whose limit the worst price meets is signalled; one
+  whose limit the best price misses is not; only the few in between need a route of
+  their own. Each pool's outputs are computed once per tick and amount, and shared.
+- That work runs in a thread, off the worker's event loop (heartbeats go on). The
+  buckets' routes are few (two per bucket in use); the undecided orders' own routes
+  stop at a time budget, and those left over are taken first on the next tick.
+
+A signal is a hint, not a decision: the workflow routes again before it executes and
+goes back to waiting when the price slipped (it never fills below its limit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +37,7 @@ from core.domain import OrderType
 from core.formatting import to_base_units
 from market.clock import MarketClock
 from market.pools import Pool
-from market.router import best_route, pool_outputs
+from market.router import Output, best_route
 from market.storage import PoolStore
 from market.tokens import find_token
 from orders import repository
@@ -30,8 +45,22 @@ from orders.repository import WaitingOrder
 
 TICK_S = 0.5
 RESIGNAL_AFTER_S = 5.0  # a workflow that got the signal and still waits gets it again
+TICK_BUDGET_S = 0.1  # of route computing per tick
+BUCKETS_PER_DOUBLING = 4
+# Price per unit falls as the amount grows, up to base-unit rounding and the router's 5 %
+# split steps: a bucket's edges decide for its orders only with this margin to spare.
+MARGIN = Decimal("0.005")
 
 Signal = Callable[[str, Trigger], Awaitable[None]]
+
+
+@dataclass
+class Evaluation:
+    """One tick's decisions and what they cost."""
+
+    triggers: list[tuple[str, Trigger]] = field(default_factory=list)
+    routes: int = 0  # routes computed
+    deferred: list[str] = field(default_factory=list)  # undecided, for the next tick (budget spent)
 
 
 class MarketWatcher:
@@ -42,10 +71,13 @@ class MarketWatcher:
         sessions: async_sessionmaker[AsyncSession],
         signal: Signal,
         clock: Callable[[], float] = time.monotonic,
+        budget_s: float = TICK_BUDGET_S,
     ) -> None:
         self._pools, self._market_clock, self._sessions = pools, market_clock, sessions
-        self._signal, self._clock = signal, clock
+        self._signal, self._clock, self._budget_s = signal, clock, budget_s
         self._signalled: dict[str, float] = {}
+        self._deferred: list[str] = []
+        self.last: Evaluation = Evaluation()
 
     async def run(
         self, duration_s: float, heartbeat: Callable[[int], None], stopping: Callable[[], bool]
@@ -65,49 +97,118 @@ class MarketWatcher:
         if not waiting:
             return 0
         pools = await self._pools.all()
-        now, sent = self._market_clock.now(), 0
-        # Orders of one pair and direction share their pools and their price bound.
-        groups: dict[tuple[str, str], list[WaitingOrder]] = defaultdict(list)
-        for order in waiting:
-            groups[(order.token_in, order.token_out)].append(order)
-        for (token_in, token_out), orders in groups.items():
-            open_pools = [
-                p for p in pools if {p.base, p.quote} == {token_in, token_out} and p.opens_at <= now
-            ]
-            if not open_pools:
-                continue
-            bound = best_marginal_price(open_pools, token_in, now)
-            for order in orders:
-                if order.limit_price is not None and order.limit_price > bound:
-                    continue  # not even the first unit pays the limit: no route can
-                if self._clock() - self._signalled.get(order.order_id, -RESIGNAL_AFTER_S) < RESIGNAL_AFTER_S:
-                    continue
-                trigger = condition_met(order, open_pools, now)
-                if trigger is not None:
-                    await self._signal(order.order_id, trigger)
-                    self._signalled[order.order_id] = self._clock()
-                    sent += 1
+        now = self._market_clock.now()
+        recent = {
+            order_id for order_id, at in self._signalled.items() if self._clock() - at < RESIGNAL_AFTER_S
+        }
+        due = [o for o in waiting if o.order_id not in recent]
+        evaluation = await asyncio.to_thread(
+            evaluate, due, pools, now, budget_s=self._budget_s, first=set(self._deferred)
+        )
+        self.last, self._deferred = evaluation, evaluation.deferred
+        for order_id, trigger in evaluation.triggers:
+            await self._signal(order_id, trigger)
+            self._signalled[order_id] = self._clock()
         live = {o.order_id for o in waiting}
         self._signalled = {k: v for k, v in self._signalled.items() if k in live}
-        return sent
+        return len(evaluation.triggers)
 
 
-def condition_met(order: WaitingOrder, open_pools: list[Pool], now: float) -> Trigger | None:
-    """The trigger for `order` if its condition holds on these (open) pools of its pair."""
-    if not open_pools:
-        return None
-    if order.type is OrderType.SNIPER:
-        token = find_token(order.token_out)
-        return Trigger(TriggerReason.POOL_OPEN, token.decimals) if token else None
-    token_in, token_out = find_token(order.token_in), find_token(order.token_out)
-    if order.limit_price is None or token_in is None or token_out is None:
-        return None
-    if best_marginal_price(open_pools, order.token_in, now) < order.limit_price:
-        return None  # not even the first unit pays the limit: no route can
-    amount_in = to_base_units(order.amount, token_in.decimals)
-    route = best_route(pool_outputs(open_pools, order.token_in, now), amount_in)
-    price = Decimal(route.amount_out).scaleb(-token_out.decimals) / order.amount
-    return Trigger(TriggerReason.LIMIT_REACHED) if price >= order.limit_price else None
+def evaluate(
+    waiting: list[WaitingOrder],
+    pools: list[Pool],
+    now: float,
+    *,
+    budget_s: float = TICK_BUDGET_S,
+    max_routes: int | None = None,
+    first: set[str] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Evaluation:
+    """Which waiting orders' conditions hold on these pools. Pure: no I/O."""
+    evaluation = Evaluation()
+    deadline = clock() + budget_s
+    groups: dict[tuple[str, str], list[WaitingOrder]] = defaultdict(list)
+    for order in waiting:
+        groups[(order.token_in, order.token_out)].append(order)
+    undecided: list[tuple[WaitingOrder, PairPrices]] = []
+    for (token_in, token_out), orders in groups.items():
+        open_pools = [p for p in pools if {p.base, p.quote} == {token_in, token_out} and p.opens_at <= now]
+        if not open_pools:
+            continue
+        prices = PairPrices(open_pools, token_in, token_out, now, evaluation)
+        for order in orders:
+            if order.type is OrderType.SNIPER:
+                token = find_token(order.token_out)
+                if token is not None:
+                    evaluation.triggers.append(
+                        (order.order_id, Trigger(TriggerReason.POOL_OPEN, token.decimals))
+                    )
+                continue
+            if order.limit_price is None or order.limit_price > prices.bound:
+                continue  # not even the first unit pays the limit: no route can
+            units = prices.units(order.amount)
+            if units is None:
+                continue
+            lo, hi = bucket_edges(units)
+            if prices.price(hi) * (1 - MARGIN) >= order.limit_price:
+                evaluation.triggers.append((order.order_id, Trigger(TriggerReason.LIMIT_REACHED)))
+            elif prices.price(lo) * (1 + MARGIN) >= order.limit_price:
+                undecided.append((order, prices))  # between the bucket's edges: its own route
+    first = first or set()
+    undecided.sort(key=lambda item: item[0].order_id not in first)  # last tick's leftovers first
+    for n, (order, prices) in enumerate(undecided):
+        if _spent(evaluation, deadline, clock, max_routes):
+            evaluation.deferred = [o.order_id for o, _ in undecided[n:]]
+            break
+        units = prices.units(order.amount)
+        assert units is not None and order.limit_price is not None
+        if prices.price(units) >= order.limit_price:
+            evaluation.triggers.append((order.order_id, Trigger(TriggerReason.LIMIT_REACHED)))
+    return evaluation
+
+
+class PairPrices:
+    """Prices of one pair and direction on its open pools, for this tick: each pool's
+    output at an amount is computed once and shared by every route that asks."""
+
+    def __init__(
+        self, pools: list[Pool], token_in: str, token_out: str, now: float, evaluation: Evaluation
+    ) -> None:
+        self._token_in, self._evaluation = token_in, evaluation
+        self._decimals_in = _decimals(token_in)
+        self._decimals_out = _decimals(token_out)
+        self._prices: dict[int, Decimal] = {}
+        self.bound = best_marginal_price(pools, token_in, now)
+        self._outputs: dict[str, Output] = {
+            pool.dex: _memoized(lambda amount, pool=pool: pool.quote_swap(token_in, amount, now).amount_out)  # type: ignore[misc]
+            for pool in pools
+        }
+
+    def units(self, amount: Decimal) -> int | None:
+        return to_base_units(amount, self._decimals_in) if self._decimals_in is not None else None
+
+    def price(self, units: int) -> Decimal:
+        """token_out per token_in (human units) of the best route for `units` in."""
+        if units not in self._prices:
+            self._evaluation.routes += 1
+            out = best_route(self._outputs, units).amount_out
+            self._prices[units] = (
+                Decimal(out).scaleb(-(self._decimals_out or 0))
+                / Decimal(units).scaleb(-(self._decimals_in or 0))
+                if units > 0
+                else Decimal(0)
+            )
+        return self._prices[units]
+
+
+def bucket_edges(units: int) -> tuple[int, int]:
+    """The amount bucket `units` falls in: [lo, hi], a factor of 2^(1/4) wide."""
+    if units <= 1:
+        return units, units
+    k = math.floor(math.log2(units) * BUCKETS_PER_DOUBLING)
+    lo = max(1, math.floor(2 ** (k / BUCKETS_PER_DOUBLING)))
+    hi = math.ceil(2 ** ((k + 1) / BUCKETS_PER_DOUBLING))
+    return min(lo, units), max(hi, units)
 
 
 def best_marginal_price(pools: list[Pool], token_in: str, now: float) -> Decimal:
@@ -121,3 +222,25 @@ def best_marginal_price(pools: list[Pool], token_in: str, now: float) -> Decimal
         price = mid if token_in == pool.base else 1 / mid
         best = max(best, price * (1 - pool.marginal_fee_bps(now) / 10_000))
     return best
+
+
+def _memoized(output: Output) -> Output:
+    cache: dict[int, int] = {}
+
+    def cached(amount: int) -> int:
+        if amount not in cache:
+            cache[amount] = output(amount)
+        return cache[amount]
+
+    return cached
+
+
+def _decimals(symbol: str) -> int | None:
+    token = find_token(symbol)
+    return token.decimals if token is not None else None
+
+
+def _spent(
+    evaluation: Evaluation, deadline: float, clock: Callable[[], float], max_routes: int | None
+) -> bool:
+    return clock() > deadline or (max_routes is not None and evaluation.routes >= max_routes)

@@ -1,0 +1,108 @@
+"""The market watcher's decisions and their cost: bounded per tick whatever the waiting
+orders are, and the same decisions as routing every order on its own."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.orders import TriggerReason
+from core.domain import OrderType
+from core.ids import new_order_id
+from market.pools import Pool, genesis_pools
+from market.router import best_route, pool_outputs
+from orders.repository import WaitingOrder
+from orders.watcher import best_marginal_price, evaluate
+
+NOW = 1_000.0
+SOL_USDC = [p for p in genesis_pools() if p.pair == "SOL/USDC"]
+BOUND = best_marginal_price(SOL_USDC, "SOL", NOW)  # ≈ 149.85 USDC per SOL
+
+
+def limit(amount: str, price: Decimal, token_in: str = "SOL", token_out: str = "USDC") -> WaitingOrder:
+    return WaitingOrder(new_order_id(), OrderType.LIMIT, token_in, token_out, Decimal(amount), price)
+
+
+def route_price(pools: list[Pool], amount: Decimal) -> Decimal:
+    units = int(amount * 10**9)
+    out = best_route(pool_outputs(pools, "SOL", NOW), units).amount_out
+    return Decimal(out).scaleb(-6) / amount
+
+
+def test_hundreds_of_orders_that_can_never_fill_cost_a_few_routes() -> None:
+    # Limits just under the first unit's price pass the quick bound, but 5 000 SOL can
+    # never fetch them: each of these orders once cost a full route every tick.
+    never = [limit("5000", BOUND - Decimal("0.01")) for _ in range(300)]
+    fillable = limit("1", Decimal("140"))
+    evaluation = evaluate([*never, fillable], SOL_USDC, NOW)
+    assert [order_id for order_id, _ in evaluation.triggers] == [fillable.order_id]
+    assert evaluation.routes <= 4  # two edges of each amount bucket in use
+    assert evaluation.deferred == []
+
+
+def test_orders_far_from_their_limit_cost_no_route_at_all() -> None:
+    far = [limit("10", Decimal("1000")) for _ in range(1000)]
+    evaluation = evaluate(far, SOL_USDC, NOW)
+    assert (evaluation.triggers, evaluation.routes) == ([], 0)
+
+
+def test_undecided_orders_past_the_budget_are_taken_first_on_the_next_ticks() -> None:
+    # Many sizes, each order's limit a hair under its own route's price: no bucket edge
+    # decides them, every one needs its own route.
+    orders = [
+        limit(str(amount), route_price(SOL_USDC, amount) - Decimal("0.0001"))
+        for amount in (Decimal(100 + 7 * n) for n in range(40))
+    ]
+    deferred: list[str] = []
+    fired: set[str] = set()
+    ticks = 0
+    while ticks < 10:
+        ticks += 1
+        # Signalled orders sit out the next ticks (the watcher re-signals only after 5 s).
+        waiting = [o for o in orders if o.order_id not in fired]
+        tick = evaluate(waiting, SOL_USDC, NOW, budget_s=60, max_routes=30, first=set(deferred))
+        assert tick.routes <= 30
+        now_fired = {order_id for order_id, _ in tick.triggers}
+        assert set(deferred) <= now_fired or tick.deferred  # last tick's leftovers go first
+        assert not deferred or deferred[0] in now_fired
+        fired |= now_fired
+        deferred = tick.deferred
+        if not deferred:
+            break
+    assert ticks > 1 and fired == {o.order_id for o in orders}
+
+
+def test_a_sniper_fires_once_its_pool_is_open() -> None:
+    sniper = WaitingOrder(new_order_id(), OrderType.SNIPER, "SOL", "USDC", Decimal(1), None)
+    closed = [p.__class__(**{**p.__dict__, "opens_at": NOW + 60}) for p in SOL_USDC]
+    assert evaluate([sniper], closed, NOW).triggers == []
+    (order_id, trigger), *_ = evaluate([sniper], SOL_USDC, NOW).triggers
+    assert (
+        order_id == sniper.order_id
+        and trigger.reason is TriggerReason.POOL_OPEN
+        and trigger.decimals_out == 6
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    amounts=st.lists(st.decimals(min_value="0.01", max_value="3000", places=2), min_size=1, max_size=12),
+    offsets_bps=st.lists(st.integers(min_value=-300, max_value=300), min_size=12, max_size=12),
+)
+def test_the_watcher_decides_as_a_route_of_each_order_would(
+    amounts: list[Decimal], offsets_bps: list[int]
+) -> None:
+    orders = []
+    for amount, offset in zip(amounts, offsets_bps, strict=False):
+        exact = route_price(SOL_USDC, amount)
+        orders.append(limit(str(amount), exact * (1 + Decimal(offset) / 10_000)))
+    evaluation = evaluate(orders, SOL_USDC, NOW, budget_s=60)
+    fired = {order_id for order_id, _ in evaluation.triggers}
+    expected = {
+        o.order_id
+        for o in orders
+        if o.limit_price is not None and route_price(SOL_USDC, o.amount) >= o.limit_price
+    }
+    assert fired == expected
