@@ -28,6 +28,8 @@ REMEDIES: dict[MarketErrorCode, Remedy] = {
     MarketErrorCode.POOL_NOT_FOUND: Remedy.NONE,
     MarketErrorCode.POOL_NOT_OPEN: Remedy.NONE,
     MarketErrorCode.INVALID_ORDER: Remedy.NONE,
+    MarketErrorCode.ORDER_CLOSED: Remedy.NONE,
+    MarketErrorCode.INSUFFICIENT_LIQUIDITY: Remedy.FRESH_QUOTE,
 }
 INTERNAL = "INTERNAL"
 

@@ -16,8 +16,11 @@ from contracts.orders import (
     AdmitRequest,
     BuildRequest,
     BuiltTransaction,
+    CloseRequest,
     ConfirmRequest,
     ConfirmResult,
+    RouteDecision,
+    RouteLeg,
     SubmitRequest,
     SubmitResult,
 )
@@ -30,12 +33,14 @@ class SwapChain(Protocol):
     """What execution needs of the chain (market/chain.py's Chain; scripted in tests)."""
 
     async def build(
-        self, *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+        self, *, order_id: str, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
     ) -> SignedTransaction: ...
 
     async def submit(self, tx: SignedTransaction) -> str: ...
 
     async def confirm(self, tx: SignedTransaction) -> Landed: ...
+
+    async def close(self, order_id: str, idempotency_key: str) -> Landed | None: ...
 
 
 class ExecutionActivities:
@@ -53,19 +58,11 @@ class ExecutionActivities:
     @activity.defn
     async def build_transaction(self, request: BuildRequest) -> BuiltTransaction:
         """A signed swap transaction for the route, with a recent blockhash."""
-        route = request.route
-        # Each leg must pay its share of the order's minimum, so the whole pays at least that.
-        legs = [
-            SwapLeg(
-                leg.dex,
-                leg.amount_in,
-                leg.amount_out * route.min_amount_out // max(route.expected_amount_out, 1),
-            )
-            for leg in route.legs
-        ]
+        legs = leg_minimums(request.route)
         tx = await run_attempt(
             self._records,
             self._chain.build(
+                order_id=request.order_id,
                 # One execution per order, whatever the attempt: the chain refuses a second.
                 idempotency_key=f"{request.order_id}:swap",
                 token_in=request.token_in,
@@ -108,8 +105,32 @@ class ExecutionActivities:
             activity_name="confirm_transaction",
             attempt=request.attempt,
         )
-        return ConfirmResult(landed.tx_hash, landed.amount_in, landed.amount_out, landed.slot)
+        return confirm_result(landed)
+
+    @activity.defn
+    async def close_unexecuted(self, request: CloseRequest) -> ConfirmResult | None:
+        """Before the order is recorded FAILED: its transaction if one landed after all (a
+        worker cut off from Temporal can still land one); otherwise its reservation is
+        released, and no transaction of it can land any more."""
+        landed = await self._chain.close(request.order_id, f"{request.order_id}:swap")
+        return confirm_result(landed) if landed is not None else None
 
 
 def _signed(tx: BuiltTransaction) -> SignedTransaction:
     return SignedTransaction(tx.tx_hash, decode_raw(tx.raw), tx.idempotency_key, tx.recent_blockhash_slot)
+
+
+def leg_minimums(route: RouteDecision) -> list[SwapLeg]:
+    """The route's legs, each with its share of the order's minimum, rounded up: the legs'
+    minimums add up to at least the order's, so the whole never fills below it."""
+    expected = max(route.expected_amount_out, 1)
+    return [
+        SwapLeg(leg.dex, leg.amount_in, -(-leg.amount_out * route.min_amount_out // expected))
+        for leg in route.legs
+    ]
+
+
+def confirm_result(landed: Landed) -> ConfirmResult:
+    legs = [RouteLeg(leg.dex, leg.amount_in, leg.amount_out) for leg in landed.legs]
+    minimum = sum(leg.min_amount_out for leg in landed.legs) if landed.legs else None
+    return ConfirmResult(landed.tx_hash, landed.amount_in, landed.amount_out, landed.slot, legs, minimum)

@@ -43,7 +43,7 @@ class QuoteActivities:
             dex=request.dex,
             amount_in=request.amount_in,
             amount_out=quote.result.amount_out,
-            min_amount_out=quote.result.amount_out * (BPS - request.slippage_bps) // BPS,
+            min_amount_out=minimum_out(quote.result.amount_out, request.slippage_bps),
             fee_bps=quote.result.fee_bps,
             price_impact_bps=quote.result.price_impact_bps,
             slot=quote.slot,
@@ -60,10 +60,18 @@ class QuoteActivities:
             selected_dex=route.selected_dex,
             legs=[RouteLeg(leg.dex, leg.amount_in, leg.amount_out) for leg in route.legs],
             expected_amount_out=expected,
-            min_amount_out=expected * (BPS - request.slippage_bps) // BPS,
+            min_amount_out=minimum_out(expected, request.slippage_bps),
         )
         log.info(router_line(request, decision))
         return decision
+
+
+def minimum_out(expected: int, slippage_bps: int) -> int:
+    """The least an order may receive: expected less the slippage, rounded down, but
+    never 0 for an order that expects anything (a dust order would accept nothing)."""
+    if expected <= 0:
+        return 0
+    return max(expected * (BPS - slippage_bps) // BPS, 1)
 
 
 def router_line(request: RouteRequest, decision: RouteDecision) -> str:

@@ -6,8 +6,11 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from contracts.orders import RetryScheduled, TransitionRequest
+from core.domain import OrderStatus
+from market.storage import WalletStore
 from orders import repository
 from orders.events import OrderEvents
 from orders.schemas import EventView, OrderView
@@ -15,6 +18,10 @@ from orders.transitions import describe
 from storage.models import OrderFailure
 
 log = logging.getLogger(__name__)
+
+
+# An order ending here never executed: what it reserved goes back to its owner.
+RELEASING = frozenset({OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
 
 
 class OrderRecords:
@@ -34,7 +41,14 @@ class OrderRecords:
                 session, request.order_id, request.event_key, change.status, change.patch, change.data
             )
         if recorded is None:
-            raise LookupError(f"order {request.order_id} does not exist")
+            # A workflow whose order row is missing (its start raced a failed request):
+            # nothing will ever be recorded for it, so it ends instead of retrying forever.
+            raise ApplicationError(
+                f"order {request.order_id} does not exist", type="ORDER_NOT_FOUND", non_retryable=True
+            )
+        if change.status in RELEASING:
+            async with self._sessions() as session, session.begin():
+                await WalletStore.release_in(session, request.order_id)
         await self._events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
         return recorded.event.seq
 

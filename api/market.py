@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from accounts.keys import NAME_PATTERN
 from api.auth import KeyDep
 from api.deps import MarketDep
-from core.errors import InvalidInput
-from core.formatting import format_amount
+from core.errors import InvalidInput, OperatorRequired
 from core.ids import is_order_id
-from market.schemas import Items, TokenView, pool_view, transaction_view
-from market.tokens import TOKENS, find_token
+from market.schemas import Items, TokenView, WalletResponse, pool_view, transaction_view
+from market.tokens import TOKENS
 
 router = APIRouter(tags=["market"])
 
@@ -46,14 +46,16 @@ async def list_transactions(
     return {"items": [transaction_view(tx) for tx in rows]}
 
 
-@router.get("/wallet")
-async def wallet(market: MarketDep) -> dict[str, Any]:
-    """The simulated wallet's balances, in human units."""
-    items = []
-    for symbol, units in sorted((await market.wallet.balances()).items()):
-        token = find_token(symbol)
-        if token is not None:
-            items.append(
-                {"token": symbol, "mint": token.mint, "amount": format_amount(units, token.decimals)}
-            )
-    return {"items": items}
+@router.get("/wallet", response_model=WalletResponse)
+async def wallet(
+    market: MarketDep,
+    principal: KeyDep,
+    owner: Annotated[
+        str | None, Query(pattern=NAME_PATTERN.pattern, description="operator keys: another owner's wallet")
+    ] = None,
+) -> WalletResponse:
+    """Your wallet: its address and, per token, the total, what open orders have reserved,
+    and what is available. Made and funded at its first use."""
+    if owner is not None and owner != principal.owner and not principal.operator:
+        raise OperatorRequired("only an operator key may read another owner's wallet")
+    return WalletResponse.of(await market.wallets.view(owner or principal.owner))

@@ -7,20 +7,27 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, status
 
-from api.auth import require_operator
+from api.auth import OperatorDep, require_operator
 from api.deps import MarketDep
 from core.formatting import format_amount, format_price
-from market.schemas import NewPool, PriceMove, TokenView, WalletTopUp
+from market.schemas import BalanceView, NewPool, PriceMove, TokenView, WalletTopUp
 from market.tokens import decimals_of
 
 router = APIRouter(prefix="/sim", tags=["simulation"], dependencies=[Depends(require_operator)])
 
 
 @router.post("/wallet")
-async def top_up_wallet(body: WalletTopUp, market: MarketDep) -> dict[str, Any]:
-    """Add funds to the simulated wallet."""
-    token, balance = await market.controls.top_up(body.token, Decimal(body.amount))
-    return {"token": token.symbol, "mint": token.mint, "amount": format_amount(balance, token.decimals)}
+async def top_up_wallet(body: WalletTopUp, market: MarketDep, principal: OperatorDep) -> dict[str, Any]:
+    """Add funds to an owner's simulated wallet (the caller's own by default)."""
+    owner = body.owner or principal.owner
+    token, balance = await market.controls.top_up(owner, body.token, Decimal(body.amount))
+    return {
+        "owner": owner,
+        "token": token.symbol,
+        "mint": token.mint,
+        **BalanceView.of(balance).model_dump(exclude={"token"}),
+        "amount": format_amount(balance.total, token.decimals),
+    }
 
 
 @router.post("/pools", status_code=status.HTTP_201_CREATED)

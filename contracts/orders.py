@@ -6,7 +6,7 @@ when a workflow replays, so their fields only ever grow (with defaults)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.domain import OrderStatus, OrderType
@@ -159,6 +159,16 @@ class ConfirmResult:
     amount_in: int
     amount_out: int
     slot: int
+    # What executed, leg by leg (results recorded before these existed have none).
+    legs: list[RouteLeg] = field(default_factory=list)
+    min_amount_out: int | None = None
+
+
+@dataclass
+class CloseRequest:
+    """Before an order is recorded FAILED: did its transaction land after all?"""
+
+    order_id: str
 
 
 # -- transitions: what the record step is told about each lifecycle step ----------
@@ -192,6 +202,10 @@ class Confirmed:
     decimals_in: int
     decimals_out: int
     attempts: int
+    # The legs that executed and their minimum, from the chain: what is recorded is what
+    # executed, also when a rerun after a crash found an earlier run's transaction.
+    legs: list[RouteLeg] = field(default_factory=list)
+    min_amount_out: int | None = None
 
 
 @dataclass

@@ -40,3 +40,11 @@ class Dex(StrEnum):
 
 
 DEXES: tuple[Dex, ...] = tuple(Dex)
+
+
+class ReservationState(StrEnum):
+    """What became of the funds an order reserved when it was accepted."""
+
+    HELD = "HELD"  # the order may still spend them
+    SPENT = "SPENT"  # its transaction landed: the reservation became the spend
+    RELEASED = "RELEASED"  # the order ended without executing

@@ -20,9 +20,9 @@ from core.settings import Settings
 from market.chain import Chain
 from market.clock import MarketClock
 from market.controls import SimulationControls
-from market.storage import BalanceStore, PoolStore, TransactionLedger
+from market.storage import PoolStore, TransactionLedger, WalletStore
 from market.venues import SimulationConfig, Venues
-from market.wallet import Wallet
+from market.wallet import Wallets
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,15 @@ class Market:
     pools: PoolStore
     venues: Venues
     chain: Chain
-    wallet: Wallet
+    wallets: Wallets
     ledger: TransactionLedger
     controls: SimulationControls
     config: SimulationConfig
 
     async def ensure_genesis(self) -> None:
-        """Create the pools and fund the wallet on first start; never overwrite."""
+        """Create the genesis pools on first start; never overwrite. (Wallets are made
+        and funded at their owner's first use.)"""
         await self.pools.ensure_genesis()
-        await self.wallet.ensure_genesis()
 
 
 def simulation_config(settings: Settings) -> SimulationConfig:
@@ -61,16 +61,15 @@ def build_market(
     rng = random.Random(config.seed)
     market_clock = MarketClock(clock)
     pools = PoolStore(sessions)
-    balances = BalanceStore(sessions)
     ledger = TransactionLedger(sessions)
-    wallet = Wallet(balances)
+    wallets = Wallets(sessions, WalletStore(sessions), settings.sim_genesis_funds)
     return Market(
         clock=market_clock,
         pools=pools,
         venues=Venues(pools, market_clock, config, rng),
-        chain=Chain(sessions, pools, balances, ledger, market_clock, config, rng),
-        wallet=wallet,
+        chain=Chain(sessions, pools, wallets, ledger, market_clock, config, rng),
+        wallets=wallets,
         ledger=ledger,
-        controls=SimulationControls(pools, wallet, market_clock),
+        controls=SimulationControls(pools, wallets, market_clock),
         config=config,
     )

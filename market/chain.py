@@ -15,17 +15,18 @@ import asyncio
 import base64
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.domain import ReservationState
 from core.formatting import format_amount, from_base_units
 from market.clock import SLOT_MS, MarketClock
 from market.errors import MarketError, MarketErrorCode
-from market.storage import BalanceStore, Landed, PoolStore, TransactionLedger
+from market.storage import Landed, LandedLeg, PoolStore, TransactionLedger, WalletStore
 from market.tokens import decimals_of
 from market.transactions import (
-    WALLET,
     DecodedSwap,
     InvalidTransaction,
     SwapLeg,
@@ -34,6 +35,7 @@ from market.transactions import (
     decode_swap,
 )
 from market.venues import SimulationConfig, check_open, simulated_latency
+from market.wallet import Wallets
 from storage.models import ChainTransaction, utcnow
 
 BLOCKHASH_VALID_SLOTS = 150
@@ -56,32 +58,55 @@ class Chain:
         self,
         sessions: async_sessionmaker[AsyncSession],
         pools: PoolStore,
-        balances: BalanceStore,
+        wallets: Wallets,
         ledger: TransactionLedger,
         clock: MarketClock,
         config: SimulationConfig,
         rng: random.Random,
     ) -> None:
         self._sessions = sessions
-        self._pools, self._balances, self._ledger = pools, balances, ledger
+        self._pools, self._wallets, self._ledger = pools, wallets, ledger
         self._clock, self._config, self._rng = clock, config, rng
 
     async def build(
-        self, *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+        self, *, order_id: str, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
     ) -> SignedTransaction:
-        """A signed transaction against a recent blockhash; refuses what the wallet cannot pay."""
+        """A transaction signed by the order's owner against a recent blockhash; refuses
+        what the order may not spend (its reservation, or the wallet's available)."""
         await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
         await self._pools.learn_tokens(token_in, token_out)
-        balance = (await self._balances.all()).get(token_in, 0)
+        owner = await self._wallets.store.owner_of_order(order_id)
+        if owner is None:
+            raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
         amount_in = sum(leg.amount_in for leg in legs)
-        if balance < amount_in:
+        async with self._sessions() as session:
+            held = await WalletStore.reservation(session, order_id)
+        if held is not None and held.state is not ReservationState.HELD:
+            raise MarketError(
+                MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
+            )
+        if held is not None and amount_in > held.amount:
             raise MarketError(
                 MarketErrorCode.INSUFFICIENT_FUNDS,
-                f"wallet holds {_human(balance, token_in)} {token_in}, order needs {_human(amount_in, token_in)}",
+                f"the route spends {_human(amount_in, token_in)} {token_in}, "
+                f"{_human(int(held.amount), token_in)} were reserved",
             )
+        if held is None:  # accepted before reservations existed: the wallet's available
+            balances = {b.token: int(b.total - b.reserved) for b in await self._wallets.store.balances(owner)}
+            if balances.get(token_in, 0) < amount_in:
+                raise MarketError(
+                    MarketErrorCode.INSUFFICIENT_FUNDS,
+                    f"wallet holds {_human(balances.get(token_in, 0), token_in)} {token_in} available, "
+                    f"order needs {_human(amount_in, token_in)}",
+                )
         slot = self._clock.current_slot()
         signature, raw = build_swap(
-            idempotency_key=idempotency_key, token_in=token_in, token_out=token_out, legs=legs, slot=slot
+            signer=await self._wallets.keypair(owner),
+            idempotency_key=idempotency_key,
+            token_in=token_in,
+            token_out=token_out,
+            legs=legs,
+            slot=slot,
         )
         return SignedTransaction(signature, raw, idempotency_key, slot)
 
@@ -89,8 +114,9 @@ class Chain:
         """Send the transaction; returns its signature. Transient faults raise."""
         await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
         await self._decode_learning(tx.raw)  # the RPC node rejects what is not a valid signed transaction
-        if await self._ledger.find(tx.idempotency_key) is not None:
-            return tx.signature  # already executed: confirm reports the earlier one
+        landed = await self._ledger.find(tx.idempotency_key)
+        if landed is not None:
+            return landed.tx_hash  # already executed (by an earlier run): that is the order's transaction
         if self._config.failure_rate > 0 and self._rng.random() < self._config.failure_rate:
             raise MarketError(
                 MarketErrorCode.ACCOUNT_IN_USE, "a writable account is locked by another transaction"
@@ -126,6 +152,16 @@ class Chain:
     async def find_landed(self, idempotency_key: str) -> Landed | None:
         return await self._ledger.find(idempotency_key)
 
+    async def close(self, order_id: str, idempotency_key: str) -> Landed | None:
+        """An order is about to be recorded FAILED: its transaction if one landed after
+        all; otherwise its reservation is released, so that none can land any more."""
+        async with self._sessions() as session, session.begin():
+            held = await WalletStore.reservation(session, order_id, lock=True)
+            if held is None or held.state is ReservationState.SPENT:
+                return await self._ledger.find(idempotency_key)
+            await WalletStore.release_in(session, order_id)
+        return None
+
     async def _decode_learning(self, raw: bytes) -> DecodedSwap:
         try:
             return self._decode(raw)
@@ -136,12 +172,9 @@ class Chain:
     @staticmethod
     def _decode(raw: bytes) -> DecodedSwap:
         try:
-            decoded = decode_swap(raw)
+            return decode_swap(raw)
         except InvalidTransaction as error:
             raise MarketError(MarketErrorCode.INVALID_ORDER, str(error)) from None
-        if decoded.signer != str(WALLET.pubkey()):
-            raise MarketError(MarketErrorCode.INVALID_ORDER, "not signed by the wallet")
-        return decoded
 
     def _blockhash_valid(self, blockhash: str) -> bool:
         now = self._clock.current_slot()
@@ -154,12 +187,22 @@ class Chain:
             raise MarketError(
                 MarketErrorCode.BLOCKHASH_EXPIRED, "the transaction's blockhash expired before it landed"
             )
+        wallet = await self._wallets.store.by_address(swap.signer)
+        if wallet is None:
+            raise MarketError(MarketErrorCode.INVALID_ORDER, "signed by no known wallet")
+        order_id = swap.idempotency_key.split(":")[0] if swap.idempotency_key.startswith("ord_") else None
         now = self._clock.now()
         async with self._sessions() as session, session.begin():
+            held = await WalletStore.reservation(session, order_id, lock=True) if order_id else None
+            if held is not None and held.state is not ReservationState.HELD:
+                raise MarketError(
+                    MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
+                )
             pools = await PoolStore.lock_for_swap(
                 session, swap.token_in, swap.token_out, [leg.dex for leg in swap.legs]
             )
             total_out = 0
+            filled: list[LandedLeg] = []
             for leg in swap.legs:
                 if leg.dex not in pools:
                     raise MarketError(
@@ -169,6 +212,11 @@ class Chain:
                 row, pool = pools[leg.dex]
                 check_open(pool, now)
                 result, after = pool.swap(swap.token_in, leg.amount_in, now)
+                if not result.complete:  # the program fails the whole transaction
+                    raise MarketError(
+                        MarketErrorCode.INSUFFICIENT_LIQUIDITY,
+                        f"{leg.dex} cannot fill {_human(leg.amount_in, swap.token_in)} {swap.token_in}",
+                    )
                 if result.amount_out < leg.min_amount_out:
                     raise MarketError(
                         MarketErrorCode.SLIPPAGE_EXCEEDED,
@@ -176,11 +224,17 @@ class Chain:
                         f"minimum {_human(leg.min_amount_out, swap.token_out)}",
                     )
                 total_out += result.amount_out
+                filled.append(LandedLeg(leg.dex, leg.amount_in, result.amount_out, leg.min_amount_out))
                 pools[leg.dex] = (row, after)
             amount_in = sum(leg.amount_in for leg in swap.legs)
-            # Wallet rows too are locked in one fixed order, whatever the direction.
-            for token, delta in sorted([(swap.token_in, -amount_in), (swap.token_out, total_out)]):
-                await BalanceStore.add_in(session, token, delta)
+            # The reservation becomes the spend: what it held leaves `reserved`, what was
+            # spent leaves `total` (a route that spent less gives the rest back).
+            deltas = {swap.token_in: (-amount_in, -int(held.amount) if held is not None else 0)}
+            out_total, out_reserved = deltas.get(swap.token_out, (0, 0))
+            deltas[swap.token_out] = (out_total + total_out, out_reserved)
+            await WalletStore.move(session, wallet.owner, deltas)
+            if held is not None:
+                held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
             stamp = utcnow()
             for row, after in pools.values():
                 row.state = after.to_state()
@@ -190,15 +244,18 @@ class Chain:
                 ChainTransaction(
                     tx_hash=swap.signature,
                     idempotency_key=swap.idempotency_key,
-                    order_id=swap.idempotency_key.split(":")[0]
-                    if swap.idempotency_key.startswith("ord_")
-                    else None,
+                    order_id=order_id,
                     dex=swap.legs[0].dex if len(swap.legs) == 1 else "split",
                     token_in=swap.token_in,
                     token_out=swap.token_out,
                     legs=[
-                        {"dex": leg.dex, "amount_in": _human(leg.amount_in, swap.token_in)}
-                        for leg in swap.legs
+                        {
+                            "dex": leg.dex,
+                            "amount_in": _human(leg.amount_in, swap.token_in),
+                            "amount_out": _human(leg.amount_out, swap.token_out),
+                            "min_amount_out": _human(leg.min_amount_out, swap.token_out),
+                        }
+                        for leg in filled
                     ],
                     amount_in=from_base_units(amount_in, decimals_of(swap.token_in)),
                     amount_out=from_base_units(total_out, decimals_of(swap.token_out)),
@@ -206,7 +263,7 @@ class Chain:
                     at=stamp,
                 )
             )
-        return Landed(swap.signature, amount_in, total_out, slot)
+        return Landed(swap.signature, amount_in, total_out, slot, tuple(filled))
 
 
 def encode_raw(raw: bytes) -> str:

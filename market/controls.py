@@ -16,7 +16,7 @@ from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, meteora_pool, raydium_pool
 from market.storage import PoolStore
 from market.tokens import Token, find_token, new_token, register_token
-from market.wallet import Wallet
+from market.wallet import Balance, Wallets
 
 # A top-up is a test convenience, not a mint: at most this many base units at a time.
 MAX_TOP_UP_UNITS = 2**63
@@ -37,11 +37,11 @@ class PriceMoved:
 
 
 class SimulationControls:
-    def __init__(self, pools: PoolStore, wallet: Wallet, clock: MarketClock) -> None:
-        self._pools, self._wallet, self._clock = pools, wallet, clock
+    def __init__(self, pools: PoolStore, wallets: Wallets, clock: MarketClock) -> None:
+        self._pools, self._wallets, self._clock = pools, wallets, clock
 
-    async def top_up(self, symbol_or_mint: str, amount: Decimal) -> tuple[Token, int]:
-        """Add funds to the wallet; the token and its new balance in base units."""
+    async def top_up(self, owner: str, symbol_or_mint: str, amount: Decimal) -> tuple[Token, Balance]:
+        """Add funds to an owner's wallet; the token and its balance after."""
         token = find_token(symbol_or_mint)
         if token is None:
             raise InvalidInput(
@@ -54,7 +54,7 @@ class SimulationControls:
         units = to_base_units(amount, token.decimals)
         if units >= MAX_TOP_UP_UNITS:
             raise InvalidInput("invalid_amount", "amount", "must be under 2^63 base units")
-        return token, await self._wallet.fund(token.symbol, units)
+        return token, await self._wallets.fund(owner, token.symbol, units)
 
     async def list_pool(
         self,
@@ -69,7 +69,7 @@ class SimulationControls:
     ) -> tuple[Pool, Token]:
         """A new pool for `symbol` that opens `activation_in_s` from now."""
         symbol = symbol.upper()
-        if not NEW_SYMBOL.match(symbol):
+        if not NEW_SYMBOL.fullmatch(symbol):
             raise InvalidInput("invalid_token", "token", "must match ^[A-Z0-9]{2,10}$")
         quote = find_token(quote_symbol)
         if quote is None:

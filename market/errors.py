@@ -16,6 +16,8 @@ class MarketErrorCode(StrEnum):
     POOL_NOT_FOUND = "POOL_NOT_FOUND"
     POOL_NOT_OPEN = "POOL_NOT_OPEN"
     INVALID_ORDER = "INVALID_ORDER"
+    ORDER_CLOSED = "ORDER_CLOSED"  # its reservation was released: the order ended
+    INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"  # a pool cannot fill a leg at all
 
 
 class MarketError(Exception):

@@ -31,6 +31,7 @@ class SwapResult:
     fee: int  # in units of the input token
     fee_bps: int
     price_impact_bps: int
+    complete: bool = True  # False: the pool cannot fill this swap at all (a DLMM out of bins)
 
 
 class _Named:
@@ -150,7 +151,9 @@ class DlmmPool(_Named):
         walk = self.book.swap(amount_in, swap_for_y, now)
         if not walk.complete:
             # The program refuses a swap the bins cannot fill; so does the venue.
-            return SwapResult(amount_in, 0, 0, round(walk.first_fee_rate / 100_000), BPS), self
+            return SwapResult(
+                amount_in, 0, 0, round(walk.first_fee_rate / 100_000), BPS, complete=False
+            ), self
         price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
         net_in = amount_in - walk.fee
         ideal = Decimal(net_in) * price if swap_for_y else Decimal(net_in) / price

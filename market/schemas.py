@@ -9,9 +9,17 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.domain import Dex
-from core.formatting import DECIMAL_STRING, format_decimal, format_epoch, format_price, format_time
+from core.formatting import (
+    DECIMAL_STRING,
+    format_amount,
+    format_decimal,
+    format_epoch,
+    format_price,
+    format_time,
+)
 from market.pools import Pool
-from market.tokens import Token
+from market.tokens import Token, decimals_of, find_token
+from market.wallet import Balance, WalletView
 from storage.models import ChainTransaction
 
 
@@ -27,6 +35,37 @@ class TokenView(BaseModel):
 
 class Items(BaseModel):
     items: list[dict[str, Any]]
+
+
+class BalanceView(BaseModel):
+    token: str
+    total: str
+    reserved: str
+    available: str
+
+    @classmethod
+    def of(cls, balance: Balance) -> BalanceView:
+        decimals = decimals_of(balance.token)
+        return cls(
+            token=balance.token,
+            total=format_amount(balance.total, decimals),
+            reserved=format_amount(balance.reserved, decimals),
+            available=format_amount(balance.available, decimals),
+        )
+
+
+class WalletResponse(BaseModel):
+    owner: str
+    address: str
+    balances: list[BalanceView]
+
+    @classmethod
+    def of(cls, wallet: WalletView) -> WalletResponse:
+        return cls(
+            owner=wallet.owner,
+            address=wallet.address,
+            balances=[BalanceView.of(b) for b in wallet.balances if find_token(b.token) is not None],
+        )
 
 
 def pool_view(pool: Pool) -> dict[str, Any]:
@@ -57,7 +96,7 @@ def transaction_view(tx: ChainTransaction) -> dict[str, Any]:
 
 
 def _positive_decimal(value: str) -> str:
-    if not DECIMAL_STRING.match(value) or Decimal(value) <= 0:
+    if not DECIMAL_STRING.fullmatch(value) or Decimal(value) <= 0:
         raise ValueError('must be a positive decimal string such as "100"')
     return value
 
@@ -89,6 +128,9 @@ class PriceMove(BaseModel):
 class WalletTopUp(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    owner: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="whose wallet (default: the caller's own)"
+    )
     token: str = Field(examples=["SOL"], description="a listed token's symbol or mint")
     amount: str = Field(max_length=64, examples=["100"], description="human units to add")
 

@@ -4,20 +4,23 @@ venues, the chain and the wallet (their own modules) decide what to read and wri
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from solders.keypair import Keypair
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from core.domain import ReservationState
 from core.formatting import format_amount, to_base_units
 from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, SwapResult, genesis_pools, pool_from_state
 from market.tokens import decimals_of, find_token
-from storage.models import ChainTransaction, MarketPool, Order, WalletBalance, utcnow
+from storage.models import ChainTransaction, MarketPool, Order, Reservation, Wallet, WalletBalance, utcnow
 
 
 class PoolStore:
@@ -110,52 +113,234 @@ class PoolStore:
         return {row.dex: (row, pool_from_state(row.state)) for row in rows}
 
 
-class BalanceStore:
-    """The wallet's balances, in base units."""
+@dataclass(frozen=True)
+class Hold:
+    """What one order may spend: `amount` of `token`, and up to `fee_lamports` of SOL."""
+
+    owner: str
+    token: str
+    amount: int
+    fee_lamports: int = 0
+
+
+class InsufficientFunds(Exception):
+    def __init__(self, token: str, needed: int, available: int) -> None:
+        super().__init__(f"{token}: needs {needed}, {available} available")
+        self.token, self.needed, self.available = token, needed, available
+
+
+class WalletStore:
+    """Owners' wallets: keypairs, balances (total and reserved) and each order's
+    reservation. Functions taking a session join the caller's transaction."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def ensure(self, genesis: dict[str, int]) -> None:
-        async with self._sessions() as session, session.begin():
-            for symbol, units in genesis.items():
-                await session.execute(
-                    insert(WalletBalance).values(token=symbol, amount=units).on_conflict_do_nothing()
-                )
-
-    async def all(self) -> dict[str, int]:
-        async with self._sessions() as session:
-            rows = await session.execute(select(WalletBalance))
-            return {row.token: int(row.amount) for row in rows.scalars()}
-
-    async def add(self, token: str, units: int) -> int:
-        """Add `units` (may be negative) in a transaction of its own; the new balance."""
-        async with self._sessions() as session, session.begin():
-            return await self.add_in(session, token, units)
+    @staticmethod
+    async def create(session: AsyncSession, owner: str, genesis: dict[str, int]) -> bool:
+        """The owner's wallet with a fresh keypair and the genesis balances, unless it
+        exists; True when made now."""
+        seed = secrets.token_bytes(32)
+        made = await session.execute(
+            insert(Wallet)
+            .values(
+                owner=owner,
+                address=str(Keypair.from_seed(seed).pubkey()),
+                seed=seed.hex(),
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing()
+            .returning(col(Wallet.owner))
+        )
+        if made.first() is None:
+            return False
+        for token, units in genesis.items():
+            await session.execute(
+                insert(WalletBalance).values(owner=owner, token=token, total=units, reserved=0)
+            )
+        return True
 
     @staticmethod
-    async def add_in(session: AsyncSession, token: str, delta: int) -> int:
-        """Within the caller's transaction: lock the balance row and move it by `delta`;
-        INSUFFICIENT_FUNDS when it would go below zero."""
-        balance = await session.get(WalletBalance, token, with_for_update=True)
-        if balance is None:
-            balance = WalletBalance(token=token, amount=Decimal(0))
-            session.add(balance)
-        if balance.amount + delta < 0:
-            raise MarketError(
-                MarketErrorCode.INSUFFICIENT_FUNDS,
-                f"wallet holds {format_amount(int(balance.amount), decimals_of(token))} {token}",
+    async def lock(session: AsyncSession, owner: str) -> Wallet:
+        """The owner's wallet row, locked until the transaction ends: one placement of an
+        owner at a time, across every API process."""
+        wallet = await session.get(Wallet, owner, with_for_update=True)
+        assert wallet is not None, f"no wallet for {owner}"
+        return wallet
+
+    async def get(self, owner: str) -> Wallet | None:
+        async with self._sessions() as session:
+            return await session.get(Wallet, owner)
+
+    async def by_address(self, address: str) -> Wallet | None:
+        async with self._sessions() as session:
+            return (
+                await session.execute(select(Wallet).where(col(Wallet.address) == address))
+            ).scalar_one_or_none()
+
+    async def balances(self, owner: str) -> list[WalletBalance]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(WalletBalance)
+                .where(col(WalletBalance.owner) == owner)
+                .order_by(col(WalletBalance.token))
             )
-        balance.amount += delta
-        return int(balance.amount)
+            return list(rows.scalars())
+
+    async def add(self, owner: str, token: str, units: int) -> WalletBalance:
+        """Add `units` to the owner's `token` (a top-up), in a transaction of its own."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(WalletBalance)
+                .values(owner=owner, token=token, total=units, reserved=0)
+                .on_conflict_do_update(
+                    index_elements=["owner", "token"],
+                    set_={"total": WalletBalance.__table__.c.total + units},  # type: ignore[attr-defined]
+                )
+            )
+            row = await session.get(WalletBalance, (owner, token))
+            assert row is not None
+            return row
+
+    @staticmethod
+    async def reserve(session: AsyncSession, order_id: str, hold: Hold) -> None:
+        """Reserve what the order may spend, in the caller's transaction. One conditional
+        statement per token, so no interleaving of requests or processes can promise the
+        same base unit twice; InsufficientFunds when it does not fit in `available`."""
+        needs: dict[str, int] = {}
+        for token, units in ((hold.token, hold.amount), ("SOL", hold.fee_lamports)):
+            if units > 0:
+                needs[token] = needs.get(token, 0) + units
+        for token, units in sorted(needs.items()):
+            reserved = await session.execute(
+                update(WalletBalance)
+                .where(
+                    col(WalletBalance.owner) == hold.owner,
+                    col(WalletBalance.token) == token,
+                    col(WalletBalance.total) - col(WalletBalance.reserved) >= units,
+                )
+                .values(reserved=col(WalletBalance.reserved) + units)
+                .returning(col(WalletBalance.token))
+            )
+            if reserved.first() is None:
+                row = await session.get(WalletBalance, (hold.owner, token))
+                available = int(row.total - row.reserved) if row is not None else 0
+                raise InsufficientFunds(token, units, available)
+        session.add(
+            Reservation(
+                order_id=order_id,
+                owner=hold.owner,
+                token=hold.token,
+                amount=Decimal(hold.amount),
+                fee_lamports=Decimal(hold.fee_lamports),
+                state=ReservationState.HELD,
+            )
+        )
+
+    async def release(self, order_id: str) -> bool:
+        """Give back what an order that ended without executing had reserved; idempotent
+        (False when nothing was held)."""
+        async with self._sessions() as session, session.begin():
+            return await self.release_in(session, order_id)
+
+    @staticmethod
+    async def release_in(session: AsyncSession, order_id: str) -> bool:
+        held = (
+            await session.execute(
+                select(Reservation)
+                .where(col(Reservation.order_id) == order_id, col(Reservation.state) == ReservationState.HELD)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if held is None:
+            return False
+        for token, units in _held_by_token(held).items():
+            await session.execute(
+                update(WalletBalance)
+                .where(col(WalletBalance.owner) == held.owner, col(WalletBalance.token) == token)
+                .values(reserved=col(WalletBalance.reserved) - units)
+            )
+        held.state, held.closed_at = ReservationState.RELEASED, utcnow()
+        return True
+
+    @classmethod
+    async def hold_again(cls, session: AsyncSession, order_id: str) -> None:
+        """Reserve again what a released reservation held (an operator re-drives a failed
+        order); InsufficientFunds when it no longer fits. Nothing to do when it is held."""
+        held = await cls.reservation(session, order_id, lock=True)
+        if held is None or held.state is not ReservationState.RELEASED:
+            return
+        await session.delete(held)
+        await session.flush()
+        await cls.reserve(
+            session, order_id, Hold(held.owner, held.token, int(held.amount), int(held.fee_lamports))
+        )
+
+    @classmethod
+    async def forget_in(cls, session: AsyncSession, order_id: str) -> None:
+        """Release and delete an order's reservation (its order is being deleted)."""
+        await cls.release_in(session, order_id)
+        held = await cls.reservation(session, order_id)
+        if held is not None:
+            await session.delete(held)
+            await session.flush()
+
+    @staticmethod
+    async def reservation(session: AsyncSession, order_id: str, lock: bool = False) -> Reservation | None:
+        query = select(Reservation).where(col(Reservation.order_id) == order_id)
+        return (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+
+    @staticmethod
+    async def move(session: AsyncSession, owner: str, deltas: dict[str, tuple[int, int]]) -> None:
+        """Within a landing: per token, add (Δtotal, Δreserved); rows locked in a fixed
+        order. INSUFFICIENT_FUNDS when a total would fall below what stays reserved."""
+        for token, (total_delta, reserved_delta) in sorted(deltas.items()):
+            row = await session.get(WalletBalance, (owner, token), with_for_update=True)
+            if row is None:
+                row = WalletBalance(owner=owner, token=token, total=Decimal(0), reserved=Decimal(0))
+                session.add(row)
+            total, reserved = row.total + total_delta, row.reserved + reserved_delta
+            if reserved < 0 or total < reserved:
+                raise MarketError(
+                    MarketErrorCode.INSUFFICIENT_FUNDS,
+                    f"wallet holds {format_amount(int(row.total - row.reserved), decimals_of(token))} {token} available",
+                )
+            row.total, row.reserved = total, reserved
+
+    async def owner_of_order(self, order_id: str) -> str | None:
+        """Whose wallet an order trades from: its reservation's owner, or (orders placed
+        before reservations) the order's."""
+        async with self._sessions() as session:
+            held = await self.reservation(session, order_id)
+            if held is not None:
+                return held.owner
+            return await session.scalar(select(col(Order.owner)).where(col(Order.id) == order_id))
+
+
+def _held_by_token(held: Reservation) -> dict[str, int]:
+    units = {held.token: int(held.amount)}
+    if held.fee_lamports:
+        units["SOL"] = units.get("SOL", 0) + int(held.fee_lamports)
+    return units
+
+
+@dataclass(frozen=True)
+class LandedLeg:
+    dex: str
+    amount_in: int
+    amount_out: int
+    min_amount_out: int
 
 
 @dataclass(frozen=True)
 class Landed:
+    """An executed transaction, as the chain recorded it (base units)."""
+
     tx_hash: str
     amount_in: int
     amount_out: int
     slot: int
+    legs: tuple[LandedLeg, ...] = ()
 
 
 class TransactionLedger:
@@ -171,14 +356,7 @@ class TransactionLedger:
                     select(ChainTransaction).where(col(ChainTransaction.idempotency_key) == idempotency_key)
                 )
             ).scalar_one_or_none()
-        if row is None:
-            return None
-        return Landed(
-            row.tx_hash,
-            to_base_units(row.amount_in, decimals_of(row.token_in)),
-            to_base_units(row.amount_out, decimals_of(row.token_out)),
-            row.slot,
-        )
+        return None if row is None else landed_of(row)
 
     async def recent(self, *, owner: str | None, order_id: str | None, limit: int) -> list[ChainTransaction]:
         """Newest first; `owner` narrows to that owner's orders' transactions."""
@@ -200,4 +378,26 @@ def _insert_new(pool: Pool) -> Insert:
             pool_id=pool.pool_id, dex=pool.dex, pair=pool.pair, state=pool.to_state(), updated_at=utcnow()
         )
         .on_conflict_do_nothing()
+    )
+
+
+def landed_of(row: ChainTransaction) -> Landed:
+    """The chain's record of a transaction, in base units. Legs recorded before they
+    carried their outputs have none (amount_out and minimum 0)."""
+    units_in, units_out = decimals_of(row.token_in), decimals_of(row.token_out)
+    legs = tuple(
+        LandedLeg(
+            leg["dex"],
+            to_base_units(Decimal(leg["amount_in"]), units_in),
+            to_base_units(Decimal(leg.get("amount_out", "0")), units_out),
+            to_base_units(Decimal(leg.get("min_amount_out", "0")), units_out),
+        )
+        for leg in row.legs
+    )
+    return Landed(
+        row.tx_hash,
+        to_base_units(row.amount_in, units_in),
+        to_base_units(row.amount_out, units_out),
+        row.slot,
+        legs,
     )

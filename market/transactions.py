@@ -3,7 +3,7 @@
 A swap transaction is a v0 message: compute-budget instructions, native SOL wrapped into
 wSOL when it is the input (and unwrapped when it is the output), one swap instruction per
 route leg (to the venue's real program id), and a memo carrying the idempotency key; it
-names a recent blockhash and is signed by the simulated wallet's keypair. Its first
+names a recent blockhash and is signed by the owner's wallet keypair. Its first
 signature, base58, is the `tx_hash`. The simulated chain decodes the same bytes, checks
 the signature and the blockhash, and executes the instructions.
 """
@@ -25,9 +25,6 @@ from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from market.tokens import find_token
-
-# The simulated wallet's keypair: fixed, so its address stays the same across restarts.
-WALLET = Keypair.from_seed(hashlib.sha256(b"order-engine simulated wallet").digest())
 
 PROGRAMS = {
     "raydium": Pubkey.from_string("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"),
@@ -75,11 +72,11 @@ def pool_address(dex: str, token_a: str, token_b: str) -> Pubkey:
 
 
 def build_swap(
-    *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg], slot: int
+    *, signer: Keypair, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg], slot: int
 ) -> tuple[str, bytes]:
-    """A signed swap transaction; returns (signature, serialized bytes)."""
+    """A swap transaction signed by the owner's `signer`; returns (signature, serialized bytes)."""
     mint_in, mint_out = _mint(token_in), _mint(token_out)
-    wallet = WALLET.pubkey()
+    wallet = signer.pubkey()
     instructions = [set_compute_unit_limit(COMPUTE_UNITS), set_compute_unit_price(PRIORITY_MICRO_LAMPORTS)]
     if mint_in == NATIVE_MINT:
         # Native SOL in: move lamports into the wallet's wSOL account and sync its balance.
@@ -117,7 +114,7 @@ def build_swap(
         Instruction(MEMO_PROGRAM, idempotency_key.encode(), [AccountMeta(wallet, True, False)])
     )
     message = MessageV0.try_compile(wallet, instructions, [], blockhash_for_slot(slot))
-    tx = VersionedTransaction(message, [WALLET])
+    tx = VersionedTransaction(message, [signer])
     return str(tx.signatures[0]), bytes(tx)
 
 

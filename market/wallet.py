@@ -1,35 +1,75 @@
-"""The simulated wallet: its keypair (fixed, so its address survives restarts) and its
-balances, funded with the genesis amounts on first start."""
+"""Owners' simulated wallets: a keypair made at first use and funded with the genesis
+amounts (unless ORDER_ENGINE_SIM_GENESIS_FUNDS=false), balances with what open orders
+have reserved, and top-ups."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
+from solders.keypair import Keypair
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from core.formatting import to_base_units
-from market.storage import BalanceStore
+from market.storage import WalletStore
 from market.tokens import decimals_of
-from market.transactions import WALLET
 
 GENESIS_WALLET = {"SOL": Decimal(10_000), "USDC": Decimal(10_000_000), "USDT": Decimal(10_000_000)}
 
 
-class Wallet:
-    def __init__(self, balances: BalanceStore) -> None:
-        self._balances = balances
+@dataclass(frozen=True)
+class Balance:
+    token: str
+    total: int
+    reserved: int
 
     @property
-    def address(self) -> str:
-        return str(WALLET.pubkey())
+    def available(self) -> int:
+        return self.total - self.reserved
 
-    async def ensure_genesis(self) -> None:
-        await self._balances.ensure(
+
+@dataclass(frozen=True)
+class WalletView:
+    owner: str
+    address: str
+    balances: list[Balance]
+
+
+class Wallets:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], store: WalletStore, genesis_funds: bool
+    ) -> None:
+        self._sessions, self.store = sessions, store
+        self._genesis = (
             {symbol: to_base_units(amount, decimals_of(symbol)) for symbol, amount in GENESIS_WALLET.items()}
+            if genesis_funds
+            else {}
         )
 
-    async def balances(self) -> dict[str, int]:
-        """Token → base units."""
-        return await self._balances.all()
+    async def ensure_in(self, session: AsyncSession, owner: str) -> None:
+        """Within the caller's transaction: the owner's wallet exists (made and funded now
+        if this is its first use)."""
+        await WalletStore.create(session, owner, self._genesis)
 
-    async def fund(self, token: str, units: int) -> int:
-        """Add `units` of `token`; returns the new balance."""
-        return await self._balances.add(token, units)
+    async def ensure(self, owner: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await self.ensure_in(session, owner)
+
+    async def view(self, owner: str) -> WalletView:
+        await self.ensure(owner)
+        wallet = await self.store.get(owner)
+        assert wallet is not None
+        balances = [Balance(b.token, int(b.total), int(b.reserved)) for b in await self.store.balances(owner)]
+        return WalletView(owner, wallet.address, balances)
+
+    async def keypair(self, owner: str) -> Keypair:
+        await self.ensure(owner)
+        wallet = await self.store.get(owner)
+        assert wallet is not None
+        return Keypair.from_seed(bytes.fromhex(wallet.seed))
+
+    async def fund(self, owner: str, token: str, units: int) -> Balance:
+        """Add `units` of `token` to the owner's wallet; the balance after."""
+        await self.ensure(owner)
+        row = await self.store.add(owner, token, units)
+        return Balance(token, int(row.total), int(row.reserved))

@@ -24,5 +24,19 @@ class OrderNotCancellable(Conflict):
     code, title = "order_not_cancellable", "Order can no longer be cancelled"
 
 
+class InsufficientFunds(DomainError):
+    status, code, title = 422, "insufficient_funds", "Insufficient funds"
+
+    def __init__(self, detail: str, field: str = "amount") -> None:
+        super().__init__(detail, [{"field": field, "message": detail}])
+
+
+class TooManyOpenOrders(DomainError):
+    status, code, title = 429, "too_many_open_orders", "Too many open orders"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
 class NothingToReplay(Conflict):
     code, title = "nothing_to_replay", "Nothing to replay"

@@ -11,25 +11,34 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.keys import Principal
 from accounts.limits import OrderRateLimiter
 from core.domain import OrderStatus
 from core.errors import ServiceUnavailable
-from core.formatting import format_time
+from core.formatting import format_amount, format_time
 from core.ids import new_order_id
 from core.metrics import ORDERS_CREATED
-from market.storage import PoolStore
+from market.storage import Hold, PoolStore, WalletStore
+from market.storage import InsufficientFunds as StoreInsufficientFunds
+from market.tokens import decimals_of
 from market.valuation import sol_value
+from market.wallet import Wallets
 from orders import repository
-from orders.errors import IdempotencyKeyReused, IdempotencyRequestInFlight, InvalidOrder
+from orders.errors import (
+    IdempotencyKeyReused,
+    IdempotencyRequestInFlight,
+    InsufficientFunds,
+    InvalidOrder,
+    TooManyOpenOrders,
+)
 from orders.events import OrderEvents
 from orders.runs import OrderRuns
 from orders.schemas import EventView, OrderAccepted, OrderCreate, OrderView
 from orders.validation import MAYBE_LISTED_SINCE, ValidOrder, validate_order
 from storage.models import Order, utcnow
+from storage.redis import RedisBreaker
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,14 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # Longer than a request takes to start its workflow (START_TIMEOUT and then some): a key
 # whose order is older and still not started lost its first request.
 IN_FLIGHT_FOR = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class PlacementLimits:
+    """Per owner and per order (operator keys are exempt)."""
+
+    max_order_sol: Decimal
+    max_open_orders: int
 
 
 @dataclass(frozen=True)
@@ -53,39 +70,85 @@ class OrderPlacement:
         runs: OrderRuns,
         events: OrderEvents,
         pools: PoolStore,
+        wallets: Wallets,
         rate: OrderRateLimiter,
-        max_order_sol: Decimal,
+        limits: PlacementLimits,
+        breaker: RedisBreaker,
     ) -> None:
         self._sessions, self._runs, self._events = sessions, runs, events
-        self._pools, self._rate, self._max_order_sol = pools, rate, max_order_sol
+        self._pools, self._wallets, self._rate, self._limits = pools, wallets, rate, limits
+        self._breaker = breaker
 
     async def place(self, principal: Principal, body: OrderCreate, idempotency_key: str | None) -> Placed:
+        await self._rate.take(principal)  # refused placements count too
         valid = await self._validate(body)
         await self._check_size(principal, valid.token_in.symbol, Decimal(body.amount))
-        await self._rate.take(principal)
         now = utcnow()
         order, data = _new_order(principal, body, valid, idempotency_key, now)
         async with self._sessions() as session:
-            existing = await self._insert(session, order, data, now)
+            # One unit of work: the owner's wallet (made at first use) locked, the order
+            # and its first event stored, what it may spend reserved: all or nothing.
+            async with session.begin():
+                await self._wallets.ensure_in(session, principal.owner)
+                await WalletStore.lock(session, principal.owner)
+                existing = await self._insert(session, order, data, now)
+                if existing is None:
+                    await self._check_open_orders(session, principal)
+                    await self._reserve(session, order, valid)
             if existing is not None:
                 return Placed(
                     await self._replay_of(session, existing, order.request_hash, now), replayed=True
                 )
             await self._announce(order, data)
-            try:
-                await self._runs.start(order)
-            except Exception as error:
-                log.warning("could not start workflow for %s: %s", order.id, error)
-                if not await self._runs.exists(order.id):  # the start did not reach the server
-                    await repository.delete_unaccepted(session, order.id)
-                    await session.commit()
-                    await self._forget(order.id)
-                    raise ServiceUnavailable(
-                        "the workflow engine is unreachable; nothing was stored, retry"
-                    ) from error
-            await repository.mark_accepted(session, order.id)
+            await self._start(session, order)
         ORDERS_CREATED.labels(type=order.type).inc()
         return Placed(OrderAccepted.of(order.id), replayed=False)
+
+    async def _start(self, session: AsyncSession, order: Order) -> None:
+        """Start the workflow and mark the order accepted. When the start may have reached
+        Temporal (a timeout), the order stays: it is accepted, and the reconciler starts
+        its workflow if it is not running yet (starting is idempotent). Only a start that
+        surely never reached Temporal undoes the order."""
+        try:
+            await self._runs.start(order)
+        except Exception as error:
+            log.warning("could not start workflow for %s: %s", order.id, error)
+            if await self._runs.exists(order.id):
+                pass  # it did reach Temporal
+            elif OrderRuns.maybe_reached(error):
+                log.warning("%s: its start may have reached Temporal; the reconciler settles it", order.id)
+                return
+            else:
+                async with session.begin():
+                    await repository.delete_unaccepted(session, order.id)
+                await self._forget(order.id)
+                raise ServiceUnavailable(
+                    "the workflow engine is unreachable; nothing was stored, retry"
+                ) from error
+        await repository.mark_accepted(session, order.id)
+
+    async def _check_open_orders(self, session: AsyncSession, principal: Principal) -> None:
+        """An owner may have at most max_open_orders queued or waiting (the new one
+        included); the wallet lock makes the count exact across API processes."""
+        if principal.operator:
+            return
+        open_orders = await repository.count_open(session, principal.owner)
+        if open_orders > self._limits.max_open_orders:
+            raise TooManyOpenOrders(
+                f"{principal.owner} has {open_orders - 1} open orders, the most an owner may have is "
+                f"{self._limits.max_open_orders}; wait for some to finish or cancel them"
+            )
+
+    async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder) -> None:
+        hold = Hold(order.owner, valid.token_in.symbol, valid.units, fee_lamports=0)
+        try:
+            await WalletStore.reserve(session, order.id, hold)
+        except StoreInsufficientFunds as short:
+            decimals = decimals_of(short.token)
+            raise InsufficientFunds(
+                f"this order may spend {format_amount(short.needed, decimals)} {short.token}; "
+                f"{format_amount(short.available, decimals)} {short.token} are available (GET /wallet)"
+            ) from None
 
     async def _validate(self, body: OrderCreate) -> ValidOrder:
         """validate_order against the pairs this process knows, read again only when the
@@ -108,11 +171,11 @@ class OrderPlacement:
         if value is None:  # no SOL pool: price it through USDC
             pools = await self._pools.all(token, "USDC") + await self._pools.all("SOL", "USDC")
             value = sol_value(pools, token, amount)
-        if value is not None and value > self._max_order_sol:
+        if value is not None and value > self._limits.max_order_sol:
             raise InvalidOrder(
                 "order_too_large",
                 "amount",
-                f"{amount} {token} is about {value:.0f} SOL; an order is capped at {self._max_order_sol} SOL-equivalent",
+                f"{amount} {token} is about {value:.0f} SOL; an order is capped at {self._limits.max_order_sol} SOL-equivalent",
             )
 
     async def _insert(
@@ -162,16 +225,12 @@ class OrderPlacement:
         event = EventView(
             order_id=order.id, seq=1, status=order.status, at=format_time(order.created_at), data=data
         )
-        try:
-            await self._events.publish(OrderView.of(order), event)
-        except Exception as error:
-            log.warning("could not publish PENDING of %s: %s", order.id, error)
+        await self._breaker.attempt(
+            self._events.publish(OrderView.of(order), event), f"publishing PENDING of {order.id}"
+        )
 
     async def _forget(self, order_id: str) -> None:
-        try:
-            await self._events.forget(order_id)
-        except RedisError as error:
-            log.warning("could not drop the active snapshot of %s: %s", order_id, error)
+        await self._breaker.attempt(self._events.forget(order_id), f"dropping the snapshot of {order_id}")
 
 
 def request_hash(body: OrderCreate) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from core.domain import TERMINAL_STATUSES, OrderStatus, OrderType
+from market.storage import WalletStore
 from orders.transitions import OrderPatch
 from storage.models import Order, OrderEvent, OrderFailure, utcnow
 
@@ -76,14 +77,26 @@ async def mark_accepted(session: AsyncSession, order_id: str) -> None:
 
 
 async def delete_unaccepted(session: AsyncSession, order_id: str) -> None:
-    """Undo an insert whose workflow could not be started: the client got an error."""
+    """Undo an insert whose workflow surely never started (the start did not reach
+    Temporal): the client got an error. Its reservation goes with it."""
     order = await session.get(Order, order_id)
     if order is not None and order.accepted_at is None:
+        await WalletStore.forget_in(session, order_id)
         events = await session.execute(select(OrderEvent).where(col(OrderEvent.order_id) == order_id))
         for event in events.scalars():
             await session.delete(event)
         await session.flush()
         await session.delete(order)
+
+
+async def count_open(session: AsyncSession, owner: str) -> int:
+    """The owner's orders not yet terminal (queued, executing or waiting)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(col(Order.owner) == owner, col(Order.status).not_in(TERMINAL_STATUSES))
+    )
+    return int(count or 0)
 
 
 async def get(session: AsyncSession, order_id: str) -> Order | None:
@@ -176,20 +189,34 @@ async def waiting(session: AsyncSession) -> list[WaitingOrder]:
     return [WaitingOrder(*row) for row in rows]
 
 
-async def list_events(session: AsyncSession, order_id: str, after_seq: int = 0) -> list[OrderEvent]:
-    result = await session.execute(
+async def list_events(
+    session: AsyncSession, order_id: str, after_seq: int = 0, limit: int | None = None
+) -> list[OrderEvent]:
+    query = (
         select(OrderEvent)
         .where(col(OrderEvent.order_id) == order_id, col(OrderEvent.seq) > after_seq)
         .order_by(col(OrderEvent.seq))
     )
-    return list(result.scalars())
+    return list((await session.execute(query.limit(limit) if limit is not None else query)).scalars())
 
 
-async def list_failures(session: AsyncSession, order_id: str) -> list[OrderFailure]:
-    result = await session.execute(
-        select(OrderFailure).where(col(OrderFailure.order_id) == order_id).order_by(col(OrderFailure.id))
+async def event_time(session: AsyncSession, order_id: str, seq: int) -> datetime | None:
+    at: datetime | None = await session.scalar(
+        select(col(OrderEvent.at)).where(col(OrderEvent.order_id) == order_id, col(OrderEvent.seq) == seq)
     )
-    return list(result.scalars())
+    return at
+
+
+async def list_failures(
+    session: AsyncSession, order_id: str, after: datetime | None = None, until: datetime | None = None
+) -> list[OrderFailure]:
+    """The order's failed attempts, oldest first; `after` < created_at <= `until` when given."""
+    query = select(OrderFailure).where(col(OrderFailure.order_id) == order_id)
+    if after is not None:
+        query = query.where(col(OrderFailure.created_at) > after)
+    if until is not None:
+        query = query.where(col(OrderFailure.created_at) <= until)
+    return list((await session.execute(query.order_by(col(OrderFailure.id)))).scalars())
 
 
 async def count_replays(session: AsyncSession, order_id: str) -> int:

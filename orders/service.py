@@ -14,8 +14,10 @@ from accounts.keys import Principal
 from core.domain import OrderStatus, OrderType
 from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
 from core.ids import is_order_id
+from market.storage import InsufficientFunds as StoreInsufficientFunds
+from market.storage import WalletStore
 from orders import repository
-from orders.errors import NothingToReplay, OrderNotCancellable, OrderNotFound
+from orders.errors import InsufficientFunds, NothingToReplay, OrderNotCancellable, OrderNotFound
 from orders.runs import MISSING, NoWorkflowTaskYet, OrderRuns
 from orders.schemas import CancelAnswer, EventView, FailureView, OrderPage, OrderView, Timeline
 from storage.models import Order, OrderEvent, OrderFailure, utcnow
@@ -47,6 +49,19 @@ class OrderService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], runs: OrderRuns) -> None:
         self._sessions = sessions
         self.runs = runs
+
+    async def _hold_again(self, order: Order) -> None:
+        """A failed order re-driven may spend again: reserve what it held before."""
+        async with self._sessions() as session, session.begin():
+            await WalletStore.lock(session, order.owner)
+            try:
+                await WalletStore.hold_again(session, order.id)
+            except StoreInsufficientFunds as short:
+                raise InsufficientFunds(
+                    f"{order.owner} has {short.available} base units of {short.token} available; "
+                    f"re-driving {order.id} needs {short.needed}",
+                    field="order_id",
+                ) from None
 
     async def get(self, principal: Principal, order_id: str) -> Order:
         """The order, if `principal` may see it: another owner's order is "not found",
@@ -83,13 +98,22 @@ class OrderService:
             items=[OrderView.of(o) for o in items], next_cursor=items[-1].id if len(page) > limit else None
         )
 
-    async def timeline(self, principal: Principal, order_id: str) -> Timeline:
-        """Every lifecycle event (with `seq`) and every recorded failure, in time order."""
+    async def timeline(
+        self, principal: Principal, order_id: str, after_seq: int = 0, limit: int = 500
+    ) -> Timeline:
+        """Lifecycle events (with `seq`) after `after_seq`, at most `limit`, and the
+        failures recorded among them, in time order; `next_after_seq` continues."""
         await self.get(principal, order_id)
         async with self._sessions() as session:
-            events = await repository.list_events(session, order_id)
-            failures = await repository.list_failures(session, order_id)
-        return Timeline(items=merge_timeline(events, failures))
+            events = await repository.list_events(session, order_id, after_seq, limit + 1)
+            more = len(events) > limit
+            events = events[:limit]
+            after = await repository.event_time(session, order_id, after_seq) if after_seq else None
+            until = events[-1].at if more else None
+            failures = await repository.list_failures(session, order_id, after, until)
+        return Timeline(
+            items=merge_timeline(events, failures), next_after_seq=events[-1].seq if more else None
+        )
 
     async def events_after(self, order_id: str, after_seq: int) -> list[EventView]:
         async with self._sessions() as session:
@@ -149,6 +173,7 @@ class OrderService:
             raise NothingToReplay(f"{order_id}'s workflow has completed; the order is {order.status}")
         async with self._sessions() as session:
             replays = await repository.count_replays(session, order_id)
+        await self._hold_again(order)
         await self.runs.start(order, replay=replays + 1)
         return "started a new run of its workflow"
 

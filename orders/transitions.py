@@ -73,12 +73,12 @@ def describe(request: TransitionRequest) -> Change:
         case Routed() as routed:
             quotes = [quote_view(q, routed.decimals_in, routed.decimals_out) for q in routed.quotes]
             route = route_view(routed.route, routed.decimals_in, routed.decimals_out)
-            minimum = format_amount(routed.route.min_amount_out, routed.decimals_out)
+            minimum_text = format_amount(routed.route.min_amount_out, routed.decimals_out)
             patch = OrderPatch(
                 quotes=quotes,
                 selected_dex=routed.route.selected_dex,
                 route=route,
-                min_amount_out=Decimal(minimum),
+                min_amount_out=Decimal(minimum_text),
             )
             data = {
                 "attempt": routed.attempt,
@@ -86,7 +86,7 @@ def describe(request: TransitionRequest) -> Change:
                 "selected_dex": routed.route.selected_dex,
                 "route": route,
                 "expected_amount_out": format_amount(routed.route.expected_amount_out, routed.decimals_out),
-                "min_amount_out": minimum,
+                "min_amount_out": minimum_text,
             }
         case Submitted(tx_hash=tx_hash, attempt=attempt):
             patch = OrderPatch(tx_hash=tx_hash, attempts=attempt)
@@ -97,13 +97,31 @@ def describe(request: TransitionRequest) -> Change:
                 from_base_units(confirmed.amount_out, confirmed.decimals_out)
                 / from_base_units(confirmed.amount_in, confirmed.decimals_in)
             )
+            fills = [
+                {
+                    "dex": leg.dex,
+                    "amount_in": format_amount(leg.amount_in, confirmed.decimals_in),
+                    "amount_out": format_amount(leg.amount_out, confirmed.decimals_out),
+                }
+                for leg in confirmed.legs
+            ]
+            minimum = (
+                Decimal(format_amount(confirmed.min_amount_out, confirmed.decimals_out))
+                if confirmed.min_amount_out is not None
+                else None
+            )
             patch = OrderPatch(
                 tx_hash=confirmed.tx_hash,
                 amount_out=Decimal(amount_out),
                 executed_price=Decimal(price),
                 attempts=confirmed.attempts,
+                route=fills or None,
+                selected_dex=(fills[0]["dex"] if len(fills) == 1 else "split") if fills else None,
+                min_amount_out=minimum,
             )
             data = {"tx_hash": confirmed.tx_hash, "executed_price": price, "amount_out": amount_out}
+            if fills:
+                data["fills"] = fills
         case Failed(reason=reason, attempts=attempts):
             patch = OrderPatch(failure_reason=reason, attempts=attempts)
             data = {"reason": reason}

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
@@ -40,7 +39,8 @@ from market import Market, build_market
 from market.background import BackgroundTrader
 from orders.events import OrderEvents
 from orders.watcher import MarketWatcher
-from storage.database import create_engine, create_sessionmaker
+from storage.database import create_engine, create_sessionmaker, when_reachable
+from storage.redis import connect_redis
 from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
 from workflows.order import OrderWorkflow
 
@@ -84,11 +84,11 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
         interceptors=setup_tracing(settings.tracing, "order-engine-worker"),
     )
     engine = create_engine(settings.database_url, pool_size=settings.max_concurrent_activities + 2)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     try:
         sessions = create_sessionmaker(engine)
         market = build_market(settings, sessions)
-        await market.ensure_genesis()
+        await when_reachable(market.ensure_genesis, "creating the genesis market")
         records = OrderRecords(sessions, OrderEvents(redis))
         watcher = MarketWatcher(market.pools, market.clock, sessions, signal_trigger(client))
         trader = BackgroundTrader(
@@ -133,6 +133,7 @@ def build_workers(
                 execution.build_transaction,
                 execution.submit_transaction,
                 execution.confirm_transaction,
+                execution.close_unexecuted,
             ],
             disable_eager_activity_execution=True,
             sticky_queue_schedule_to_start_timeout=STICKY_TO_START,

@@ -7,12 +7,23 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from core.domain import OrderStatus, OrderType
+from core.domain import OrderStatus, OrderType, ReservationState
 
 # Token amounts up to 2^64 base units with up to 18 decimals, exact.
 AMOUNT = Numeric(40, 18)
@@ -46,6 +57,11 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("owner", "idempotency_key", name="uq_orders_owner_idempotency_key"),
         Index("ix_orders_owner_id", "owner", "id"),
+        Index(
+            "ix_orders_open_owner",
+            "owner",
+            postgresql_where=text("status NOT IN ('CONFIRMED', 'FAILED', 'CANCELLED', 'EXPIRED')"),
+        ),
         Index("ix_orders_status", "status"),
     )
 
@@ -142,11 +158,52 @@ class MarketPool(SQLModel, table=True):
     )
 
 
-class WalletBalance(SQLModel, table=True):
-    __tablename__ = "wallet_balances"
+class Wallet(SQLModel, table=True):
+    """An owner's simulated wallet: its keypair (the seed, in this simulation) and address."""
 
+    __tablename__ = "wallets"
+
+    owner: str = Field(primary_key=True, max_length=64)
+    address: str = Field(max_length=64, unique=True)
+    seed: str = Field(max_length=64)  # hex of the 32-byte ed25519 seed
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WalletBalance(SQLModel, table=True):
+    """One token of one owner's wallet, in base units: `total` on chain, of which
+    `reserved` is promised to open orders; available = total - reserved."""
+
+    __tablename__ = "wallet_balances"
+    __table_args__ = (
+        CheckConstraint("reserved >= 0 AND total >= reserved", name="ck_wallet_balances_covered"),
+    )
+
+    owner: str = Field(primary_key=True, max_length=64, foreign_key="wallets.owner")
     token: str = Field(primary_key=True, max_length=16)
-    amount: Decimal = Field(sa_column=Column(Numeric(40, 0), nullable=False))  # base units
+    total: Decimal = Field(sa_column=Column(Numeric(40, 0), nullable=False))
+    reserved: Decimal = Field(default=Decimal(0), sa_column=Column(Numeric(40, 0), nullable=False))
+
+
+class Reservation(SQLModel, table=True):
+    """What an open order may spend, reserved when it was accepted (one per order)."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_owner_state", "owner", "state"),)
+
+    order_id: str = Field(primary_key=True, max_length=30, foreign_key="orders.id")
+    owner: str = Field(max_length=64)
+    token: str = Field(max_length=16)
+    amount: Decimal = Field(sa_column=Column(Numeric(40, 0), nullable=False))
+    fee_lamports: Decimal = Field(default=Decimal(0), sa_column=Column(Numeric(40, 0), nullable=False))
+    state: ReservationState = Field(sa_column=Column(EnumText(ReservationState, 16), nullable=False))
+    spent: Decimal | None = Field(default=None, sa_column=Column(Numeric(40, 0), nullable=True))
+    fees_paid: Decimal | None = Field(default=None, sa_column=Column(Numeric(40, 0), nullable=True))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class ChainTransaction(SQLModel, table=True):

@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain import OrderStatus, OrderType
+from core.formatting import to_base_units
 from core.ids import new_order_id
+from market.storage import Hold, WalletStore
+from market.wallet import Wallets
 from orders import repository
 from storage.models import Order, utcnow
 
@@ -23,7 +26,8 @@ async def insert_order(
     created_at: datetime | None = None,
     **fields: Any,
 ) -> Order:
-    """A PENDING SOL→USDC market order with its first event; `fields` override columns."""
+    """A PENDING SOL→USDC market order with its first event and its reservation, as a
+    placement stores it; `fields` override columns."""
     created = created_at or utcnow()
     order = Order(
         id=new_order_id(),
@@ -38,6 +42,11 @@ async def insert_order(
         updated_at=created,
         **fields,
     )
-    async with sessions() as session:
+    async with sessions() as session, session.begin():
+        # As placement does: the owner's wallet (funded at first use), the order, its reservation.
+        await Wallets(sessions, WalletStore(sessions), genesis_funds=True).ensure_in(session, owner)
         assert await repository.insert_order(session, order, {"type": order.type})
+        await WalletStore.reserve(
+            session, order.id, Hold(owner, order.token_in, to_base_units(order.amount, 9))
+        )
     return order

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TRIGGER_SIGNAL,
         AdmitRequest,
         BuildRequest,
+        CloseRequest,
         Confirmed,
         ConfirmRequest,
         ConfirmResult,
@@ -93,6 +94,11 @@ EXECUTION_STEP = timedelta(seconds=60)
 # Workflows started before this change ran build, submit and confirm as regular
 # activities on the execution task queue; on replay they keep doing so.
 LOCAL_EXECUTION = "local-execution"
+# An order whose best route pays nothing (dust) fails instead of trading its input away.
+NOTHING_TO_RECEIVE = "nothing-to-receive"
+# Before FAILED, look for a transaction that landed after all (and close the order's
+# reservation so that none can land later).
+LANDED_BEFORE_FAILED = "landed-before-failed"
 
 
 class AttemptFailed(Exception):
@@ -182,6 +188,19 @@ class OrderWorkflow:
                 attempts_used = self._attempts_used = failure.attempts_used
                 if failure.retry and attempts_used < MAX_ATTEMPTS:
                     continue
+                if workflow.patched(LANDED_BEFORE_FAILED):
+                    # A worker cut off from Temporal may still have landed a transaction of
+                    # this order: an order that executed is never shown FAILED.
+                    landed: ConfirmResult | None = await workflow.execute_local_activity_method(
+                        ExecutionActivities.close_unexecuted,
+                        CloseRequest(order.order_id),
+                        start_to_close_timeout=SHORT_STEP,
+                        retry_policy=RECORD_RETRY,
+                        summary="look for a landed transaction before failing",
+                    )
+                    if landed is not None:
+                        await self._confirmed(order, landed, attempts_used)
+                        return OrderOutcome(order.order_id, OrderStatus.CONFIRMED, tx_hash=landed.tx_hash)
                 await self._record(OrderStatus.FAILED, "failed", Failed(failure.reason, attempts_used))
                 return OrderOutcome(order.order_id, OrderStatus.FAILED, failure_reason=failure.reason)
             return OrderOutcome(order.order_id, OrderStatus.CONFIRMED, tx_hash=confirmed.tx_hash)
@@ -239,6 +258,12 @@ class OrderWorkflow:
             retry_policy=_retry(),
         )
         out = _decimals_out(order)
+        if decision.expected_amount_out <= 0 and workflow.patched(NOTHING_TO_RECEIVE):
+            raise AttemptFailed(
+                "NOTHING_TO_RECEIVE: the amount is too small for any route to pay out",
+                attempts_used,
+                retry=False,
+            )
         if order.limit_price is not None:
             # Never fill below the limit: it raises the minimum; a route below it waits again.
             limit_out = _ceil(
@@ -282,6 +307,10 @@ class OrderWorkflow:
             retry_policy=_retry(),
             summary=f"confirm {tx.tx_hash[:12]}…",
         )
+        await self._confirmed(order, confirmed, attempts_used)
+        return confirmed
+
+    async def _confirmed(self, order: OrderInput, confirmed: ConfirmResult, attempts_used: int) -> None:
         await self._record(
             OrderStatus.CONFIRMED,
             "confirmed",
@@ -290,11 +319,12 @@ class OrderWorkflow:
                 confirmed.amount_in,
                 confirmed.amount_out,
                 order.decimals_in,
-                out,
+                _decimals_out(order),
                 attempts_used,
+                confirmed.legs,
+                confirmed.min_amount_out,
             ),
         )
-        return confirmed
 
     async def _quote_all(self, order: OrderInput, attempts_used: int) -> list[QuoteResult]:
         """Both venues in parallel; one venue failing leaves the other to trade on."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
 
 from devstack import EmbeddedStack
 from devstack.engine import QUIET_MARKET, EngineProcesses
-from tests.keys import ALICE, KEY_SECRET_ENV, auth
-from tests.streams import read_stream
+from tests.keys import ALICE, KEY_SECRET_ENV, auth, create_test_key
+from tests.streams import TERMINAL, read_stream
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,49 @@ async def test_live_events_reach_a_subscriber_on_the_other_api(engine_processes:
     assert stream.snapshot["status"] != "CONFIRMED"
     stream.assert_gap_free()
     assert stream.events[-1]["status"] == "CONFIRMED"
+
+
+async def test_concurrent_orders_on_two_apis_never_overspend_and_move_exactly_their_fills(
+    engine_processes: list[str], stack: EmbeddedStack
+) -> None:
+    key = await create_test_key(stack.urls.database_url, "hank")  # a new owner: 10 000 SOL at first use
+    order = {"token_in": "SOL", "token_out": "USDC", "amount": "300", "slippage_bps": 500}
+    clients = [httpx.AsyncClient(base_url=url, timeout=60, headers=auth(key)) for url in engine_processes]
+    try:
+        before = await balances(clients[0])
+        # 40 × 300 SOL asked for at once, through both APIs, from 10 000 SOL.
+        answers = await asyncio.gather(*(clients[n % 2].post("/orders", json=order) for n in range(40)))
+        accepted = [a.json()["order_id"] for a in answers if a.status_code == 202]
+        refused = [a for a in answers if a.status_code != 202]
+        assert 0 < len(accepted) < 40 and refused  # it cannot all fit
+        assert all(a.status_code == 422 and a.json()["code"] == "insufficient_funds" for a in refused)
+        while True:
+            wallet = await balances(clients[1])
+            assert all(b["available"] >= 0 for b in wallet.values())  # never below zero
+            orders = [(await clients[0].get(f"/orders/{oid}")).json() for oid in accepted]
+            if all(o["status"] in TERMINAL for o in orders):
+                break
+            await asyncio.sleep(0.5)
+        after = await balances(clients[0])
+    finally:
+        for client in clients:
+            await client.aclose()
+    confirmed = [o for o in orders if o["status"] == "CONFIRMED"]
+    assert confirmed, [o["failure_reason"] for o in orders]
+    # 33 × 300 fit in 10 000, a 34th does not: more were accepted only if one that
+    # failed gave its reservation back in the meantime.
+    assert len(accepted) <= 33 + (len(orders) - len(confirmed))
+    assert len(confirmed) <= 33
+    # Every base unit accounted for: total moved by exactly the fills, nothing left reserved.
+    assert before["SOL"]["total"] - after["SOL"]["total"] == sum(Decimal(o["amount_in"]) for o in confirmed)
+    assert after["USDC"]["total"] - before["USDC"]["total"] == sum(
+        Decimal(o["amount_out"]) for o in confirmed
+    )
+    assert all(b["reserved"] == 0 for b in after.values())
+
+
+async def balances(client: httpx.AsyncClient) -> dict[str, dict[str, Decimal]]:
+    wallet = (await client.get("/wallet")).json()
+    return {
+        b["token"]: {k: Decimal(b[k]) for k in ("total", "reserved", "available")} for b in wallet["balances"]
+    }

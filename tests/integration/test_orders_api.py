@@ -10,7 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from core.settings import Settings
-from market import Market
+from devstack import InfraUrls
+from tests.http import is_problem
+from tests.keys import auth, create_test_key
 from tests.streams import TERMINAL, read_stream
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -99,6 +101,14 @@ async def test_order_is_readable_and_active_right_after_202(
         ({**ORDER, "amount": 1.5}, "invalid_amount"),
         ({**ORDER, "amount": "1.0000000001"}, "invalid_amount"),  # SOL has 9 decimals
         ({**ORDER, "amount": "18446744074"}, "invalid_amount"),  # ≥ 2^64 lamports
+        ({**ORDER, "amount": "1.5\n"}, "invalid_amount"),  # a trailing newline
+        ({**ORDER, "amount": "١٢"}, "invalid_amount"),  # digits, but not ASCII ones
+        ({**ORDER, "type": "limit", "limit_price": "1" + "0" * 22}, "invalid_limit_price"),  # column overflow
+        (
+            {**ORDER, "type": "limit", "limit_price": "0." + "0" * 18 + "1"},
+            "invalid_limit_price",
+        ),  # 19 decimals
+        ({**ORDER, "type": "sniper", "token_out": "NEWCOIN\n"}, "invalid_token"),
         ({**ORDER, "token_out": "SOL"}, "same_token"),
         ({**ORDER, "token_in": "NOPE"}, "unknown_token"),
         ({**ORDER, "slippage_bps": 0}, "invalid_slippage"),
@@ -135,6 +145,9 @@ async def test_responses_carry_the_request_id_given_or_a_new_one(client: httpx.A
     given = await client.get("/orders", headers={"X-Request-ID": "trace-42"})
     refused = await client.post("/orders", json={**ORDER, "amount": "-1"})
     assert given.headers["x-request-id"] == "trace-42"
+    for unfit in ("x" * 129, "trace 42", "trace\u00e942"):  # too long, or not plain: a new id instead
+        answered = await client.get("/orders", headers={"X-Request-ID": unfit.encode().decode("latin-1")})
+        assert len(answered.headers["x-request-id"]) == 32
     assert refused.status_code == 422 and len(refused.headers["x-request-id"]) == 32
 
 
@@ -210,18 +223,26 @@ async def test_reconnecting_mid_stream_with_after_seq_loses_nothing(
     assert rest.events[-1]["status"] == "CONFIRMED"
 
 
-async def test_insufficient_funds_fails_at_once_without_retry(
-    client: httpx.AsyncClient, worker: Market
+async def test_an_order_beyond_what_is_available_is_refused_and_stores_nothing(
+    api_url: str, infra: InfraUrls
 ) -> None:
-    balance = (await worker.wallet.balances())["SOL"] // 10**9
-    response = await place(client, {**ORDER, "amount": str(balance + 1)})
-    order = await wait_terminal(client, response.json()["order_id"])
-    assert order["status"] == "FAILED"
-    assert "INSUFFICIENT_FUNDS" in order["failure_reason"]
-    timeline = (await client.get(f"/orders/{order['order_id']}/events")).json()["items"]
-    failures = [item for item in timeline if item["type"] == "FAILURE"]
-    assert [f["code"] for f in failures] == ["INSUFFICIENT_FUNDS"]
-    assert not [e for e in timeline if e["type"] == "EVENT" and "retry" in e["data"]]
+    key = await create_test_key(infra.database_url, "frank")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as frank:
+        # A waiting limit order keeps 9 500 of frank's 10 000 SOL reserved.
+        waiting = await frank.post(
+            "/orders", json={**ORDER, "type": "limit", "amount": "9500", "limit_price": "100000"}
+        )
+        assert waiting.status_code == 202, waiting.text
+        wallet = (await frank.get("/wallet")).json()
+        sol = next(b for b in wallet["balances"] if b["token"] == "SOL")
+        assert (sol["total"], sol["reserved"], sol["available"]) == ("10000", "9500", "500")
+        refused = await place(frank, {**ORDER, "amount": "501"})
+        assert is_problem(refused, 422, "insufficient_funds"), refused.text
+        assert (await frank.get("/orders", params={"limit": 10})).json()["items"][1:] == []  # nothing stored
+        await frank.post(f"/orders/{waiting.json()['order_id']}/cancel")
+        assert (await wait_terminal(frank, waiting.json()["order_id"]))["status"] == "CANCELLED"
+        sol = next(b for b in (await frank.get("/wallet")).json()["balances"] if b["token"] == "SOL")
+        assert (sol["total"], sol["reserved"], sol["available"]) == ("10000", "0", "10000")
 
 
 async def test_burst_of_30_orders_all_confirm_once_with_gap_free_streams(
@@ -263,3 +284,21 @@ async def test_reference_endpoints(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert "order_engine_orders_created_total" in metrics
     assert (await client.get("/openapi.json")).json()["paths"]["/orders"]["post"]
+
+
+async def test_the_timeline_comes_a_page_at_a_time(client: httpx.AsyncClient) -> None:
+    order_id = (await place(client)).json()["order_id"]
+    await wait_terminal(client, order_id)
+    whole = (await client.get(f"/orders/{order_id}/events")).json()
+    assert whole["next_after_seq"] is None
+    pages, after = [], 0
+    while True:
+        page = (
+            await client.get(f"/orders/{order_id}/events", params={"after_seq": after, "limit": 2})
+        ).json()
+        pages.append(page["items"])
+        if page["next_after_seq"] is None:
+            break
+        after = page["next_after_seq"]
+    assert [item for items in pages for item in items] == whole["items"]
+    assert all(len([i for i in items if i["type"] == "EVENT"]) <= 2 for items in pages) and len(pages) >= 3

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import pytest
+from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
 
-from market.transactions import WALLET, InvalidTransaction, SwapLeg, build_swap, decode_swap
+from market.transactions import InvalidTransaction, SwapLeg, build_swap, decode_swap
+
+OWNER = Keypair()
 
 LEGS = [SwapLeg("raydium", 300_000_000, 44_000_000), SwapLeg("meteora", 700_000_000, 104_000_000)]
 
 
 def test_the_tx_hash_is_the_signature_and_the_chain_reads_back_the_swap() -> None:
     signature, raw = build_swap(
-        idempotency_key="ord_X:swap", token_in="SOL", token_out="USDC", legs=LEGS, slot=42
+        signer=OWNER, idempotency_key="ord_X:swap", token_in="SOL", token_out="USDC", legs=LEGS, slot=42
     )
     tx = VersionedTransaction.from_bytes(raw)
     assert str(tx.signatures[0]) == signature and len(signature) in range(86, 89)
     decoded = decode_swap(raw)
     assert decoded.signature == signature
-    assert decoded.signer == str(WALLET.pubkey())
+    assert decoded.signer == str(OWNER.pubkey())  # the owner's wallet signed it
     assert (decoded.token_in, decoded.token_out, decoded.idempotency_key) == ("SOL", "USDC", "ord_X:swap")
     assert decoded.legs == tuple(LEGS)
 
 
 def test_a_tampered_transaction_is_refused() -> None:
-    _, raw = build_swap(idempotency_key="ord_X:swap", token_in="SOL", token_out="USDC", legs=LEGS, slot=42)
+    _, raw = build_swap(
+        signer=OWNER, idempotency_key="ord_X:swap", token_in="SOL", token_out="USDC", legs=LEGS, slot=42
+    )
     tampered = bytearray(raw)
     tampered[-30] ^= 0xFF  # somewhere in the instruction data
     with pytest.raises(InvalidTransaction):
@@ -32,14 +37,22 @@ def test_a_tampered_transaction_is_refused() -> None:
 
 
 def test_the_same_swap_in_another_slot_is_another_transaction() -> None:
-    first, _ = build_swap(idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=1)
-    second, _ = build_swap(idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=2)
+    first, _ = build_swap(
+        signer=OWNER, idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=1
+    )
+    second, _ = build_swap(
+        signer=OWNER, idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=2
+    )
     assert first != second
 
 
 def test_native_sol_is_wrapped_going_in_and_unwrapped_coming_out() -> None:
-    _, sol_in = build_swap(idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=1)
-    _, sol_out = build_swap(idempotency_key="k", token_in="USDC", token_out="SOL", legs=LEGS, slot=1)
+    _, sol_in = build_swap(
+        signer=OWNER, idempotency_key="k", token_in="SOL", token_out="USDC", legs=LEGS, slot=1
+    )
+    _, sol_out = build_swap(
+        signer=OWNER, idempotency_key="k", token_in="USDC", token_out="SOL", legs=LEGS, slot=1
+    )
     programs = [
         [str(msg.account_keys[ix.program_id_index]) for ix in msg.instructions]
         for msg in (VersionedTransaction.from_bytes(raw).message for raw in (sol_in, sol_out))

@@ -37,7 +37,7 @@ from market.chain import SignedTransaction
 from market.clock import MarketClock
 from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, genesis_pools
-from market.storage import Landed
+from market.storage import Landed, LandedLeg
 from market.transactions import SwapLeg
 from market.venues import SimulationConfig, Venues
 from orders.runs import WORKFLOW_TASK_TIMEOUT
@@ -89,10 +89,11 @@ class ScriptedChain:
     building: asyncio.Event = field(default_factory=asyncio.Event)
     builds: int = 0
     executed: dict[str, Landed] = field(default_factory=dict)
+    closed: set[str] = field(default_factory=set)
     _legs: dict[str, list[SwapLeg]] = field(default_factory=dict)
 
     async def build(
-        self, *, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+        self, *, order_id: str, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
     ) -> SignedTransaction:
         self.builds += 1
         self.building.set()
@@ -110,11 +111,20 @@ class ScriptedChain:
     async def confirm(self, tx: SignedTransaction) -> Landed:
         _fail_next(self.confirm_failures)
         if tx.idempotency_key not in self.executed:
+            if tx.idempotency_key in self.closed:
+                raise MarketError(MarketErrorCode.ORDER_CLOSED, "the order's reservation was released")
             legs = self._legs[tx.signature]
-            amount_in = sum(leg.amount_in for leg in legs)
-            amount_out = sum(leg.min_amount_out for leg in legs) + 1
-            self.executed[tx.idempotency_key] = Landed(tx.signature, amount_in, amount_out, slot=2)
+            filled = tuple(
+                LandedLeg(leg.dex, leg.amount_in, leg.min_amount_out + 1, leg.min_amount_out) for leg in legs
+            )
+            amount_in = sum(leg.amount_in for leg in filled)
+            amount_out = sum(leg.amount_out for leg in filled)
+            self.executed[tx.idempotency_key] = Landed(tx.signature, amount_in, amount_out, 2, filled)
         return self.executed[tx.idempotency_key]
+
+    async def close(self, order_id: str, idempotency_key: str) -> Landed | None:
+        self.closed.add(idempotency_key)
+        return self.executed.get(idempotency_key)
 
 
 def _fail_next(failures: list[MarketErrorCode | BaseException]) -> None:
@@ -237,6 +247,7 @@ async def order_world(
             execution.build_transaction,
             execution.submit_transaction,
             execution.confirm_transaction,
+            execution.close_unexecuted,
             *replacing,
         )
     }

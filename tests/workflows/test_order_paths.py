@@ -16,6 +16,7 @@ from contracts.orders import ConfirmRequest, ConfirmResult, Trigger, TriggerReas
 from core.domain import OrderStatus, OrderType
 from market.errors import MarketErrorCode
 from market.pools import ConstantProductPool, raydium_pool
+from market.storage import Landed
 from tests.workflows.harness import SOL, USDC, ScriptedChain, market_order, order_world, time_skipping
 from workflows.order import OrderWorkflow
 
@@ -65,6 +66,37 @@ async def test_a_submit_failing_every_time_fails_the_order_after_three_attempts(
     assert [(r.attempt, r.backoff_ms) for r in world.records.retries] == [(1, 500), (2, 1000)]
     assert [f["attempt"] for f in world.records.failures] == [1, 2, 3]
     assert not world.chain.executed
+
+
+async def test_a_transaction_that_landed_after_all_is_confirmed_not_failed(env: WorkflowEnvironment) -> None:
+    # The first run's transaction landed, but its worker was cut off before it could say
+    # so; every later submit fails. Before recording FAILED, the workflow looks.
+    chain = ScriptedChain(submit_failures=[MarketErrorCode.ACCOUNT_IN_USE] * 3)
+    order = market_order("1")
+    chain.executed[f"{order.order_id}:swap"] = Landed("sig-lost-run", SOL, 150 * USDC, 7, ())
+    async with order_world(env, chain) as world:
+        outcome = await (await world.start(order)).result()
+    assert outcome.status is OrderStatus.CONFIRMED and outcome.tx_hash == "sig-lost-run"
+    assert world.records.statuses == [OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.CONFIRMED]
+    assert world.records.data(OrderStatus.CONFIRMED)["amount_out"] == "150"
+
+
+async def test_a_failed_order_closes_its_reservation_so_nothing_lands_later(env: WorkflowEnvironment) -> None:
+    chain = ScriptedChain(submit_failures=[MarketErrorCode.ACCOUNT_IN_USE] * 3)
+    order = market_order("1")
+    async with order_world(env, chain) as world:
+        outcome = await (await world.start(order)).result()
+    assert outcome.status is OrderStatus.FAILED
+    assert f"{order.order_id}:swap" in world.chain.closed
+
+
+async def test_an_order_too_small_for_any_route_fails_without_trading(env: WorkflowEnvironment) -> None:
+    async with order_world(env) as world:
+        # One lamport buys less than a micro-USDC on every pool.
+        outcome = await (await world.start(market_order("0.000000001"))).result()
+    assert outcome.status is OrderStatus.FAILED
+    assert outcome.failure_reason is not None and "NOTHING_TO_RECEIVE" in outcome.failure_reason
+    assert world.chain.builds == 0
 
 
 async def test_slippage_on_every_attempt_fails_after_the_third(env: WorkflowEnvironment) -> None:
