@@ -55,13 +55,10 @@ def infra() -> None:
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (`alembic upgrade head`)."""
-    from accounts.local_key import ensure_local_key
     from migrations import run_migrations
 
     configure_logging()
-    settings = get_settings().require_infra()
-    run_migrations(settings.database_url)
-    ensure_local_key(settings)
+    run_migrations(get_settings().require_infra().database_url)
 
 
 @app.command()
@@ -75,13 +72,10 @@ def worker() -> None:
 @app.command()
 def api() -> None:
     """Run the API (FastAPI under uvicorn) against existing infra."""
-    from accounts.local_key import ensure_local_key
     from processes.api import serve_api
 
     configure_logging()
-    settings = get_settings().require_infra()
-    ensure_local_key(settings)
-    serve_api(settings)
+    serve_api(get_settings().require_infra())
 
 
 @app.command()
@@ -104,7 +98,7 @@ def keys_create(
     from accounts.keys import NAME_PATTERN
     from accounts.local_key import create_key
 
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise typer.BadParameter(
             "1–64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit", param_hint="--name"
         )

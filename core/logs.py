@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -21,11 +22,16 @@ _API_KEY = re.compile(r"\b(oe_[0-9A-Za-z]{8})[0-9A-Za-z]{38}\b")
 _TOKEN_PARAM = re.compile(r"([?&]token=)[^&\s\"']+")
 
 
+def redact(text: str) -> str:
+    """`text` with every API key cut to its public id and every `token=` value hidden."""
+    return _redact(text)
+
+
 def _redact(text: str) -> str:
     return _TOKEN_PARAM.sub(r"\1[redacted]", _API_KEY.sub(r"\1…[redacted]", text))
 
 
-def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if key.lower() in SECRET_KEYS:
             event[key] = "[redacted]"
@@ -68,6 +74,7 @@ def configure_logging(level: str | None = None) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _drop_secrets,  # again: a traceback's text may hold what a message would not
             structlog.processors.JSONRenderer(),
         ],
     )

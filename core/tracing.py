@@ -11,6 +11,8 @@ from typing import Any
 
 from temporalio.client import Interceptor as ClientInterceptor
 
+from core.logs import redact
+
 TRACING_MODES = ("off", "console", "otlp")
 
 
@@ -45,7 +47,20 @@ def setup_tracing(mode: str, service: str, exporter: Any = None) -> list[ClientI
     return [TracingInterceptor()]
 
 
+# Span attributes that carry a request's URL or query (old and new semantic conventions).
+URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query", "http.route")
+
+
 def instrument_app(app: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app)
+    FastAPIInstrumentor.instrument_app(app, server_request_hook=redact_url_attributes)
+
+
+def redact_url_attributes(span: Any, scope: dict[str, Any]) -> None:
+    """A WebSocket's `?token=` (a browser's key) never leaves the process in a span."""
+    attributes = getattr(span, "attributes", None) or {}
+    for name in URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str):
+            span.set_attribute(name, redact(value))

@@ -4,17 +4,20 @@ already running: what `order-engine dev`, the end-to-end tests, `make bench` and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from accounts.keys import LOCAL_KEY_FILE
+from accounts.local_key import create_key
+from core.settings import SETTINGS_NAMES, Settings
 from devstack.ports import HOST, choose_port
 from devstack.urls import InfraUrls
 
@@ -85,11 +88,20 @@ class EngineProcesses:
     settings: dict[str, str] = field(default_factory=dict)
     log_to_files: bool = True
     processes: list[EngineProcess] = field(default_factory=list)
+    _operator_key: str | None = None
 
-    @property
-    def api_key(self) -> str:
-        """The local operator key (`$ORDER_ENGINE_DATA_DIR/api-key`)."""
-        return (self.data_dir / LOCAL_KEY_FILE).read_text().strip()
+    def operator_key(self) -> str:
+        """An operator key for these processes (made once), as an operator makes one
+        with `order-engine keys create --operator`."""
+        if self._operator_key is None:
+            self._operator_key = self.new_key("engine-operator", operator=True)
+        return self._operator_key
+
+    def new_key(self, owner: str, operator: bool = False) -> str:
+        """A new key for `owner`, under these processes' key secret."""
+        settings = Settings.model_validate({k: v for k, v in self.env().items() if k in SETTINGS_NAMES})
+        with ThreadPoolExecutor(1) as thread:  # callable from inside an event loop too
+            return thread.submit(asyncio.run, create_key(settings, owner, operator=operator)).result()
 
     def env(self) -> dict[str, str]:
         return {

@@ -151,10 +151,11 @@ async def test_tracing_when_switched_on_covers_http_workflow_and_activities(engi
 
 async def test_keys_from_the_command_line(engine: EngineProcesses) -> None:
     api = engine.start("api")
-    # The first API start made a local operator key, readable by its owner only.
-    local_file = engine.data_dir / "api-key"
-    local = local_file.read_text().strip()
-    assert local_file.stat().st_mode & 0o777 == 0o600
+    # A production process makes no key of its own (only `order-engine dev` does).
+    assert not (engine.data_dir / "api-key").exists()
+    made = cli(engine, "keys", "create", "--name", "ops-2", "--operator")
+    assert made.returncode == 0, made.stderr
+    local = made.stdout.strip().splitlines()[-1]
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(local)) as operator:
         assert (await operator.get("/orders/stuck")).status_code == 200
 
