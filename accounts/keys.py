@@ -55,7 +55,7 @@ def generate_key() -> str:
 
 def is_well_formed(key: str) -> bool:
     """The shape and checksum are right (says nothing of whether the key exists)."""
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):
         return False
     body, checksum = key[:-CHECKSUM_LENGTH], key[-CHECKSUM_LENGTH:]
     return hmac.compare_digest(_checksum(body), checksum)

@@ -7,10 +7,10 @@ import logging
 import math
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from accounts.keys import Principal
 from core.errors import RateLimited
+from storage.redis import RedisBreaker
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +32,28 @@ return 0
 
 
 class OrderRateLimiter:
-    """`per_minute` orders a minute per key, in bursts of up to a minute's worth."""
+    """`per_minute` orders a minute per key, in bursts of up to a minute's worth.
 
-    def __init__(self, redis: Redis, per_minute: int) -> None:
+    While Redis is down the limit is not checked (fails open, docs/decisions/0005): the
+    order itself is in PostgreSQL, the system-wide rate still holds in Temporal and the
+    per-owner cap on open orders in PostgreSQL."""
+
+    def __init__(self, redis: Redis, per_minute: int, breaker: RedisBreaker) -> None:
         self._take_one = redis.register_script(_TAKE_ONE)
         self.per_minute = per_minute
+        self._breaker = breaker
 
     async def take(self, principal: Principal) -> None:
         if principal.operator:
             return
-        try:
-            wait_ms = int(
-                await self._take_one(
-                    keys=[f"ratelimit:orders:{principal.key_id}"],
-                    args=[60_000 / self.per_minute, self.per_minute],
-                )
-            )
-        except RedisError as error:
-            # Redis being down must not stop trading: the order itself is in PostgreSQL.
-            log.warning("order rate limit not checked (Redis unavailable): %s", error)
-            return
+        answer = await self._breaker.attempt(
+            self._take_one(
+                keys=[f"ratelimit:orders:{principal.key_id}"],
+                args=[60_000 / self.per_minute, self.per_minute],
+            ),
+            "the per-key order rate check",
+        )
+        wait_ms = int(answer or 0)
         if wait_ms > 0:
             raise RateLimited(
                 f"this key may place {self.per_minute} orders a minute; retry later",

@@ -4,6 +4,7 @@ engine, Redis client and event hub, and the domain services on them; and the rou
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,29 +13,32 @@ from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI
-from redis.asyncio import Redis
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts.limits import OrderRateLimiter
+from accounts.revocations import Revocations
 from accounts.service import ApiKeys
 from api import health, market, orders, sim, ws
 from api.auth import authenticate
-from api.limits import BodySizeLimit, WebSocketSlots
+from api.limits import BodySizeLimit, FailedAuthLimit, WebSocketSlots
 from api.problems import install_error_handlers
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
 from core.tracing import instrument_app, setup_tracing
 from market import build_market
 from orders.events import EVENT_STREAM, ActiveOrders, OrderEvents
-from orders.placement import OrderPlacement
+from orders.metrics import CachedOrderMetrics
+from orders.placement import OrderPlacement, PlacementLimits
 from orders.reconciler import run_reconciler
 from orders.runs import OrderRuns
 from orders.service import OrderService
-from storage.database import create_engine, create_sessionmaker
+from storage.database import create_engine, create_sessionmaker, when_reachable
 from storage.events import EventHub
+from storage.redis import RedisBreaker, connect_redis
 
 access_log = structlog.get_logger("api.access")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,17 +51,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         engine = create_engine(settings.database_url)
         sessions = create_sessionmaker(engine)
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect_redis(settings.redis_url)
         active = ActiveOrders(redis)
         # After Redis comes back (possibly empty), rebuild active:order:* from PostgreSQL.
         hub = EventHub(redis, EVENT_STREAM, on_reconnect=lambda: active.sync_from_database(sessions))
         hub.start()
         app.state.hub = hub  # for the server's shutdown: streams close with 1001 first
         runs = OrderRuns(temporal)
+        breaker = RedisBreaker()
         reconciler = asyncio.create_task(run_reconciler(sessions, runs), name="reconciler")
+        keys = ApiKeys(sessions, settings.key_secret())
+        revocations = Revocations(keys)
+        revocation_watch = asyncio.create_task(revocations.run(), name="revocations")
         market_ = build_market(settings, sessions)
-        await market_.ensure_genesis()
-        await active.sync_from_database(sessions)
+        await when_reachable(market_.ensure_genesis, "creating the genesis market")
+        await when_reachable(lambda: active.sync_from_database(sessions), "syncing the active orders")
         try:
             yield {
                 "settings": settings,
@@ -66,20 +74,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis": redis,
                 "hub": hub,
                 "market": market_,
-                "keys": ApiKeys(sessions, settings.key_secret()),
+                "keys": keys,
+                "revocations": revocations,
                 "orders": OrderService(sessions, runs),
                 "placement": OrderPlacement(
                     sessions,
                     runs,
                     OrderEvents(redis),
                     market_.pools,
-                    OrderRateLimiter(redis, settings.orders_per_minute_per_key),
-                    settings.max_order_sol,
+                    market_.wallets,
+                    OrderRateLimiter(redis, settings.placement_rate_per_key, breaker),
+                    PlacementLimits(settings.max_order_sol, settings.max_open_orders_per_owner),
+                    breaker,
                 ),
                 "websocket_slots": WebSocketSlots(settings.websockets_per_key),
+                "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
+                "order_metrics": CachedOrderMetrics(sessions, settings.metrics_cache_s),
             }
         finally:
             reconciler.cancel()
+            revocation_watch.cancel()
             await hub.stop()
             await redis.aclose()
             await engine.dispose()
@@ -120,7 +134,9 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        given = Headers(scope=scope).get("x-request-id", "")
+        # A caller's id is echoed and logged only when it is short and plain.
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         started = time.perf_counter()
         status = 500  # unless a response starts
 

@@ -3,6 +3,7 @@ WebSocket), checked by the accounts service."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,7 +12,8 @@ from starlette.requests import HTTPConnection
 
 from accounts.keys import Principal
 from accounts.service import ApiKeys
-from core.errors import OperatorRequired, Unauthenticated
+from api.limits import FailedAuthLimit
+from core.errors import OperatorRequired, RateLimited, Unauthenticated
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -31,22 +33,29 @@ def key_from_connection(conn: HTTPConnection) -> str | None:
     return None
 
 
-async def principal_of(conn: HTTPConnection) -> Principal | None:
-    """The caller, or None without a valid key."""
-    key = key_from_connection(conn)
-    if key is None:
-        return None
-    keys: ApiKeys = conn.state.keys
-    return await keys.verify(key)
-
-
 async def authenticate(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    if key_from_connection(request) is None:
+    failures: FailedAuthLimit = request.state.failed_auth
+    keys: ApiKeys = request.state.keys
+    client = request.client.host if request.client else "unknown"
+    key = key_from_connection(request)
+    wait_s = failures.blocked_for(client)
+    if wait_s > 0:
+        # An address that sent too many bad keys gets no look-up: only a key this
+        # process verified a moment ago still works from there.
+        known = keys.cached(key) if key else None
+        if known is None:
+            raise RateLimited(
+                "too many requests without a valid API key from this address", math.ceil(wait_s)
+            )
+        return known
+    if key is None:
+        failures.failed(client)
         raise Unauthenticated("send your API key as `Authorization: Bearer <key>`")
-    principal = await principal_of(request)
+    principal = await keys.verify(key)
     if principal is None:
+        failures.failed(client)
         raise Unauthenticated("this API key is unknown or revoked")
     return principal
 

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
+from accounts.revocations import Revocations
 from accounts.service import ApiKeys
 from api.limits import WebSocketSlots
 from market import Market
+from orders.metrics import CachedOrderMetrics
 from orders.placement import OrderPlacement
 from orders.service import OrderService
 from storage.events import EventHub
@@ -39,3 +41,5 @@ KeysDep = Annotated[ApiKeys, _state("keys")]
 OrdersDep = Annotated[OrderService, _state("orders")]
 PlacementDep = Annotated[OrderPlacement, _state("placement")]
 WebSocketSlotsDep = Annotated[WebSocketSlots, _state("websocket_slots")]
+OrderMetricsDep = Annotated[CachedOrderMetrics, _state("order_metrics")]
+RevocationsDep = Annotated[Revocations, _state("revocations")]

@@ -3,7 +3,9 @@ request body size (for everyone)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +31,28 @@ class WebSocketSlots:
         self._open[principal.key_id] -= 1
         if self._open[principal.key_id] <= 0:
             del self._open[principal.key_id]
+
+
+class FailedAuthLimit:
+    """Requests without a valid key, per client address, in this API process: past
+    `per_minute` of them (in bursts of up to that many) they answer 429 before any key is
+    looked at, so a flood of bad keys costs next to nothing."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute, self._clock = per_minute, clock
+        self._next_free: dict[str, float] = {}  # client → when its bucket is full again (GCRA)
+
+    def blocked_for(self, client: str) -> float:
+        """Seconds until `client` may fail again (0: it may now)."""
+        now = self._clock()
+        over = max(self._next_free.get(client, now), now) + 60.0 / self.per_minute - now - 60.0
+        return max(over, 0.0)
+
+    def failed(self, client: str) -> None:
+        now, interval = self._clock(), 60.0 / self.per_minute
+        if len(self._next_free) > 100_000:  # forget idle clients rather than grow
+            self._next_free = {c: t for c, t in self._next_free.items() if t > now}
+        self._next_free[client] = max(self._next_free.get(client, now), now) + interval
 
 
 class BodySizeLimit:

@@ -114,9 +114,16 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}/events", response_model=Timeline, operation_id="order_timeline")
-async def order_timeline(order_id: str, orders: OrdersDep, principal: KeyDep) -> Timeline:
-    """Every lifecycle event (with `seq`) and every recorded failure, in time order."""
-    return await orders.timeline(principal, order_id)
+async def order_timeline(
+    order_id: str,
+    orders: OrdersDep,
+    principal: KeyDep,
+    after_seq: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Timeline:
+    """Every lifecycle event (with `seq`) and every recorded failure, in time order, a
+    page at a time: pass `next_after_seq` back as `after_seq`."""
+    return await orders.timeline(principal, order_id, after_seq, limit)
 
 
 @router.post("/orders/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, operation_id="cancel_order")

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
@@ -104,6 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)  # every connection busy, or PostgreSQL hanging
     @app.exception_handler(OSError)  # e.g. connection refused while PostgreSQL restarts
     @app.exception_handler(TimeoutError)
     @app.exception_handler(RedisConnectionError)

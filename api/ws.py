@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from accounts.keys import Principal
-from api.auth import principal_of
-from api.deps import HubDep, OrdersDep, WebSocketSlotsDep
+from api.auth import key_from_connection
+from api.deps import HubDep, KeysDep, OrdersDep, RevocationsDep, WebSocketSlotsDep
 from core.domain import OrderStatus
 from core.errors import NotFound
 from core.ids import is_order_id
@@ -68,12 +69,18 @@ class OrderStream:
 
 @router.websocket("/ws/orders")
 async def order_updates(
-    websocket: WebSocket, hub: HubDep, orders: OrdersDep, slots: WebSocketSlotsDep
+    websocket: WebSocket,
+    hub: HubDep,
+    orders: OrdersDep,
+    slots: WebSocketSlotsDep,
+    keys: KeysDep,
+    revocations: RevocationsDep,
 ) -> None:
     # Accept first, so that every refusal can say why in a frame and a close code.
     await websocket.accept()
-    principal = await principal_of(websocket)
-    if principal is None:
+    key = key_from_connection(websocket)
+    principal = await keys.verify(key) if key else None
+    if principal is None or key is None:
         await _refuse(
             websocket,
             CLOSE_UNAUTHENTICATED,
@@ -90,13 +97,18 @@ async def order_updates(
         )
         return
     try:
-        await _stream_order(websocket, hub, orders, principal)
+        with revocations.watch(key) as revoked:
+            await _stream_order(websocket, hub, orders, principal, revoked)
     finally:
         slots.release(principal)
 
 
 async def _stream_order(
-    websocket: WebSocket, hub: HubDep, orders: OrderService, principal: Principal
+    websocket: WebSocket,
+    hub: HubDep,
+    orders: OrderService,
+    principal: Principal,
+    revoked: asyncio.Event,
 ) -> None:
     order_id = websocket.query_params.get("orderId", "")
     after_raw = websocket.query_params.get("after_seq")
@@ -131,31 +143,53 @@ async def _stream_order(
             await stream.catch_up()  # the missed events, when after_seq asked for them
             if order.status.is_terminal:
                 stream.finished = True
-            going_away = await _follow(websocket, stream, queue)
-            await websocket.close(CLOSE_GOING_AWAY if going_away else CLOSE_NORMAL)
+            ending = await _follow(websocket, stream, queue, revoked)
+            if ending is Ending.REVOKED:
+                await _refuse(websocket, CLOSE_UNAUTHENTICATED, "unauthenticated", "this API key was revoked")
+            else:
+                await websocket.close(CLOSE_GOING_AWAY if ending is Ending.GOING_AWAY else CLOSE_NORMAL)
     except WebSocketDisconnect:
         pass
     finally:
         WEBSOCKET_CONNECTIONS.dec()
 
 
-async def _follow(websocket: WebSocket, stream: OrderStream, queue: asyncio.Queue[HubMessage]) -> bool:
-    """Forward live events until the terminal one; True if the server is going away."""
+class Ending(Enum):
+    TERMINAL = "terminal"
+    GOING_AWAY = "going away"
+    REVOKED = "revoked"
+
+
+async def _follow(
+    websocket: WebSocket,
+    stream: OrderStream,
+    queue: asyncio.Queue[HubMessage],
+    revocation: asyncio.Event,
+) -> Ending:
+    """Forward live events until the terminal one, the server going away, or the key's
+    revocation."""
     disconnected = asyncio.create_task(_wait_for_disconnect(websocket))
+    revoked = asyncio.create_task(revocation.wait())
     try:
         while not stream.finished:
             next_message = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({next_message, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {next_message, disconnected, revoked}, return_when=asyncio.FIRST_COMPLETED
+            )
             if disconnected in done:
                 next_message.cancel()
                 raise WebSocketDisconnect(CLOSE_NORMAL)
+            if revoked in done:
+                next_message.cancel()
+                return Ending.REVOKED
             if not await stream.deliver(next_message.result()):
-                return True
-        return False
+                return Ending.GOING_AWAY
+        return Ending.TERMINAL
     finally:
-        disconnected.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-            await disconnected
+        for task in (disconnected, revoked):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await task
 
 
 async def _wait_for_disconnect(websocket: WebSocket) -> None:

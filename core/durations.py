@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-UNITS = {"s": 1, "m": 60, "h": 3600}
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+LONGEST = timedelta(days=3650)
+_DURATION = re.compile(r"([0-9]{1,9})([smhd])")
 
 
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `5m`, `2h`; ValueError otherwise."""
-    if len(text) < 2 or text[-1] not in UNITS or not text[:-1].isdigit():
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 2h")
-    return timedelta(seconds=int(text[:-1]) * UNITS[text[-1]])
+def parse_duration(text: str, longest: timedelta = LONGEST) -> timedelta:
+    """`30s`, `5m`, `2h`, `7d`, at most `longest`; ValueError otherwise."""
+    matched = _DURATION.fullmatch(text)
+    if matched is None:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h or 7d")
+    duration = timedelta(seconds=int(matched[1]) * UNITS[matched[2]])
+    if duration > longest:
+        raise ValueError(f"{text!r} is longer than {longest.days} days")
+    return duration
 
 
 def format_age(age: timedelta) -> str:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 
 PRICE_PLACES = 9
-# What clients send for amounts and prices: digits, one optional point, no exponent.
-DECIMAL_STRING = re.compile(r"^\d+(\.\d+)?$")
+# What clients send for amounts and prices: ASCII digits, one optional point, nothing
+# else (no exponent, sign, whitespace or other scripts' digits). Use with fullmatch.
+DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def format_decimal(value: Decimal | None) -> str | None:

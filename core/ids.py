@@ -14,4 +14,4 @@ def new_order_id() -> str:
 
 
 def is_order_id(value: str) -> bool:
-    return bool(ORDER_ID_PATTERN.match(value))
+    return bool(ORDER_ID_PATTERN.fullmatch(value))

@@ -34,17 +34,27 @@ class Settings(BaseSettings):
     sim_failure_rate: float = Field(0.05, ge=0, le=1, alias="ORDER_ENGINE_SIM_FAILURE_RATE")
     sim_background_trades_per_s: float = Field(2, ge=0, alias="ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S")
     sim_seed: int | None = Field(None, alias="ORDER_ENGINE_SIM_SEED")
+    # A new owner's wallet starts with the genesis amounts (10 000 SOL, 10 M USDC and USDT).
+    sim_genesis_funds: bool = Field(True, alias="ORDER_ENGINE_SIM_GENESIS_FUNDS")
     # HMAC secret for stored API keys; unset: kept in $ORDER_ENGINE_DATA_DIR/api-key-secret.
     api_key_secret: SecretStr | None = Field(None, alias="ORDER_ENGINE_API_KEY_SECRET")
     # Abuse limits, per key (operator keys are exempt).
-    orders_per_minute_per_key: int = Field(600, ge=1, alias="ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY")
+    # Placements a key may make per minute (refused ones included); never above what the
+    # system executes (ORDER_ENGINE_ORDERS_PER_MINUTE), whatever is set.
+    orders_per_minute_per_key: int = Field(100, ge=1, alias="ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY")
+    # Orders an owner may have open (queued, executing or waiting) at once.
+    max_open_orders_per_owner: int = Field(1000, ge=1, alias="ORDER_ENGINE_MAX_OPEN_ORDERS_PER_OWNER")
     websockets_per_key: int = Field(1000, ge=1, alias="ORDER_ENGINE_WEBSOCKETS_PER_KEY")
+    # Requests without a valid key, per client address and API process (429 above).
+    failed_auth_per_minute: int = Field(300, ge=1, alias="ORDER_ENGINE_FAILED_AUTH_PER_MINUTE")
     max_order_sol: Decimal = Field(Decimal(10_000), gt=0, alias="ORDER_ENGINE_MAX_ORDER_SOL")
     # For everyone: request bodies above this answer 413.
     max_body_bytes: int = Field(64 * 1024, ge=1024, alias="ORDER_ENGINE_MAX_BODY_BYTES")
     # Protocol-level WebSocket pings; a client that does not answer in time is closed.
     ws_ping_interval_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_INTERVAL_S")
     ws_ping_timeout_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_TIMEOUT_S")
+    # /metrics reads whole-table aggregates at most this often per API process.
+    metrics_cache_s: float = Field(5, ge=0, alias="ORDER_ENGINE_METRICS_CACHE_S")
     # OpenTelemetry tracing: off, console or otlp (OTEL_EXPORTER_OTLP_ENDPOINT).
     tracing: str = Field("off", alias="ORDER_ENGINE_TRACING", pattern="^(off|console|otlp)$")
     # host:port where a worker serves the Temporal SDK's Prometheus metrics; empty: off.
@@ -94,9 +104,18 @@ class Settings(BaseSettings):
         return load_or_create_secret(self.data_dir)
 
     @property
+    def placement_rate_per_key(self) -> int:
+        """Orders a key may place per minute: the setting, capped at the system's rate."""
+        return max(1, min(self.orders_per_minute_per_key, int(self.orders_per_minute)))
+
+    @property
     def sync_database_url(self) -> str:
         """The plain `postgresql://` form for tools that do not speak SQLAlchemy URLs."""
         return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+# The environment variables Settings reads.
+SETTINGS_NAMES = frozenset(field.alias for field in Settings.model_fields.values() if field.alias)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

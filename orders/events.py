@@ -14,6 +14,7 @@ from storage.events import STREAM_MAXLEN, stream_entry
 
 EVENT_STREAM = "order-events"
 ACTIVE_PREFIX = "active:order:"
+SYNC_BATCH = 500
 
 
 def active_key(order_id: str) -> str:
@@ -69,9 +70,14 @@ class ActiveOrders:
         every non-terminal order gets its snapshot, and no terminal one keeps a key."""
         async with sessions() as session:
             live = await repository.live(session)
-        for order in live:
-            snapshot = snapshot_json(OrderView.of(order), order.last_seq)
-            await self._redis.eval(_SET_IF_NEWER, 1, active_key(order.id), snapshot, order.last_seq)
+        set_if_newer = self._redis.register_script(_SET_IF_NEWER)
+        # Pipelined, a batch per round trip, not one round trip per open order.
+        for start in range(0, len(live), SYNC_BATCH):
+            pipe = self._redis.pipeline(transaction=False)
+            for order in live[start : start + SYNC_BATCH]:
+                snapshot = snapshot_json(OrderView.of(order), order.last_seq)
+                await set_if_newer(keys=[active_key(order.id)], args=[snapshot, order.last_seq], client=pipe)
+            await pipe.execute()
         # Keys of orders that finished meanwhile, or that PostgreSQL does not know.
         keyed = [
             key.decode().removeprefix(ACTIVE_PREFIX)

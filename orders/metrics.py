@@ -3,14 +3,18 @@ process reports the whole system, whichever worker did the work."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.domain import TERMINAL_STATUSES
 
+METRICS_TTL_S = 5.0
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -67,6 +71,25 @@ async def order_metrics(session: AsyncSession) -> list[Metric]:
         sum_value=float(row[-1]),
     )
     return [by_status, in_flight, routes, failures, latency]
+
+
+class CachedOrderMetrics:
+    """The orders' metrics as Prometheus text, computed at most once per `ttl_s` in this
+    process however often it is scraped (the aggregates read whole tables)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_s: float = METRICS_TTL_S) -> None:
+        self._sessions, self._ttl_s = sessions, ttl_s
+        self._text, self._until = b"", 0.0
+        self._lock = asyncio.Lock()
+
+    async def text(self) -> bytes:
+        async with self._lock:  # concurrent scrapes wait for one computation
+            if time.monotonic() >= self._until:
+                registry = CollectorRegistry(auto_describe=False)
+                async with self._sessions() as session:
+                    registry.register(Snapshot(await order_metrics(session)))
+                self._text, self._until = generate_latest(registry), time.monotonic() + self._ttl_s
+            return self._text
 
 
 class Snapshot:

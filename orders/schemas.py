@@ -28,7 +28,7 @@ class OrderCreate(BaseModel):
     @field_validator("amount", "limit_price")
     @classmethod
     def _decimal_string(cls, value: str | None) -> str | None:
-        if value is not None and not DECIMAL_STRING.match(value):
+        if value is not None and not DECIMAL_STRING.fullmatch(value):
             raise ValueError('must be a decimal string such as "1.5" (digits, one optional point)')
         return value
 
@@ -171,6 +171,7 @@ class SnapshotFrame(BaseModel):
 
 class Timeline(BaseModel):
     items: list[EventView | FailureView]
+    next_after_seq: int | None = Field(None, description="pass it back as after_seq for the next page")
 
 
 class StuckOrderView(BaseModel):

@@ -14,6 +14,9 @@ from orders.errors import InvalidOrder
 from orders.schemas import OrderCreate
 
 MAX_BASE_UNITS = 2**64
+# Prices are stored as NUMERIC(40, 18).
+PRICE_DIGITS, PRICE_DECIMALS = 40, 18
+PRICE_LIMIT = Decimal(10) ** (PRICE_DIGITS - PRICE_DECIMALS)
 DEFAULT_EXPIRY_S = 3600
 SNIPER_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
 # What the pools trade only grows (pools open, none close), so a pair or token a
@@ -37,7 +40,7 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         # A sniper names a token that may not be listed yet: check its shape only.
         listed = find_token(body.token_out)
         token_out = listed.symbol if listed else body.token_out.upper()
-        if listed is None and not SNIPER_SYMBOL.match(token_out):
+        if listed is None and not SNIPER_SYMBOL.fullmatch(token_out):
             raise InvalidOrder(
                 "invalid_token",
                 "token_out",
@@ -71,6 +74,7 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         limit_price = Decimal(body.limit_price)
         if limit_price <= 0:
             raise InvalidOrder("invalid_limit_price", "limit_price", "must be greater than 0")
+        check_price_fits("limit_price", limit_price)
     elif body.limit_price is not None:
         raise InvalidOrder("invalid_limit_price", "limit_price", f"{body.type} orders take no limit_price")
     expires_in_s = None
@@ -82,6 +86,16 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
     else:
         expires_in_s = body.expires_in_s or DEFAULT_EXPIRY_S
     return ValidOrder(token_in, token_out, units, limit_price, expires_in_s)
+
+
+def check_price_fits(field: str, price: Decimal) -> None:
+    """A price the order row keeps exactly: at most 22 digits before the point, 18 after."""
+    exponent = price.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > PRICE_DECIMALS:
+        raise InvalidOrder(f"invalid_{field}", field, f"at most {PRICE_DECIMALS} decimals")
+    if price >= PRICE_LIMIT:
+        raise InvalidOrder(f"invalid_{field}", field, f"must be under 10^{PRICE_DIGITS - PRICE_DECIMALS}")
 
 
 def _listed(field: str, symbol_or_mint: str) -> Token:

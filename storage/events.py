@@ -22,8 +22,11 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 100_000
-# Under redis-py's default 5 s socket timeout, so a quiet stream is not an error.
-XREAD_BLOCK_MS = 2000
+# Under the client's read timeout (storage/redis.py), so a quiet stream is not an error.
+XREAD_BLOCK_MS = 1000
+XREAD_COUNT = 500
+# How often a reader checks that the stream still holds what it has not read yet.
+TRIM_CHECK_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,22 @@ class EventHub:
             for queue in queues:
                 self._offer(queue, Resync())
 
+    async def trimmed_past(self, last_id: str) -> bool:
+        """Whether the stream's oldest entry is newer than `last_id` (what came between
+        may be gone)."""
+        try:
+            info = await self._redis.xinfo_stream(self._stream)
+        except RedisError:
+            return False  # the read loop notices Redis failing
+        first = info.get("first-entry")
+        if not first:
+            return False
+        first_id = first[0].decode() if isinstance(first[0], bytes) else str(first[0])
+        return stream_id(first_id) > stream_id(last_id)
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_trim_check = loop.time() + TRIM_CHECK_EVERY_S
         last_id = "$"
         failing = False
         while True:
@@ -136,7 +154,7 @@ class EventHub:
                     if self._on_reconnect is not None:
                         await self._on_reconnect()
                 batches: Any = await self._redis.xread(
-                    {self._stream: last_id}, count=500, block=XREAD_BLOCK_MS
+                    {self._stream: last_id}, count=XREAD_COUNT, block=XREAD_BLOCK_MS
                 )
             except asyncio.CancelledError:
                 raise
@@ -150,13 +168,22 @@ class EventHub:
                 failing = True
                 await asyncio.sleep(0.5)
                 continue
+            read = 0
             for _stream, entries in batches or []:
                 for entry_id, fields in entries:
+                    read += 1
                     last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                     try:
                         self._dispatch(fields)
                     except ValueError as error:  # a malformed entry: skip it, keep reading
                         log.warning("skipping stream entry %s: %s", last_id, error)
+            if read >= XREAD_COUNT or loop.time() >= next_trim_check:
+                next_trim_check = loop.time() + TRIM_CHECK_EVERY_S
+                if await self.trimmed_past(last_id):
+                    # Entries this reader had not read yet were trimmed (it fell behind by
+                    # more than the stream keeps): subscribers re-read PostgreSQL.
+                    log.warning("event stream trimmed past this reader; subscribers resync")
+                    self._broadcast_resync()
 
     def _dispatch(self, fields: dict[Any, Any]) -> None:
         subject = _text(fields.get(b"order_id", fields.get("order_id", "")))
@@ -166,6 +193,12 @@ class EventHub:
         event = json.loads(_text(fields.get(b"event", fields.get("event", "{}"))))
         for queue in list(queues):
             self._offer(queue, event)
+
+
+def stream_id(text: str) -> tuple[int, int]:
+    """A stream entry id ("<ms>-<seq>") as a comparable pair."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _text(value: Any) -> str:

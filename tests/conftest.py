@@ -16,7 +16,7 @@ from core.settings import Settings
 from core.temporal import SEARCH_ATTRIBUTE_KEYS
 from devstack import EmbeddedStack, InfraUrls
 from devstack.ports import choose_port
-from devstack.temporal import temporal_binary
+from devstack.temporal import DYNAMIC_CONFIG_ARGS, temporal_binary
 from market import Market
 from migrations import run_migrations
 from processes.api import api_server
@@ -50,6 +50,10 @@ def make_settings(infra: InfraUrls, data_dir: Path, **overrides: object) -> Sett
         "ORDER_ENGINE_ORDERS_PER_MINUTE": 60_000,
         "ORDER_ENGINE_SIM_SEED": 7,
         "ORDER_ENGINE_API_KEY_SECRET": TEST_KEY_SECRET,
+        # The suite places far more orders a minute than one trader would: tests of the
+        # per-key rate set it low on an API process of their own.
+        "ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY": 100_000,
+        "ORDER_ENGINE_METRICS_CACHE_S": 0,  # metrics read as they stand
     }
     values.update({key: value for key, value in overrides.items()})
     return Settings(**values)  # type: ignore[arg-type]
@@ -99,7 +103,9 @@ async def isolated_engine(infra: InfraUrls, data_dir: Path, **overrides: object)
     """A worker and an API with their own settings, on their own Temporal dev server (so
     the session's worker never picks up their tasks); PostgreSQL and Redis are shared."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_binary()), search_attributes=SEARCH_ATTRIBUTE_KEYS
+        dev_server_existing_path=str(temporal_binary()),
+        search_attributes=SEARCH_ATTRIBUTE_KEYS,
+        dev_server_extra_args=DYNAMIC_CONFIG_ARGS,
     )
     try:
         settings = make_settings(

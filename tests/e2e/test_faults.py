@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,23 @@ async def client(engine: EngineProcesses) -> AsyncIterator[httpx.AsyncClient]:
     api = engine.start("api")
     async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
         yield client
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started by `pid`, and by those, by PID (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += parents.get(child, [])
+    return found
 
 
 async def place(client: httpx.AsyncClient, count: int) -> list[str]:
@@ -144,6 +163,42 @@ async def test_redis_restart_mid_flight(
         assert not [k for k in [*order_ids, order_id] if await redis.exists(f"active:order:{k}")]
     finally:
         await redis.aclose()
+
+
+@pytest.mark.parametrize("server", ["redis", "postgres"])
+async def test_a_server_that_hangs_makes_requests_fail_fast_not_hang(
+    server: str, stack: EmbeddedStack, engine: EngineProcesses, client: httpx.AsyncClient
+) -> None:
+    # A stopped process keeps its connections open but answers nothing: no reset tells
+    # the client, only its own timeouts.
+    engine.start("worker")
+    [before] = await place(client, 1)
+    await assert_all_executed_once(client, [before])  # the worker is up and running
+    hung = stack.redis if server == "redis" else stack.postgres
+    assert hung.pid is not None
+    stopped = [hung.pid, *descendants(hung.pid)]  # PostgreSQL's backends are its children
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(15):  # never a hang: an answer, 202 or 503, in seconds
+            placed = await client.post("/orders", json=ORDER)
+        assert placed.status_code in (202, 503), placed.text
+        if placed.status_code == 503:
+            assert placed.headers["content-type"].startswith("application/problem+json")
+        async with asyncio.timeout(5):
+            ready = await client.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["checks"][server] != "ok"
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    if placed.status_code == 202:
+        await assert_all_executed_once(client, [placed.json()["order_id"]])
+    # Once it is back, a new order streams whole, live.
+    [order_id] = await place(client, 1)
+    stream = await read_stream(str(client.base_url), f"orderId={order_id}&after_seq=0")
+    stream.frames[0]["seq"] = 0
+    stream.assert_gap_free()
+    assert stream.events[-1]["status"] == "CONFIRMED"
 
 
 @pytest.mark.parametrize("server", ["postgres", "temporal"])

@@ -10,6 +10,7 @@ import os
 import struct
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from accounts.keys import key_id
 from devstack import InfraUrls
 from tests.conftest import make_settings, running_api
+from tests.http import is_problem
 from tests.integration.test_orders_api import ORDER, wait_terminal
 from tests.keys import ALICE, BOB, OPERATOR, auth, create_test_key, revoke_test_key
 from tests.streams import read_stream, ws_url
@@ -34,14 +36,6 @@ WAITING_LIMIT = {
     "limit_price": "100000",
 }
 PUBLIC_PATHS = {"/health/live", "/health/ready", "/metrics"}
-
-
-def is_problem(response: httpx.Response, status: int, code: str) -> bool:
-    return (
-        response.status_code == status
-        and response.headers["content-type"].startswith("application/problem+json")
-        and response.json()["code"] == code
-    )
 
 
 async def wait_status(client: httpx.AsyncClient, order_id: str, status: str) -> None:
@@ -135,23 +129,31 @@ async def test_operator_only_endpoints_refuse_ordinary_keys(
         ("GET", "/orders/stuck", None),
         ("POST", f"/orders/{alices_orders['done']}/replay", None),
     ]
-    wallet_before = {w["token"]: Decimal(w["amount"]) for w in (await client.get("/wallet")).json()["items"]}
+    wallet_before = {
+        b["token"]: Decimal(b["total"]) for b in (await client.get("/wallet")).json()["balances"]
+    }
     for method, path, body in calls:
         response = await client.request(method, path, json=body)
         assert is_problem(response, 403, "operator_required"), (path, response.text)
     assert "NOTYOURS" not in {t["symbol"] for t in (await client.get("/tokens")).json()["items"]}
 
-    topped = await operator.post("/sim/wallet", json={"token": "USDT", "amount": "250.5"})
+    # An operator tops up another owner's wallet; alice sees it in hers.
+    topped = await operator.post("/sim/wallet", json={"token": "USDT", "amount": "250.5", "owner": "alice"})
     assert topped.status_code == 200, topped.text
-    assert Decimal(topped.json()["amount"]) >= wallet_before["USDT"] + Decimal("250.5")
+    assert Decimal(topped.json()["total"]) == wallet_before["USDT"] + Decimal("250.5")
+    wallet_after = {b["token"]: Decimal(b["total"]) for b in (await client.get("/wallet")).json()["balances"]}
+    assert wallet_after["USDT"] == wallet_before["USDT"] + Decimal("250.5")
     assert is_problem(
         await operator.post("/sim/wallet", json={"token": "DOGE", "amount": "1"}), 422, "unknown_token"
     )
     stuck = await operator.get("/orders/stuck", params={"older_than": "1h"})
     assert stuck.status_code == 200 and isinstance(stuck.json()["items"], list)
-    assert is_problem(
-        await operator.get("/orders/stuck", params={"older_than": "soon"}), 422, "invalid_duration"
-    )
+    for absurd in ("soon", "99999999999h", "9999999999d", "5m\n"):
+        response = await operator.get("/orders/stuck", params={"older_than": absurd})
+        assert is_problem(response, 422, "invalid_duration"), absurd
+    for limit in (0, 1001):
+        timeline = await client.get(f"/orders/{alices_orders['done']}/events", params={"limit": limit})
+        assert timeline.status_code == 422, limit
 
 
 async def test_a_revoked_key_is_refused_everywhere(infra: InfraUrls, api_url: str) -> None:
@@ -159,7 +161,14 @@ async def test_a_revoked_key_is_refused_everywhere(infra: InfraUrls, api_url: st
     async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as carol:
         order_id = (await carol.post("/orders", json=WAITING_LIMIT)).json()["order_id"]
         assert (await carol.get(f"/orders/{order_id}")).status_code == 200
+        # A stream open on the waiting order (it could wait for days) ends with the key.
+        open_stream = asyncio.create_task(read_stream(api_url, f"orderId={order_id}", key=key))
+        await asyncio.sleep(0.5)  # let it subscribe: what follows is about an open stream
         await revoke_test_key(infra.database_url, key_id(key))
+        async with asyncio.timeout(20):
+            revoked = await open_stream
+        assert revoked.frames[0]["type"] == "SNAPSHOT"
+        assert revoked.frames[-1]["code"] == "unauthenticated" and revoked.close_code == 4401
         async with asyncio.timeout(10):  # each API process trusts a verified key for 2 s
             while (await carol.get(f"/orders/{order_id}")).status_code != 401:
                 await asyncio.sleep(0.1)
@@ -189,7 +198,7 @@ async def limited(
     settings = make_settings(
         infra,
         tmp_path_factory.mktemp("limited"),
-        ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY=3,
+        ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY=5,
         ORDER_ENGINE_WEBSOCKETS_PER_KEY=2,
         ORDER_ENGINE_MAX_BODY_BYTES=2048,
         ORDER_ENGINE_MAX_ORDER_SOL=100,
@@ -203,21 +212,57 @@ async def limited(
 
 async def test_orders_per_minute_per_key(limited: dict[str, str]) -> None:
     async with httpx.AsyncClient(base_url=limited["url"], timeout=30, headers=auth(limited["key"])) as dave:
-        placed = [await dave.post("/orders", json=WAITING_LIMIT) for _ in range(3)]
-        assert [r.status_code for r in placed] == [202, 202, 202]
+        # Refused placements count too: a bad order, then four good ones fill the five.
+        assert (await dave.post("/orders", json={**WAITING_LIMIT, "amount": "0"})).status_code == 422
+        placed = [await dave.post("/orders", json=WAITING_LIMIT) for _ in range(4)]
+        assert [r.status_code for r in placed] == [202] * 4
         refused = await dave.post("/orders", json=WAITING_LIMIT)
         assert is_problem(refused, 429, "rate_limited")
-        assert 1 <= int(refused.headers["retry-after"]) <= 20  # one order every 20 s
+        assert 1 <= int(refused.headers["retry-after"]) <= 12  # one order every 12 s
         mine = (await dave.get("/orders")).json()["items"]
-        assert len(mine) == 3  # the refused one stored nothing
+        assert len(mine) == 4  # the refused ones stored nothing
     async with httpx.AsyncClient(base_url=limited["url"], timeout=30, headers=auth(OPERATOR)) as ops:
         for _ in range(4):  # operators are exempt
             response = await ops.post("/orders", json={**WAITING_LIMIT, "expires_in_s": 1})
             assert response.status_code == 202
 
 
-async def test_order_size_is_capped_per_token_in_sol(limited: dict[str, str]) -> None:
-    async with httpx.AsyncClient(base_url=limited["url"], timeout=30, headers=auth(BOB)) as bob:
+async def test_an_owner_may_have_so_many_open_orders(infra: InfraUrls, tmp_path: Path) -> None:
+    settings = make_settings(infra, tmp_path, ORDER_ENGINE_MAX_OPEN_ORDERS_PER_OWNER=3)
+    key = await create_test_key(infra.database_url, "gina")
+    async with (
+        running_api(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=auth(key)) as gina,
+    ):
+        held = [(await gina.post("/orders", json=WAITING_LIMIT)).json()["order_id"] for _ in range(3)]
+        refused = await gina.post("/orders", json=WAITING_LIMIT)
+        assert is_problem(refused, 429, "too_many_open_orders") and "retry-after" in refused.headers
+        assert len((await gina.get("/orders")).json()["items"]) == 3  # nothing stored
+        await gina.post(f"/orders/{held[0]}/cancel")
+        await wait_terminal(gina, held[0])
+        again = await gina.post("/orders", json=WAITING_LIMIT)
+        assert again.status_code == 202
+        for order_id in [*held[1:], again.json()["order_id"]]:
+            await gina.post(f"/orders/{order_id}/cancel")
+
+
+async def test_a_flood_of_requests_without_a_valid_key_is_slowed_down(
+    infra: InfraUrls, tmp_path: Path
+) -> None:
+    settings = make_settings(infra, tmp_path, ORDER_ENGINE_FAILED_AUTH_PER_MINUTE=5)
+    async with running_api(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth(ALICE)) as alice:
+            assert (await alice.get("/orders")).status_code == 200  # verified: known for a moment
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth(BOB[:-1] + "x")) as anyone:
+                answers = [(await anyone.get("/orders")).status_code for _ in range(7)]
+            assert answers[:5] == [401] * 5 and answers[5:] == [429, 429]
+            # The address is slowed down, not a key it was verified for a moment ago.
+            assert (await alice.get("/orders")).status_code == 200
+
+
+async def test_order_size_is_capped_per_token_in_sol(infra: InfraUrls, limited: dict[str, str]) -> None:
+    key = await create_test_key(infra.database_url, "ivy")  # a rate bucket of its own
+    async with httpx.AsyncClient(base_url=limited["url"], timeout=30, headers=auth(key)) as bob:
         too_big = await bob.post("/orders", json={**ORDER, "amount": "101"})
         assert is_problem(too_big, 422, "order_too_large")
         assert too_big.json()["errors"][0]["field"] == "amount"
