@@ -75,12 +75,12 @@ class Chain:
         what the order may not spend (its reservation, or the wallet's available)."""
         await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
         await self._pools.learn_tokens(token_in, token_out)
-        owner = await self._wallets.store.owner_of_order(order_id)
-        if owner is None:
-            raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
         amount_in = sum(leg.amount_in for leg in legs)
         async with self._sessions() as session:
             held = await WalletStore.reservation(session, order_id)
+        owner = held.owner if held is not None else await self._wallets.store.owner_of_order(order_id)
+        if owner is None:
+            raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
         if held is not None and held.state is not ReservationState.HELD:
             raise MarketError(
                 MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
@@ -187,8 +187,8 @@ class Chain:
             raise MarketError(
                 MarketErrorCode.BLOCKHASH_EXPIRED, "the transaction's blockhash expired before it landed"
             )
-        wallet = await self._wallets.store.by_address(swap.signer)
-        if wallet is None:
+        owner = await self._wallets.owner_of(swap.signer)
+        if owner is None:
             raise MarketError(MarketErrorCode.INVALID_ORDER, "signed by no known wallet")
         order_id = swap.idempotency_key.split(":")[0] if swap.idempotency_key.startswith("ord_") else None
         now = self._clock.now()
@@ -232,7 +232,7 @@ class Chain:
             deltas = {swap.token_in: (-amount_in, -int(held.amount) if held is not None else 0)}
             out_total, out_reserved = deltas.get(swap.token_out, (0, 0))
             deltas[swap.token_out] = (out_total + total_out, out_reserved)
-            await WalletStore.move(session, wallet.owner, deltas)
+            await WalletStore.move(session, owner, deltas)
             if held is not None:
                 held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
             stamp = utcnow()

@@ -40,6 +40,11 @@ class Wallets:
         self, sessions: async_sessionmaker[AsyncSession], store: WalletStore, genesis_funds: bool
     ) -> None:
         self._sessions, self.store = sessions, store
+        # Wallets are never deleted: once seen, an owner's keypair and address are known
+        # for good, and its wallet needs no "make it if missing" again.
+        self._keypairs: dict[str, Keypair] = {}
+        self._owners_by_address: dict[str, str] = {}
+        self._existing: set[str] = set()
         self._genesis = (
             {symbol: to_base_units(amount, decimals_of(symbol)) for symbol, amount in GENESIS_WALLET.items()}
             if genesis_funds
@@ -49,11 +54,18 @@ class Wallets:
     async def ensure_in(self, session: AsyncSession, owner: str) -> None:
         """Within the caller's transaction: the owner's wallet exists (made and funded now
         if this is its first use)."""
-        await WalletStore.create(session, owner, self._genesis)
+        if owner not in self._existing:
+            await WalletStore.create(session, owner, self._genesis)
+
+    def exists(self, owner: str) -> None:
+        """The owner's wallet is committed (a transaction that made it has ended)."""
+        self._existing.add(owner)
 
     async def ensure(self, owner: str) -> None:
-        async with self._sessions() as session, session.begin():
-            await self.ensure_in(session, owner)
+        if owner not in self._existing:
+            async with self._sessions() as session, session.begin():
+                await self.ensure_in(session, owner)
+            self._existing.add(owner)
 
     async def view(self, owner: str) -> WalletView:
         await self.ensure(owner)
@@ -63,10 +75,21 @@ class Wallets:
         return WalletView(owner, wallet.address, balances)
 
     async def keypair(self, owner: str) -> Keypair:
-        await self.ensure(owner)
-        wallet = await self.store.get(owner)
-        assert wallet is not None
-        return Keypair.from_seed(bytes.fromhex(wallet.seed))
+        if owner not in self._keypairs:
+            await self.ensure(owner)
+            wallet = await self.store.get(owner)
+            assert wallet is not None
+            self._keypairs[owner] = Keypair.from_seed(bytes.fromhex(wallet.seed))
+        return self._keypairs[owner]
+
+    async def owner_of(self, address: str) -> str | None:
+        """Whose wallet `address` is (None: nobody's)."""
+        if address not in self._owners_by_address:
+            wallet = await self.store.by_address(address)
+            if wallet is None:
+                return None
+            self._owners_by_address[address] = wallet.owner
+        return self._owners_by_address[address]
 
     async def fund(self, owner: str, token: str, units: int) -> Balance:
         """Add `units` of `token` to the owner's wallet; the balance after."""

@@ -86,15 +86,15 @@ class OrderPlacement:
         now = utcnow()
         order, data = _new_order(principal, body, valid, idempotency_key, now)
         async with self._sessions() as session:
-            # One unit of work: the owner's wallet (made at first use) locked, the order
-            # and its first event stored, what it may spend reserved: all or nothing.
+            # One unit of work: the order and its first event stored, its owner's open
+            # orders counted, what it may spend reserved: all or nothing.
             async with session.begin():
                 await self._wallets.ensure_in(session, principal.owner)
-                await WalletStore.lock(session, principal.owner)
                 existing = await self._insert(session, order, data, now)
                 if existing is None:
                     await self._check_open_orders(session, principal)
                     await self._reserve(session, order, valid)
+            self._wallets.exists(principal.owner)
             if existing is not None:
                 return Placed(
                     await self._replay_of(session, existing, order.request_hash, now), replayed=True
@@ -129,9 +129,12 @@ class OrderPlacement:
 
     async def _check_open_orders(self, session: AsyncSession, principal: Principal) -> None:
         """An owner may have at most max_open_orders queued or waiting (the new one
-        included); the wallet lock makes the count exact across API processes."""
+        included). Locking the owner's wallet makes the count exact across API processes;
+        taken this late, and not at all for operators, so it serializes as little as it
+        can (the reservation needs no lock: it is one conditional update)."""
         if principal.operator:
             return
+        await WalletStore.lock(session, principal.owner)
         open_orders = await repository.count_open(session, principal.owner)
         if open_orders > self._limits.max_open_orders:
             raise TooManyOpenOrders(
