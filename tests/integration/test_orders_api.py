@@ -146,7 +146,7 @@ async def test_responses_carry_the_request_id_given_or_a_new_one(client: httpx.A
     refused = await client.post("/orders", json={**ORDER, "amount": "-1"})
     assert given.headers["x-request-id"] == "trace-42"
     for unfit in ("x" * 129, "trace 42", "trace\u00e942"):  # too long, or not plain: a new id instead
-        answered = await client.get("/orders", headers={"X-Request-ID": unfit.encode()})
+        answered = await client.get("/orders", headers={b"X-Request-ID": unfit.encode()})
         assert len(answered.headers["x-request-id"]) == 32
     assert refused.status_code == 422 and len(refused.headers["x-request-id"]) == 32
 
