@@ -30,6 +30,9 @@ REMEDIES: dict[MarketErrorCode, Remedy] = {
     MarketErrorCode.INVALID_ORDER: Remedy.NONE,
     MarketErrorCode.ORDER_CLOSED: Remedy.NONE,
     MarketErrorCode.INSUFFICIENT_LIQUIDITY: Remedy.FRESH_QUOTE,
+    # A new transaction: a fresh estimate of its compute units, a fresh blockhash.
+    MarketErrorCode.COMPUTE_BUDGET_EXCEEDED: Remedy.FRESH_QUOTE,
+    MarketErrorCode.TRANSACTION_EXPIRED: Remedy.FRESH_QUOTE,
 }
 INTERNAL = "INTERNAL"
 
@@ -50,10 +53,12 @@ async def run_attempt(
     `attempt`/`last_attempt` count the order's attempts (a fresh quote starts the next
     one); Temporal's own retries of this activity stop at `activity_max_attempts`.
     """
+    stage, fee_lamports = None, 0
     try:
         return await call
     except MarketError as error:
         code, reason, remedy = str(error.code), error.message, REMEDIES[error.code]
+        stage, fee_lamports = error.stage, error.fee_lamports
         cause: Exception = error
     except Exception as error:  # an infrastructure hiccup: retry the same step
         code, reason, remedy = INTERNAL, f"{type(error).__name__}: {error}", Remedy.RETRY
@@ -71,13 +76,15 @@ async def run_attempt(
             reason=f"{code}: {reason}",
             retryable=remedy is not Remedy.NONE,
             backoff_ms=(backoff_ms(attempt) if remedy is Remedy.RETRY else 0) if will_retry else None,
+            stage=stage,
+            fee_lamports=fee_lamports,
         )
     except Exception:
         log.exception("could not record failed attempt %s of %s for %s", attempt, activity_name, order_id)
     log.warning("%s %s attempt %s failed: %s", order_id, activity_name, attempt, reason)
     raise ApplicationError(
         reason,
-        {"attempt": attempt, "code": code, "remedy": str(remedy)},
+        {"attempt": attempt, "code": code, "remedy": str(remedy), "fee_lamports": fee_lamports},
         type=code,
         # Only plain retries are Temporal's; a fresh quote is the workflow's decision.
         non_retryable=remedy is not Remedy.RETRY,

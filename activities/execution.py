@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
+from contracts.landing import LandingRequest
 from contracts.orders import (
     AdmitRequest,
     BuildRequest,
@@ -26,17 +27,25 @@ from contracts.orders import (
 )
 from market.chain import SignedTransaction, decode_raw, encode_raw
 from market.storage import Landed
-from market.transactions import SwapLeg
+from market.transactions import ComputeBudget, SwapLeg
 
 
 class SwapChain(Protocol):
     """What execution needs of the chain (market/chain.py's Chain; scripted in tests)."""
 
     async def build(
-        self, *, order_id: str, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+        self,
+        *,
+        order_id: str,
+        idempotency_key: str,
+        token_in: str,
+        token_out: str,
+        legs: list[SwapLeg],
+        landing: LandingRequest | None = None,
+        escalation: int = 0,
     ) -> SignedTransaction: ...
 
-    async def submit(self, tx: SignedTransaction) -> str: ...
+    async def submit(self, tx: SignedTransaction, simulate: bool = False) -> str: ...
 
     async def confirm(self, tx: SignedTransaction) -> Landed: ...
 
@@ -68,26 +77,33 @@ class ExecutionActivities:
                 token_in=request.token_in,
                 token_out=request.token_out,
                 legs=legs,
+                landing=request.landing,
+                escalation=request.escalation,
             ),
             order_id=request.order_id,
             activity_name="build_transaction",
             attempt=activity.info().attempt,
         )
+        budget = tx.budget or ComputeBudget(0, 0)
         return BuiltTransaction(
             tx_hash=tx.signature,
             order_id=request.order_id,
             idempotency_key=tx.idempotency_key,
             raw=encode_raw(tx.raw),
             recent_blockhash_slot=tx.recent_blockhash_slot,
+            compute_unit_limit=budget.compute_unit_limit,
+            micro_lamports_per_cu=budget.micro_lamports_per_cu,
+            tip_lamports=budget.tip_lamports,
         )
 
     @activity.defn
     async def submit_transaction(self, request: SubmitRequest) -> SubmitResult:
-        """Send the transaction. Each try is one of the order's (at most 3) attempts."""
+        """Simulate (when the order asks) and send the transaction. Each try is one of the
+        order's (at most 3) attempts, a failed simulation included."""
         attempt = request.attempts_before + activity.info().attempt
         tx_hash = await run_attempt(
             self._records,
-            self._chain.submit(_signed(request.tx)),
+            self._chain.submit(_signed(request.tx), simulate=request.simulate),
             order_id=request.tx.order_id,
             activity_name="submit_transaction",
             attempt=attempt,
@@ -117,7 +133,10 @@ class ExecutionActivities:
 
 
 def _signed(tx: BuiltTransaction) -> SignedTransaction:
-    return SignedTransaction(tx.tx_hash, decode_raw(tx.raw), tx.idempotency_key, tx.recent_blockhash_slot)
+    budget = ComputeBudget(tx.compute_unit_limit, tx.micro_lamports_per_cu, tx.tip_lamports)
+    return SignedTransaction(
+        tx.tx_hash, decode_raw(tx.raw), tx.idempotency_key, tx.recent_blockhash_slot, budget
+    )
 
 
 def leg_minimums(route: RouteDecision) -> list[SwapLeg]:
@@ -131,6 +150,8 @@ def leg_minimums(route: RouteDecision) -> list[SwapLeg]:
 
 
 def confirm_result(landed: Landed) -> ConfirmResult:
-    legs = [RouteLeg(leg.dex, leg.amount_in, leg.amount_out) for leg in landed.legs]
+    legs = [RouteLeg(leg.dex, leg.amount_in, leg.amount_out, leg.pool) for leg in landed.legs]
     minimum = sum(leg.min_amount_out for leg in landed.legs) if landed.legs else None
-    return ConfirmResult(landed.tx_hash, landed.amount_in, landed.amount_out, landed.slot, legs, minimum)
+    return ConfirmResult(
+        landed.tx_hash, landed.amount_in, landed.amount_out, landed.slot, legs, minimum, landed.report
+    )

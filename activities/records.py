@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from contracts.orders import RetryScheduled, TransitionRequest
-from core.domain import OrderStatus
+from core.domain import FailureStage, OrderStatus
 from market.storage import WalletStore
 from orders import repository
 from orders.events import OrderEvents
@@ -62,6 +62,8 @@ class OrderRecords:
         reason: str,
         retryable: bool,
         backoff_ms: int | None,
+        stage: FailureStage | None = None,
+        fee_lamports: int = 0,
     ) -> None:
         """Store a failed attempt; when another attempt follows, emit its retry event.
 
@@ -81,6 +83,8 @@ class OrderRecords:
                     code=code,
                     reason=reason,
                     retryable=retryable,
+                    stage=stage,
+                    fee_lamports=fee_lamports,
                 ),
             )
         if backoff_ms is None:

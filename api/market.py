@@ -11,7 +11,15 @@ from api.auth import KeyDep
 from api.deps import MarketDep
 from core.errors import InvalidInput, OperatorRequired
 from core.ids import is_order_id
-from market.schemas import Items, TokenView, WalletResponse, pool_view, transaction_view
+from market.schemas import (
+    FeeLevelsView,
+    FeesResponse,
+    Items,
+    TokenView,
+    WalletResponse,
+    pool_view,
+    transaction_view,
+)
 from market.tokens import TOKENS
 
 router = APIRouter(tags=["market"])
@@ -28,6 +36,20 @@ async def list_tokens(market: MarketDep) -> dict[str, Any]:
 async def list_markets(market: MarketDep) -> dict[str, Any]:
     """Every pool with its mid price (quote token per base token), fee and reserves."""
     return {"items": [pool_view(pool) for pool in await market.pools.all()]}
+
+
+@router.get("/fees", response_model=FeesResponse)
+async def recent_fees(market: MarketDep, principal: KeyDep) -> FeesResponse:
+    """Recent priority fees of landed transactions (micro-lamports per compute unit) at
+    the four levels an order's `priority_fee` may name, with the slot and congestion."""
+    levels = await market.fees.levels()
+    return FeesResponse(
+        slot=levels.slot,
+        congestion=round(levels.congestion, 4),
+        micro_lamports_per_cu=FeeLevelsView(
+            low=levels.low, medium=levels.medium, high=levels.high, very_high=levels.very_high
+        ),
+    )
 
 
 @router.get("/chain/transactions", response_model=Items)

@@ -118,7 +118,7 @@ async def order_timeline(
     order_id: str,
     orders: OrdersDep,
     principal: KeyDep,
-    after_seq: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Timeline:
     """Every lifecycle event (with `seq`) and every recorded failure, in time order, a

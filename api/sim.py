@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, status
 from api.auth import OperatorDep, require_operator
 from api.deps import MarketDep
 from core.formatting import format_amount, format_price
-from market.schemas import BalanceView, NewPool, PriceMove, TokenView, WalletTopUp
+from market.schemas import (
+    BalanceView,
+    CongestionFix,
+    CongestionView,
+    NewPool,
+    PriceMove,
+    TokenView,
+    WalletTopUp,
+)
 from market.tokens import decimals_of
 
 router = APIRouter(prefix="/sim", tags=["simulation"], dependencies=[Depends(require_operator)])
@@ -70,3 +78,11 @@ async def move_price(body: PriceMove, market: MarketDep) -> dict[str, Any]:
             for m in moved
         ]
     }
+
+
+@router.post("/congestion", response_model=CongestionView)
+async def fix_congestion(body: CongestionFix, market: MarketDep) -> CongestionView:
+    """Hold the chain's congestion at `level` for `duration_s` (then it follows the
+    background load again): what landing costs and how long it takes follow."""
+    fixed = await market.fees.fix(body.level, body.duration_s)
+    return CongestionView(level=fixed.level, from_slot=fixed.from_slot, until_slot=fixed.until_slot)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from enum import Enum
 from typing import Any
 
@@ -31,6 +32,9 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
+
+# ASCII digits only (str.isdigit also takes "²", which int() refuses).
+AFTER_SEQ = re.compile(r"[0-9]{1,12}")
 
 
 class OrderStream:
@@ -112,7 +116,7 @@ async def _stream_order(
 ) -> None:
     order_id = websocket.query_params.get("orderId", "")
     after_raw = websocket.query_params.get("after_seq")
-    if not is_order_id(order_id) or (after_raw is not None and not after_raw.isdigit()):
+    if not is_order_id(order_id) or (after_raw is not None and not AFTER_SEQ.fullmatch(after_raw)):
         await _refuse(
             websocket,
             CLOSE_BAD_REQUEST,
@@ -120,7 +124,7 @@ async def _stream_order(
             "orderId must be an order id (ord_…) and after_seq a non-negative integer",
         )
         return
-    after_seq = int(after_raw) if after_raw is not None else None
+    after_seq = min(int(after_raw), 2**31 - 1) if after_raw is not None else None
 
     WEBSOCKET_CONNECTIONS.inc()
     try:

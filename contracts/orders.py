@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from contracts.landing import LandingReport, LandingRequest
 from core.domain import OrderStatus, OrderType
 
 # Names by which clients reach the workflow without importing its code.
@@ -34,6 +35,8 @@ class OrderInput:
     expires_at: float | None = None  # limit and sniper orders: epoch seconds
     waits: int = 0  # WAITING spells so far (carried across continue-as-new)
     replay: int = 0  # 0 for the first run; n for an operator's n-th replay of a failed order
+    # Priority fee, tip, simulation (None: accepted before the fee market; no simulation).
+    landing: LandingRequest | None = None
 
 
 @dataclass
@@ -103,6 +106,7 @@ class RouteLeg:
     dex: str
     amount_in: int
     amount_out: int
+    pool: str | None = None  # the pool id, once executed
 
 
 @dataclass
@@ -120,6 +124,9 @@ class BuildRequest:
     token_in: str
     token_out: str
     route: RouteDecision
+    landing: LandingRequest | None = None
+    # Earlier attempts of the order whose transaction did not land: each raises the price.
+    escalation: int = 0
 
 
 @dataclass
@@ -129,6 +136,10 @@ class BuiltTransaction:
     idempotency_key: str
     raw: str  # the signed transaction, base64
     recent_blockhash_slot: int
+    # What it asks of the runtime and pays (also in `raw`; here for the history's reader).
+    compute_unit_limit: int = 0
+    micro_lamports_per_cu: int = 0
+    tip_lamports: int = 0
 
 
 @dataclass
@@ -138,6 +149,7 @@ class SubmitRequest:
     # attempt of this try is attempts_before + Temporal's activity attempt.
     attempts_before: int
     max_attempts: int
+    simulate: bool = False  # against the current pools first: one that would fail is not sent
 
 
 @dataclass
@@ -162,6 +174,7 @@ class ConfirmResult:
     # What executed, leg by leg (results recorded before these existed have none).
     legs: list[RouteLeg] = field(default_factory=list)
     min_amount_out: int | None = None
+    report: LandingReport | None = None  # fees, compute units, slots (None before the fee market)
 
 
 @dataclass
@@ -206,6 +219,11 @@ class Confirmed:
     # executed, also when a rerun after a crash found an earlier run's transaction.
     legs: list[RouteLeg] = field(default_factory=list)
     min_amount_out: int | None = None
+    report: LandingReport | None = None
+    expected_amount_out: int | None = None  # what the route that landed expected
+    landing: LandingRequest | None = None  # what the order asked of landing
+    token_in: str | None = None
+    token_out: str | None = None
 
 
 @dataclass

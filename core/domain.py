@@ -48,3 +48,20 @@ class ReservationState(StrEnum):
     HELD = "HELD"  # the order may still spend them
     SPENT = "SPENT"  # its transaction landed: the reservation became the spend
     RELEASED = "RELEASED"  # the order ended without executing
+
+
+class FeeLevel(StrEnum):
+    """Priority fee levels: the p25/p50/p75/p95 of recently landed fees."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    VERY_HIGH = "very_high"
+
+
+class FailureStage(StrEnum):
+    """Where an execution attempt failed: before sending, waiting to land, or on chain."""
+
+    SIMULATION = "simulation"
+    LANDING = "landing"
+    CHAIN = "chain"

@@ -1,5 +1,5 @@
 """The simulated Solana market: tokens, pools with their swap math, the router, the
-venues' quote endpoints, the chain and the wallet.
+venues' quote endpoints, the chain, its fee market and the wallet.
 
 Pure (no I/O, no clock): tokens, pools, dlmm, router, valuation, transactions. With
 state in PostgreSQL (storage.py), every process sees one market: venues (quotes), chain
@@ -9,9 +9,10 @@ state in PostgreSQL (storage.py), every process sees one market: venues (quotes)
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from core.settings import Settings
 from market.chain import Chain
 from market.clock import MarketClock
 from market.controls import SimulationControls
+from market.fee_market import FeeMarket
 from market.storage import PoolStore, TransactionLedger, WalletStore
 from market.venues import SimulationConfig, Venues
 from market.wallet import Wallets
@@ -35,6 +37,7 @@ class Market:
     ledger: TransactionLedger
     controls: SimulationControls
     config: SimulationConfig
+    fees: FeeMarket
 
     async def ensure_genesis(self) -> None:
         """Create the genesis pools on first start; never overwrite. (Wallets are made
@@ -55,11 +58,13 @@ def build_market(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Market:
     """The market as every process (API, worker, bench, tests) sees it."""
     config = simulation_config(settings)
     rng = random.Random(config.seed)
-    market_clock = MarketClock(clock)
+    market_clock = MarketClock(clock, sleep)
+    fee_market = FeeMarket(sessions, market_clock, config.seed or 0, settings.sim_background_trades_per_s)
     pools = PoolStore(sessions)
     ledger = TransactionLedger(sessions)
     wallets = Wallets(sessions, WalletStore(sessions), settings.sim_genesis_funds)
@@ -67,7 +72,8 @@ def build_market(
         clock=market_clock,
         pools=pools,
         venues=Venues(pools, market_clock, config, rng),
-        chain=Chain(sessions, pools, wallets, ledger, market_clock, config, rng),
+        chain=Chain(sessions, pools, wallets, ledger, market_clock, config, rng, fee_market),
+        fees=fee_market,
         wallets=wallets,
         ledger=ledger,
         controls=SimulationControls(pools, wallets, market_clock),

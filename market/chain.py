@@ -1,32 +1,56 @@
-"""The simulated chain: it signs, accepts and lands swap transactions.
+"""The simulated chain: it signs, simulates, accepts and lands swap transactions, in a
+fee market (market/fees.py has the model).
 
-Slots of 400 ms; a blockhash is valid for 150 slots; a submitted transaction lands with
-some probability each slot (the wait scales with ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS,
-0 lands at once). Landing verifies the signature and the blockhash, executes each leg
-against the pool as it is *then*, and refuses the whole transaction when the output is
-below its minimum (SLIPPAGE_EXCEEDED). A transaction whose idempotency key already
-executed is never executed again: landing is one PostgreSQL transaction that locks the
-pools and balances it touches and inserts the executed transaction under a unique key.
+Slots of 400 ms; a transaction is valid until its blockhash's slot + 150 (its last valid
+block height). A sent transaction lands in each slot with a probability that rises with
+its compute-unit price and falls with congestion; one not landed by its last valid block
+height never lands (TRANSACTION_EXPIRED) and pays nothing. ORDER_ENGINE_SIM_EXECUTION_
+LATENCY_MS=0 lands every transaction in the slot it is sent (tests, benchmarks).
+
+Landing executes each leg against the pool as it is *then*, charging compute units as it
+goes. A transaction that lands and fails (over its compute-unit limit, below its minimum,
+a pool that cannot fill it) executes nothing but pays its fee: 5 000 lamports per
+signature + compute-unit limit × price / 10⁶ + its tip. A public transaction may be
+sandwiched on its way (market/searchers.py); a tipped one goes through the block
+engine's private path and never is. A transaction whose idempotency key already executed
+is never executed again: landing is one PostgreSQL transaction that locks the pools and
+balances it touches and inserts the executed transaction under a unique key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
-from core.domain import ReservationState
+from contracts.landing import LandingReport, LandingRequest
+from core.domain import FailureStage, ReservationState
 from core.formatting import format_amount, from_base_units
-from market.clock import SLOT_MS, MarketClock
+from market.clock import MarketClock
+from market.compute import estimate_limit, units_consumed, wraps_of
 from market.errors import MarketError, MarketErrorCode
-from market.storage import Landed, LandedLeg, PoolStore, TransactionLedger, WalletStore
+from market.fee_market import FeeMarket
+from market.fees import compute_unit_price, fee, landing_probability
+from market.pools import Pool
+from market.searchers import Sandwich, bite, front_run, sandwich_odds, slack_bps
+from market.storage import (
+    Landed,
+    LandedLeg,
+    PoolStore,
+    TransactionLedger,
+    WalletStore,
+    fee_held,
+    report_json,
+)
 from market.tokens import decimals_of
 from market.transactions import (
+    ComputeBudget,
     DecodedSwap,
     InvalidTransaction,
     SwapLeg,
@@ -34,11 +58,22 @@ from market.transactions import (
     build_swap,
     decode_swap,
 )
+from market.valuation import sol_value
 from market.venues import SimulationConfig, check_open, simulated_latency
 from market.wallet import Wallets
-from storage.models import ChainTransaction, utcnow
+from storage.models import ChainTransaction, FailedTransaction, MarketPool, Reservation, utcnow
 
 BLOCKHASH_VALID_SLOTS = 150
+# Failures of a transaction that landed: it executed nothing and pays its fee.
+ON_CHAIN_FAILURES = frozenset(
+    {
+        MarketErrorCode.SLIPPAGE_EXCEEDED,
+        MarketErrorCode.COMPUTE_BUDGET_EXCEEDED,
+        MarketErrorCode.INSUFFICIENT_LIQUIDITY,
+        MarketErrorCode.POOL_NOT_OPEN,
+        MarketErrorCode.POOL_NOT_FOUND,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -47,10 +82,23 @@ class SignedTransaction:
     raw: bytes
     idempotency_key: str
     recent_blockhash_slot: int
+    budget: ComputeBudget | None = None  # what it asks and pays (also in `raw`)
 
     @property
     def last_valid_slot(self) -> int:
+        """Its last valid block height: it may land up to and including this slot."""
         return self.recent_blockhash_slot + BLOCKHASH_VALID_SLOTS
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What a transaction's legs did (or would do) to the pools."""
+
+    pools: dict[str, Pool]  # by dex, after
+    filled: list[LandedLeg]
+    amount_out: int
+    units: int
+    sandwiched: bool
 
 
 class Chain:
@@ -63,19 +111,115 @@ class Chain:
         clock: MarketClock,
         config: SimulationConfig,
         rng: random.Random,
+        fees: FeeMarket,
     ) -> None:
         self._sessions = sessions
         self._pools, self._wallets, self._ledger = pools, wallets, ledger
-        self._clock, self._config, self._rng = clock, config, rng
+        self._clock, self._config, self._rng, self._fees = clock, config, rng, fees
 
     async def build(
-        self, *, order_id: str, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+        self,
+        *,
+        order_id: str,
+        idempotency_key: str,
+        token_in: str,
+        token_out: str,
+        legs: list[SwapLeg],
+        landing: LandingRequest | None = None,
+        escalation: int = 0,
     ) -> SignedTransaction:
-        """A transaction signed by the order's owner against a recent blockhash; refuses
-        what the order may not spend (its reservation, or the wallet's available)."""
+        """A transaction signed by the order's owner against a recent blockhash, with a
+        compute-unit limit estimated from the route and a price from the fee market
+        (raised for each earlier attempt that did not land); refuses what the order may
+        not spend (its reservation, or the wallet's available)."""
+        landing = landing or LandingRequest()
         await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
         await self._pools.learn_tokens(token_in, token_out)
-        amount_in = sum(leg.amount_in for leg in legs)
+        owner = await self._spender(order_id, token_in, sum(leg.amount_in for leg in legs))
+        limit = estimate_limit(
+            await self._bins_crossed(token_in, token_out, legs), wraps_of(token_in, token_out)
+        )
+        price = compute_unit_price(landing, await self._fees.levels(), limit, escalation)
+        budget = ComputeBudget(limit, price, landing.tip_lamports)
+        slot = self._clock.current_slot()
+        signature, raw = build_swap(
+            signer=await self._wallets.keypair(owner),
+            idempotency_key=idempotency_key,
+            token_in=token_in,
+            token_out=token_out,
+            legs=legs,
+            slot=slot,
+            budget=budget,
+        )
+        return SignedTransaction(signature, raw, idempotency_key, slot, budget)
+
+    async def submit(self, tx: SignedTransaction, simulate: bool = False) -> str:
+        """Send the transaction (simulated first when asked: one that would fail is not
+        sent, and pays nothing); returns its signature. Transient faults raise."""
+        await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
+        swap = await self._decode_learning(
+            tx.raw
+        )  # the RPC node rejects what is not a valid signed transaction
+        landed = await self._ledger.find(tx.idempotency_key)
+        if landed is not None:
+            return landed.tx_hash  # already executed (by an earlier run): that is the order's transaction
+        if simulate:
+            await self.simulate(tx, swap)
+        if self._config.failure_rate > 0 and self._rng.random() < self._config.failure_rate:
+            raise MarketError(
+                MarketErrorCode.ACCOUNT_IN_USE,
+                "a writable account is locked by another transaction",
+                stage=FailureStage.LANDING,
+            )
+        return tx.signature
+
+    async def simulate(self, tx: SignedTransaction, swap: DecodedSwap | None = None) -> Execution:
+        """Run the transaction against the pools as they are now, changing nothing."""
+        swap = swap or await self._decode_learning(tx.raw)
+        try:
+            self._check_valid(tx, swap, self._clock.current_slot())
+            pools = {str(pool.dex): pool for pool in await self._pools.all(swap.token_in, swap.token_out)}
+            return self._execute(swap, pools, self._clock.now(), value_sol=None)
+        except MarketError as error:
+            raise MarketError(
+                error.code, f"simulation: {error.message}", stage=FailureStage.SIMULATION
+            ) from None
+
+    async def confirm(self, tx: SignedTransaction) -> Landed:
+        """Wait slot by slot until the transaction lands, at most until its last valid
+        block height; then execute it (once per key)."""
+        earlier = await self._ledger.find(tx.idempotency_key)
+        if earlier is not None:
+            return earlier
+        await self._raise_if_failed(tx.signature)
+        swap = await self._decode_learning(tx.raw)
+        sent = self._clock.current_slot()
+        slot = sent if self._config.execution_latency_ms <= 0 else await self._landing_slot(tx, swap, sent)
+        try:
+            return await self._land(tx, swap, sent, slot)
+        except IntegrityError:
+            # Another process landed the same key a moment ago: report that one.
+            landed = await self._ledger.find(tx.idempotency_key)
+            if landed is None:
+                await self._raise_if_failed(tx.signature)
+                raise
+            return landed
+
+    async def find_landed(self, idempotency_key: str) -> Landed | None:
+        return await self._ledger.find(idempotency_key)
+
+    async def close(self, order_id: str, idempotency_key: str) -> Landed | None:
+        """An order is about to be recorded FAILED: its transaction if one landed after
+        all; otherwise its reservation is released, so that none can land any more."""
+        async with self._sessions() as session, session.begin():
+            held = await WalletStore.reservation(session, order_id, lock=True)
+            if held is None or held.state is ReservationState.SPENT:
+                return await self._ledger.find(idempotency_key)
+            await WalletStore.release_in(session, order_id)
+        return None
+
+    async def _spender(self, order_id: str, token_in: str, amount_in: int) -> str:
+        """The owner whose wallet the order spends from, if it may spend `amount_in`."""
         async with self._sessions() as session:
             held = await WalletStore.reservation(session, order_id)
         owner = held.owner if held is not None else await self._wallets.store.owner_of_order(order_id)
@@ -99,68 +243,55 @@ class Chain:
                     f"wallet holds {_human(balances.get(token_in, 0), token_in)} {token_in} available, "
                     f"order needs {_human(amount_in, token_in)}",
                 )
-        slot = self._clock.current_slot()
-        signature, raw = build_swap(
-            signer=await self._wallets.keypair(owner),
-            idempotency_key=idempotency_key,
-            token_in=token_in,
-            token_out=token_out,
-            legs=legs,
-            slot=slot,
-        )
-        return SignedTransaction(signature, raw, idempotency_key, slot)
+        return owner
 
-    async def submit(self, tx: SignedTransaction) -> str:
-        """Send the transaction; returns its signature. Transient faults raise."""
-        await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
-        await self._decode_learning(tx.raw)  # the RPC node rejects what is not a valid signed transaction
-        landed = await self._ledger.find(tx.idempotency_key)
-        if landed is not None:
-            return landed.tx_hash  # already executed (by an earlier run): that is the order's transaction
-        if self._config.failure_rate > 0 and self._rng.random() < self._config.failure_rate:
-            raise MarketError(
-                MarketErrorCode.ACCOUNT_IN_USE, "a writable account is locked by another transaction"
+    async def _bins_crossed(
+        self, token_in: str, token_out: str, legs: list[SwapLeg]
+    ) -> list[tuple[str, int]]:
+        """Each leg's dex and the DLMM bins it would cross now (what its compute units grow with)."""
+        pools = {str(pool.dex): pool for pool in await self._pools.all(token_in, token_out)}
+        now = self._clock.now()
+        return [
+            (
+                leg.dex,
+                pools[leg.dex].quote_swap(token_in, leg.amount_in, now).bins_crossed
+                if leg.dex in pools
+                else 0,
             )
-        return tx.signature
+            for leg in legs
+        ]
 
-    async def confirm(self, tx: SignedTransaction) -> Landed:
-        """Wait slot by slot until the transaction lands, then execute it (once per key)."""
-        wait_ms = self._config.execution_latency_ms * 0.8
-        if wait_ms > 0:
-            # A slot of the wait lasts SLOT_MS scaled with the latency setting; the
-            # transaction lands in each with probability 1/5, so 5 slots on average.
-            slot_s = SLOT_MS / 1000 * self._config.execution_latency_ms / 2500
-            while True:
-                await asyncio.sleep(slot_s)
-                if (
-                    self._rng.random() < slot_s * 1000 / wait_ms
-                    or self._clock.current_slot() > tx.last_valid_slot
-                ):
-                    break
-        earlier = await self._ledger.find(tx.idempotency_key)
-        if earlier is not None:
-            return earlier
-        try:
-            return await self._land(await self._decode_learning(tx.raw))
-        except IntegrityError:
-            # Another process landed the same key a moment ago: report that one.
-            landed = await self._ledger.find(tx.idempotency_key)
-            if landed is None:
-                raise
-            return landed
+    async def _landing_slot(self, tx: SignedTransaction, swap: DecodedSwap, sent: int) -> int:
+        """The slot the transaction lands in, rolled slot by slot at its price against
+        that slot's congestion; TRANSACTION_EXPIRED once its last valid block height
+        has passed without it landing (never sooner, never later)."""
+        tipped, waited = swap.tip_lamports > 0, sent
+        while True:
+            now = await self._clock.after_slot(waited)
+            for slot in range(waited + 1, now + 1):
+                if slot > tx.last_valid_slot:
+                    raise MarketError(
+                        MarketErrorCode.TRANSACTION_EXPIRED,
+                        f"not landed by its last valid block height {tx.last_valid_slot} "
+                        f"(sent at {sent}, {swap.micro_lamports_per_cu} micro-lamports per CU)",
+                        stage=FailureStage.LANDING,
+                    )
+                congestion = await self._fees.congestion_at(slot)
+                chance = landing_probability(swap.micro_lamports_per_cu, congestion, tipped, slot - sent - 1)
+                if self._rng.random() < chance:
+                    return slot
+            waited = now
 
-    async def find_landed(self, idempotency_key: str) -> Landed | None:
-        return await self._ledger.find(idempotency_key)
-
-    async def close(self, order_id: str, idempotency_key: str) -> Landed | None:
-        """An order is about to be recorded FAILED: its transaction if one landed after
-        all; otherwise its reservation is released, so that none can land any more."""
-        async with self._sessions() as session, session.begin():
-            held = await WalletStore.reservation(session, order_id, lock=True)
-            if held is None or held.state is ReservationState.SPENT:
-                return await self._ledger.find(idempotency_key)
-            await WalletStore.release_in(session, order_id)
-        return None
+    async def _raise_if_failed(self, signature: str) -> None:
+        """A transaction that landed and failed stays failed (and paid once)."""
+        failed = await self._ledger.find_failed(signature)
+        if failed is not None:
+            raise MarketError(
+                MarketErrorCode(failed.code),
+                failed.reason,
+                stage=FailureStage.CHAIN,
+                fee_lamports=failed.fee_lamports,
+            )
 
     async def _decode_learning(self, raw: bytes) -> DecodedSwap:
         try:
@@ -176,94 +307,249 @@ class Chain:
         except InvalidTransaction as error:
             raise MarketError(MarketErrorCode.INVALID_ORDER, str(error)) from None
 
-    def _blockhash_valid(self, blockhash: str) -> bool:
-        now = self._clock.current_slot()
-        return any(
-            str(blockhash_for_slot(s)) == blockhash for s in range(now - BLOCKHASH_VALID_SLOTS, now + 1)
+    @staticmethod
+    def _check_valid(tx: SignedTransaction, swap: DecodedSwap, slot: int) -> None:
+        if swap.blockhash != str(blockhash_for_slot(tx.recent_blockhash_slot)):
+            raise MarketError(MarketErrorCode.INVALID_ORDER, "the transaction names an unknown blockhash")
+        if slot > tx.last_valid_slot:
+            raise MarketError(
+                MarketErrorCode.TRANSACTION_EXPIRED,
+                f"its last valid block height {tx.last_valid_slot} has passed",
+                stage=FailureStage.LANDING,
+            )
+
+    async def _value_sol(self, swap: DecodedSwap) -> float | None:
+        """What the transaction is worth in SOL, when searchers may care (None: they may not)."""
+        if self._config.failure_rate <= 0 or swap.tip_lamports > 0:
+            return None
+        amount = from_base_units(sum(leg.amount_in for leg in swap.legs), decimals_of(swap.token_in))
+        if swap.token_in == "SOL":
+            return float(amount)
+        pools = await self._pools.all(swap.token_in, "SOL") or (
+            await self._pools.all(swap.token_in, "USDC") + await self._pools.all("SOL", "USDC")
+        )
+        value = sol_value(pools, swap.token_in, amount)
+        return float(value) if value is not None else None
+
+    def _execute(
+        self, swap: DecodedSwap, pools: dict[str, Pool], now: float, value_sol: float | None
+    ) -> Execution:
+        """The legs run in turn, each charged its compute units; `value_sol` not None lets
+        searchers at the largest leg. Raises the on-chain failure, if any."""
+        pools = dict(pools)
+        filled: list[LandedLeg] = []
+        used = units_consumed([], wraps_of(swap.token_in, swap.token_out))
+        sandwiched = False
+        largest = max(range(len(swap.legs)), key=lambda i: swap.legs[i].amount_in)
+        total_in = sum(leg.amount_in for leg in swap.legs)
+        for index, leg in enumerate(swap.legs):
+            pool = pools.get(leg.dex)
+            if pool is None:
+                raise MarketError(
+                    MarketErrorCode.POOL_NOT_FOUND, f"{leg.dex} has no {swap.token_in}/{swap.token_out} pool"
+                )
+            check_open(pool, now)
+            searcher = None
+            if value_sol is not None and index == largest:
+                searcher = self._searcher(pool, swap, leg, value_sol * leg.amount_in / total_in, now)
+            if searcher is not None:
+                pool, sandwiched = searcher.before_victim, True
+            result, after = pool.swap(swap.token_in, leg.amount_in, now)
+            used += units_consumed([(leg.dex, result.bins_crossed)], 0) - units_consumed([], 0)
+            if used > swap.compute_unit_limit:
+                raise MarketError(
+                    MarketErrorCode.COMPUTE_BUDGET_EXCEEDED,
+                    f"{used} compute units used by the {leg.dex} leg, the limit is {swap.compute_unit_limit}",
+                )
+            if not result.complete:  # the program fails the whole transaction
+                raise MarketError(
+                    MarketErrorCode.INSUFFICIENT_LIQUIDITY,
+                    f"{leg.dex} cannot fill {_human(leg.amount_in, swap.token_in)} {swap.token_in}",
+                )
+            if result.amount_out < leg.min_amount_out:
+                raise MarketError(
+                    MarketErrorCode.SLIPPAGE_EXCEEDED,
+                    f"{leg.dex} would pay {_human(result.amount_out, swap.token_out)} {swap.token_out}, "
+                    f"minimum {_human(leg.min_amount_out, swap.token_out)}",
+                )
+            if searcher is not None:  # the searcher sells back right after
+                _, after = after.swap(swap.token_out, searcher.front_out, now)
+            filled.append(
+                LandedLeg(leg.dex, leg.amount_in, result.amount_out, leg.min_amount_out, pool.pool_id)
+            )
+            pools[leg.dex] = after
+        return Execution(pools, filled, sum(leg.amount_out for leg in filled), used, sandwiched)
+
+    def _searcher(
+        self, pool: Pool, swap: DecodedSwap, leg: SwapLeg, value_sol: float, now: float
+    ) -> Sandwich | None:
+        """A searcher's front-run of this leg, if one is drawn and worth it."""
+        clean = pool.swap(swap.token_in, leg.amount_in, now)[0]
+        if not clean.complete or clean.amount_out <= leg.min_amount_out:
+            return None
+        slack = slack_bps(clean.amount_out, leg.min_amount_out)
+        if self._rng.random() >= sandwich_odds(value_sol, slack):
+            return None
+        return front_run(
+            pool,
+            swap.token_in,
+            leg.amount_in,
+            leg.min_amount_out,
+            clean.amount_out,
+            bite(value_sol, slack),
+            now,
         )
 
-    async def _land(self, swap: DecodedSwap) -> Landed:
-        if not self._blockhash_valid(swap.blockhash):
-            raise MarketError(
-                MarketErrorCode.BLOCKHASH_EXPIRED, "the transaction's blockhash expired before it landed"
-            )
+    async def _land(self, tx: SignedTransaction, swap: DecodedSwap, sent: int, slot: int) -> Landed:
+        self._check_valid(tx, swap, slot)
         owner = await self._wallets.owner_of(swap.signer)
         if owner is None:
             raise MarketError(MarketErrorCode.INVALID_ORDER, "signed by no known wallet")
         order_id = swap.idempotency_key.split(":")[0] if swap.idempotency_key.startswith("ord_") else None
+        fees = fee(swap.compute_unit_limit, swap.micro_lamports_per_cu, swap.tip_lamports)
+        value_sol = await self._value_sol(swap)
         now = self._clock.now()
+        failure: MarketError | None = None
+        landed: Landed | None = None
         async with self._sessions() as session, session.begin():
             held = await WalletStore.reservation(session, order_id, lock=True) if order_id else None
             if held is not None and held.state is not ReservationState.HELD:
                 raise MarketError(
                     MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
                 )
-            pools = await PoolStore.lock_for_swap(
+            locked = await PoolStore.lock_for_swap(
                 session, swap.token_in, swap.token_out, [leg.dex for leg in swap.legs]
             )
-            total_out = 0
-            filled: list[LandedLeg] = []
-            for leg in swap.legs:
-                if leg.dex not in pools:
-                    raise MarketError(
-                        MarketErrorCode.POOL_NOT_FOUND,
-                        f"{leg.dex} has no {swap.token_in}/{swap.token_out} pool",
-                    )
-                row, pool = pools[leg.dex]
-                check_open(pool, now)
-                result, after = pool.swap(swap.token_in, leg.amount_in, now)
-                if not result.complete:  # the program fails the whole transaction
-                    raise MarketError(
-                        MarketErrorCode.INSUFFICIENT_LIQUIDITY,
-                        f"{leg.dex} cannot fill {_human(leg.amount_in, swap.token_in)} {swap.token_in}",
-                    )
-                if result.amount_out < leg.min_amount_out:
-                    raise MarketError(
-                        MarketErrorCode.SLIPPAGE_EXCEEDED,
-                        f"{leg.dex} would pay {_human(result.amount_out, swap.token_out)} {swap.token_out}, "
-                        f"minimum {_human(leg.min_amount_out, swap.token_out)}",
-                    )
-                total_out += result.amount_out
-                filled.append(LandedLeg(leg.dex, leg.amount_in, result.amount_out, leg.min_amount_out))
-                pools[leg.dex] = (row, after)
-            amount_in = sum(leg.amount_in for leg in swap.legs)
-            # The reservation becomes the spend: what it held leaves `reserved`, what was
-            # spent leaves `total` (a route that spent less gives the rest back).
-            deltas = {swap.token_in: (-amount_in, -int(held.amount) if held is not None else 0)}
-            out_total, out_reserved = deltas.get(swap.token_out, (0, 0))
-            deltas[swap.token_out] = (out_total + total_out, out_reserved)
-            await WalletStore.move(session, owner, deltas)
-            if held is not None:
-                held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
-            stamp = utcnow()
-            for row, after in pools.values():
-                row.state = after.to_state()
-                row.updated_at = stamp
-            slot = self._clock.current_slot()
-            session.add(
-                ChainTransaction(
-                    tx_hash=swap.signature,
-                    idempotency_key=swap.idempotency_key,
-                    order_id=order_id,
-                    dex=swap.legs[0].dex if len(swap.legs) == 1 else "split",
-                    token_in=swap.token_in,
-                    token_out=swap.token_out,
-                    legs=[
-                        {
-                            "dex": leg.dex,
-                            "amount_in": _human(leg.amount_in, swap.token_in),
-                            "amount_out": _human(leg.amount_out, swap.token_out),
-                            "min_amount_out": _human(leg.min_amount_out, swap.token_out),
-                        }
-                        for leg in filled
-                    ],
-                    amount_in=from_base_units(amount_in, decimals_of(swap.token_in)),
-                    amount_out=from_base_units(total_out, decimals_of(swap.token_out)),
-                    slot=slot,
-                    at=stamp,
+            try:
+                execution = self._execute(
+                    swap, {dex: pool for dex, (_, pool) in locked.items()}, now, value_sol
                 )
+            except MarketError as error:
+                if error.code not in ON_CHAIN_FAILURES:
+                    raise
+                failure = error
+                await self._charge_failed(
+                    session, swap, owner, order_id, held, slot, error, fees.total_lamports
+                )
+            else:
+                report = LandingReport(
+                    fees,
+                    swap.compute_unit_limit,
+                    execution.units,
+                    swap.micro_lamports_per_cu,
+                    sent,
+                    slot,
+                    execution.sandwiched,
+                )
+                await self._record_landed(
+                    session, swap, owner, order_id, held, locked, execution, report, slot
+                )
+                amount_in = sum(leg.amount_in for leg in swap.legs)
+                landed = Landed(
+                    swap.signature, amount_in, execution.amount_out, slot, tuple(execution.filled), report
+                )
+        if failure is not None:
+            raise MarketError(
+                failure.code, failure.message, stage=FailureStage.CHAIN, fee_lamports=fees.total_lamports
             )
-        return Landed(swap.signature, amount_in, total_out, slot, tuple(filled))
+        assert landed is not None
+        return landed
+
+    async def _record_landed(
+        self,
+        session: AsyncSession,
+        swap: DecodedSwap,
+        owner: str,
+        order_id: str | None,
+        held: Reservation | None,
+        locked: dict[str, tuple[MarketPool, Pool]],
+        execution: Execution,
+        report: LandingReport,
+        slot: int,
+    ) -> None:
+        """The swap's effects: the owner's balances (the fill and the fee), the pools, the
+        reservation spent, the executed transaction recorded under its unique key."""
+        amount_in, paid = sum(leg.amount_in for leg in swap.legs), report.fees.total_lamports
+        # The reservation becomes the spend: what it held leaves `reserved`, what was
+        # spent leaves `total` (a route that spent less gives the rest back).
+        deltas: dict[str, tuple[int, int]] = {}
+        _add(deltas, swap.token_in, -amount_in, -int(held.amount) if held is not None else 0)
+        _add(deltas, "SOL", -paid, -fee_held(held) if held is not None else 0)
+        _add(deltas, swap.token_out, execution.amount_out, 0)
+        await WalletStore.move(session, owner, deltas)
+        if held is not None:
+            held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
+            held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
+        stamp = utcnow()
+        for dex, (row, _) in locked.items():
+            row.state = execution.pools[dex].to_state()
+            row.updated_at = stamp
+        session.add(
+            ChainTransaction(
+                tx_hash=swap.signature,
+                idempotency_key=swap.idempotency_key,
+                order_id=order_id,
+                dex=swap.legs[0].dex if len(swap.legs) == 1 else "split",
+                token_in=swap.token_in,
+                token_out=swap.token_out,
+                legs=[
+                    {
+                        "dex": leg.dex,
+                        "pool": leg.pool,
+                        "amount_in": _human(leg.amount_in, swap.token_in),
+                        "amount_out": _human(leg.amount_out, swap.token_out),
+                        "min_amount_out": _human(leg.min_amount_out, swap.token_out),
+                    }
+                    for leg in execution.filled
+                ],
+                amount_in=from_base_units(amount_in, decimals_of(swap.token_in)),
+                amount_out=from_base_units(execution.amount_out, decimals_of(swap.token_out)),
+                slot=slot,
+                at=stamp,
+                landing=report_json(report),
+            )
+        )
+
+    @staticmethod
+    async def _charge_failed(
+        session: AsyncSession,
+        swap: DecodedSwap,
+        owner: str,
+        order_id: str | None,
+        held: Reservation | None,
+        slot: int,
+        error: MarketError,
+        paid: int,
+    ) -> None:
+        """A transaction that landed and failed pays its fee, once (keyed by signature),
+        from the order's fee budget."""
+        charged = await session.execute(
+            insert(FailedTransaction)
+            .values(
+                signature=swap.signature,
+                idempotency_key=swap.idempotency_key,
+                order_id=order_id,
+                owner=owner,
+                code=str(error.code),
+                reason=error.message,
+                fee_lamports=paid,
+                slot=slot,
+                at=utcnow(),
+            )
+            .on_conflict_do_nothing()
+            .returning(col(FailedTransaction.signature))
+        )
+        if charged.first() is None:
+            return  # charged when it first landed
+        from_budget = min(paid, fee_held(held)) if held is not None else 0
+        await WalletStore.move(session, owner, {"SOL": (-paid, -from_budget)})
+        if held is not None:
+            held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
+
+
+def _add(deltas: dict[str, tuple[int, int]], token: str, total: int, reserved: int) -> None:
+    before = deltas.get(token, (0, 0))
+    deltas[token] = (before[0] + total, before[1] + reserved)
 
 
 def encode_raw(raw: bytes) -> str:

@@ -32,6 +32,7 @@ class SwapResult:
     fee_bps: int
     price_impact_bps: int
     complete: bool = True  # False: the pool cannot fill this swap at all (a DLMM out of bins)
+    bins_crossed: int = 0  # DLMM: bins the swap moved through (what compute units charge)
 
 
 class _Named:
@@ -163,6 +164,7 @@ class DlmmPool(_Named):
             walk.fee,
             round(walk.first_fee_rate / 100_000),
             _impact_bps(walk.amount_out, float(ideal)),
+            bins_crossed=walk.bins_crossed,
         )
         return result, replace(self, book=self.book.after(walk))
 

@@ -91,6 +91,8 @@ def transaction_view(tx: ChainTransaction) -> dict[str, Any]:
         "amount_out": format_decimal(tx.amount_out),
         "legs": tx.legs,
         "slot": tx.slot,
+        # fees, compute units, slots, sandwiched (none for transactions before the fee market)
+        "landing": tx.landing,
         "at": format_time(tx.at),
     }
 
@@ -135,3 +137,34 @@ class WalletTopUp(BaseModel):
     amount: str = Field(max_length=64, examples=["100"], description="human units to add")
 
     _positive = field_validator("amount")(_positive_decimal)
+
+
+class CongestionFix(BaseModel):
+    """POST /sim/congestion: hold the chain's congestion at `level` for `duration_s`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Annotated[float, Field(ge=0, le=1, description="0 (empty blocks) to 1 (full)")]
+    duration_s: Annotated[float, Field(gt=0, le=86_400)] = 60
+
+
+class CongestionView(BaseModel):
+    level: float
+    from_slot: int
+    until_slot: int
+
+
+class FeeLevelsView(BaseModel):
+    low: int
+    medium: int
+    high: int
+    very_high: int
+
+
+class FeesResponse(BaseModel):
+    """GET /fees: recent priority fees (micro-lamports per compute unit) of landed
+    transactions, as the percentiles p25/p50/p75/p95 of the last slots."""
+
+    slot: int
+    congestion: float
+    micro_lamports_per_cu: FeeLevelsView

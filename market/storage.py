@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
 from solders.keypair import Keypair
 from sqlalchemy import select, update
@@ -15,12 +16,22 @@ from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from contracts.landing import Fees, LandingReport
 from core.domain import ReservationState
 from core.formatting import format_amount, to_base_units
 from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, SwapResult, genesis_pools, pool_from_state
 from market.tokens import decimals_of, find_token
-from storage.models import ChainTransaction, MarketPool, Order, Reservation, Wallet, WalletBalance, utcnow
+from storage.models import (
+    ChainTransaction,
+    FailedTransaction,
+    MarketPool,
+    Order,
+    Reservation,
+    Wallet,
+    WalletBalance,
+    utcnow,
+)
 
 
 class PoolStore:
@@ -319,9 +330,14 @@ class WalletStore:
 
 def _held_by_token(held: Reservation) -> dict[str, int]:
     units = {held.token: int(held.amount)}
-    if held.fee_lamports:
-        units["SOL"] = units.get("SOL", 0) + int(held.fee_lamports)
+    if fee_held(held):
+        units["SOL"] = units.get("SOL", 0) + fee_held(held)
     return units
+
+
+def fee_held(held: Reservation) -> int:
+    """What is still reserved of the order's fee budget: the budget less the fees paid."""
+    return max(int(held.fee_lamports) - int(held.fees_paid or 0), 0)
 
 
 @dataclass(frozen=True)
@@ -330,6 +346,7 @@ class LandedLeg:
     amount_in: int
     amount_out: int
     min_amount_out: int
+    pool: str | None = None  # its pool id (None: recorded before pools were named)
 
 
 @dataclass(frozen=True)
@@ -341,6 +358,7 @@ class Landed:
     amount_out: int
     slot: int
     legs: tuple[LandedLeg, ...] = ()
+    report: LandingReport | None = None  # None: landed before the fee market
 
 
 class TransactionLedger:
@@ -357,6 +375,11 @@ class TransactionLedger:
                 )
             ).scalar_one_or_none()
         return None if row is None else landed_of(row)
+
+    async def find_failed(self, signature: str) -> FailedTransaction | None:
+        """The transaction, if it landed and failed (and paid for it)."""
+        async with self._sessions() as session:
+            return await session.get(FailedTransaction, signature)
 
     async def recent(self, *, owner: str | None, order_id: str | None, limit: int) -> list[ChainTransaction]:
         """Newest first; `owner` narrows to that owner's orders' transactions."""
@@ -391,6 +414,7 @@ def landed_of(row: ChainTransaction) -> Landed:
             to_base_units(Decimal(leg["amount_in"]), units_in),
             to_base_units(Decimal(leg.get("amount_out", "0")), units_out),
             to_base_units(Decimal(leg.get("min_amount_out", "0")), units_out),
+            leg.get("pool"),
         )
         for leg in row.legs
     )
@@ -400,4 +424,13 @@ def landed_of(row: ChainTransaction) -> Landed:
         to_base_units(row.amount_out, units_out),
         row.slot,
         legs,
+        report_of(row.landing) if row.landing else None,
     )
+
+
+def report_json(report: LandingReport) -> dict[str, Any]:
+    return asdict(report)
+
+
+def report_of(data: dict[str, Any]) -> LandingReport:
+    return LandingReport(**{**data, "fees": Fees(**data["fees"])})

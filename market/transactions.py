@@ -1,9 +1,10 @@
 """Real Solana transactions for the simulated venues, built and checked with `solders`.
 
-A swap transaction is a v0 message: compute-budget instructions, native SOL wrapped into
-wSOL when it is the input (and unwrapped when it is the output), one swap instruction per
-route leg (to the venue's real program id), and a memo carrying the idempotency key; it
-names a recent blockhash and is signed by the owner's wallet keypair. Its first
+A swap transaction is a v0 message: compute-budget instructions (SetComputeUnitLimit and
+SetComputeUnitPrice), native SOL wrapped into wSOL when it is the input (and unwrapped when
+it is the output), one swap instruction per route leg (to the venue's real program id), a
+tip to the block engine's tip account when the order pays one, and a memo carrying the
+idempotency key; it names a recent blockhash and is signed by the owner's wallet keypair. Its first
 signature, base58, is the `tx_hash`. The simulated chain decodes the same bytes, checks
 the signature and the blockhash, and executes the instructions.
 """
@@ -31,12 +32,16 @@ PROGRAMS = {
     "meteora": Pubkey.from_string("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo"),
 }
 MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+COMPUTE_BUDGET_PROGRAM = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+SYSTEM_PROGRAM = Pubkey.from_string("11111111111111111111111111111111")
+# One of Jito's tip accounts: a transfer to it is the block engine's tip.
+TIP_ACCOUNT = Pubkey.from_string("96gYZGLnJYVFmbjzopPSU6QiEV5fGqZNyN9nmNhvrZU5")
+SET_COMPUTE_UNIT_LIMIT, SET_COMPUTE_UNIT_PRICE = 2, 3  # compute-budget instruction tags
+SYSTEM_TRANSFER = 2
 TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
 SYNC_NATIVE, CLOSE_ACCOUNT = 17, 9  # SPL Token instruction tags
 SWAP_BASE_IN = 9  # instruction tag, then amount_in and minimum_amount_out as u64 LE
-COMPUTE_UNITS = 300_000
-PRIORITY_MICRO_LAMPORTS = 10_000
 
 
 class InvalidTransaction(ValueError):
@@ -59,6 +64,18 @@ class DecodedSwap:
     token_in: str
     token_out: str
     legs: tuple[SwapLeg, ...]
+    compute_unit_limit: int
+    micro_lamports_per_cu: int
+    tip_lamports: int
+
+
+@dataclass(frozen=True)
+class ComputeBudget:
+    """What a transaction asks of the runtime and pays for it."""
+
+    compute_unit_limit: int
+    micro_lamports_per_cu: int
+    tip_lamports: int = 0
 
 
 def blockhash_for_slot(slot: int) -> Hash:
@@ -72,12 +89,22 @@ def pool_address(dex: str, token_a: str, token_b: str) -> Pubkey:
 
 
 def build_swap(
-    *, signer: Keypair, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg], slot: int
+    *,
+    signer: Keypair,
+    idempotency_key: str,
+    token_in: str,
+    token_out: str,
+    legs: list[SwapLeg],
+    slot: int,
+    budget: ComputeBudget,
 ) -> tuple[str, bytes]:
     """A swap transaction signed by the owner's `signer`; returns (signature, serialized bytes)."""
     mint_in, mint_out = _mint(token_in), _mint(token_out)
     wallet = signer.pubkey()
-    instructions = [set_compute_unit_limit(COMPUTE_UNITS), set_compute_unit_price(PRIORITY_MICRO_LAMPORTS)]
+    instructions = [
+        set_compute_unit_limit(budget.compute_unit_limit),
+        set_compute_unit_price(budget.micro_lamports_per_cu),
+    ]
     if mint_in == NATIVE_MINT:
         # Native SOL in: move lamports into the wallet's wSOL account and sync its balance.
         wsol = get_associated_token_address(wallet, NATIVE_MINT)
@@ -110,6 +137,10 @@ def build_swap(
             AccountMeta(wallet, True, False),
         ]
         instructions.append(Instruction(TOKEN_PROGRAM, bytes([CLOSE_ACCOUNT]), accounts))
+    if budget.tip_lamports > 0:
+        instructions.append(
+            transfer(TransferParams(from_pubkey=wallet, to_pubkey=TIP_ACCOUNT, lamports=budget.tip_lamports))
+        )
     instructions.append(
         Instruction(MEMO_PROGRAM, idempotency_key.encode(), [AccountMeta(wallet, True, False)])
     )
@@ -132,10 +163,19 @@ def decode_swap(raw: bytes) -> DecodedSwap:
     legs: list[SwapLeg] = []
     memo = None
     mints: set[tuple[str, str]] = set()
+    limit, price, tip = 200_000, 0, 0  # the runtime's defaults when a transaction names none
     for ix in message.instructions:
         program = keys[ix.program_id_index]
         data = bytes(ix.data)
-        if program in dexes:
+        if program == COMPUTE_BUDGET_PROGRAM and data[:1] == bytes([SET_COMPUTE_UNIT_LIMIT]):
+            (limit,) = struct.unpack("<I", data[1:5])
+        elif program == COMPUTE_BUDGET_PROGRAM and data[:1] == bytes([SET_COMPUTE_UNIT_PRICE]):
+            (price,) = struct.unpack("<Q", data[1:9])
+        elif program == SYSTEM_PROGRAM and len(data) == 12 and keys[ix.accounts[1]] == TIP_ACCOUNT:
+            tag, lamports = struct.unpack("<IQ", data)
+            if tag == SYSTEM_TRANSFER:
+                tip += lamports
+        elif program in dexes:
             tag, amount_in, min_out = struct.unpack("<BQQ", data)
             if tag != SWAP_BASE_IN or len(ix.accounts) < 4:
                 raise InvalidTransaction("unknown swap instruction")
@@ -157,6 +197,9 @@ def decode_swap(raw: bytes) -> DecodedSwap:
         token_in=token_in.symbol,
         token_out=token_out.symbol,
         legs=tuple(legs),
+        compute_unit_limit=limit,
+        micro_lamports_per_cu=price,
+        tip_lamports=tip,
     )
 
 

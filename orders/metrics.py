@@ -16,6 +16,7 @@ from core.domain import TERMINAL_STATUSES
 
 METRICS_TTL_S = 5.0
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LANDING_BUCKETS_SLOTS = (0, 1, 2, 3, 5, 10, 20, 50, 150)
 
 
 async def order_metrics(session: AsyncSession) -> list[Metric]:
@@ -70,7 +71,66 @@ async def order_metrics(session: AsyncSession) -> list[Metric]:
         buckets=buckets,
         sum_value=float(row[-1]),
     )
-    return [by_status, in_flight, routes, failures, latency]
+    return [by_status, in_flight, routes, failures, latency, *await landing_metrics(session)]
+
+
+# How a landing's fee level is named: a tip, "auto"/"none", the level asked, or "exact".
+FEE_LEVEL_SQL = """CASE WHEN (landing->>'tip_lamports') IS NOT NULL THEN 'tipped'
+    WHEN jsonb_typeof(landing->'priority_fee') = 'string' THEN landing->>'priority_fee'
+    WHEN landing->'priority_fee' ? 'level' THEN landing->'priority_fee'->>'level'
+    ELSE 'exact' END"""
+
+
+async def landing_metrics(session: AsyncSession) -> list[Metric]:
+    """Fees paid (landed and landed-but-failed transactions), landing time in slots by
+    fee level, and sandwiched orders."""
+    fees = CounterMetricFamily(
+        "order_engine_fees_paid_lamports",
+        "Fees paid by landed transactions (by kind), and by those that landed and failed",
+        labels=["kind"],
+    )
+    paid = (
+        await session.execute(
+            text(
+                "SELECT coalesce(sum((landing->'fees'->>'network_lamports')::bigint), 0),"
+                " coalesce(sum((landing->'fees'->>'priority_lamports')::bigint), 0),"
+                " coalesce(sum((landing->'fees'->>'tip_lamports')::bigint), 0)"
+                " FROM chain_transactions WHERE landing IS NOT NULL"
+            )
+        )
+    ).one()
+    for kind, lamports in zip(("network", "priority", "tip"), paid, strict=True):
+        fees.add_metric([kind], lamports)
+    fees.add_metric(
+        ["failed_transactions"],
+        await session.scalar(text("SELECT coalesce(sum(fee_lamports), 0) FROM failed_transactions")) or 0,
+    )
+
+    counts: dict[str, dict[int, int]] = {}
+    for level, slots, n in await session.execute(
+        text(
+            f"SELECT {FEE_LEVEL_SQL}, (execution->>'landed_slot')::bigint - (execution->>'sent_slot')::bigint,"
+            " count(*) FROM orders WHERE execution IS NOT NULL AND landing IS NOT NULL GROUP BY 1, 2"
+        )
+    ):
+        counts.setdefault(level, {})[int(slots)] = n
+    landing = HistogramMetricFamily(
+        "order_engine_landing_slots", "Slots from sending to landing, by fee level", labels=["fee_level"]
+    )
+    for level, by_slots in sorted(counts.items()):
+        buckets = [(str(b), sum(n for s, n in by_slots.items() if s <= b)) for b in LANDING_BUCKETS_SLOTS]
+        buckets.append(("+Inf", sum(by_slots.values())))
+        landing.add_metric([level], buckets, sum_value=float(sum(s * n for s, n in by_slots.items())))
+
+    sandwiched = CounterMetricFamily(
+        "order_engine_sandwiched_orders", "Confirmed orders a searcher sandwiched"
+    )
+    sandwiched.add_metric(
+        [],
+        await session.scalar(text("SELECT count(*) FROM orders WHERE (execution->>'sandwiched')::boolean"))
+        or 0,
+    )
+    return [fees, landing, sandwiched]
 
 
 class CachedOrderMetrics:

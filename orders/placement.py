@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.keys import Principal
 from accounts.limits import OrderRateLimiter
+from contracts.landing import FEE_BUDGET_ATTEMPTS
 from core.domain import OrderStatus
 from core.errors import ServiceUnavailable
 from core.formatting import format_amount, format_time
@@ -34,6 +35,7 @@ from orders.errors import (
     TooManyOpenOrders,
 )
 from orders.events import OrderEvents
+from orders.landing import request_view
 from orders.runs import OrderRuns
 from orders.schemas import EventView, OrderAccepted, OrderCreate, OrderView
 from orders.validation import MAYBE_LISTED_SINCE, ValidOrder, validate_order
@@ -143,13 +145,20 @@ class OrderPlacement:
             )
 
     async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder) -> None:
-        hold = Hold(order.owner, valid.token_in.symbol, valid.units, fee_lamports=0)
+        # What it trades, and the fees of every attempt it may make (in SOL).
+        hold = Hold(order.owner, valid.token_in.symbol, valid.units, valid.landing.fee_budget_lamports)
         try:
             await WalletStore.reserve(session, order.id, hold)
         except StoreInsufficientFunds as short:
             decimals = decimals_of(short.token)
+            budget = (
+                f" (fees of up to {FEE_BUDGET_ATTEMPTS} attempts included: "
+                f"{format_amount(hold.fee_lamports, 9)} SOL)"
+                if short.token == "SOL" and hold.fee_lamports
+                else ""
+            )
             raise InsufficientFunds(
-                f"this order may spend {format_amount(short.needed, decimals)} {short.token}; "
+                f"this order may spend {format_amount(short.needed, decimals)} {short.token}{budget}; "
                 f"{format_amount(short.available, decimals)} {short.token} are available (GET /wallet)"
             ) from None
 
@@ -259,6 +268,7 @@ def _new_order(
         expires_at=now + timedelta(seconds=valid.expires_in_s) if valid.expires_in_s else None,
         idempotency_key=idempotency_key,
         request_hash=request_hash(body),
+        landing=request_view(valid.landing),
         created_at=now,
         updated_at=now,
     )
@@ -273,4 +283,5 @@ def _new_order(
         data["limit_price"] = body.limit_price
     if order.expires_at is not None:
         data["expires_at"] = format_time(order.expires_at)
+    data.update(order.landing or {})
     return order, data

@@ -28,6 +28,7 @@ from core.domain import OrderStatus, OrderType
 from core.formatting import format_decimal, format_time, to_base_units
 from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
 from market.tokens import find_token
+from orders.landing import request_of
 from storage.models import Order
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ def order_input(order: Order, decimals_in: int, decimals_out: int | None, replay
         limit_price=format_decimal(order.limit_price),
         expires_at=order.expires_at.timestamp() if order.expires_at else None,
         replay=replay,
+        landing=request_of(order.landing),
     )
 
 
@@ -215,4 +217,9 @@ def workflow_details(order: Order) -> str:
         )
     if order.expires_at is not None:
         lines.append(f"- expires: {format_time(order.expires_at)}")
+    if order.landing is not None:
+        landing = order.landing
+        lines.append(f"- priority fee: {landing['priority_fee']}, simulate: {landing['simulate']}")
+        if landing.get("tip_lamports"):
+            lines.append(f"- tip: {landing['tip_lamports']} lamports (private path)")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.domain import OrderStatus, OrderType
+from core.domain import FailureStage, OrderStatus, OrderType
 from core.formatting import DECIMAL_STRING, format_decimal, format_time
 from storage.models import Order, OrderEvent, OrderFailure
 
@@ -24,6 +24,17 @@ class OrderCreate(BaseModel):
     slippage_bps: int = Field(50, ge=1, le=5000, strict=True)
     limit_price: str | None = Field(None, max_length=64, description="limit orders: token_out per token_in")
     expires_in_s: int | None = Field(None, ge=1, le=604_800, strict=True)
+    priority_fee: str | dict[str, Any] = Field(
+        "auto",
+        description='"auto" (the medium level of recent fees), "none", {"level": "low"|"medium"|"high"|'
+        '"very_high", "max_lamports": N} or {"micro_lamports_per_cu": N}',
+    )
+    tip_lamports: int | None = Field(
+        None, strict=True, description="a block-engine tip (1 000 to 100 000 000): the private path"
+    )
+    simulate: bool = Field(
+        True, strict=True, description="simulate before sending; a failing one is not sent"
+    )
 
     @field_validator("amount", "limit_price")
     @classmethod
@@ -59,6 +70,22 @@ class RouteLegView(BaseModel):
     amount_out: str
 
 
+class FillView(BaseModel):
+    dex: str
+    pool: str | None
+    token_in: str | None
+    token_out: str | None
+    amount_in: str
+    amount_out: str
+
+
+class FeesView(BaseModel):
+    network_lamports: int
+    priority_lamports: int
+    tip_lamports: int
+    total_sol: str
+
+
 class OrderView(BaseModel):
     """The order as clients see it: GET /orders/{id}, the WebSocket snapshot, and the
     `active:order:{id}` snapshot in Redis."""
@@ -80,12 +107,29 @@ class OrderView(BaseModel):
     tx_hash: str | None
     attempts: int
     failure_reason: str | None
+    # What the order asked of landing (None: accepted before the fee market).
+    priority_fee: str | dict[str, Any] | None = None
+    tip_lamports: int | None = None
+    simulate: bool | None = None
+    # How it landed, once CONFIRMED.
+    fills: list[FillView] | None = None
+    fees: FeesView | None = None
+    compute_unit_limit: int | None = None
+    compute_units_consumed: int | None = None
+    micro_lamports_per_cu: int | None = None
+    sent_slot: int | None = None
+    landed_slot: int | None = None
+    expected_amount_out: str | None = None
+    realized_slippage_bps: int | None = None
+    sandwiched: bool | None = None
     created_at: str
     updated_at: str
 
     @classmethod
     def of(cls, order: Order) -> OrderView:
         return cls(
+            **(order.landing or {}),
+            **(order.execution or {}),
             order_id=order.id,
             type=order.type,
             status=order.status,
@@ -144,6 +188,10 @@ class FailureView(BaseModel):
     code: str
     reason: str
     retryable: bool
+    stage: FailureStage | None = Field(
+        None, description="a transaction's failure: simulation, landing or chain"
+    )
+    fee_lamports: int = Field(0, description="what the failed transaction paid (it landed and failed)")
     at: str
 
     @classmethod
@@ -155,6 +203,8 @@ class FailureView(BaseModel):
             code=failure.code,
             reason=failure.reason,
             retryable=failure.retryable,
+            stage=failure.stage,
+            fee_lamports=failure.fee_lamports,
             at=format_time(failure.created_at),
         )
 

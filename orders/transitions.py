@@ -27,6 +27,7 @@ from contracts.orders import (
 )
 from core.domain import OrderStatus
 from core.formatting import format_amount, format_epoch, format_price, from_base_units
+from orders.landing import execution_view
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class OrderPatch:
     tx_hash: str | None = None
     attempts: int | None = None
     failure_reason: str | None = None
+    execution: dict[str, Any] | None = None
     clear_failure_reason: bool = False  # an operator's replay re-opens a failed order
 
     def columns(self) -> dict[str, Any]:
@@ -118,10 +120,13 @@ def describe(request: TransitionRequest) -> Change:
                 route=fills or None,
                 selected_dex=(fills[0]["dex"] if len(fills) == 1 else "split") if fills else None,
                 min_amount_out=minimum,
+                execution=execution_view(confirmed, [_fill(confirmed, fill) for fill in fills]),
             )
             data = {"tx_hash": confirmed.tx_hash, "executed_price": price, "amount_out": amount_out}
             if fills:
                 data["fills"] = fills
+            if patch.execution is not None:
+                data.update(patch.execution)  # the fill report, in the CONFIRMED event too
         case Failed(reason=reason, attempts=attempts):
             patch = OrderPatch(failure_reason=reason, attempts=attempts)
             data = {"reason": reason}
@@ -148,6 +153,18 @@ def describe(request: TransitionRequest) -> Change:
                 }
             }
     return Change(request.status, patch, data)
+
+
+def _fill(confirmed: Confirmed, fill: dict[str, Any]) -> dict[str, Any]:
+    leg = next((leg for leg in confirmed.legs if leg.dex == fill["dex"]), None)
+    return {
+        "dex": fill["dex"],
+        "pool": leg.pool if leg is not None else None,
+        "token_in": confirmed.token_in,
+        "token_out": confirmed.token_out,
+        "amount_in": fill["amount_in"],
+        "amount_out": fill["amount_out"],
+    }
 
 
 def quote_view(quote: QuoteResult, decimals_in: int, decimals_out: int) -> dict[str, Any]:

@@ -7,10 +7,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
+from contracts.landing import LandingRequest
 from core.domain import OrderType
 from core.formatting import to_base_units
 from market.tokens import Token, find_token
 from orders.errors import InvalidOrder
+from orders.landing import landing_request
 from orders.schemas import OrderCreate
 
 MAX_BASE_UNITS = 2**64
@@ -31,6 +33,7 @@ class ValidOrder:
     units: int  # amount in base units of token_in
     limit_price: Decimal | None
     expires_in_s: int | None
+    landing: LandingRequest
 
 
 def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> ValidOrder:
@@ -85,7 +88,8 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
             )
     else:
         expires_in_s = body.expires_in_s or DEFAULT_EXPIRY_S
-    return ValidOrder(token_in, token_out, units, limit_price, expires_in_s)
+    landing = landing_request(body.priority_fee, body.tip_lamports, body.simulate)
+    return ValidOrder(token_in, token_out, units, limit_price, expires_in_s, landing)
 
 
 def check_price_fits(field: str, price: Decimal) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from core.domain import OrderStatus, OrderType, ReservationState
+from core.domain import FailureStage, OrderStatus, OrderType, ReservationState
 
 # Token amounts up to 2^64 base units with up to 18 decimals, exact.
 AMOUNT = Numeric(40, 18)
@@ -86,6 +86,10 @@ class Order(SQLModel, table=True):
     tx_hash: str | None = Field(default=None, max_length=100)
     attempts: int = 0
     failure_reason: str | None = None
+    # What the order asked of landing (priority fee, tip, simulate) and, once confirmed,
+    # how it landed (fees, compute units, slots, slippage, sandwiched).
+    landing: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    execution: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     # The seq of the last event: the snapshot state is "after event last_seq".
     last_seq: int = 0
     idempotency_key: str | None = Field(default=None, max_length=255)
@@ -139,6 +143,11 @@ class OrderFailure(SQLModel, table=True):
     code: str = Field(max_length=64)
     reason: str
     retryable: bool
+    # A transaction's failure: where (simulation, landing, chain) and the fee it paid.
+    stage: FailureStage | None = Field(
+        default=None, sa_column=Column(EnumText(FailureStage, 16), nullable=True)
+    )
+    fee_lamports: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -227,6 +236,40 @@ class ChainTransaction(SQLModel, table=True):
     amount_out: Decimal = Field(sa_column=Column(AMOUNT, nullable=False))
     slot: int = Field(sa_column=Column(BigInteger, nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Fees, compute units, slots, sandwiched (contracts/landing.py LandingReport).
+    landing: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+
+
+class FailedTransaction(SQLModel, table=True):
+    """A transaction that landed and failed on chain: it executed nothing and paid its fee.
+    Keyed by signature, so a transaction is charged once however often it is confirmed."""
+
+    __tablename__ = "failed_transactions"
+    __table_args__ = (Index("ix_failed_transactions_order_id", "order_id"),)
+
+    signature: str = Field(primary_key=True, max_length=100)
+    idempotency_key: str = Field(max_length=200)
+    order_id: str | None = Field(default=None, max_length=30)
+    owner: str = Field(max_length=64)
+    code: str = Field(max_length=64)
+    reason: str
+    fee_lamports: int = Field(sa_column=Column(BigInteger, nullable=False))
+    slot: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CongestionOverride(SQLModel, table=True):
+    """An operator's fixed congestion level (POST /sim/congestion), one row (id 1)."""
+
+    __tablename__ = "sim_congestion"
+
+    id: int = Field(default=1, primary_key=True)
+    level: float
+    from_slot: int = Field(sa_column=Column(BigInteger, nullable=False))
+    until_slot: int = Field(sa_column=Column(BigInteger, nullable=False))
+    set_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
 
 
 class ApiKey(SQLModel, table=True):

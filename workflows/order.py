@@ -32,6 +32,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.execution import ExecutionActivities
     from activities.quotes import QuoteActivities
     from activities.records import OrderRecords
+
+    # Passed through, like every contract, so that the sandbox decodes the inputs that
+    # carry it (its type hints resolve against the one real module).
+    from contracts.landing import LandingRequest  # noqa: F401
     from contracts.orders import (
         CANCEL_UPDATE,
         ORDER_WORKFLOW,
@@ -39,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         TRIGGER_SIGNAL,
         AdmitRequest,
         BuildRequest,
+        BuiltTransaction,
         CloseRequest,
         Confirmed,
         ConfirmRequest,
@@ -99,16 +104,20 @@ NOTHING_TO_RECEIVE = "nothing-to-receive"
 # Before FAILED, look for a transaction that landed after all (and close the order's
 # reservation so that none can land later).
 LANDED_BEFORE_FAILED = "landed-before-failed"
+# Failures after which the next attempt pays more per compute unit.
+NOT_LANDED = frozenset({"TRANSACTION_EXPIRED", "BLOCKHASH_EXPIRED"})
 
 
 class AttemptFailed(Exception):
-    """This attempt is over; `retry` says whether a fresh quote may try again."""
+    """This attempt is over; `retry` says whether a fresh quote may try again, `code`
+    what failed (a market error's code, when it was one)."""
 
-    def __init__(self, reason: str, attempts_used: int, retry: bool) -> None:
+    def __init__(self, reason: str, attempts_used: int, retry: bool, code: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts_used = attempts_used
         self.retry = retry
+        self.code = code
 
 
 class NotAtLimit(Exception):
@@ -125,6 +134,9 @@ class OrderWorkflow:
         self._cancel_requested = False
         self._executing = False
         self._local_execution = False
+        # Attempts whose transaction never landed: each raises the next one's fee.
+        self._escalation = 0
+        self._expected_amount_out: int | None = None  # of the route last sent
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> OrderStatus:
@@ -186,6 +198,8 @@ class OrderWorkflow:
                 return None
             except AttemptFailed as failure:
                 attempts_used = self._attempts_used = failure.attempts_used
+                if failure.code in NOT_LANDED:
+                    self._escalation += 1
                 if failure.retry and attempts_used < MAX_ATTEMPTS:
                     continue
                 if workflow.patched(LANDED_BEFORE_FAILED):
@@ -279,19 +293,33 @@ class OrderWorkflow:
             _key("building", order, attempt),
             Routed(attempt, quotes, decision, order.decimals_in, out),
         )
+        self._expected_amount_out = decision.expected_amount_out
         tx = await self._step(
             ExecutionActivities.build_transaction,
-            BuildRequest(order.order_id, attempt, order.token_in, order.token_out, decision),
+            BuildRequest(
+                order.order_id,
+                attempt,
+                order.token_in,
+                order.token_out,
+                decision,
+                landing=order.landing,
+                escalation=self._escalation,
+            ),
             attempts_used,
             retry_policy=_retry(),
             summary=f"build {decision.selected_dex} swap, attempt {attempt}",
         )
         submitted = await self._step(
             ExecutionActivities.submit_transaction,
-            SubmitRequest(tx, attempts_before=attempts_used, max_attempts=MAX_ATTEMPTS - attempts_used),
+            SubmitRequest(
+                tx,
+                attempts_before=attempts_used,
+                max_attempts=MAX_ATTEMPTS - attempts_used,
+                simulate=order.landing is not None and order.landing.simulate,
+            ),
             attempts_used,
             retry_policy=_retry(MAX_ATTEMPTS - attempts_used),
-            summary=f"submit, attempt {attempt}",
+            summary=_submit_summary(tx, attempt, order),
             counts_attempts=True,
         )
         attempts_used = submitted.attempt
@@ -311,6 +339,7 @@ class OrderWorkflow:
         return confirmed
 
     async def _confirmed(self, order: OrderInput, confirmed: ConfirmResult, attempts_used: int) -> None:
+        report = confirmed.report
         await self._record(
             OrderStatus.CONFIRMED,
             "confirmed",
@@ -323,6 +352,16 @@ class OrderWorkflow:
                 attempts_used,
                 confirmed.legs,
                 confirmed.min_amount_out,
+                report=report,
+                expected_amount_out=self._expected_amount_out,
+                landing=order.landing,
+                token_in=order.token_in,
+                token_out=order.token_out,
+            ),
+            summary=(
+                f"record CONFIRMED: slot {report.landed_slot}, fee {report.fees.total_lamports} lamports"
+                if report is not None
+                else None
             ),
         )
 
@@ -406,9 +445,13 @@ class OrderWorkflow:
         # Only submit tries count as the order's attempts; their details say which.
         used = int(details.get("attempt", attempts_used)) if counts_attempts else attempts_used
         remedy = Remedy(details.get("remedy", Remedy.RETRY))
-        raise AttemptFailed(_reason(error), used, retry=remedy is Remedy.FRESH_QUOTE) from error
+        raise AttemptFailed(
+            _reason(error), used, retry=remedy is Remedy.FRESH_QUOTE, code=details.get("code")
+        ) from error
 
-    async def _record(self, status: OrderStatus, event_key: str, step: Step) -> None:
+    async def _record(
+        self, status: OrderStatus, event_key: str, step: Step, summary: str | None = None
+    ) -> None:
         self._status = status
         workflow.upsert_search_attributes([ORDER_STATUS.value_set(status)])
         await workflow.execute_local_activity_method(
@@ -422,8 +465,20 @@ class OrderWorkflow:
             ),
             start_to_close_timeout=SHORT_STEP,
             retry_policy=RECORD_RETRY,
-            summary=f"record {status}",
+            summary=summary or f"record {status}",
         )
+
+
+def _submit_summary(tx: BuiltTransaction, attempt: int, order: OrderInput) -> str:
+    """What the Web UI shows for a submit: the attempt, and what it pays to land."""
+    summary = f"submit, attempt {attempt}"
+    if tx.compute_unit_limit:
+        summary += f": {tx.compute_unit_limit} CU at {tx.micro_lamports_per_cu} µlamports"
+        if tx.tip_lamports:
+            summary += f", tip {tx.tip_lamports} lamports"
+        if order.landing is not None and order.landing.simulate:
+            summary += ", simulated first"
+    return summary
 
 
 def _cause(error: BaseException) -> BaseException | None:

@@ -71,7 +71,7 @@ async def test_live_events_reach_a_subscriber_on_the_other_api(engine_processes:
     assert stream.events[-1]["status"] == "CONFIRMED"
 
 
-async def test_concurrent_orders_on_two_apis_never_overspend_and_move_exactly_their_fills(
+async def test_concurrent_orders_on_two_apis_never_overspend_and_move_exactly_their_fills_and_fees(
     engine_processes: list[str], stack: EmbeddedStack
 ) -> None:
     key = await create_test_key(stack.urls.database_url, "hank")  # a new owner: 10 000 SOL at first use
@@ -93,6 +93,10 @@ async def test_concurrent_orders_on_two_apis_never_overspend_and_move_exactly_th
                 break
             await asyncio.sleep(0.5)
         after = await balances(clients[0])
+        failed_fees = 0  # transactions that landed and failed paid too
+        for order_id in accepted:
+            timeline = (await clients[0].get(f"/orders/{order_id}/events")).json()["items"]
+            failed_fees += sum(i["fee_lamports"] for i in timeline if i["type"] == "FAILURE")
     finally:
         for client in clients:
             await client.aclose()
@@ -102,8 +106,13 @@ async def test_concurrent_orders_on_two_apis_never_overspend_and_move_exactly_th
     # failed gave its reservation back in the meantime.
     assert len(accepted) <= 33 + (len(orders) - len(confirmed))
     assert len(confirmed) <= 33
-    # Every base unit accounted for: total moved by exactly the fills, nothing left reserved.
-    assert before["SOL"]["total"] - after["SOL"]["total"] == sum(Decimal(o["amount_in"]) for o in confirmed)
+    # Every base unit accounted for: total moved by exactly the fills and the fees, nothing
+    # left reserved.
+    fees = sum(Decimal(o["fees"]["total_sol"]) for o in confirmed) + Decimal(failed_fees).scaleb(-9)
+    assert (
+        before["SOL"]["total"] - after["SOL"]["total"]
+        == sum(Decimal(o["amount_in"]) for o in confirmed) + fees
+    )
     assert after["USDC"]["total"] - before["USDC"]["total"] == sum(
         Decimal(o["amount_out"]) for o in confirmed
     )

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from devstack import InfraUrls
 from tests.conftest import isolated_engine
 from tests.integration.test_orders_api import wait_terminal
-from tests.keys import OPERATOR, auth
+from tests.keys import OPERATOR, auth, create_test_key
 from tests.streams import TERMINAL, ws_url
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -114,39 +114,72 @@ async def test_a_pool_that_has_not_opened_cannot_be_traded(
     assert done["status"] == "FAILED" and "POOL_NOT_OPEN" in done["failure_reason"]
 
 
+@pytest.mark.parametrize("simulate", [True, False], ids=["simulated", "sent-unsimulated"])
 async def test_slippage_from_a_trade_before_landing_retries_with_a_fresh_quote(
-    infra: InfraUrls, tmp_path: Path
+    infra: InfraUrls, tmp_path: Path, simulate: bool
 ) -> None:
+    """Someone dumps SOL after we quoted. Simulated first, the transaction is never sent
+    and pays nothing; sent as is, it lands, fails on chain and pays its fee. Either way
+    the next attempt re-quotes and fills, and the wallet moves by the fill and the fees."""
+    owner = f"slipper-{int(simulate)}"
+    key = await create_test_key(infra.database_url, owner)
     # Execution takes seconds here, so a large trade can land between quote and landing.
     async with isolated_engine(infra, tmp_path, ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS=4000) as api_url:
-        async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(OPERATOR)) as client:
+        async with (
+            httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as client,
+            httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(OPERATOR)) as operator,
+        ):
+            before = await sol_total(client)
             order_id = (
                 await client.post(
                     "/orders",
-                    json={"token_in": "SOL", "token_out": "USDC", "amount": "20", "slippage_bps": 30},
+                    json={
+                        "token_in": "SOL",
+                        "token_out": "USDC",
+                        "amount": "20",
+                        "slippage_bps": 30,
+                        "simulate": simulate,
+                    },
                 )
             ).json()["order_id"]
             events: list[dict[str, Any]] = []
-            async with connect(ws_url(api_url, f"orderId={order_id}", OPERATOR)) as ws:
+            async with connect(ws_url(api_url, f"orderId={order_id}", key)) as ws:
                 async for raw in ws:
                     frame = json.loads(raw)
                     if frame["type"] != "EVENT":
                         continue
                     events.append(frame)
-                    if frame["status"] == "BUILDING" and frame["data"]["attempt"] == 1:
-                        # Someone dumps SOL on both venues after we quoted.
-                        moved = await client.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -400})
+                    if frame["status"] == "BUILDING" and frame["data"].get("attempt") == 1:
+                        moved = await operator.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -400})
                         assert moved.status_code == 200
                     if frame["status"] in TERMINAL:
                         break
             order = (await client.get(f"/orders/{order_id}")).json()
             timeline = (await client.get(f"/orders/{order_id}/events")).json()["items"]
+            after = await sol_total(client)
 
     retries = [e["data"]["retry"] for e in events if "retry" in e["data"]]
-    assert [(r["activity"], r["attempt"]) for r in retries] == [("confirm_transaction", 1)]
+    step = "submit_transaction" if simulate else "confirm_transaction"
+    assert [(r["activity"], r["attempt"]) for r in retries] == [(step, 1)]
     assert "SLIPPAGE_EXCEEDED" in retries[0]["reason"]
     assert [e["data"]["attempt"] for e in events if e["status"] == "ROUTING"] == [1, 2]
     assert events[-1]["status"] == "CONFIRMED"
     assert order["attempts"] == 2
-    failures = [i for i in timeline if i["type"] == "FAILURE"]
-    assert [f["code"] for f in failures] == ["SLIPPAGE_EXCEEDED"]
+    [failure] = [i for i in timeline if i["type"] == "FAILURE"]
+    assert failure["code"] == "SLIPPAGE_EXCEEDED"
+    if simulate:
+        assert (failure["stage"], failure["fee_lamports"]) == ("simulation", 0)
+    else:
+        assert failure["stage"] == "chain" and failure["fee_lamports"] >= 5_000
+    fees = order["fees"]
+    paid = fees["network_lamports"] + fees["priority_lamports"] + fees["tip_lamports"]
+    assert Decimal(fees["total_sol"]) == Decimal(paid).scaleb(-9)
+    # To the lamport: the fill and both attempts' fees, nothing else.
+    assert before - after == 20 * 10**9 + paid + failure["fee_lamports"]
+
+
+async def sol_total(client: httpx.AsyncClient) -> int:
+    """The wallet's SOL total in lamports."""
+    wallet = (await client.get("/wallet")).json()
+    sol = next(b for b in wallet["balances"] if b["token"] == "SOL")
+    return int(Decimal(sol["total"]).scaleb(9))

@@ -26,8 +26,11 @@ def value(metrics: str, name: str, **labels: str) -> float:
 
 async def test_metrics_move_when_orders_run(client: httpx.AsyncClient) -> None:
     before = (await client.get("/metrics")).text
-    order_id = (await place(client, {**ORDER, "amount": "0.25"})).json()["order_id"]
-    selected = (await wait_terminal(client, order_id))["selected_dex"]
+    order_id = (await place(client, {**ORDER, "amount": "0.25", "priority_fee": {"level": "low"}})).json()[
+        "order_id"
+    ]
+    done = await wait_terminal(client, order_id)
+    selected, fees = done["selected_dex"], done["fees"]
     after = (await client.get("/metrics")).text
 
     assert (
@@ -47,3 +50,15 @@ async def test_metrics_move_when_orders_run(client: httpx.AsyncClient) -> None:
         == value(before, "order_engine_order_latency_seconds_count") + 1
     )
     assert "order_engine_orders_in_flight" in after and "order_engine_websocket_connections" in after
+
+    # What landing cost, and how long it took at the level the order asked for.
+    for kind in ("network", "priority"):
+        assert (
+            value(after, "order_engine_fees_paid_lamports_total", kind=kind)
+            == value(before, "order_engine_fees_paid_lamports_total", kind=kind) + fees[f"{kind}_lamports"]
+        )
+    assert (
+        value(after, "order_engine_landing_slots_count", fee_level="low")
+        == value(before, "order_engine_landing_slots_count", fee_level="low") + 1
+    )
+    assert "order_engine_sandwiched_orders_total" in after

@@ -228,16 +228,26 @@ async def test_an_order_beyond_what_is_available_is_refused_and_stores_nothing(
 ) -> None:
     key = await create_test_key(infra.database_url, "frank")
     async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as frank:
-        # A waiting limit order keeps 9 500 of frank's 10 000 SOL reserved.
+        # A waiting limit order keeps 9 500 of frank's 10 000 SOL reserved, and the fees of
+        # its 3 attempts at most: 3 × (5 000 + 20 000 max priority) lamports.
         waiting = await frank.post(
-            "/orders", json={**ORDER, "type": "limit", "amount": "9500", "limit_price": "100000"}
+            "/orders",
+            json={
+                **ORDER,
+                "type": "limit",
+                "amount": "9500",
+                "limit_price": "100000",
+                "priority_fee": {"level": "high", "max_lamports": 20_000},
+            },
         )
         assert waiting.status_code == 202, waiting.text
         wallet = (await frank.get("/wallet")).json()
         sol = next(b for b in wallet["balances"] if b["token"] == "SOL")
-        assert (sol["total"], sol["reserved"], sol["available"]) == ("10000", "9500", "500")
-        refused = await place(frank, {**ORDER, "amount": "501"})
+        assert (sol["total"], sol["reserved"], sol["available"]) == ("10000", "9500.000075", "499.999925")
+        # 499.99992 SOL would fit; with its own fee budget (3 × 5 000 lamports) it does not.
+        refused = await place(frank, {**ORDER, "amount": "499.99992", "priority_fee": "none"})
         assert is_problem(refused, 422, "insufficient_funds"), refused.text
+        assert "fees of up to 3 attempts" in refused.json()["detail"]
         assert (await frank.get("/orders", params={"limit": 10})).json()["items"][1:] == []  # nothing stored
         await frank.post(f"/orders/{waiting.json()['order_id']}/cancel")
         assert (await wait_terminal(frank, waiting.json()["order_id"]))["status"] == "CANCELLED"

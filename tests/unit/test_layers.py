@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "contracts": {"core"},
     "storage": {"core"},
     "accounts": {"core", "storage"},
-    "market": {"core", "storage"},
+    "market": {"core", "contracts", "storage"},
     "orders": {"core", "contracts", "storage", "accounts", "market"},
     "activities": {"core", "contracts", "storage", "accounts", "market", "orders"},
     "workflows": {"core", "contracts", "activities"},

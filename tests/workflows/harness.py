@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 from activities.execution import ExecutionActivities
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
+from contracts.landing import LandingRequest
 from contracts.orders import OrderInput, RetryScheduled, TransitionRequest
 from core.domain import OrderStatus, OrderType
 from core.ids import new_order_id
@@ -88,14 +89,25 @@ class ScriptedChain:
     build_gate: asyncio.Event | None = None
     building: asyncio.Event = field(default_factory=asyncio.Event)
     builds: int = 0
+    escalations: list[int] = field(default_factory=list)  # each build's, in turn
+    simulated: list[bool] = field(default_factory=list)  # each submit's `simulate`, in turn
     executed: dict[str, Landed] = field(default_factory=dict)
     closed: set[str] = field(default_factory=set)
     _legs: dict[str, list[SwapLeg]] = field(default_factory=dict)
 
     async def build(
-        self, *, order_id: str, idempotency_key: str, token_in: str, token_out: str, legs: list[SwapLeg]
+        self,
+        *,
+        order_id: str,
+        idempotency_key: str,
+        token_in: str,
+        token_out: str,
+        legs: list[SwapLeg],
+        landing: LandingRequest | None = None,
+        escalation: int = 0,
     ) -> SignedTransaction:
         self.builds += 1
+        self.escalations.append(escalation)
         self.building.set()
         if self.build_gate is not None:
             await self.build_gate.wait()
@@ -104,7 +116,8 @@ class ScriptedChain:
         self._legs[signature] = legs
         return SignedTransaction(signature, b"signed", idempotency_key, recent_blockhash_slot=1)
 
-    async def submit(self, tx: SignedTransaction) -> str:
+    async def submit(self, tx: SignedTransaction, simulate: bool = False) -> str:
+        self.simulated.append(simulate)
         _fail_next(self.submit_failures)
         return tx.signature
 
@@ -171,6 +184,10 @@ class RecordedSteps(OrderRecords):
     def data(self, status: OrderStatus) -> dict[str, Any]:
         """The event data of the last step recorded with `status`."""
         return describe([t for t in self.transitions if t.status == status][-1]).data
+
+    def all_data(self, status: OrderStatus) -> list[dict[str, Any]]:
+        """The event data of every step recorded with `status`, in turn."""
+        return [describe(t).data for t in self.transitions if t.status == status]
 
     @property
     def retries(self) -> list[RetryScheduled]:

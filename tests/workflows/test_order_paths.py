@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import TimeoutError, TimeoutType
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.landing import LandingRequest
 from contracts.orders import ConfirmRequest, ConfirmResult, Trigger, TriggerReason
 from core.domain import OrderStatus, OrderType
 from market.errors import MarketErrorCode
@@ -52,6 +53,23 @@ async def test_slippage_at_landing_starts_the_next_attempt_with_fresh_quotes(
     assert world.records.data(OrderStatus.ROUTING) == {"attempt": 2}
     assert world.records.data(OrderStatus.CONFIRMED)["tx_hash"] == "sig2"  # signed anew
     assert [f["code"] for f in world.records.failures] == ["SLIPPAGE_EXCEEDED"]
+
+
+async def test_a_transaction_that_expired_is_signed_anew_and_the_next_bids_more(
+    env: WorkflowEnvironment,
+) -> None:
+    # Expired (not landed by its last valid block height), then slipped on chain: only
+    # the expiry raises the next attempt's fee, and every attempt is simulated first.
+    chain = ScriptedChain(
+        confirm_failures=[MarketErrorCode.TRANSACTION_EXPIRED, MarketErrorCode.SLIPPAGE_EXCEEDED]
+    )
+    async with order_world(env, chain) as world:
+        outcome = await (await world.start(market_order("1", landing=LandingRequest()))).result()
+    assert outcome.status is OrderStatus.CONFIRMED and outcome.tx_hash == "sig3"
+    assert chain.escalations == [0, 1, 1]
+    assert chain.simulated == [True, True, True]
+    assert [f["code"] for f in world.records.failures] == ["TRANSACTION_EXPIRED", "SLIPPAGE_EXCEEDED"]
+    assert [e["attempt"] for e in world.records.all_data(OrderStatus.ROUTING)] == [1, 2, 3]
 
 
 async def test_a_submit_failing_every_time_fails_the_order_after_three_attempts(
