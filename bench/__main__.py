@@ -25,6 +25,7 @@ from typing import Any
 from bench.cpu import CpuMeter
 from bench.engine import ORDER, OrdersResult, post_under_load, run_orders
 from bench.floor import STEPS, FloorResult, floor_worker, run_floor
+from bench.landing import CONGESTIONS, LEVELS, PER_LEVEL, measure_landing
 from bench.report import machine_facts, progress, table, write_json
 from bench.routing import time_router
 from bench.sharing import conservation, fair_shares, watcher_under_load
@@ -45,6 +46,7 @@ from bench.waiting import (
     WaitingResult,
     run_waiting,
 )
+from core.settings import SETTINGS_NAMES, Settings
 from devstack import EmbeddedStack, InfraUrls
 from devstack.engine import EngineProcesses
 from migrations import run_migrations
@@ -108,6 +110,10 @@ FAIR = f"fair shares: another owner behind a {FLOOD}-order flood"
 WATCHER = f"{NEVER_FILLING} never-filling limit orders waiting"
 CONSERVATION = f"wallet conservation: {CONSERVATION_ORDERS} orders at once on two APIs"
 SHARING_NEEDS_S = 150
+LANDING_TIME = "landing time by fee level (400 ms slots)"
+SANDWICHES = "sandwiched public transactions, by size and slippage"
+FEES_PAID = "fee paid per confirmed order"
+LANDING_NEEDS_S = 90
 # At the spec's rate, with simulated latencies 0: only admission holds an order back.
 FAIR_SETTINGS = {
     **ENGINE_SETTINGS,
@@ -133,6 +139,9 @@ SECTIONS = [
     FAIR,
     WATCHER,
     CONSERVATION,
+    LANDING_TIME,
+    SANDWICHES,
+    FEES_PAID,
 ]
 
 
@@ -296,6 +305,11 @@ async def run_sections(
     else:
         figures += await sharing_sections(engine, notes)
 
+    if time.monotonic() - started + LANDING_NEEDS_S + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
+        notes.append(f"{LANDING_TIME}, {SANDWICHES}: skipped for the time budget")
+    else:
+        figures += await landing_sections(engine, notes)
+
     # The spec's limits need an engine with the default settings: the first one goes.
     engine.stop()
     spec_engine = EngineProcesses(urls, engine.data_dir.parent / "engine-spec", SPEC_SETTINGS)
@@ -321,6 +335,43 @@ async def run_sections(
     finally:
         fair_engine.stop()
     figures += target_figures(figures)
+
+
+async def landing_sections(engine: EngineProcesses, notes: list[str]) -> list[Figure]:
+    progress(f"landing: {len(LEVELS)} fee levels at congestion {' and '.join(map(str, CONGESTIONS))} …")
+    settings = Settings.model_validate({k: v for k, v in engine.env().items() if k in SETTINGS_NAMES})
+    landing = await measure_landing(settings)
+    notes += [f"{LANDING_TIME}: {error}" for error in landing.errors[:5]]
+    figures = []
+    for congestion in CONGESTIONS:
+        for level in LEVELS:
+            slots = landing.slots.get((congestion, level), [])
+            figures.append(
+                Figure(
+                    LANDING_TIME,
+                    f"congestion {congestion}, {level}: p50",
+                    landing.p(congestion, level, 50),
+                    "slots",
+                    note=f"p90 {landing.p(congestion, level, 90):.0f}, max {max(slots, default=0)}; "
+                    f"{landing.expired.get((congestion, level), 0)}/{PER_LEVEL} expired",
+                )
+            )
+    for (size, slippage), (hits, n, damage) in sorted(landing.sandwiched.items()):
+        figures.append(
+            Figure(
+                SANDWICHES,
+                f"{size} SOL at {slippage} bps",
+                round(100 * hits / n, 1),
+                "%",
+                note=f"{hits}/{n}; fill {damage:.0f} bps below clean when hit" if hits else f"0/{n}",
+            )
+        )
+    fees = [float(f) for f in landing.fees_lamports]
+    figures += [
+        Figure(FEES_PAID, "p50", percentile(fees, 50), "lamports", note=f"{len(fees)} orders, auto priority"),
+        Figure(FEES_PAID, "p99", percentile(fees, 99), "lamports"),
+    ]
+    return figures
 
 
 async def sharing_sections(engine: EngineProcesses, notes: list[str]) -> list[Figure]:
@@ -360,7 +411,7 @@ async def sharing_sections(engine: EngineProcesses, notes: list[str]) -> list[Fi
         second_api.terminate()
         engine.processes.remove(second_api)
     notes += [f"{CONSERVATION}: {error}" for error in money.errors[:5]]
-    exact = money.sol_spent == money.sol_filled and money.usdc_received == money.usdc_filled
+    exact = money.sol_spent == money.sol_filled + money.sol_fees and money.usdc_received == money.usdc_filled
     figures += [
         Figure(
             CONSERVATION,
@@ -371,8 +422,8 @@ async def sharing_sections(engine: EngineProcesses, notes: list[str]) -> list[Fi
         Figure(CONSERVATION, "CONFIRMED / FAILED", f"{money.confirmed}/{money.failed}"),
         Figure(
             CONSERVATION,
-            "SOL: total moved vs Σ fills",
-            f"{money.sol_spent} / {money.sol_filled}",
+            "SOL: total moved vs Σ fills + Σ fees",
+            f"{money.sol_spent} / {money.sol_filled} + {money.sol_fees}",
             note="exact" if exact else "DIFFERS",
         ),
         Figure(CONSERVATION, "USDC: total moved vs Σ fills", f"{money.usdc_received} / {money.usdc_filled}"),

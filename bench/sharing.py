@@ -159,6 +159,7 @@ class Conservation:
     failed: int
     sol_spent: Decimal  # total before − after
     sol_filled: Decimal  # Σ amount_in of CONFIRMED orders
+    sol_fees: Decimal  # Σ fees: of CONFIRMED orders, and of attempts that landed and failed
     usdc_received: Decimal  # total after − before
     usdc_filled: Decimal  # Σ amount_out of CONFIRMED orders
     reserved_after: Decimal
@@ -187,10 +188,15 @@ async def conservation(urls: list[str], key: str, count: int, amount: str) -> Co
                 break
             await asyncio.sleep(0.5)
         after = await _balances(clients[0])
+        failed_lamports = 0
+        for order_id in accepted:
+            timeline = (await clients[0].get(f"/orders/{order_id}/events")).json()["items"]
+            failed_lamports += sum(i.get("fee_lamports", 0) for i in timeline if i["type"] == "FAILURE")
     finally:
         for client in clients:
             await client.aclose()
     confirmed = [o for o in orders if o["status"] == "CONFIRMED"]
+    fees = sum((Decimal(o["fees"]["total_sol"]) for o in confirmed if o.get("fees")), Decimal(0))
     errors += [f"{o['order_id']} {o['status']}" for o in orders if o["status"] not in TERMINAL]
     return Conservation(
         asked=count,
@@ -200,6 +206,7 @@ async def conservation(urls: list[str], key: str, count: int, amount: str) -> Co
         failed=sum(o["status"] == "FAILED" for o in orders),
         sol_spent=before["SOL"]["total"] - after["SOL"]["total"],
         sol_filled=sum((Decimal(o["amount_in"]) for o in confirmed), Decimal(0)),
+        sol_fees=fees + Decimal(failed_lamports).scaleb(-9),
         usdc_received=after["USDC"]["total"] - before["USDC"]["total"],
         usdc_filled=sum((Decimal(o["amount_out"]) for o in confirmed), Decimal(0)),
         reserved_after=sum((b["reserved"] for b in after.values()), Decimal(0)),

@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,6 +72,12 @@ class FeeMarket:
             )
         self._override, self._read_at, self._levels = fixed, time.monotonic(), None
         return fixed
+
+    async def release(self) -> None:
+        """Congestion follows the background load again."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(CongestionOverride))
+        self._override, self._read_at, self._levels = None, time.monotonic(), None
 
     async def override(self) -> Congestion | None:
         if time.monotonic() - self._read_at > OVERRIDE_TTL_S:

@@ -28,14 +28,43 @@ def describe_history(history: OrderHistory) -> str:
         f"  workflow: {history.workflow}   tx: {order.tx_hash or '-'}   attempts: {order.attempts}",
         f"  history: {history.history}",
     ]
+    if order.landing is not None:
+        lines.append(f"  landing: {_landing(order.landing)}")
+    if order.execution is not None:
+        lines += [f"  {line}" for line in _report(order.execution)]
     for item in merge_timeline(history.events, history.failures):
         lines.append(f"  {item.at[11:23]}  {_line(item)}")
     return "\n".join(lines)
 
 
+def _landing(landing: dict[str, Any]) -> str:
+    tip = f", tip {landing['tip_lamports']} lamports" if landing.get("tip_lamports") else ""
+    return f"priority fee {landing['priority_fee']}{tip}, simulate {landing['simulate']}"
+
+
+def _report(execution: dict[str, Any]) -> list[str]:
+    """The fill report: fills, fees to the lamport, compute units, slots, slippage."""
+    fees = execution["fees"]
+    lines = [
+        f"fill: {fill['amount_in']} {fill['token_in']} → {fill['amount_out']} {fill['token_out']} on {fill['pool']}"
+        for fill in execution["fills"]
+    ]
+    lines += [
+        f"fees: {fees['total_sol']} SOL = {fees['network_lamports']} network + {fees['priority_lamports']} "
+        f"priority + {fees['tip_lamports']} tip lamports",
+        f"compute: {execution['compute_units_consumed']} of {execution['compute_unit_limit']} CU "
+        f"at {execution['micro_lamports_per_cu']} µlamports/CU;  slots: sent {execution['sent_slot']}, "
+        f"landed {execution['landed_slot']}",
+        f"expected {execution['expected_amount_out']}, realized slippage {execution['realized_slippage_bps']} bps"
+        f"{', SANDWICHED' if execution['sandwiched'] else ''}",
+    ]
+    return lines
+
+
 def _line(item: EventView | FailureView) -> str:
     if isinstance(item, FailureView):
-        return f"  ✗  {item.activity} attempt {item.attempt}: {item.reason}"
+        paid = f" (stage {item.stage}, paid {item.fee_lamports} lamports)" if item.stage else ""
+        return f"  ✗  {item.activity} attempt {item.attempt}: {item.reason}{paid}"
     return f"#{item.seq:<3} {item.status:10} {describe_data(item.data)}"
 
 

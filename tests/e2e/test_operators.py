@@ -124,6 +124,13 @@ async def test_replaying_a_failed_order_confirms_it_once(
         shown = cli(engine, "orders", "show", order_id)
         assert order_id in shown.stdout and "CONFIRMED" in shown.stdout and "replay" in shown.stdout
         assert "history:" in shown.stdout and "activities" in shown.stdout
+        report = (await client.get(f"/orders/{order_id}")).json()
+        # The fill report to the lamport, as the API gives it.
+        assert (
+            f"fees: {report['fees']['total_sol']} SOL = {report['fees']['network_lamports']} network"
+            in shown.stdout
+        )
+        assert f"landed {report['landed_slot']}" in shown.stdout
         selected = (await client.get(f"/orders/{order_id}")).json()["selected_dex"]
         query = f'OrderStatus="CONFIRMED" AND SelectedDex="{selected}" AND WorkflowId="{order_id}"'
         async with asyncio.timeout(30):
