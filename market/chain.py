@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import base64
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy.dialects.postgresql import insert
@@ -37,7 +38,7 @@ from market.compute import estimate_limit, units_consumed, wraps_of
 from market.errors import MarketError, MarketErrorCode
 from market.fee_market import FeeMarket
 from market.fees import compute_unit_price, fee, landing_probability
-from market.pools import Pool
+from market.pools import Pool, SwapResult
 from market.searchers import Sandwich, bite, front_run, sandwich_odds, slack_bps
 from market.storage import (
     Landed,
@@ -90,6 +91,23 @@ class SignedTransaction:
         return self.recent_blockhash_slot + BLOCKHASH_VALID_SLOTS
 
 
+def pool_key(dex: str, token_a: str, token_b: str) -> str:
+    """A pool by venue and pair, whichever way the pair is named."""
+    return f"{dex}:{'/'.join(sorted((token_a, token_b)))}"
+
+
+def _shares(amount: int, legs: list[SwapLeg]) -> list[int]:
+    """`amount` cut by the legs' shares (bps); the last leg takes what rounding leaves."""
+    parts = [amount * leg.share_bps // 10_000 for leg in legs[:-1]]
+    return [*parts, amount - sum(parts)]
+
+
+def _landed_leg(leg: SwapLeg, amount_in: int, amount_out: int, pool: str) -> LandedLeg:
+    return LandedLeg(
+        leg.dex, amount_in, amount_out, leg.min_amount_out, pool, leg.token_in, leg.token_out, leg.hop
+    )
+
+
 @dataclass(frozen=True)
 class Execution:
     """What a transaction's legs did (or would do) to the pools."""
@@ -135,7 +153,7 @@ class Chain:
         landing = landing or LandingRequest()
         await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
         await self._pools.learn_tokens(token_in, token_out)
-        owner = await self._spender(order_id, token_in, sum(leg.amount_in for leg in legs))
+        owner = await self._spender(order_id, token_in, sum(leg.amount_in for leg in legs if leg.hop == 0))
         limit = estimate_limit(
             await self._bins_crossed(token_in, token_out, legs), wraps_of(token_in, token_out)
         )
@@ -178,8 +196,7 @@ class Chain:
         swap = swap or await self._decode_learning(tx.raw)
         try:
             self._check_valid(tx, swap, self._clock.current_slot())
-            pools = {str(pool.dex): pool for pool in await self._pools.all(swap.token_in, swap.token_out)}
-            return self._execute(swap, pools, self._clock.now(), value_sol=None)
+            return self._execute(swap, await self._route_pools(swap.legs), self._clock.now(), value_sol=None)
         except MarketError as error:
             raise MarketError(
                 error.code, f"simulation: {error.message}", stage=FailureStage.SIMULATION
@@ -249,17 +266,29 @@ class Chain:
         self, token_in: str, token_out: str, legs: list[SwapLeg]
     ) -> list[tuple[str, int]]:
         """Each leg's dex and the DLMM bins it would cross now (what its compute units grow with)."""
-        pools = {str(pool.dex): pool for pool in await self._pools.all(token_in, token_out)}
+        legs = [leg if leg.token_in else replace(leg, token_in=token_in, token_out=token_out) for leg in legs]
+        pools = await self._route_pools(legs)
         now = self._clock.now()
-        return [
-            (
-                leg.dex,
-                pools[leg.dex].quote_swap(token_in, leg.amount_in, now).bins_crossed
-                if leg.dex in pools
-                else 0,
-            )
-            for leg in legs
-        ]
+        crossed = []
+        for leg in legs:
+            pool = pools.get(pool_key(leg.dex, leg.token_in, leg.token_out))
+            if pool is None:
+                crossed.append((leg.dex, 0))
+            elif leg.exact_out:
+                crossed.append(
+                    (leg.dex, pool.swap_exact_out(leg.token_in, leg.min_amount_out, now)[0].bins_crossed)
+                )
+            else:
+                crossed.append((leg.dex, pool.quote_swap(leg.token_in, leg.amount_in, now).bins_crossed))
+        return crossed
+
+    async def _route_pools(self, legs: Sequence[SwapLeg]) -> dict[str, Pool]:
+        """The pools the legs trade, by pool_key (read, not locked)."""
+        pools: dict[str, Pool] = {}
+        for pair in {frozenset((leg.token_in, leg.token_out)) for leg in legs}:
+            for pool in await self._pools.all(*sorted(pair)):
+                pools[pool_key(pool.dex, pool.base, pool.quote)] = pool
+        return pools
 
     async def _landing_slot(self, tx: SignedTransaction, swap: DecodedSwap, sent: int) -> int:
         """The slot the transaction lands in, rolled slot by slot at its price against
@@ -334,51 +363,119 @@ class Chain:
     def _execute(
         self, swap: DecodedSwap, pools: dict[str, Pool], now: float, value_sol: float | None
     ) -> Execution:
-        """The legs run in turn, each charged its compute units; `value_sol` not None lets
-        searchers at the largest leg. Raises the on-chain failure, if any."""
+        """The legs run hop by hop, each charged its compute units; raises the on-chain
+        failure, if any. `pools` by pool_key; `value_sol` not None lets searchers at the
+        largest leg of a direct exact-in swap."""
         pools = dict(pools)
+        for leg in swap.legs:
+            pool = pools.get(pool_key(leg.dex, leg.token_in, leg.token_out))
+            if pool is None:
+                raise MarketError(
+                    MarketErrorCode.POOL_NOT_FOUND, f"{leg.dex} has no {leg.token_in}/{leg.token_out} pool"
+                )
+            check_open(pool, now)
+        if swap.legs[0].exact_out:
+            return self._execute_exact_out(swap, pools, now)
         filled: list[LandedLeg] = []
         used = units_consumed([], wraps_of(swap.token_in, swap.token_out))
         sandwiched = False
-        largest = max(range(len(swap.legs)), key=lambda i: swap.legs[i].amount_in)
-        total_in = sum(leg.amount_in for leg in swap.legs)
-        for index, leg in enumerate(swap.legs):
-            pool = pools.get(leg.dex)
-            if pool is None:
-                raise MarketError(
-                    MarketErrorCode.POOL_NOT_FOUND, f"{leg.dex} has no {swap.token_in}/{swap.token_out} pool"
-                )
-            check_open(pool, now)
-            searcher = None
-            if value_sol is not None and index == largest:
-                searcher = self._searcher(pool, swap, leg, value_sol * leg.amount_in / total_in, now)
-            if searcher is not None:
-                pool, sandwiched = searcher.before_victim, True
-            result, after = pool.swap(swap.token_in, leg.amount_in, now)
-            used += units_consumed([(leg.dex, result.bins_crossed)], 0) - units_consumed([], 0)
-            if used > swap.compute_unit_limit:
-                raise MarketError(
-                    MarketErrorCode.COMPUTE_BUDGET_EXCEEDED,
-                    f"{used} compute units used by the {leg.dex} leg, the limit is {swap.compute_unit_limit}",
-                )
-            if not result.complete:  # the program fails the whole transaction
-                raise MarketError(
-                    MarketErrorCode.INSUFFICIENT_LIQUIDITY,
-                    f"{leg.dex} cannot fill {_human(leg.amount_in, swap.token_in)} {swap.token_in}",
-                )
-            if result.amount_out < leg.min_amount_out:
-                raise MarketError(
-                    MarketErrorCode.SLIPPAGE_EXCEEDED,
-                    f"{leg.dex} would pay {_human(result.amount_out, swap.token_out)} {swap.token_out}, "
-                    f"minimum {_human(leg.min_amount_out, swap.token_out)}",
-                )
-            if searcher is not None:  # the searcher sells back right after
-                _, after = after.swap(swap.token_out, searcher.front_out, now)
-            filled.append(
-                LandedLeg(leg.dex, leg.amount_in, result.amount_out, leg.min_amount_out, pool.pool_id)
+        hops = swap.legs[-1].hop + 1
+        first = [leg for leg in swap.legs if leg.hop == 0]
+        largest = max(first, key=lambda leg: leg.amount_in)
+        total_in = sum(leg.amount_in for leg in first)
+        paid_in = total_in
+        for hop in range(hops):
+            legs = [leg for leg in swap.legs if leg.hop == hop]
+            amounts = [leg.amount_in for leg in legs] if hop == 0 else _shares(paid_in, legs)
+            paid_out = 0
+            for leg, amount in zip(legs, amounts, strict=True):
+                key = pool_key(leg.dex, leg.token_in, leg.token_out)
+                pool = pools[key]
+                searcher = None
+                if value_sol is not None and hops == 1 and leg is largest:
+                    searcher = self._searcher(pool, swap, leg, value_sol * leg.amount_in / total_in, now)
+                if searcher is not None:
+                    pool, sandwiched = searcher.before_victim, True
+                result, after = pool.swap(leg.token_in, amount, now)
+                used = self._charge(used, leg, result, swap.compute_unit_limit)
+                if not result.complete:  # the program fails the whole transaction
+                    raise MarketError(
+                        MarketErrorCode.INSUFFICIENT_LIQUIDITY,
+                        f"{leg.dex} cannot fill {_human(amount, leg.token_in)} {leg.token_in}",
+                    )
+                if hops == 1 and result.amount_out < leg.min_amount_out:
+                    raise MarketError(
+                        MarketErrorCode.SLIPPAGE_EXCEEDED,
+                        f"{leg.dex} would pay {_human(result.amount_out, leg.token_out)} {leg.token_out}, "
+                        f"minimum {_human(leg.min_amount_out, leg.token_out)}",
+                    )
+                if searcher is not None:  # the searcher sells back right after
+                    _, after = after.swap(leg.token_out, searcher.front_out, now)
+                filled.append(_landed_leg(leg, amount, result.amount_out, pool.pool_id))
+                pools[key] = after
+                paid_out += result.amount_out
+            paid_in = paid_out
+        minimum = sum(leg.min_amount_out for leg in swap.legs if leg.hop == hops - 1)
+        if paid_in < minimum:
+            raise MarketError(
+                MarketErrorCode.SLIPPAGE_EXCEEDED,
+                f"the route would pay {_human(paid_in, swap.token_out)} {swap.token_out}, "
+                f"minimum {_human(minimum, swap.token_out)}",
             )
-            pools[leg.dex] = after
-        return Execution(pools, filled, sum(leg.amount_out for leg in filled), used, sandwiched)
+        return Execution(pools, filled, paid_in, used, sandwiched)
+
+    def _execute_exact_out(self, swap: DecodedSwap, pools: dict[str, Pool], now: float) -> Execution:
+        """Exact out: from the last hop back, what each leg must pay out and so take in
+        (the pools as they are now); then every leg swaps exactly that. The whole may
+        take no more than the first hop's legs allow."""
+        hops = swap.legs[-1].hop + 1
+        outs: dict[int, int] = {}  # leg index -> exact output
+        wanted = 0
+        for hop in reversed(range(hops)):
+            indexed = [(i, leg) for i, leg in enumerate(swap.legs) if leg.hop == hop]
+            legs = [leg for _, leg in indexed]
+            amounts = [leg.min_amount_out for leg in legs] if hop == hops - 1 else _shares(wanted, legs)
+            wanted = 0
+            for (index, leg), amount in zip(indexed, amounts, strict=True):
+                outs[index] = amount
+                needed = pools[pool_key(leg.dex, leg.token_in, leg.token_out)].swap_exact_out(
+                    leg.token_in, amount, now
+                )[0]
+                if not needed.complete:
+                    raise MarketError(
+                        MarketErrorCode.INSUFFICIENT_LIQUIDITY,
+                        f"{leg.dex} cannot pay out {_human(amount, leg.token_out)} {leg.token_out}",
+                    )
+                wanted += needed.amount_in
+        most = sum(leg.amount_in for leg in swap.legs if leg.hop == 0)
+        if wanted > most:
+            raise MarketError(
+                MarketErrorCode.SLIPPAGE_EXCEEDED,
+                f"the route would take {_human(wanted, swap.token_in)} {swap.token_in}, "
+                f"at most {_human(most, swap.token_in)}",
+            )
+        filled: list[LandedLeg] = []
+        used = units_consumed([], wraps_of(swap.token_in, swap.token_out))
+        for index, leg in enumerate(swap.legs):
+            key = pool_key(leg.dex, leg.token_in, leg.token_out)
+            result, after = pools[key].swap_exact_out(leg.token_in, outs[index], now)
+            used = self._charge(used, leg, result, swap.compute_unit_limit)
+            filled.append(_landed_leg(leg, result.amount_in, result.amount_out, pools[key].pool_id))
+            pools[key] = after
+        return Execution(
+            pools, filled, sum(outs[i] for i, leg in enumerate(swap.legs) if leg.hop == hops - 1), used, False
+        )
+
+    @staticmethod
+    def _charge(used: int, leg: SwapLeg, result: SwapResult, limit: int) -> int:
+        """The runtime charges each leg's compute units as it runs it."""
+        used += units_consumed([(leg.dex, result.bins_crossed)], 0) - units_consumed([], 0)
+        if used > limit:
+            raise MarketError(
+                MarketErrorCode.COMPUTE_BUDGET_EXCEEDED,
+                f"{used} compute units used by the {leg.dex} leg, the limit is {limit}",
+            )
+        return used
 
     def _searcher(
         self, pool: Pool, swap: DecodedSwap, leg: SwapLeg, value_sol: float, now: float
@@ -417,12 +514,12 @@ class Chain:
                 raise MarketError(
                     MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
                 )
-            locked = await PoolStore.lock_for_swap(
-                session, swap.token_in, swap.token_out, [leg.dex for leg in swap.legs]
+            locked = await PoolStore.lock_pools(
+                session, {(leg.dex, leg.token_in, leg.token_out) for leg in swap.legs}
             )
             try:
                 execution = self._execute(
-                    swap, {dex: pool for dex, (_, pool) in locked.items()}, now, value_sol
+                    swap, {key: pool for key, (_, pool) in locked.items()}, now, value_sol
                 )
             except MarketError as error:
                 if error.code not in ON_CHAIN_FAILURES:
@@ -444,7 +541,7 @@ class Chain:
                 await self._record_landed(
                     session, swap, owner, order_id, held, locked, execution, report, slot
                 )
-                amount_in = sum(leg.amount_in for leg in swap.legs)
+                amount_in = sum(leg.amount_in for leg in execution.filled if leg.hop == 0)
                 landed = Landed(
                     swap.signature, amount_in, execution.amount_out, slot, tuple(execution.filled), report
                 )
@@ -481,24 +578,27 @@ class Chain:
             held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
             held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
         stamp = utcnow()
-        for dex, (row, _) in locked.items():
-            row.state = execution.pools[dex].to_state()
+        for key, (row, _) in locked.items():
+            row.state = execution.pools[key].to_state()
             row.updated_at = stamp
         session.add(
             ChainTransaction(
                 tx_hash=swap.signature,
                 idempotency_key=swap.idempotency_key,
                 order_id=order_id,
-                dex=swap.legs[0].dex if len(swap.legs) == 1 else "split",
+                dex=swap.legs[0].dex if len({leg.dex for leg in swap.legs}) == 1 else "split",
                 token_in=swap.token_in,
                 token_out=swap.token_out,
                 legs=[
                     {
                         "dex": leg.dex,
                         "pool": leg.pool,
-                        "amount_in": _human(leg.amount_in, swap.token_in),
-                        "amount_out": _human(leg.amount_out, swap.token_out),
-                        "min_amount_out": _human(leg.min_amount_out, swap.token_out),
+                        "hop": leg.hop,
+                        "token_in": leg.token_in,
+                        "token_out": leg.token_out,
+                        "amount_in": _human(leg.amount_in, leg.token_in or swap.token_in),
+                        "amount_out": _human(leg.amount_out, leg.token_out or swap.token_out),
+                        "min_amount_out": _human(leg.min_amount_out, leg.token_out or swap.token_out),
                     }
                     for leg in execution.filled
                 ],

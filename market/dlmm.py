@@ -152,6 +152,52 @@ class DlmmBook:
             first_fee_rate=first_fee_rate,
         )
 
+    def swap_exact_out(self, amount_out: int, swap_for_y: bool, now: float) -> BinSwap:
+        """Exact-out swap, as the program walks it: each bin gives what is still wanted of
+        its reserve; the input it needs is rounded up, then grossed up by the bin's fee
+        (fees on the input side: fee = ⌈in · rate / (10⁹ − rate)⌉). Market-maker liquidity
+        only (the simulated pools hold no limit orders). Incomplete when the bins run out."""
+        volatility = self._reference_updated(now)
+        step = -1 if swap_for_y else 1
+        current, wanted, paid_total, fee_total, crossed = self.active_id, amount_out, 0, 0, 0
+        touched: dict[int, tuple[int, int]] = {}
+        first_fee_rate = self.fee_rate(volatility)
+        lowest, highest = (min(self.bins), max(self.bins)) if self.bins else (0, -1)
+        while wanted > 0 and lowest <= current <= highest:
+            amount_x, amount_y = self.bins.get(current, (0, 0))
+            reserve_out = amount_y if swap_for_y else amount_x
+            if reserve_out == 0:
+                current += step
+                continue
+            volatility = self._accumulated(volatility, current)
+            fee_rate = self.fee_rate(volatility)
+            if crossed == 0:
+                first_fee_rate = fee_rate
+            price = self.price_x64(current)
+            out = min(wanted, reserve_out)
+            needed = _ceil_div(out * Q64, price) if swap_for_y else _ceil_div(out * price, Q64)
+            paid = needed + _ceil_div(needed * fee_rate, FEE_PRECISION - fee_rate)
+            fee_total += paid - needed
+            paid_total += paid
+            wanted -= out
+            touched[current] = (
+                (amount_x + paid, amount_y - out) if swap_for_y else (amount_x - out, amount_y + paid)
+            )
+            crossed += 1
+            if wanted > 0:
+                current += step
+        return BinSwap(
+            amount_in=paid_total,
+            amount_out=amount_out - wanted,
+            fee=fee_total,
+            bins_crossed=crossed,
+            complete=wanted == 0,
+            bins=touched,
+            active_id=max(lowest, min(highest, current)) if self.bins else current,
+            volatility=replace(volatility, last_update=now),
+            first_fee_rate=first_fee_rate,
+        )
+
     def marginal_fee_rate(self, now: float) -> int:
         """The fee rate the first unit of a swap at `now` would pay (after the decay)."""
         return self.fee_rate(self._accumulated(self._reference_updated(now), self.active_id))

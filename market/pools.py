@@ -96,6 +96,32 @@ class ConstantProductPool(_Named):
             after = replace(self, reserve_quote=reserve_in + amount_in, reserve_base=reserve_out - amount_out)
         return result, after
 
+    def swap_exact_out(
+        self, token_in: str, amount_out: int, now: float = 0
+    ) -> tuple[SwapResult, ConstantProductPool]:
+        """Raydium's swap-base-output: the input before the fee is ⌈x · Δy / (y − Δy)⌉,
+        grossed up by the fee, ⌈· × 10⁴ / (10⁴ − fee)⌉, both rounded in the pool's
+        favour. Incomplete when the pool does not hold `amount_out`."""
+        if token_in == self.base:
+            reserve_in, reserve_out = self.reserve_base, self.reserve_quote
+        elif token_in == self.quote:
+            reserve_in, reserve_out = self.reserve_quote, self.reserve_base
+        else:
+            raise ValueError(f"{token_in} is not traded in {self.pool_id}")
+        if amount_out <= 0:
+            return SwapResult(0, 0, 0, self.fee_bps, 0), self
+        if amount_out >= reserve_out:
+            return SwapResult(0, 0, 0, self.fee_bps, BPS, complete=False), self
+        swapped = _ceil_div(reserve_in * amount_out, reserve_out - amount_out)
+        amount_in = _ceil_div(swapped * BPS, BPS - self.fee_bps)
+        impact = _impact_bps(amount_out, swapped * reserve_out / reserve_in)
+        result = SwapResult(amount_in, amount_out, amount_in - swapped, self.fee_bps, impact)
+        if token_in == self.base:
+            after = replace(self, reserve_base=reserve_in + amount_in, reserve_quote=reserve_out - amount_out)
+        else:
+            after = replace(self, reserve_quote=reserve_in + amount_in, reserve_base=reserve_out - amount_out)
+        return result, after
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "constant_product",
@@ -160,6 +186,28 @@ class DlmmPool(_Named):
         ideal = Decimal(net_in) * price if swap_for_y else Decimal(net_in) / price
         result = SwapResult(
             amount_in,
+            walk.amount_out,
+            walk.fee,
+            round(walk.first_fee_rate / 100_000),
+            _impact_bps(walk.amount_out, float(ideal)),
+            bins_crossed=walk.bins_crossed,
+        )
+        return result, replace(self, book=self.book.after(walk))
+
+    def swap_exact_out(self, token_in: str, amount_out: int, now: float = 0) -> tuple[SwapResult, DlmmPool]:
+        if token_in not in (self.base, self.quote):
+            raise ValueError(f"{token_in} is not traded in {self.pool_id}")
+        if amount_out <= 0:
+            return SwapResult(0, 0, 0, self.fee_bps, 0), self
+        swap_for_y = token_in == self.base
+        walk = self.book.swap_exact_out(amount_out, swap_for_y, now)
+        if not walk.complete:
+            return SwapResult(0, 0, 0, round(walk.first_fee_rate / 100_000), BPS, complete=False), self
+        price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
+        net_in = walk.amount_in - walk.fee
+        ideal = Decimal(net_in) * price if swap_for_y else Decimal(net_in) / price
+        result = SwapResult(
+            walk.amount_in,
             walk.amount_out,
             walk.fee,
             round(walk.first_fee_rate / 100_000),

@@ -108,20 +108,28 @@ class PoolStore:
             return inserted.first() is not None
 
     @staticmethod
-    async def lock_for_swap(
-        session: AsyncSession, token_in: str, token_out: str, dexes: list[str]
+    async def lock_pools(
+        session: AsyncSession, legs: set[tuple[str, str, str]]
     ) -> dict[str, tuple[MarketPool, Pool]]:
-        """The pair's pools on `dexes`, locked in a fixed order (no deadlocks), by dex."""
-        pairs = [f"{token_in}/{token_out}", f"{token_out}/{token_in}"]
+        """The pools of `legs` ((dex, token, token) each), locked in pool-id order (no
+        deadlocks), by "dex:A/B" with the pair sorted."""
+        wanted = {f"{dex}:{'/'.join(sorted((a, b)))}" for dex, a, b in legs}
+        pairs = {f"{a}/{b}" for _, a, b in legs} | {f"{b}/{a}" for _, a, b in legs}
         rows = (
             await session.execute(
                 select(MarketPool)
-                .where(col(MarketPool.pair).in_(pairs), col(MarketPool.dex).in_(dexes))
+                .where(col(MarketPool.pair).in_(pairs), col(MarketPool.dex).in_({dex for dex, _, _ in legs}))
                 .order_by(col(MarketPool.pool_id))
                 .with_for_update()
             )
         ).scalars()
-        return {row.dex: (row, pool_from_state(row.state)) for row in rows}
+        locked = {}
+        for row in rows:
+            pool = pool_from_state(row.state)
+            key = f"{pool.dex}:{'/'.join(sorted((pool.base, pool.quote)))}"
+            if key in wanted:
+                locked[key] = (row, pool)
+        return locked
 
 
 @dataclass(frozen=True)
@@ -347,6 +355,9 @@ class LandedLeg:
     amount_out: int
     min_amount_out: int
     pool: str | None = None  # its pool id (None: recorded before pools were named)
+    token_in: str = ""  # "" for legs recorded before multi-hop: the transaction's pair
+    token_out: str = ""
+    hop: int = 0
 
 
 @dataclass(frozen=True)
@@ -407,21 +418,27 @@ def _insert_new(pool: Pool) -> Insert:
 def landed_of(row: ChainTransaction) -> Landed:
     """The chain's record of a transaction, in base units. Legs recorded before they
     carried their outputs have none (amount_out and minimum 0)."""
-    units_in, units_out = decimals_of(row.token_in), decimals_of(row.token_out)
     legs = tuple(
         LandedLeg(
             leg["dex"],
-            to_base_units(Decimal(leg["amount_in"]), units_in),
-            to_base_units(Decimal(leg.get("amount_out", "0")), units_out),
-            to_base_units(Decimal(leg.get("min_amount_out", "0")), units_out),
+            to_base_units(Decimal(leg["amount_in"]), decimals_of(leg.get("token_in") or row.token_in)),
+            to_base_units(
+                Decimal(leg.get("amount_out", "0")), decimals_of(leg.get("token_out") or row.token_out)
+            ),
+            to_base_units(
+                Decimal(leg.get("min_amount_out", "0")), decimals_of(leg.get("token_out") or row.token_out)
+            ),
             leg.get("pool"),
+            leg.get("token_in", ""),
+            leg.get("token_out", ""),
+            leg.get("hop", 0),
         )
         for leg in row.legs
     )
     return Landed(
         row.tx_hash,
-        to_base_units(row.amount_in, units_in),
-        to_base_units(row.amount_out, units_out),
+        to_base_units(row.amount_in, decimals_of(row.token_in)),
+        to_base_units(row.amount_out, decimals_of(row.token_out)),
         row.slot,
         legs,
         report_of(row.landing) if row.landing else None,

@@ -12,8 +12,9 @@ the signature and the blockhash, and executes the instructions.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
@@ -41,7 +42,11 @@ SYSTEM_TRANSFER = 2
 TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
 SYNC_NATIVE, CLOSE_ACCOUNT = 17, 9  # SPL Token instruction tags
-SWAP_BASE_IN = 9  # instruction tag, then amount_in and minimum_amount_out as u64 LE
+# Instruction tags: base in (amount_in, minimum_amount_out) and base out (maximum_amount_in,
+# amount_out), as u64 LE; then the leg's hop (u8) and its share of the hop (u16 bps).
+SWAP_BASE_IN, SWAP_BASE_OUT = 9, 11
+LEG_DATA = struct.Struct("<BQQBH")
+LEGACY_LEG_DATA = struct.Struct("<BQQ")  # single-hop exact-in transactions of earlier versions
 
 
 class InvalidTransaction(ValueError):
@@ -50,9 +55,18 @@ class InvalidTransaction(ValueError):
 
 @dataclass(frozen=True)
 class SwapLeg:
+    """One swap instruction. Exact-in: swap `amount_in` (hops after the first: `share_bps`
+    of what the hop before paid out), receive at least `min_amount_out`. Exact-out
+    (`exact_out`): receive exactly `min_amount_out`, pay at most `amount_in`."""
+
     dex: str
     amount_in: int
     min_amount_out: int
+    token_in: str = ""  # "" in a single-hop transaction: the swap's own pair
+    token_out: str = ""
+    hop: int = 0
+    share_bps: int = 10_000
+    exact_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,26 +119,31 @@ def build_swap(
         set_compute_unit_limit(budget.compute_unit_limit),
         set_compute_unit_price(budget.micro_lamports_per_cu),
     ]
+    legs = [_with_pair(leg, token_in, token_out) for leg in legs]
     if mint_in == NATIVE_MINT:
         # Native SOL in: move lamports into the wallet's wSOL account and sync its balance.
         wsol = get_associated_token_address(wallet, NATIVE_MINT)
-        total_in = sum(leg.amount_in for leg in legs)
+        total_in = sum(leg.amount_in for leg in legs if leg.hop == 0)
         instructions.append(transfer(TransferParams(from_pubkey=wallet, to_pubkey=wsol, lamports=total_in)))
         instructions.append(
             Instruction(TOKEN_PROGRAM, bytes([SYNC_NATIVE]), [AccountMeta(wsol, False, True)])
         )
     for leg in legs:
+        if leg.exact_out:
+            data = LEG_DATA.pack(SWAP_BASE_OUT, leg.amount_in, leg.min_amount_out, leg.hop, leg.share_bps)
+        else:
+            data = LEG_DATA.pack(SWAP_BASE_IN, leg.amount_in, leg.min_amount_out, leg.hop, leg.share_bps)
         instructions.append(
             Instruction(
                 PROGRAMS[leg.dex],
-                struct.pack("<BQQ", SWAP_BASE_IN, leg.amount_in, leg.min_amount_out),
+                data,
                 [
                     AccountMeta(
-                        pool_address(leg.dex, token_in, token_out), is_signer=False, is_writable=True
+                        pool_address(leg.dex, leg.token_in, leg.token_out), is_signer=False, is_writable=True
                     ),
                     AccountMeta(wallet, is_signer=True, is_writable=True),
-                    AccountMeta(mint_in, is_signer=False, is_writable=False),
-                    AccountMeta(mint_out, is_signer=False, is_writable=False),
+                    AccountMeta(_mint(leg.token_in), is_signer=False, is_writable=False),
+                    AccountMeta(_mint(leg.token_out), is_signer=False, is_writable=False),
                 ],
             )
         )
@@ -162,7 +181,6 @@ def decode_swap(raw: bytes) -> DecodedSwap:
     dexes = {program: dex for dex, program in PROGRAMS.items()}
     legs: list[SwapLeg] = []
     memo = None
-    mints: set[tuple[str, str]] = set()
     limit, price, tip = 200_000, 0, 0  # the runtime's defaults when a transaction names none
     for ix in message.instructions:
         program = keys[ix.program_id_index]
@@ -176,31 +194,65 @@ def decode_swap(raw: bytes) -> DecodedSwap:
             if tag == SYSTEM_TRANSFER:
                 tip += lamports
         elif program in dexes:
-            tag, amount_in, min_out = struct.unpack("<BQQ", data)
-            if tag != SWAP_BASE_IN or len(ix.accounts) < 4:
+            if len(data) == LEGACY_LEG_DATA.size:
+                tag, amount_in, min_out = LEGACY_LEG_DATA.unpack(data)
+                hop, share = 0, 10_000
+            elif len(data) == LEG_DATA.size:
+                tag, amount_in, min_out, hop, share = LEG_DATA.unpack(data)
+            else:
                 raise InvalidTransaction("unknown swap instruction")
-            mints.add((str(keys[ix.accounts[2]]), str(keys[ix.accounts[3]])))
-            legs.append(SwapLeg(dexes[program], amount_in, min_out))
+            if tag not in (SWAP_BASE_IN, SWAP_BASE_OUT) or len(ix.accounts) < 4:
+                raise InvalidTransaction("unknown swap instruction")
+            leg_in, leg_out = find_token(str(keys[ix.accounts[2]])), find_token(str(keys[ix.accounts[3]]))
+            if leg_in is None or leg_out is None:
+                raise InvalidTransaction("unknown mint")
+            legs.append(
+                SwapLeg(
+                    dexes[program],
+                    amount_in,
+                    min_out,
+                    leg_in.symbol,
+                    leg_out.symbol,
+                    hop,
+                    share,
+                    exact_out=tag == SWAP_BASE_OUT,
+                )
+            )
         elif program == MEMO_PROGRAM:
             memo = data.decode()
-    if not legs or memo is None or len(mints) != 1:
-        raise InvalidTransaction("a swap needs legs of one pair and an idempotency memo")
-    (mint_in, mint_out) = mints.pop()
-    token_in, token_out = find_token(mint_in), find_token(mint_out)
-    if token_in is None or token_out is None:
-        raise InvalidTransaction("unknown mint")
+    if not legs or memo is None:
+        raise InvalidTransaction("a swap needs legs and an idempotency memo")
+    _check_chained(legs)
     return DecodedSwap(
         signature=str(tx.signatures[0]),
         signer=str(keys[0]),
         blockhash=str(message.recent_blockhash),
         idempotency_key=memo,
-        token_in=token_in.symbol,
-        token_out=token_out.symbol,
+        token_in=legs[0].token_in,
+        token_out=legs[-1].token_out,
         legs=tuple(legs),
         compute_unit_limit=limit,
         micro_lamports_per_cu=price,
         tip_lamports=tip,
     )
+
+
+def _with_pair(leg: SwapLeg, token_in: str, token_out: str) -> SwapLeg:
+    """A single-hop leg names the swap's pair when it names none."""
+    return leg if leg.token_in else replace(leg, token_in=token_in, token_out=token_out)
+
+
+def _check_chained(legs: list[SwapLeg]) -> None:
+    """Hops in order, each one pair, each paying into the next; one swap mode."""
+    hops = sorted({leg.hop for leg in legs})
+    if hops != list(range(len(hops))) or [leg.hop for leg in legs] != sorted(leg.hop for leg in legs):
+        raise InvalidTransaction("legs must come hop by hop")
+    pairs = [{(leg.token_in, leg.token_out) for leg in legs if leg.hop == hop} for hop in hops]
+    if any(len(pair) != 1 for pair in pairs) or len({leg.exact_out for leg in legs}) != 1:
+        raise InvalidTransaction("each hop trades one pair, all legs in one mode")
+    chain = [next(iter(pair)) for pair in pairs]
+    if any(a[1] != b[0] for a, b in itertools.pairwise(chain)) or len({a for a, _ in chain}) != len(chain):
+        raise InvalidTransaction("each hop must pay into the next, through distinct tokens")
 
 
 def _mint(symbol: str) -> Pubkey:

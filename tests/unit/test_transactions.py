@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
@@ -37,7 +39,7 @@ def test_the_tx_hash_is_the_signature_and_the_chain_reads_back_the_swap() -> Non
     assert decoded.signature == signature
     assert decoded.signer == str(OWNER.pubkey())  # the owner's wallet signed it
     assert (decoded.token_in, decoded.token_out, decoded.idempotency_key) == ("SOL", "USDC", "ord_X:swap")
-    assert decoded.legs == tuple(LEGS)
+    assert decoded.legs == tuple(replace(leg, token_in="SOL", token_out="USDC") for leg in LEGS)
     # What it asks of the runtime and pays, as the compute-budget program reads it.
     assert (decoded.compute_unit_limit, decoded.micro_lamports_per_cu, decoded.tip_lamports) == (
         150_000,
@@ -60,7 +62,7 @@ def test_a_tip_is_a_transfer_to_the_block_engine_and_reads_back() -> None:
         0,
     )
     # The SOL wrapped for the swap is no tip: only the transfer to the tip account is.
-    assert decoded.legs == tuple(LEGS)
+    assert decoded.legs == tuple(replace(leg, token_in="SOL", token_out="USDC") for leg in LEGS)
 
 
 def test_a_tampered_transaction_is_refused() -> None:
@@ -104,3 +106,46 @@ def test_native_sol_is_wrapped_going_in_and_unwrapped_coming_out() -> None:
     assert programs[0].index(system) < programs[0].index(token) < len(programs[0]) - 3  # wrap before swaps
     assert programs[1][-2] == token and system not in programs[1]  # close wSOL after swaps
     assert decode_swap(sol_out).token_out == "SOL"
+
+
+def test_a_multi_hop_route_is_one_transaction_with_its_legs_in_order() -> None:
+    hops = [
+        SwapLeg("meteora", 10**14, 0, "BONK", "SOL", hop=0, share_bps=8_000),
+        SwapLeg("raydium", 25 * 10**12, 0, "BONK", "SOL", hop=0, share_bps=2_000),
+        SwapLeg("meteora", 15 * 10**9, 2_000_000_000, "SOL", "USDC", hop=1, share_bps=10_000),
+    ]
+    _, raw = build_swap(
+        signer=OWNER, idempotency_key="k", token_in="BONK", token_out="USDC", legs=hops, slot=1, budget=BUDGET
+    )
+    decoded = decode_swap(raw)
+    assert decoded.legs == tuple(hops)
+    assert (decoded.token_in, decoded.token_out) == ("BONK", "USDC")
+    exact_out = [replace(leg, exact_out=True) for leg in hops]
+    _, raw = build_swap(
+        signer=OWNER,
+        idempotency_key="k",
+        token_in="BONK",
+        token_out="USDC",
+        legs=exact_out,
+        slot=1,
+        budget=BUDGET,
+    )
+    assert all(leg.exact_out for leg in decode_swap(raw).legs)
+
+
+def test_legs_that_do_not_chain_are_refused() -> None:
+    broken = [
+        SwapLeg("meteora", 10**14, 0, "BONK", "SOL", hop=0),
+        SwapLeg("meteora", 10**9, 1, "USDT", "USDC", hop=1),  # SOL does not pay into USDT
+    ]
+    _, raw = build_swap(
+        signer=OWNER,
+        idempotency_key="k",
+        token_in="BONK",
+        token_out="USDC",
+        legs=broken,
+        slot=1,
+        budget=BUDGET,
+    )
+    with pytest.raises(InvalidTransaction):
+        decode_swap(raw)
