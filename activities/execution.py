@@ -25,6 +25,7 @@ from contracts.orders import (
     SubmitRequest,
     SubmitResult,
 )
+from core.domain import SwapMode
 from market.chain import SignedTransaction, decode_raw, encode_raw
 from market.storage import Landed
 from market.transactions import ComputeBudget, SwapLeg
@@ -140,18 +141,63 @@ def _signed(tx: BuiltTransaction) -> SignedTransaction:
 
 
 def leg_minimums(route: RouteDecision) -> list[SwapLeg]:
-    """The route's legs, each with its share of the order's minimum, rounded up: the legs'
-    minimums add up to at least the order's, so the whole never fills below it."""
+    """The route's legs as swap instructions, with the order's bounds spread over them.
+
+    Exact-in: the last hop's legs each get their share of the order's minimum, rounded up,
+    so together they never fill below it (the chain checks the total too). Exact-out: the
+    last hop's legs pay out exactly their planned amounts; the first hop's legs may take
+    their share of the order's maximum, which adds up to it exactly."""
+    last = max((leg.hop for leg in route.legs), default=0)
+    if route.swap_mode is SwapMode.EXACT_OUT:
+        first = [leg for leg in route.legs if leg.hop == 0]
+        planned = sum(leg.amount_in for leg in first)
+        most = route.max_amount_in if route.max_amount_in is not None else planned
+        caps = [most * leg.amount_in // max(planned, 1) for leg in first[:-1]]
+        caps.append(most - sum(caps))
+        cap_of = {id(leg): cap for leg, cap in zip(first, caps, strict=True)}
+        return [
+            SwapLeg(
+                leg.dex,
+                cap_of.get(id(leg), leg.amount_in),
+                leg.amount_out,
+                leg.token_in or "",
+                leg.token_out or "",
+                leg.hop,
+                leg.share_bps,
+                exact_out=True,
+            )
+            for leg in route.legs
+        ]
     expected = max(route.expected_amount_out, 1)
     return [
-        SwapLeg(leg.dex, leg.amount_in, -(-leg.amount_out * route.min_amount_out // expected))
+        SwapLeg(
+            leg.dex,
+            leg.amount_in,
+            -(-leg.amount_out * route.min_amount_out // expected) if leg.hop == last else 0,
+            leg.token_in or "",
+            leg.token_out or "",
+            leg.hop,
+            leg.share_bps,
+        )
         for leg in route.legs
     ]
 
 
 def confirm_result(landed: Landed) -> ConfirmResult:
-    legs = [RouteLeg(leg.dex, leg.amount_in, leg.amount_out, leg.pool) for leg in landed.legs]
-    minimum = sum(leg.min_amount_out for leg in landed.legs) if landed.legs else None
+    legs = [
+        RouteLeg(
+            leg.dex,
+            leg.amount_in,
+            leg.amount_out,
+            leg.pool,
+            leg.token_in or None,
+            leg.token_out or None,
+            leg.hop,
+        )
+        for leg in landed.legs
+    ]
+    last = max((leg.hop for leg in landed.legs), default=0)
+    minimum = sum(leg.min_amount_out for leg in landed.legs if leg.hop == last) if landed.legs else None
     return ConfirmResult(
         landed.tx_hash, landed.amount_in, landed.amount_out, landed.slot, legs, minimum, landed.report
     )

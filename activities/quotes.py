@@ -8,11 +8,22 @@ from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
-from contracts.orders import QuoteRequest, QuoteResult, RouteDecision, RouteLeg, RouteRequest
+from contracts.orders import (
+    PlanRequest,
+    PlanResult,
+    QuoteRequest,
+    QuoteResult,
+    RouteDecision,
+    RouteLeg,
+    RouteRequest,
+)
 from core.formatting import format_amount
+from market.errors import MarketError, MarketErrorCode
 from market.router import best_route, split_points
+from market.routing import NoRoute
 from market.tokens import find_token
-from market.venues import Venues
+from market.venues import Planned, Venues
+from orders.routes import minimum_out, route_decision
 
 log = logging.getLogger(__name__)
 BPS = 10_000
@@ -51,6 +62,54 @@ class QuoteActivities:
         )
 
     @activity.defn
+    async def plan_route(self, request: PlanRequest) -> PlanResult:
+        """Both venues asked at once, then the best route across them: direct or through
+        other tokens (up to `max_hops`), split at each hop, exact-in or exact-out."""
+        planned = await run_attempt(
+            self._records,
+            self._plan(request),
+            order_id=request.order_id,
+            activity_name="plan_route",
+            attempt=activity.info().attempt,
+        )
+        decision = route_decision(
+            planned.plan, request.slippage_bps, request.min_amount_out, request.max_amount_in
+        )
+        quotes = [
+            QuoteResult(
+                dex=pool.dex,
+                amount_in=result.amount_in,
+                amount_out=result.amount_out,
+                min_amount_out=minimum_out(result.amount_out, request.slippage_bps),
+                fee_bps=result.fee_bps,
+                price_impact_bps=result.price_impact_bps,
+                slot=planned.slot,
+                curve=[],
+            )
+            for pool, result in planned.direct
+        ]
+        log.info(plan_line(request, decision))
+        return PlanResult(quotes, decision)
+
+    async def _plan(self, request: PlanRequest) -> Planned:
+        try:
+            return await self._venues.plan(
+                request.token_in,
+                request.token_out,
+                request.amount,
+                mode=request.swap_mode,
+                max_hops=request.max_hops,
+                dexes=request.dexes,
+            )
+        except NoRoute as none:
+            code = MarketErrorCode.POOL_NOT_FOUND
+            if none.liquidity:
+                code = MarketErrorCode.INSUFFICIENT_LIQUIDITY
+            elif none.not_open:
+                code = MarketErrorCode.POOL_NOT_OPEN
+            raise MarketError(code, str(none)) from None
+
+    @activity.defn
     async def route_order(self, request: RouteRequest) -> RouteDecision:
         """The route with the most output net of fees and impact; logs one [ROUTER] line."""
         curves = {q.dex: {amount: out for amount, out in q.curve} for q in request.quotes}
@@ -66,12 +125,17 @@ class QuoteActivities:
         return decision
 
 
-def minimum_out(expected: int, slippage_bps: int) -> int:
-    """The least an order may receive: expected less the slippage, rounded down, but
-    never 0 for an order that expects anything (a dust order would accept nothing)."""
-    if expected <= 0:
-        return 0
-    return max(expected * (BPS - slippage_bps) // BPS, 1)
+def plan_line(request: PlanRequest, decision: RouteDecision) -> str:
+    """`[ROUTER] ord_… exact_in BONK→SOL→USDC: meteora 80% + raydium 20% | meteora`"""
+    hops: dict[int, list[RouteLeg]] = {}
+    for leg in decision.legs:
+        hops.setdefault(leg.hop, []).append(leg)
+    path = [request.token_in] + [legs[0].token_out or request.token_out for _, legs in sorted(hops.items())]
+    shares = " | ".join(
+        " + ".join(f"{leg.dex} {leg.share_bps / 100:.0f}%" for leg in legs)
+        for _, legs in sorted(hops.items())
+    )
+    return f"[ROUTER] {request.order_id} {request.swap_mode} {'→'.join(path)}: {shares}"
 
 
 def router_line(request: RouteRequest, decision: RouteDecision) -> str:

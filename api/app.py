@@ -30,6 +30,7 @@ from market import build_market
 from orders.events import EVENT_STREAM, ActiveOrders, OrderEvents
 from orders.metrics import CachedOrderMetrics
 from orders.placement import OrderPlacement, PlacementLimits
+from orders.quotes import QuoteService
 from orders.reconciler import run_reconciler
 from orders.runs import OrderRuns
 from orders.service import OrderService
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         market_ = build_market(settings, sessions)
         await when_reachable(market_.ensure_genesis, "creating the genesis market")
         await when_reachable(lambda: active.sync_from_database(sessions), "syncing the active orders")
+        quotes = QuoteService(sessions, market_.pools, market_.fees, market_.clock)
         try:
             yield {
                 "settings": settings,
@@ -86,7 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     OrderRateLimiter(redis, settings.placement_rate_per_key, breaker),
                     PlacementLimits(settings.max_order_sol, settings.max_open_orders_per_owner),
                     breaker,
+                    quotes,
                 ),
+                "quotes": quotes,
                 "websocket_slots": WebSocketSlots(settings.websockets_per_key),
                 "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
                 "order_metrics": CachedOrderMetrics(sessions, settings.metrics_cache_s),

@@ -18,6 +18,7 @@ from api.limits import WebSocketSlots
 from market import Market
 from orders.metrics import CachedOrderMetrics
 from orders.placement import OrderPlacement
+from orders.quotes import QuoteService
 from orders.service import OrderService
 from storage.events import EventHub
 
@@ -40,6 +41,7 @@ SessionsDep = Annotated[async_sessionmaker[AsyncSession], _state("sessions")]
 KeysDep = Annotated[ApiKeys, _state("keys")]
 OrdersDep = Annotated[OrderService, _state("orders")]
 PlacementDep = Annotated[OrderPlacement, _state("placement")]
+QuotesDep = Annotated[QuoteService, _state("quotes")]
 WebSocketSlotsDep = Annotated[WebSocketSlots, _state("websocket_slots")]
 OrderMetricsDep = Annotated[CachedOrderMetrics, _state("order_metrics")]
 RevocationsDep = Annotated[Revocations, _state("revocations")]

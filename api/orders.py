@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from accounts.keys import NAME_PATTERN
 from api.auth import KeyDep, OperatorDep
-from api.deps import OrdersDep, PlacementDep
+from api.deps import OrdersDep, PlacementDep, QuotesDep
 from core.domain import OrderStatus, OrderType
 from core.durations import parse_duration
 from core.errors import InvalidInput
@@ -18,6 +18,8 @@ from orders.schemas import (
     OrderCreate,
     OrderPage,
     OrderView,
+    QuoteAnswer,
+    QuoteCreate,
     ReplayAnswer,
     StuckOrderView,
     StuckPage,
@@ -37,6 +39,14 @@ ORDER_LINKS = {
     "GetOrderEvents": _link("order_timeline"),
     "CancelOrder": _link("cancel_order"),
 }
+
+
+@router.post("/quotes", response_model=QuoteAnswer)
+async def create_quote(body: QuoteCreate, quotes: QuotesDep, principal: KeyDep) -> QuoteAnswer:
+    """A firm quote: the route (both venues, every split, up to `max_hops` hops), its
+    bounds and the fee estimate, valid for 30 s. Nothing is reserved or placed; place it
+    with `POST /orders {"quote_id"}`."""
+    return await quotes.create(principal, body)
 
 
 @router.post(

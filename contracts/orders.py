@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from contracts.landing import LandingReport, LandingRequest
-from core.domain import OrderStatus, OrderType
+from core.domain import OrderStatus, OrderType, SwapMode
 
 # Names by which clients reach the workflow without importing its code.
 ORDER_WORKFLOW = "OrderWorkflow"
@@ -37,6 +37,12 @@ class OrderInput:
     replay: int = 0  # 0 for the first run; n for an operator's n-th replay of a failed order
     # Priority fee, tip, simulation (None: accepted before the fee market; no simulation).
     landing: LandingRequest | None = None
+    swap_mode: SwapMode = SwapMode.EXACT_IN
+    amount_out: int | None = None  # exact-out: what the order receives (amount_in: at most)
+    max_hops: int = 1  # orders accepted before multi-hop routing trade their direct pair
+    dexes: list[str] | None = None
+    # An order placed from a quote: its route for the first attempt, and its bounds.
+    quoted_route: RouteDecision | None = None
 
 
 @dataclass
@@ -106,7 +112,13 @@ class RouteLeg:
     dex: str
     amount_in: int
     amount_out: int
-    pool: str | None = None  # the pool id, once executed
+    pool: str | None = None  # the pool id
+    # Multi-hop routes: the leg's own pair, its hop, its share of the hop (bps), its fee.
+    token_in: str | None = None
+    token_out: str | None = None
+    hop: int = 0
+    share_bps: int = 10_000
+    fee_amount: int = 0
 
 
 @dataclass
@@ -115,6 +127,32 @@ class RouteDecision:
     legs: list[RouteLeg]
     expected_amount_out: int
     min_amount_out: int
+    swap_mode: SwapMode = SwapMode.EXACT_IN
+    expected_amount_in: int | None = None  # exact-out: what the route needs
+    max_amount_in: int | None = None  # exact-out: the most it may spend
+
+
+@dataclass
+class PlanRequest:
+    """Quote the venues and plan the route (multi-hop, exact-in or exact-out) in one step."""
+
+    order_id: str
+    token_in: str
+    token_out: str
+    amount: int  # exact-in: of token_in; exact-out: of token_out
+    slippage_bps: int
+    swap_mode: SwapMode = SwapMode.EXACT_IN
+    max_hops: int = 3
+    dexes: list[str] | None = None
+    # An order from a quote never fills outside the quote's bounds.
+    min_amount_out: int | None = None
+    max_amount_in: int | None = None
+
+
+@dataclass
+class PlanResult:
+    quotes: list[QuoteResult]  # each venue's quote of the direct pair (none without one)
+    route: RouteDecision
 
 
 @dataclass

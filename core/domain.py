@@ -65,3 +65,8 @@ class FailureStage(StrEnum):
     SIMULATION = "simulation"
     LANDING = "landing"
     CHAIN = "chain"
+
+
+class SwapMode(StrEnum):
+    EXACT_IN = "exact_in"  # spend `amount`, receive at least `min_amount_out`
+    EXACT_OUT = "exact_out"  # receive exactly `amount`, spend at most `max_amount_in`

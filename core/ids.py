@@ -15,3 +15,14 @@ def new_order_id() -> str:
 
 def is_order_id(value: str) -> bool:
     return bool(ORDER_ID_PATTERN.fullmatch(value))
+
+
+QUOTE_ID_PATTERN = re.compile(r"qt_[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def new_quote_id() -> str:
+    return f"qt_{ULID()}"
+
+
+def is_quote_id(value: str) -> bool:
+    return bool(QUOTE_ID_PATTERN.fullmatch(value))

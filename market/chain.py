@@ -351,7 +351,9 @@ class Chain:
         """What the transaction is worth in SOL, when searchers may care (None: they may not)."""
         if self._config.failure_rate <= 0 or swap.tip_lamports > 0:
             return None
-        amount = from_base_units(sum(leg.amount_in for leg in swap.legs), decimals_of(swap.token_in))
+        amount = from_base_units(
+            sum(leg.amount_in for leg in swap.legs if leg.hop == 0), decimals_of(swap.token_in)
+        )
         if swap.token_in == "SOL":
             return float(amount)
         pools = await self._pools.all(swap.token_in, "SOL") or (
@@ -566,7 +568,10 @@ class Chain:
     ) -> None:
         """The swap's effects: the owner's balances (the fill and the fee), the pools, the
         reservation spent, the executed transaction recorded under its unique key."""
-        amount_in, paid = sum(leg.amount_in for leg in swap.legs), report.fees.total_lamports
+        amount_in, paid = (
+            sum(leg.amount_in for leg in execution.filled if leg.hop == 0),
+            report.fees.total_lamports,
+        )
         # The reservation becomes the spend: what it held leaves `reserved`, what was
         # spent leaves `total` (a route that spent less gives the rest back).
         deltas: dict[str, tuple[int, int]] = {}

@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 
+from core.domain import SwapMode
 from market.pools import Pool, SwapResult
 from market.router import Output, best_route, split_amounts
 
@@ -25,17 +25,13 @@ BPS = 10_000
 REFINED_PATHS = 3  # paths priced again with splits
 
 
-class SwapMode(StrEnum):
-    EXACT_IN = "exact_in"
-    EXACT_OUT = "exact_out"
-
-
 class NoRoute(Exception):
     """Nothing connects the pair within the hops allowed, or the pools cannot fill it."""
 
-    def __init__(self, message: str, liquidity: bool = False) -> None:
+    def __init__(self, message: str, liquidity: bool = False, not_open: bool = False) -> None:
         super().__init__(message)
         self.liquidity = liquidity  # the pair is connected, but too thin for the amount
+        self.not_open = not_open  # it will be connected, once a pool opens
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,7 @@ class PlannedLeg:
     amount_out: int
     fee_amount: int  # of token_in
     share_bps: int  # of the hop's input (exact-in) or output (exact-out)
+    bins_crossed: int = 0  # DLMM: what its compute units grow with
 
 
 @dataclass(frozen=True)
@@ -89,12 +86,22 @@ def plan_route(
 ) -> RoutePlan:
     """The best plan; NoRoute when none can fill it."""
     by_pair: dict[frozenset[str], list[Pool]] = {}
+    later: dict[frozenset[str], list[Pool]] = {}  # pools that have not opened yet
     for pool in pools:
-        if pool.opens_at > now or (dexes is not None and pool.dex not in dexes):
+        if dexes is not None and pool.dex not in dexes:
             continue
-        by_pair.setdefault(frozenset((pool.base, pool.quote)), []).append(pool)
+        (by_pair if pool.opens_at <= now else later).setdefault(
+            frozenset((pool.base, pool.quote)), []
+        ).append(pool)
     paths = _paths(by_pair, token_in, token_out, max_hops)
     if not paths:
+        everything = {pair: by_pair.get(pair, []) + later.get(pair, []) for pair in {*by_pair, *later}}
+        if _paths(everything, token_in, token_out, max_hops):
+            opens = min(pool.opens_at for pools_ in later.values() for pool in pools_)
+            raise NoRoute(
+                f"the route from {token_in} to {token_out} needs a pool that opens in {opens - now:.0f} s",
+                not_open=True,
+            )
         raise NoRoute(f"no route from {token_in} to {token_out} within {max_hops} hop(s)")
     price = _exact_in if mode is SwapMode.EXACT_IN else _exact_out
     quick = []
@@ -151,6 +158,8 @@ def _exact_in(
     legs: list[PlannedLeg] = []
     current, ideal = amount, 1.0
     for hop, (token_in, token_out) in enumerate(itertools.pairwise(path)):
+        if current <= 0:  # dust: nothing left to carry on (the order fails, nothing to receive)
+            return RoutePlan(SwapMode.EXACT_IN, _fix_shares(legs), amount, 0, BPS) if legs else None
         pools = {str(pool.dex): pool for pool in by_pair[frozenset((token_in, token_out))]}
         results: dict[tuple[str, int], SwapResult] = {}
 
@@ -175,8 +184,8 @@ def _exact_in(
         hop_out = 0
         for dex, amount_in in allocation:
             result = pools[dex].quote_swap(token_in, amount_in, now)
-            if not result.complete or result.amount_out <= 0:
-                return None
+            if not result.complete:
+                return None  # (dust that pays nothing is a plan too: the order says so)
             legs.append(
                 PlannedLeg(
                     hop,
@@ -188,6 +197,7 @@ def _exact_in(
                     result.amount_out,
                     result.fee,
                     amount_in * BPS // current,
+                    result.bins_crossed,
                 )
             )
             hop_out += result.amount_out
@@ -224,6 +234,7 @@ def _exact_out(
                     amount_out,
                     result.fee,
                     amount_out * BPS // wanted,
+                    result.bins_crossed,
                 )
             )
             needed += result.amount_in
@@ -306,6 +317,7 @@ def _fix_shares(legs: list[PlannedLeg]) -> tuple[PlannedLeg, ...]:
                 last.amount_out,
                 last.fee_amount,
                 BPS - taken,
+                last.bins_crossed,
             )
         )
     return tuple(fixed)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.domain import DEXES, SwapMode
 from market.clock import MarketClock
 from market.errors import MarketError, MarketErrorCode
 from market.pools import Pool, SwapResult
+from market.routing import RoutePlan, plan_route
 
 # Each venue's quote endpoint allows this many requests per second per client (a token
 # bucket); past it, it answers 429. Off when faults are off (failure rate 0).
@@ -36,6 +38,13 @@ class Quote:
     slot: int
     # amount_in -> amount_out at the amounts the router asks about, from the same state.
     curve: dict[int, int]
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: RoutePlan
+    direct: list[tuple[Pool, SwapResult]]  # each venue's own quote of the direct pair, if any
+    slot: int
 
 
 class TokenBucket:
@@ -81,6 +90,52 @@ class Venues:
         now = self._clock.now()
         curve = {amount: pool.quote_swap(token_in, amount, now).amount_out for amount in points}
         return Quote(pool, pool.quote_swap(token_in, amount_in, now), self._clock.current_slot(), curve)
+
+    async def plan(
+        self,
+        token_in: str,
+        token_out: str,
+        amount: int,
+        *,
+        mode: SwapMode = SwapMode.EXACT_IN,
+        max_hops: int = 3,
+        dexes: Sequence[str] | None = None,
+    ) -> Planned:
+        """Every venue's pools asked at once (each after its latency, within its rate
+        limit), then the best route across them: direct or through other tokens, split
+        at each hop. NoRoute when nothing fills it."""
+        venues = list(dexes) if dexes is not None else list(DEXES)
+        await asyncio.gather(*(self._ask(dex) for dex in venues))
+        pools = await self._pools.all()
+        now = self._clock.now()
+        plan = plan_route(
+            pools, token_in, token_out, amount, mode=mode, max_hops=max_hops, dexes=venues, now=now
+        )
+        direct = []
+        for pool in pools:
+            if (
+                {pool.base, pool.quote} == {token_in, token_out}
+                and pool.dex in venues
+                and pool.opens_at <= now
+            ):
+                result = (
+                    pool.quote_swap(token_in, amount, now)
+                    if mode is SwapMode.EXACT_IN
+                    else pool.swap_exact_out(token_in, amount, now)[0]
+                )
+                if result.complete:
+                    direct.append((pool, result))
+        return Planned(plan, direct, self._clock.current_slot())
+
+    async def _ask(self, dex: str) -> None:
+        """One request to a venue: its latency, and a 429 past its rate limit."""
+        await simulated_latency(self._rng, self._config.quote_latency_ms)
+        if self._config.failure_rate > 0:
+            bucket = self._quote_limits.setdefault(
+                dex, TokenBucket(QUOTE_RATE_PER_S, QUOTE_BURST, self._clock.now)
+            )
+            if not bucket.take():
+                raise MarketError(MarketErrorCode.RATE_LIMITED, f"{dex} answered 429 Too Many Requests")
 
     async def _pool(self, dex: str, token_in: str, token_out: str) -> Pool:
         for pool in await self._pools.all(token_in, token_out):

@@ -40,3 +40,22 @@ class TooManyOpenOrders(DomainError):
 
 class NothingToReplay(Conflict):
     code, title = "nothing_to_replay", "Nothing to replay"
+
+
+class QuoteNotFound(NotFound):
+    code, title = "quote_not_found", "Quote not found"
+
+
+class QuoteUsed(Conflict):
+    code, title = "quote_used", "Quote already used"
+
+
+class QuoteExpired(DomainError):
+    status, code, title = 422, "quote_expired", "Quote expired"
+
+
+class QuoteMismatch(DomainError):
+    status, code, title = 422, "quote_mismatch", "Order fields contradict the quote"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail, [{"field": field, "message": detail}])

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.keys import Principal
 from accounts.limits import OrderRateLimiter
 from contracts.landing import FEE_BUDGET_ATTEMPTS
-from core.domain import OrderStatus
+from core.domain import OrderStatus, OrderType, SwapMode
 from core.errors import ServiceUnavailable
-from core.formatting import format_amount, format_time
+from core.formatting import format_amount, format_decimal, format_time, from_base_units
 from core.ids import new_order_id
 from core.metrics import ORDERS_CREATED
 from market.storage import Hold, PoolStore, WalletStore
@@ -26,20 +26,24 @@ from market.storage import InsufficientFunds as StoreInsufficientFunds
 from market.tokens import decimals_of
 from market.valuation import sol_value
 from market.wallet import Wallets
-from orders import repository
+from orders import quote_repository, repository
 from orders.errors import (
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
     InsufficientFunds,
     InvalidOrder,
+    QuoteMismatch,
+    QuoteUsed,
     TooManyOpenOrders,
 )
 from orders.events import OrderEvents
 from orders.landing import request_view
+from orders.quotes import QuoteService
+from orders.routes import maximum_in
 from orders.runs import OrderRuns
 from orders.schemas import EventView, OrderAccepted, OrderCreate, OrderView
-from orders.validation import MAYBE_LISTED_SINCE, ValidOrder, validate_order
-from storage.models import Order, utcnow
+from orders.validation import ValidOrder
+from storage.models import Order, Quote, utcnow
 from storage.redis import RedisBreaker
 
 log = logging.getLogger(__name__)
@@ -76,26 +80,40 @@ class OrderPlacement:
         rate: OrderRateLimiter,
         limits: PlacementLimits,
         breaker: RedisBreaker,
+        quotes: QuoteService,
     ) -> None:
         self._sessions, self._runs, self._events = sessions, runs, events
         self._pools, self._wallets, self._rate, self._limits = pools, wallets, rate, limits
-        self._breaker = breaker
+        self._breaker, self._quotes = breaker, quotes
 
     async def place(self, principal: Principal, body: OrderCreate, idempotency_key: str | None) -> Placed:
         await self._rate.take(principal)  # refused placements count too
-        valid = await self._validate(body)
-        await self._check_size(principal, valid.token_in.symbol, Decimal(body.amount))
+        quoted: Quote | None = None
+        request = body
+        if body.quote_id is not None:
+            quoted = await self._quotes.for_order(principal, body.quote_id)
+            request = _quoted_order(body, quoted)
+        valid = await self._quotes.validate(request)
+        spend = await self._spend(valid, request, quoted)
+        await self._check_size(
+            principal, valid.token_in.symbol, from_base_units(spend, valid.token_in.decimals)
+        )
         now = utcnow()
-        order, data = _new_order(principal, body, valid, idempotency_key, now)
+        order, data = _new_order(principal, request, valid, idempotency_key, now, spend, quoted)
         async with self._sessions() as session:
-            # One unit of work: the order and its first event stored, its owner's open
-            # orders counted, what it may spend reserved: all or nothing.
+            # One unit of work: the order and its first event stored, its quote claimed, its
+            # owner's open orders counted, what it may spend reserved: all or nothing.
             async with session.begin():
                 await self._wallets.ensure_in(session, principal.owner)
                 existing = await self._insert(session, order, data, now)
                 if existing is None:
+                    if quoted is not None and not await quote_repository.claim(
+                        session, quoted.id, principal.owner, order.id, now
+                    ):
+                        await self._quotes.for_order(principal, quoted.id)  # says why: used, expired
+                        raise QuoteUsed(f"{quoted.id} was used meanwhile")
                     await self._check_open_orders(session, principal)
-                    await self._reserve(session, order, valid)
+                    await self._reserve(session, order, valid, spend)
             self._wallets.exists(principal.owner)
             if existing is not None:
                 return Placed(
@@ -144,9 +162,21 @@ class OrderPlacement:
                 f"{self._limits.max_open_orders}; wait for some to finish or cancel them"
             )
 
-    async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder) -> None:
+    async def _spend(self, valid: ValidOrder, request: OrderCreate, quoted: Quote | None) -> int:
+        """The most the order may spend of token_in (base units): its amount (exact-in),
+        or the expected input plus slippage (exact-out: the quote's, or a route now)."""
+        if valid.swap_mode is SwapMode.EXACT_IN:
+            return valid.units
+        if quoted is not None:
+            route = QuoteService.route_of(quoted)
+            if route.max_amount_in is not None:
+                return route.max_amount_in
+        plan = await self._quotes.plan(valid)
+        return maximum_in(plan.amount_in, request.slippage_bps)
+
+    async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder, spend: int) -> None:
         # What it trades, and the fees of every attempt it may make (in SOL).
-        hold = Hold(order.owner, valid.token_in.symbol, valid.units, valid.landing.fee_budget_lamports)
+        hold = Hold(order.owner, valid.token_in.symbol, spend, valid.landing.fee_budget_lamports)
         try:
             await WalletStore.reserve(session, order.id, hold)
         except StoreInsufficientFunds as short:
@@ -161,18 +191,6 @@ class OrderPlacement:
                 f"this order may spend {format_amount(short.needed, decimals)} {short.token}{budget}; "
                 f"{format_amount(short.available, decimals)} {short.token} are available (GET /wallet)"
             ) from None
-
-    async def _validate(self, body: OrderCreate) -> ValidOrder:
-        """validate_order against the pairs this process knows, read again only when the
-        order names a token or pair it does not know: one may have been listed since."""
-        known = self._pools.known_pairs()
-        if known is not None:
-            try:
-                return validate_order(body, known)
-            except InvalidOrder as error:
-                if error.code not in MAYBE_LISTED_SINCE:
-                    raise
-        return validate_order(body, await self._pools.pairs())
 
     async def _check_size(self, principal: Principal, token: str, amount: Decimal) -> None:
         """Orders are capped at max_order_sol SOL-equivalent, at the pools' mid prices now."""
@@ -252,9 +270,16 @@ def request_hash(body: OrderCreate) -> str:
 
 
 def _new_order(
-    principal: Principal, body: OrderCreate, valid: ValidOrder, idempotency_key: str | None, now: datetime
+    principal: Principal,
+    body: OrderCreate,
+    valid: ValidOrder,
+    idempotency_key: str | None,
+    now: datetime,
+    spend: int,
+    quoted: Quote | None,
 ) -> tuple[Order, dict[str, Any]]:
     """The order row, and the data of its first (PENDING) event."""
+    exact_out = valid.swap_mode is SwapMode.EXACT_OUT
     order = Order(
         id=new_order_id(),
         owner=principal.owner,
@@ -262,13 +287,18 @@ def _new_order(
         status=OrderStatus.PENDING,
         token_in=valid.token_in.symbol,
         token_out=valid.token_out,
-        amount=Decimal(body.amount),
+        amount=valid.amount,
         slippage_bps=body.slippage_bps,
         limit_price=valid.limit_price,
         expires_at=now + timedelta(seconds=valid.expires_in_s) if valid.expires_in_s else None,
         idempotency_key=idempotency_key,
         request_hash=request_hash(body),
         landing=request_view(valid.landing),
+        swap_mode=valid.swap_mode,
+        max_amount_in=from_base_units(spend, valid.token_in.decimals) if exact_out else None,
+        max_hops=valid.max_hops,
+        dexes=valid.dexes,
+        quote={"quote_id": quoted.id, "route": quoted.route} if quoted is not None else None,
         created_at=now,
         updated_at=now,
     )
@@ -276,12 +306,50 @@ def _new_order(
         "type": order.type,
         "token_in": order.token_in,
         "token_out": order.token_out,
-        "amount_in": body.amount,
+        "amount_in": body.amount if not exact_out else None,
         "slippage_bps": order.slippage_bps,
     }
+    if exact_out:
+        data.update(
+            swap_mode=str(valid.swap_mode),
+            amount_out=body.amount,
+            max_amount_in=format_decimal(order.max_amount_in),
+        )
+    if valid.max_hops != 1 or valid.dexes is not None:
+        data["max_hops"] = valid.max_hops
+    if valid.dexes is not None:
+        data["dexes"] = valid.dexes
+    if quoted is not None:
+        data["quote_id"] = quoted.id
     if valid.limit_price is not None:
         data["limit_price"] = body.limit_price
     if order.expires_at is not None:
         data["expires_at"] = format_time(order.expires_at)
     data.update(order.landing or {})
     return order, data
+
+
+# What a quote fixes; an order placed from it may repeat these, not change them.
+QUOTED_FIELDS = (
+    "token_in",
+    "token_out",
+    "amount",
+    "swap_mode",
+    "slippage_bps",
+    "priority_fee",
+    "tip_lamports",
+    "simulate",
+    "dexes",
+    "max_hops",
+)
+
+
+def _quoted_order(body: OrderCreate, quote: Quote) -> OrderCreate:
+    """The market order a quote describes; 422 quote_mismatch when the body says otherwise."""
+    quoted = OrderCreate(
+        type=OrderType.MARKET, quote_id=quote.id, **{k: quote.request[k] for k in QUOTED_FIELDS}
+    )
+    for name in body.model_fields_set - {"quote_id"}:
+        if name not in QUOTED_FIELDS or getattr(body, name) != getattr(quoted, name):
+            raise QuoteMismatch(name, f"{name} differs from quote {quote.id}; send the quote_id alone")
+    return quoted

@@ -24,11 +24,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, OrderInput
-from core.domain import OrderStatus, OrderType
+from core.domain import OrderStatus, OrderType, SwapMode
 from core.formatting import format_decimal, format_time, to_base_units
 from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
 from market.tokens import find_token
 from orders.landing import request_of
+from orders.quotes import ROUTE
 from storage.models import Order
 
 log = logging.getLogger(__name__)
@@ -187,12 +188,21 @@ class OrderRuns:
 
 
 def order_input(order: Order, decimals_in: int, decimals_out: int | None, replay: int = 0) -> OrderInput:
+    exact_out = order.swap_mode is SwapMode.EXACT_OUT and order.max_amount_in is not None
     return OrderInput(
         order_id=order.id,
         order_type=order.type,
         token_in=order.token_in,
         token_out=order.token_out,
-        amount_in=to_base_units(order.amount, decimals_in),
+        # Exact-out: the most it may spend (reserved); it receives amount_out exactly.
+        amount_in=to_base_units(order.max_amount_in if exact_out else order.amount, decimals_in),  # type: ignore[arg-type]
+        swap_mode=order.swap_mode,
+        amount_out=to_base_units(order.amount, decimals_out)
+        if exact_out and decimals_out is not None
+        else None,
+        max_hops=order.max_hops,
+        dexes=order.dexes,
+        quoted_route=ROUTE.validate_python(order.quote["route"]) if order.quote else None,
         slippage_bps=order.slippage_bps,
         decimals_in=decimals_in,
         decimals_out=decimals_out,

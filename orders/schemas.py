@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.domain import FailureStage, OrderStatus, OrderType
+from core.domain import Dex, FailureStage, OrderStatus, OrderType, SwapMode
 from core.formatting import DECIMAL_STRING, format_decimal, format_time
 from storage.models import Order, OrderEvent, OrderFailure
 
@@ -18,10 +18,23 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: OrderType = OrderType.MARKET
-    token_in: str = Field(min_length=1, max_length=64, examples=["SOL"])
-    token_out: str = Field(min_length=1, max_length=64, examples=["USDC"])
-    amount: str = Field(max_length=64, examples=["1.5"], description="exact-in amount of token_in")
+    # Required, unless the order is placed from a quote (`quote_id`), which names them.
+    token_in: str | None = Field(None, min_length=1, max_length=64, examples=["SOL"])
+    token_out: str | None = Field(None, min_length=1, max_length=64, examples=["USDC"])
+    amount: str | None = Field(
+        None, max_length=64, examples=["1.5"], description="exact-in: of token_in; exact-out: of token_out"
+    )
     slippage_bps: int = Field(50, ge=1, le=5000, strict=True)
+    swap_mode: SwapMode = Field(
+        SwapMode.EXACT_IN, description="exact_out: receive exactly `amount` (market orders)"
+    )
+    dexes: list[Dex] | None = Field(
+        None, min_length=1, max_length=len(Dex), description="venues to route across"
+    )
+    max_hops: int = Field(3, ge=1, le=3, strict=True, description="1: the direct pair only")
+    quote_id: str | None = Field(
+        None, max_length=40, description="place the order a quote (POST /quotes) priced"
+    )
     limit_price: str | None = Field(None, max_length=64, description="limit orders: token_out per token_in")
     expires_in_s: int | None = Field(None, ge=1, le=604_800, strict=True)
     priority_fee: str | dict[str, Any] = Field(
@@ -39,9 +52,13 @@ class OrderCreate(BaseModel):
     @field_validator("amount", "limit_price")
     @classmethod
     def _decimal_string(cls, value: str | None) -> str | None:
-        if value is not None and not DECIMAL_STRING.fullmatch(value):
-            raise ValueError('must be a decimal string such as "1.5" (digits, one optional point)')
-        return value
+        return None if value is None else decimal_string(value)
+
+
+def decimal_string(value: str) -> str:
+    if not DECIMAL_STRING.fullmatch(value):
+        raise ValueError('must be a decimal string such as "1.5" (digits, one optional point)')
+    return value
 
 
 class OrderAccepted(BaseModel):
@@ -68,6 +85,13 @@ class RouteLegView(BaseModel):
     dex: str
     amount_in: str
     amount_out: str
+    # Routes planned since multi-hop routing name each leg's pool, pair, hop and share.
+    pool: str | None = None
+    hop: int | None = None
+    token_in: str | None = None
+    token_out: str | None = None
+    fee_amount: str | None = None
+    percent: float | None = None
 
 
 class FillView(BaseModel):
@@ -95,7 +119,8 @@ class OrderView(BaseModel):
     status: OrderStatus
     token_in: str
     token_out: str
-    amount_in: str
+    # Exact-in: what it spends. Exact-out: what it spent, once CONFIRMED (None before).
+    amount_in: str | None
     slippage_bps: int
     limit_price: str | None
     quotes: list[QuoteView]
@@ -107,6 +132,12 @@ class OrderView(BaseModel):
     tx_hash: str | None
     attempts: int
     failure_reason: str | None
+    swap_mode: SwapMode = SwapMode.EXACT_IN
+    amount: str | None = None  # as asked: of token_in (exact-in) or token_out (exact-out)
+    max_amount_in: str | None = None  # exact-out: the most it may spend (what is reserved)
+    max_hops: int | None = None
+    dexes: list[str] | None = None
+    quote_id: str | None = None
     # What the order asked of landing (None: accepted before the fee market).
     priority_fee: str | dict[str, Any] | None = None
     tip_lamports: int | None = None
@@ -135,7 +166,17 @@ class OrderView(BaseModel):
             status=order.status,
             token_in=order.token_in,
             token_out=order.token_out,
-            amount_in=format_decimal(order.amount) or "0",
+            amount_in=(
+                format_decimal(order.amount)
+                if order.swap_mode is SwapMode.EXACT_IN
+                else format_decimal(order.amount_in_filled)
+            ),
+            swap_mode=order.swap_mode,
+            amount=format_decimal(order.amount),
+            max_amount_in=format_decimal(order.max_amount_in),
+            max_hops=order.max_hops,
+            dexes=order.dexes,
+            quote_id=order.quote["quote_id"] if order.quote else None,
             slippage_bps=order.slippage_bps,
             limit_price=format_decimal(order.limit_price),
             quotes=[QuoteView.model_validate(q) for q in order.quotes or []],
@@ -245,3 +286,64 @@ class CancelAnswer(BaseModel):
     order_id: str
     status: OrderStatus
     cancel: Literal["accepted"] = "accepted"
+
+
+class QuoteCreate(BaseModel):
+    """POST /quotes: an order's trading fields; nothing is reserved or placed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_in: str = Field(min_length=1, max_length=64, examples=["SOL"])
+    token_out: str = Field(min_length=1, max_length=64, examples=["USDC"])
+    amount: str = Field(
+        max_length=64, examples=["1.5"], description="exact-in: of token_in; exact-out: of token_out"
+    )
+    swap_mode: SwapMode = SwapMode.EXACT_IN
+    slippage_bps: int = Field(50, ge=1, le=5000, strict=True)
+    priority_fee: str | dict[str, Any] = "auto"
+    tip_lamports: int | None = Field(None, strict=True)
+    simulate: bool = Field(True, strict=True)
+    dexes: list[Dex] | None = Field(None, min_length=1, max_length=len(Dex))
+    max_hops: int = Field(3, ge=1, le=3, strict=True)
+
+    @field_validator("amount")
+    @classmethod
+    def _decimal_string(cls, value: str) -> str:
+        return decimal_string(value)
+
+    def as_order(self) -> OrderCreate:
+        return OrderCreate(type=OrderType.MARKET, **self.model_dump())
+
+
+class QuoteLegView(BaseModel):
+    dex: str
+    pool: str
+    token_in: str
+    token_out: str
+    amount_in: str
+    amount_out: str
+    fee_amount: str
+    percent: float
+
+
+class QuoteFees(BaseModel):
+    network_lamports: int
+    priority_lamports: int
+    tip_lamports: int
+
+
+class QuoteAnswer(BaseModel):
+    quote_id: str
+    expires_at: str
+    swap_mode: SwapMode
+    token_in: str
+    token_out: str
+    amount_in: str
+    amount_out: str
+    min_amount_out: str | None = None  # exact-in
+    max_amount_in: str | None = None  # exact-out
+    price: str = Field(description="token_out per token_in, as quoted")
+    price_impact_bps: int
+    slot: int
+    route: list[QuoteLegView]
+    fees: QuoteFees

@@ -19,6 +19,7 @@ from contracts.orders import (
     RetryScheduled,
     Routed,
     RouteDecision,
+    RouteLeg,
     RoutingStarted,
     Submitted,
     TransitionRequest,
@@ -27,6 +28,7 @@ from contracts.orders import (
 )
 from core.domain import OrderStatus
 from core.formatting import format_amount, format_epoch, format_price, from_base_units
+from market.tokens import find_token
 from orders.landing import execution_view
 
 
@@ -43,6 +45,7 @@ class OrderPatch:
     tx_hash: str | None = None
     attempts: int | None = None
     failure_reason: str | None = None
+    amount_in_filled: Decimal | None = None
     execution: dict[str, Any] | None = None
     clear_failure_reason: bool = False  # an operator's replay re-opens a failed order
 
@@ -99,14 +102,7 @@ def describe(request: TransitionRequest) -> Change:
                 from_base_units(confirmed.amount_out, confirmed.decimals_out)
                 / from_base_units(confirmed.amount_in, confirmed.decimals_in)
             )
-            fills = [
-                {
-                    "dex": leg.dex,
-                    "amount_in": format_amount(leg.amount_in, confirmed.decimals_in),
-                    "amount_out": format_amount(leg.amount_out, confirmed.decimals_out),
-                }
-                for leg in confirmed.legs
-            ]
+            fills = [_leg_view(leg, confirmed.decimals_in, confirmed.decimals_out) for leg in confirmed.legs]
             minimum = (
                 Decimal(format_amount(confirmed.min_amount_out, confirmed.decimals_out))
                 if confirmed.min_amount_out is not None
@@ -118,9 +114,15 @@ def describe(request: TransitionRequest) -> Change:
                 executed_price=Decimal(price),
                 attempts=confirmed.attempts,
                 route=fills or None,
-                selected_dex=(fills[0]["dex"] if len(fills) == 1 else "split") if fills else None,
+                selected_dex=(fills[0]["dex"] if len({f["dex"] for f in fills}) == 1 else "split")
+                if fills
+                else None,
                 min_amount_out=minimum,
-                execution=execution_view(confirmed, [_fill(confirmed, fill) for fill in fills]),
+                amount_in_filled=from_base_units(confirmed.amount_in, confirmed.decimals_in),
+                execution=execution_view(
+                    confirmed,
+                    [_fill(confirmed, leg, fill) for leg, fill in zip(confirmed.legs, fills, strict=True)],
+                ),
             )
             data = {"tx_hash": confirmed.tx_hash, "executed_price": price, "amount_out": amount_out}
             if fills:
@@ -155,13 +157,19 @@ def describe(request: TransitionRequest) -> Change:
     return Change(request.status, patch, data)
 
 
-def _fill(confirmed: Confirmed, fill: dict[str, Any]) -> dict[str, Any]:
-    leg = next((leg for leg in confirmed.legs if leg.dex == fill["dex"]), None)
+def _decimals(symbol: str, otherwise: int) -> int:
+    """A token's decimals; the order's own when this process has not seen it listed (a
+    sniper's token is only ever the order's token_out)."""
+    token = find_token(symbol)
+    return token.decimals if token is not None else otherwise
+
+
+def _fill(confirmed: Confirmed, leg: RouteLeg, fill: dict[str, Any]) -> dict[str, Any]:
     return {
-        "dex": fill["dex"],
-        "pool": leg.pool if leg is not None else None,
-        "token_in": confirmed.token_in,
-        "token_out": confirmed.token_out,
+        "dex": leg.dex,
+        "pool": leg.pool,
+        "token_in": leg.token_in or confirmed.token_in,
+        "token_out": leg.token_out or confirmed.token_out,
         "amount_in": fill["amount_in"],
         "amount_out": fill["amount_out"],
     }
@@ -181,11 +189,25 @@ def quote_view(quote: QuoteResult, decimals_in: int, decimals_out: int) -> dict[
 
 
 def route_view(decision: RouteDecision, decimals_in: int, decimals_out: int) -> list[dict[str, Any]]:
-    return [
-        {
+    """The route leg by leg; a multi-hop leg names its pair, hop, pool and share."""
+    return [_leg_view(leg, decimals_in, decimals_out) for leg in decision.legs]
+
+
+def _leg_view(leg: RouteLeg, decimals_in: int, decimals_out: int) -> dict[str, Any]:
+    if leg.token_in is None or leg.token_out is None:  # a direct route of earlier versions
+        return {
             "dex": leg.dex,
             "amount_in": format_amount(leg.amount_in, decimals_in),
             "amount_out": format_amount(leg.amount_out, decimals_out),
         }
-        for leg in decision.legs
-    ]
+    return {
+        "dex": leg.dex,
+        "pool": leg.pool,
+        "hop": leg.hop,
+        "token_in": leg.token_in,
+        "token_out": leg.token_out,
+        "amount_in": format_amount(leg.amount_in, _decimals(leg.token_in, decimals_in)),
+        "amount_out": format_amount(leg.amount_out, _decimals(leg.token_out, decimals_out)),
+        "fee_amount": format_amount(leg.fee_amount, _decimals(leg.token_in, decimals_in)),
+        "percent": leg.share_bps / 100,
+    }

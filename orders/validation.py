@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from contracts.landing import LandingRequest
-from core.domain import OrderType
+from core.domain import OrderType, SwapMode
 from core.formatting import to_base_units
 from market.tokens import Token, find_token
 from orders.errors import InvalidOrder
@@ -30,19 +30,25 @@ MAYBE_LISTED_SINCE = frozenset({"unknown_token", "unsupported_pair"})
 class ValidOrder:
     token_in: Token
     token_out: str  # a symbol; for a sniper order possibly not listed yet
-    units: int  # amount in base units of token_in
+    units: int  # the amount in base units: of token_in (exact-in) or token_out (exact-out)
     limit_price: Decimal | None
     expires_in_s: int | None
     landing: LandingRequest
+    amount: Decimal = Decimal(0)
+    swap_mode: SwapMode = SwapMode.EXACT_IN
+    max_hops: int = 3
+    dexes: list[str] | None = None
 
 
 def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> ValidOrder:
     """Checks a schema-valid body against the market (`pairs`: what the pools trade)."""
-    token_in = _listed("token_in", body.token_in)
+    token_in = _listed("token_in", _required("token_in", body.token_in))
+    token_out_text = _required("token_out", body.token_out)
+    amount_text = _required("amount", body.amount)
     if body.type is OrderType.SNIPER:
         # A sniper names a token that may not be listed yet: check its shape only.
-        listed = find_token(body.token_out)
-        token_out = listed.symbol if listed else body.token_out.upper()
+        listed = find_token(token_out_text)
+        token_out = listed.symbol if listed else token_out_text.upper()
         if listed is None and not SNIPER_SYMBOL.fullmatch(token_out):
             raise InvalidOrder(
                 "invalid_token",
@@ -50,22 +56,28 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
                 "must be a listed token or a symbol like NEWCOIN (^[A-Z0-9]{2,10}$)",
             )
     else:
-        token_out = _listed("token_out", body.token_out).symbol
+        token_out = _listed("token_out", token_out_text).symbol
     if token_in.symbol == token_out:
         raise InvalidOrder("same_token", "token_out", "token_in and token_out must differ")
-    amount = Decimal(body.amount)
+    if body.swap_mode is SwapMode.EXACT_OUT and body.type is not OrderType.MARKET:
+        raise InvalidOrder("invalid_swap_mode", "swap_mode", "exact_out is for market orders")
+    amount = Decimal(amount_text)
     if amount <= 0:
         raise InvalidOrder("invalid_amount", "amount", "must be greater than 0")
+    amount_token = token_in if body.swap_mode is SwapMode.EXACT_IN else _listed("token_out", token_out)
     decimals = -amount.as_tuple().exponent  # type: ignore[operator]
-    if decimals > token_in.decimals:
+    if decimals > amount_token.decimals:
         raise InvalidOrder(
-            "invalid_amount", "amount", f"{token_in.symbol} has at most {token_in.decimals} decimals"
+            "invalid_amount", "amount", f"{amount_token.symbol} has at most {amount_token.decimals} decimals"
         )
-    units = to_base_units(amount, token_in.decimals)
+    units = to_base_units(amount, amount_token.decimals)
     if units >= MAX_BASE_UNITS:
         raise InvalidOrder("invalid_amount", "amount", "must be under 2^64 base units")
-    if body.type is not OrderType.SNIPER and frozenset((token_in.symbol, token_out)) not in pairs:
-        raise InvalidOrder("unsupported_pair", "token_out", f"no venue trades {token_in.symbol}/{token_out}")
+    if body.type is not OrderType.SNIPER and not connected(pairs, token_in.symbol, token_out, body.max_hops):
+        within = "directly" if body.max_hops == 1 else f"within {body.max_hops} hops"
+        raise InvalidOrder(
+            "unsupported_pair", "token_out", f"no route {within} from {token_in.symbol} to {token_out}"
+        )
     limit_price = None
     if body.type is OrderType.LIMIT:
         if body.limit_price is None:
@@ -89,7 +101,36 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
     else:
         expires_in_s = body.expires_in_s or DEFAULT_EXPIRY_S
     landing = landing_request(body.priority_fee, body.tip_lamports, body.simulate)
-    return ValidOrder(token_in, token_out, units, limit_price, expires_in_s, landing)
+    dexes = sorted({str(dex) for dex in body.dexes}) if body.dexes is not None else None
+    return ValidOrder(
+        token_in,
+        token_out,
+        units,
+        limit_price,
+        expires_in_s,
+        landing,
+        amount,
+        body.swap_mode,
+        body.max_hops,
+        dexes,
+    )
+
+
+def connected(pairs: Collection[frozenset[str]], start: str, end: str, max_hops: int) -> bool:
+    """Whether some path of at most `max_hops` pairs leads from `start` to `end`."""
+    reached, frontier = {start}, {start}
+    for _ in range(max_hops):
+        frontier = {b for pair in pairs if len(pair & frontier) == 1 for b in pair - frontier} - reached
+        reached |= frontier
+        if end in reached:
+            return True
+    return end in reached
+
+
+def _required(field: str, value: str | None) -> str:
+    if value is None:
+        raise InvalidOrder("missing_field", field, "required (unless the order is placed from a quote_id)")
+    return value
 
 
 def check_price_fits(field: str, price: Decimal) -> None:

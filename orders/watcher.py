@@ -38,6 +38,7 @@ from core.formatting import to_base_units
 from market.clock import MarketClock
 from market.pools import Pool
 from market.router import Output, best_route
+from market.routing import NoRoute, plan_route
 from market.storage import PoolStore
 from market.tokens import find_token
 from orders import repository
@@ -130,12 +131,20 @@ def evaluate(
     groups: dict[tuple[str, str], list[WaitingOrder]] = defaultdict(list)
     for order in waiting:
         groups[(order.token_in, order.token_out)].append(order)
-    undecided: list[tuple[WaitingOrder, PairPrices]] = []
+    undecided: list[tuple[WaitingOrder, PairPrices | RoutedPrices]] = []
     for (token_in, token_out), orders in groups.items():
         open_pools = [p for p in pools if {p.base, p.quote} == {token_in, token_out} and p.opens_at <= now]
-        if not open_pools:
+        prices: PairPrices | RoutedPrices
+        if open_pools:
+            prices = PairPrices(open_pools, token_in, token_out, now, evaluation)
+        elif any(order.type is OrderType.LIMIT for order in orders):
+            # No direct pool: priced through other tokens, with the orders' own router.
+            routed = RoutedPrices.of(pools, token_in, token_out, now, evaluation)
+            if routed is None:
+                continue
+            prices = routed
+        else:
             continue
-        prices = PairPrices(open_pools, token_in, token_out, now, evaluation)
         for order in orders:
             if order.type is OrderType.SNIPER:
                 token = find_token(order.token_out)
@@ -199,6 +208,80 @@ class PairPrices:
                 else Decimal(0)
             )
         return self._prices[units]
+
+
+class RoutedPrices:
+    """Prices of a pair without a direct pool, through other tokens (up to 3 hops), as
+    the orders' router would route them. The bound: the best path's product of each
+    hop's best marginal price, net of fees."""
+
+    def __init__(
+        self,
+        pools: list[Pool],
+        token_in: str,
+        token_out: str,
+        now: float,
+        evaluation: Evaluation,
+        bound: Decimal,
+    ) -> None:
+        self._pools, self._token_in, self._token_out, self._now = pools, token_in, token_out, now
+        self._evaluation, self.bound = evaluation, bound
+        self._decimals_in, self._decimals_out = _decimals(token_in), _decimals(token_out)
+        self._prices: dict[int, Decimal] = {}
+
+    @classmethod
+    def of(
+        cls, pools: list[Pool], token_in: str, token_out: str, now: float, evaluation: Evaluation
+    ) -> RoutedPrices | None:
+        open_pools = [p for p in pools if p.opens_at <= now]
+        bound = _path_bound(open_pools, token_in, token_out, now)
+        return None if bound is None else cls(open_pools, token_in, token_out, now, evaluation, bound)
+
+    def units(self, amount: Decimal) -> int | None:
+        return to_base_units(amount, self._decimals_in) if self._decimals_in is not None else None
+
+    def price(self, units: int) -> Decimal:
+        if units not in self._prices:
+            self._evaluation.routes += 1
+            try:
+                out = plan_route(
+                    self._pools, self._token_in, self._token_out, units, now=self._now
+                ).amount_out
+            except NoRoute:
+                out = 0
+            self._prices[units] = (
+                Decimal(out).scaleb(-(self._decimals_out or 0))
+                / Decimal(units).scaleb(-(self._decimals_in or 0))
+                if units > 0
+                else Decimal(0)
+            )
+        return self._prices[units]
+
+
+def _path_bound(
+    pools: list[Pool], token_in: str, token_out: str, now: float, max_hops: int = 3
+) -> Decimal | None:
+    """The best product of marginal prices along any path of at most `max_hops` pairs."""
+    by_pair: dict[frozenset[str], list[Pool]] = defaultdict(list)
+    for pool in pools:
+        by_pair[frozenset((pool.base, pool.quote))].append(pool)
+    best: Decimal | None = None
+
+    def walk(token: str, seen: list[str], price: Decimal) -> None:
+        nonlocal best
+        if token == token_out:
+            best = price if best is None else max(best, price)
+            return
+        if len(seen) > max_hops:
+            return
+        for pair, of_pair in by_pair.items():
+            if token in pair:
+                (other,) = pair - {token}
+                if other not in seen:
+                    walk(other, [*seen, other], price * best_marginal_price(of_pair, token, now))
+
+    walk(token_in, [token_in], Decimal(1))
+    return best
 
 
 def bucket_edges(units: int) -> tuple[int, int]:

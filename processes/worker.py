@@ -129,6 +129,7 @@ def build_workers(
             activities=[
                 quotes.quote,
                 quotes.route_order,
+                quotes.plan_route,
                 records.record_transition,
                 execution.build_transaction,
                 execution.submit_transaction,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Numeric,
+    SmallInteger,
     String,
     UniqueConstraint,
     text,
@@ -23,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from core.domain import FailureStage, OrderStatus, OrderType, ReservationState
+from core.domain import FailureStage, OrderStatus, OrderType, ReservationState, SwapMode
 
 # Token amounts up to 2^64 base units with up to 18 decimals, exact.
 AMOUNT = Numeric(40, 18)
@@ -90,6 +91,17 @@ class Order(SQLModel, table=True):
     # how it landed (fees, compute units, slots, slippage, sandwiched).
     landing: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     execution: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    # Exact-out orders receive `amount` of token_out and spend at most max_amount_in.
+    swap_mode: SwapMode = Field(
+        default=SwapMode.EXACT_IN,
+        sa_column=Column(EnumText(SwapMode, 16), nullable=False, server_default="exact_in"),
+    )
+    max_amount_in: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    amount_in_filled: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    max_hops: int = Field(default=3, sa_column=Column(SmallInteger, nullable=False, server_default="1"))
+    dexes: list[str] | None = Field(default=None, sa_column=Column(JSONB))
+    # Placed from a quote: {"quote_id", "route"} (the quoted route, its bounds).
+    quote: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     # The seq of the last event: the snapshot state is "after event last_seq".
     last_seq: int = 0
     idempotency_key: str | None = Field(default=None, max_length=255)
@@ -268,6 +280,24 @@ class CongestionOverride(SQLModel, table=True):
     from_slot: int = Field(sa_column=Column(BigInteger, nullable=False))
     until_slot: int = Field(sa_column=Column(BigInteger, nullable=False))
     set_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class Quote(SQLModel, table=True):
+    """A firm quote: what POST /quotes answered, valid for a while, usable once."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (Index("ix_quotes_owner", "owner"),)
+
+    id: str = Field(primary_key=True, max_length=30)
+    owner: str = Field(max_length=64)
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the order fields quoted
+    answer: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the response body
+    route: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # RouteDecision
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_by: str | None = Field(default=None, max_length=30)  # the order placed from it
+    created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
 

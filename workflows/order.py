@@ -52,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
         Failed,
         OrderInput,
         OrderOutcome,
+        PlanRequest,
+        PlanResult,
         QuoteRequest,
         QuoteResult,
         Reopened,
@@ -73,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
         MAXIMUM_INTERVAL,
         Remedy,
     )
-    from core.domain import DEXES, OrderStatus, OrderType
+    from core.domain import DEXES, OrderStatus, OrderType, SwapMode
     from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDER_STATUS, SELECTED_DEX
 
 
@@ -104,6 +106,9 @@ NOTHING_TO_RECEIVE = "nothing-to-receive"
 # Before FAILED, look for a transaction that landed after all (and close the order's
 # reservation so that none can land later).
 LANDED_BEFORE_FAILED = "landed-before-failed"
+# Quoting and routing became one step that plans multi-hop and exact-out routes (before:
+# a quote per venue, then route_order on their curves).
+ROUTE_PLAN = "route-plan"
 # Failures after which the next attempt pays more per compute unit.
 NOT_LANDED = frozenset({"TRANSACTION_EXPIRED", "BLOCKHASH_EXPIRED"})
 
@@ -262,15 +267,27 @@ class OrderWorkflow:
     async def _attempt(self, order: OrderInput, attempts_used: int) -> ConfirmResult:
         attempt = attempts_used + 1
         await self._record(OrderStatus.ROUTING, _key("routing", order, attempt), RoutingStarted(attempt))
-        quotes = await self._quote_all(order, attempts_used)
-        decision = await workflow.execute_local_activity_method(
-            QuoteActivities.route_order,
-            RouteRequest(
-                order.order_id, order.token_in, order.token_out, order.amount_in, order.slippage_bps, quotes
-            ),
-            start_to_close_timeout=SHORT_STEP,
-            retry_policy=_retry(),
-        )
+        if workflow.patched(ROUTE_PLAN):
+            if order.quoted_route is not None and attempt == 1:
+                quotes, decision = [], order.quoted_route  # what the client was quoted
+            else:
+                planned = await self._plan(order, attempts_used)
+                quotes, decision = planned.quotes, planned.route
+        else:
+            quotes = await self._quote_all(order, attempts_used)
+            decision = await workflow.execute_local_activity_method(
+                QuoteActivities.route_order,
+                RouteRequest(
+                    order.order_id,
+                    order.token_in,
+                    order.token_out,
+                    order.amount_in,
+                    order.slippage_bps,
+                    quotes,
+                ),
+                start_to_close_timeout=SHORT_STEP,
+                retry_policy=_retry(),
+            )
         out = _decimals_out(order)
         if decision.expected_amount_out <= 0 and workflow.patched(NOTHING_TO_RECEIVE):
             raise AttemptFailed(
@@ -364,6 +381,34 @@ class OrderWorkflow:
                 else None
             ),
         )
+
+    async def _plan(self, order: OrderInput, attempts_used: int) -> PlanResult:
+        """Both venues quoted at once and the route planned, in one step."""
+        exact_out = order.swap_mode is SwapMode.EXACT_OUT
+        quoted = order.quoted_route
+        try:
+            result: PlanResult = await workflow.execute_local_activity_method(
+                QuoteActivities.plan_route,
+                PlanRequest(
+                    order.order_id,
+                    order.token_in,
+                    order.token_out,
+                    order.amount_out if exact_out and order.amount_out is not None else order.amount_in,
+                    order.slippage_bps,
+                    order.swap_mode,
+                    order.max_hops,
+                    order.dexes,
+                    # The bounds it was accepted with: a quote's minimum, the reserved maximum.
+                    min_amount_out=quoted.min_amount_out if quoted is not None and not exact_out else None,
+                    max_amount_in=order.amount_in if exact_out else None,
+                ),
+                start_to_close_timeout=SHORT_STEP,
+                retry_policy=_retry(),
+                summary=f"quote {' and '.join(order.dexes or DEXES)}, plan a route of up to {order.max_hops} hop(s)",
+            )
+        except (ActivityError, ApplicationError) as error:
+            raise AttemptFailed(f"no route: {_reason(error)}", attempts_used, retry=False) from error
+        return result
 
     async def _quote_all(self, order: OrderInput, attempts_used: int) -> list[QuoteResult]:
         """Both venues in parallel; one venue failing leaves the other to trade on."""

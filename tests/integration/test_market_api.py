@@ -139,6 +139,7 @@ async def test_slippage_from_a_trade_before_landing_retries_with_a_fresh_quote(
                         "amount": "20",
                         "slippage_bps": 30,
                         "simulate": simulate,
+                        "max_hops": 1,  # the pair's own pools, which the dump moves
                     },
                 )
             ).json()["order_id"]

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from activities.execution import leg_minimums
-from activities.quotes import minimum_out
 from contracts.orders import RouteDecision, RouteLeg
 from market.pools import meteora_pool
+from orders.routes import minimum_out
 
 
 @given(

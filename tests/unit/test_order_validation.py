@@ -48,7 +48,12 @@ def test_tokens_may_be_given_by_mint() -> None:
         ({"token_in": "USDC", "token_out": "SOL", "amount": "1.1234567"}, "invalid_amount"),
         ({"token_in": "USDC", "token_out": "USDC"}, "same_token"),
         ({"token_in": "DOGE"}, "unknown_token"),
-        ({"token_in": "BONK", "token_out": "RAY"}, "unsupported_pair"),
+        ({"token_in": "BONK", "token_out": "RAY"}, "ok"),  # BONK → SOL → USDC → RAY
+        ({"token_in": "BONK", "token_out": "RAY", "max_hops": 2}, "unsupported_pair"),
+        ({"token_in": "BONK", "token_out": "USDC", "max_hops": 1}, "unsupported_pair"),
+        ({"type": "limit", "limit_price": "151", "swap_mode": "exact_out"}, "invalid_swap_mode"),
+        ({"swap_mode": "exact_out", "amount": "150.1234567"}, "invalid_amount"),  # USDC has 6 decimals
+        ({"token_in": None}, "missing_field"),
         ({"type": "limit"}, "invalid_limit_price"),
         ({"type": "limit", "limit_price": "0"}, "invalid_limit_price"),
         ({"type": "limit", "limit_price": "151"}, "ok"),
@@ -118,5 +123,5 @@ def test_any_body_is_a_valid_order_or_a_coded_refusal(raw: dict[str, object]) ->
         return
     assert valid.token_in.symbol != valid.token_out
     assert 0 < valid.units < 2**64
-    assert from_base_units(valid.units, valid.token_in.decimals) == Decimal(parsed.amount)
+    assert from_base_units(valid.units, valid.token_in.decimals) == Decimal(parsed.amount or 0)
     assert 1 <= parsed.slippage_bps <= 5000

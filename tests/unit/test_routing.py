@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.domain import SwapMode
 from market.pools import Pool, genesis_pools, raydium_pool
-from market.routing import NoRoute, RoutePlan, SwapMode, plan_route
+from market.routing import NoRoute, RoutePlan, plan_route
 
 POOLS = genesis_pools()
 PAIRS = [("SOL", "USDC"), ("USDC", "SOL"), ("BONK", "USDC"), ("JUP", "SOL"), ("RAY", "JUP"), ("SOL", "JUP")]

@@ -106,3 +106,17 @@ def test_the_watcher_decides_as_a_route_of_each_order_would(
         if o.limit_price is not None and route_price(SOL_USDC, o.amount) >= o.limit_price
     }
     assert fired == expected
+
+
+def test_a_pair_without_a_direct_pool_is_priced_through_other_tokens() -> None:
+    # JUP → SOL has no pool: the router goes JUP → USDC → SOL, and so does the watcher.
+    from market.routing import plan_route
+
+    pools = genesis_pools()
+    routed = plan_route(pools, "JUP", "SOL", 100 * 10**6, now=NOW).amount_out
+    price = Decimal(routed).scaleb(-9) / 100  # SOL per JUP for 100 JUP
+    reachable = limit("100", price * Decimal("0.99"), "JUP", "SOL")
+    unreachable = limit("100", price * Decimal("1.01"), "JUP", "SOL")
+    evaluation = evaluate([reachable, unreachable], pools, NOW)
+    assert [order_id for order_id, _ in evaluation.triggers] == [reachable.order_id]
+    assert all(trigger.reason is TriggerReason.LIMIT_REACHED for _, trigger in evaluation.triggers)

@@ -260,6 +260,7 @@ async def order_world(
         for fn in (
             quotes.quote,
             quotes.route_order,
+            quotes.plan_route,
             world.records.record_transition,
             execution.build_transaction,
             execution.submit_transaction,
