@@ -49,6 +49,10 @@ _FIELD_CODES = {
     "type": "invalid_type",
     "limit_price": "invalid_limit_price",
     "expires_in_s": "invalid_expiry",
+    "swap_mode": "invalid_swap_mode",
+    "dexes": "unknown_dex",
+    "max_hops": "invalid_max_hops",
+    "quote_id": "invalid_quote_id",
 }
 
 

@@ -91,7 +91,9 @@ class OrderPlacement:
         quoted: Quote | None = None
         request = body
         if body.quote_id is not None:
-            quoted = await self._quotes.for_order(principal, body.quote_id)
+            quoted = await self._quotes.for_order(
+                principal, body.quote_id, replaying=idempotency_key is not None
+            )
             request = _quoted_order(body, quoted)
         valid = await self._quotes.validate(request)
         spend = await self._spend(valid, request, quoted)
