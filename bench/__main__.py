@@ -26,6 +26,7 @@ from bench.cpu import CpuMeter
 from bench.engine import ORDER, OrdersResult, post_under_load, run_orders
 from bench.floor import STEPS, FloorResult, floor_worker, run_floor
 from bench.landing import CONGESTIONS, LEVELS, PER_LEVEL, measure_landing
+from bench.quotes import time_planner, time_quotes
 from bench.report import machine_facts, progress, table, write_json
 from bench.routing import time_router
 from bench.sharing import conservation, fair_shares, watcher_under_load
@@ -114,6 +115,9 @@ LANDING_TIME = "landing time by fee level (400 ms slots)"
 SANDWICHES = "sandwiched public transactions, by size and slippage"
 FEES_PAID = "fee paid per confirmed order"
 LANDING_NEEDS_S = 90
+PLANNER = "route planner, per order (genesis pools, exact-in and exact-out)"
+QUOTES = "POST /quotes, one at a time, simulated quote latency 0"
+PLANNER_CALLS, QUOTE_REQUESTS = 200, 200
 # At the spec's rate, with simulated latencies 0: only admission holds an order back.
 FAIR_SETTINGS = {
     **ENGINE_SETTINGS,
@@ -142,6 +146,8 @@ SECTIONS = [
     LANDING_TIME,
     SANDWICHES,
     FEES_PAID,
+    PLANNER,
+    QUOTES,
 ]
 
 
@@ -166,6 +172,21 @@ def main() -> int:
     try:
         progress(f"router: {ROUTER_CALLS} best_route calls per amount …")
         figures += router_figures()
+        progress(f"planner: {PLANNER_CALLS} plans per pair, 1 to 3 hops …")
+        figures += [
+            figure
+            for timing in time_planner(PLANNER_CALLS)
+            for figure in (
+                Figure(PLANNER, f"{timing.label} ({timing.hops} hop) p50", timing.p50_ms, "ms"),
+                Figure(
+                    PLANNER,
+                    f"{timing.label} ({timing.hops} hop) p99",
+                    timing.p99_ms,
+                    "ms",
+                    note=f"routes of up to {timing.seen_hops} hop(s)",
+                ),
+            )
+        ]
         progress("starting embedded Temporal, PostgreSQL, Redis …")
         urls = stack.start()
         run_migrations(urls.database_url)
@@ -268,6 +289,20 @@ async def run_sections(
     progress(f"engine: p50 {engine_seq.p50_ms:.0f} ms alone, {engine_conc.per_s:.1f} orders/s")
 
     figures += await streaming_section(engine, server_pids, notes)
+
+    progress(f"quotes: {QUOTE_REQUESTS} POST /quotes per pair, 1 to 3 hops …")
+    for timing in await time_quotes(engine.api_url, engine.operator_key(), QUOTE_REQUESTS):
+        target = 50 if timing.hops == 1 else 150 if timing.hops == 3 else None
+        figures += [
+            Figure(QUOTES, f"{timing.label} ({timing.hops} hop) p50", timing.p50_ms, "ms"),
+            Figure(
+                QUOTES,
+                f"{timing.label} ({timing.hops} hop) p99",
+                timing.p99_ms,
+                "ms",
+                note=f"target ≤ {target} ms" if target else "",
+            ),
+        ]
 
     waiting: WaitingResult | None = None
     elapsed = time.monotonic() - started
