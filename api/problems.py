@@ -48,6 +48,8 @@ _FIELD_CODES = {
     "slippage_bps": "invalid_slippage",
     "type": "invalid_type",
     "limit_price": "invalid_limit_price",
+    "trigger_price": "invalid_trigger_price",
+    "trailing_bps": "invalid_trailing_bps",
     "expires_in_s": "invalid_expiry",
     "swap_mode": "invalid_swap_mode",
     "dexes": "unknown_dex",

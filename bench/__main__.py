@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.conditional import run_conditional
 from bench.cpu import CpuMeter
 from bench.engine import ORDER, OrdersResult, post_under_load, run_orders
 from bench.floor import STEPS, FloorResult, floor_worker, run_floor
@@ -118,6 +119,9 @@ LANDING_NEEDS_S = 90
 PLANNER = "route planner, per order (genesis pools, exact-in and exact-out)"
 QUOTES = "POST /quotes, one at a time, simulated quote latency 0"
 PLANNER_CALLS, QUOTE_REQUESTS = 200, 200
+CONDITIONAL_ORDERS = 1000
+CONDITIONAL = f"{CONDITIONAL_ORDERS} waiting stop-loss and trailing-stop orders"
+CONDITIONAL_NEEDS_S = 80
 # At the spec's rate, with simulated latencies 0: only admission holds an order back.
 FAIR_SETTINGS = {
     **ENGINE_SETTINGS,
@@ -148,6 +152,7 @@ SECTIONS = [
     FEES_PAID,
     PLANNER,
     QUOTES,
+    CONDITIONAL,
 ]
 
 
@@ -344,6 +349,32 @@ async def run_sections(
         notes.append(f"{LANDING_TIME}, {SANDWICHES}: skipped for the time budget")
     else:
         figures += await landing_sections(engine, notes)
+
+    if time.monotonic() - started + CONDITIONAL_NEEDS_S + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
+        notes.append(f"{CONDITIONAL}: skipped for the time budget")
+    else:
+        progress(f"conditional: {CONDITIONAL_ORDERS} stop and trailing orders waiting …")
+        conditional = await run_conditional(
+            engine.api_url,
+            engine.operator_key(),
+            urls.database_url,
+            CONDITIONAL_ORDERS,
+            engine.pids()["worker"],
+        )
+        notes += [f"{CONDITIONAL}: {error}" for error in conditional.errors[:5]]
+        figures += [
+            Figure(CONDITIONAL, "placed", f"{conditional.placed}/{CONDITIONAL_ORDERS}"),
+            Figure(CONDITIONAL, "watcher tick p50", conditional.ticks.p50_ms, "ms"),
+            Figure(CONDITIONAL, "watcher tick p99", conditional.ticks.p99_ms, "ms"),
+            Figure(CONDITIONAL, "worker cpu, idle", conditional.worker_cores_idle, "cores"),
+            Figure(
+                CONDITIONAL,
+                "price move → triggered order ROUTING, p50",
+                conditional.delay_p50_s * 1000,
+                "ms",
+                note=f"{len(conditional.trigger_delays_s)} moves; max {max(conditional.trigger_delays_s, default=0) * 1000:.0f} ms",
+            ),
+        ]
 
     # The spec's limits need an engine with the default settings: the first one goes.
     engine.stop()

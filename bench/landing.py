@@ -137,7 +137,9 @@ async def _sandwiches(
         finally:
             async with sessions() as session, session.begin():  # the same pool state for each
                 await session.execute(
-                    text("UPDATE market_pools SET state = CAST(:state AS jsonb) WHERE pool_id = :id"),
+                    text(
+                        "UPDATE market_pools SET state = CAST(:state AS jsonb), updated_at = now() WHERE pool_id = :id"
+                    ),
                     {"state": json.dumps(pool.to_state()), "id": pool.pool_id},
                 )
         if landed.report is not None and landed.report.sandwiched:

@@ -43,6 +43,8 @@ class OrderInput:
     dexes: list[str] | None = None
     # An order placed from a quote: its route for the first attempt, and its bounds.
     quoted_route: RouteDecision | None = None
+    trigger_price: str | None = None  # stop-loss, take-profit (token_out per token_in)
+    trailing_bps: int | None = None  # trailing stop
 
 
 @dataclass
@@ -56,6 +58,7 @@ class OrderOutcome:
 class TriggerReason(StrEnum):
     POOL_OPEN = "pool_open"
     LIMIT_REACHED = "limit_reached"
+    PRICE_TRIGGERED = "price_triggered"  # a stop, take-profit or trailing stop fired
 
 
 @dataclass
@@ -273,6 +276,8 @@ class Failed:
 class WaitKind(StrEnum):
     LIMIT_PRICE = "limit_price"
     POOL_OPEN = "pool_open"
+    TRIGGER_PRICE = "trigger_price"  # stop-loss (falls to it) or take-profit (rises to it)
+    TRAILING = "trailing"  # trailing stop: trailing_bps below the best price seen
 
 
 @dataclass
@@ -282,6 +287,9 @@ class Waiting:
     token_out: str
     expires_at: float  # epoch seconds
     limit_price: str | None = None
+    trigger_price: str | None = None
+    trailing_bps: int | None = None
+    order_type: OrderType | None = None
 
 
 @dataclass

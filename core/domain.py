@@ -30,6 +30,13 @@ class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     SNIPER = "sniper"
+    STOP_LOSS = "stop_loss"  # fires when the price falls to trigger_price
+    TAKE_PROFIT = "take_profit"  # fires when the price rises to trigger_price
+    TRAILING_STOP = "trailing_stop"  # fires trailing_bps below the best price seen
+
+
+# Orders that execute at market once their price condition holds (they may fill below it).
+TRIGGERED_TYPES = frozenset({OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP})
 
 
 class Dex(StrEnum):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,7 @@ class PoolStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._known_pairs: frozenset[frozenset[str]] | None = None
+        self._parsed: dict[str, tuple[datetime, Pool]] = {}  # pool id -> (updated_at, pool)
 
     async def ensure_genesis(self) -> None:
         """Create the genesis pools on first start; never overwrite market state."""
@@ -48,13 +50,25 @@ class PoolStore:
                 await session.execute(_insert_new(pool))
 
     async def all(self, token_a: str | None = None, token_b: str | None = None) -> list[Pool]:
-        """Every pool, or the pools that trade the pair (token_a, token_b)."""
-        query = select(MarketPool).order_by(col(MarketPool.pool_id))
+        """Every pool, or the pools that trade the pair (token_a, token_b), as they are
+        now. Only the rows changed since this process last read them are read and parsed
+        again (a DLMM pool's state is hundreds of bins; most pools do not trade between
+        two reads)."""
+        stamps = select(col(MarketPool.pool_id), col(MarketPool.updated_at)).order_by(col(MarketPool.pool_id))
         if token_a is not None and token_b is not None:
-            query = query.where(col(MarketPool.pair).in_([f"{token_a}/{token_b}", f"{token_b}/{token_a}"]))
+            stamps = stamps.where(col(MarketPool.pair).in_([f"{token_a}/{token_b}", f"{token_b}/{token_a}"]))
         async with self._sessions() as session:
-            rows = await session.execute(query)
-            return [pool_from_state(row.state) for row in rows.scalars()]
+            current = (await session.execute(stamps)).all()
+            stale = [pool_id for pool_id, at in current if self._parsed.get(pool_id, (None, None))[0] != at]
+            if stale:
+                rows = await session.execute(
+                    select(col(MarketPool.pool_id), col(MarketPool.updated_at), col(MarketPool.state)).where(
+                        col(MarketPool.pool_id).in_(stale)
+                    )
+                )
+                for pool_id, at, state in rows:
+                    self._parsed[pool_id] = (at, pool_from_state(state))
+        return [self._parsed[pool_id][1] for pool_id, _ in current if pool_id in self._parsed]
 
     async def get(self, pool_id: str) -> Pool:
         async with self._sessions() as session:
@@ -230,6 +244,19 @@ class WalletStore:
         for token, units in ((hold.token, hold.amount), ("SOL", hold.fee_lamports)):
             if units > 0:
                 needs[token] = needs.get(token, 0) + units
+        # The reservation row first, then the balances' conditional updates: a balance row
+        # stays locked from its update to the commit, so the update comes last.
+        session.add(
+            Reservation(
+                order_id=order_id,
+                owner=hold.owner,
+                token=hold.token,
+                amount=Decimal(hold.amount),
+                fee_lamports=Decimal(hold.fee_lamports),
+                state=ReservationState.HELD,
+            )
+        )
+        await session.flush()
         for token, units in sorted(needs.items()):
             reserved = await session.execute(
                 update(WalletBalance)
@@ -245,16 +272,6 @@ class WalletStore:
                 row = await session.get(WalletBalance, (hold.owner, token))
                 available = int(row.total - row.reserved) if row is not None else 0
                 raise InsufficientFunds(token, units, available)
-        session.add(
-            Reservation(
-                order_id=order_id,
-                owner=hold.owner,
-                token=hold.token,
-                amount=Decimal(hold.amount),
-                fee_lamports=Decimal(hold.fee_lamports),
-                state=ReservationState.HELD,
-            )
-        )
 
     async def release(self, order_id: str) -> bool:
         """Give back what an order that ended without executing had reserved; idempotent

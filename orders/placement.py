@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.keys import Principal
 from accounts.limits import OrderRateLimiter
 from contracts.landing import FEE_BUDGET_ATTEMPTS
-from core.domain import OrderStatus, OrderType, SwapMode
+from core.domain import TRIGGERED_TYPES, OrderStatus, OrderType, SwapMode
 from core.errors import ServiceUnavailable
-from core.formatting import format_amount, format_decimal, format_time, from_base_units
+from core.formatting import format_amount, format_decimal, format_price, format_time, from_base_units
 from core.ids import new_order_id
 from core.metrics import ORDERS_CREATED
 from market.storage import Hold, PoolStore, WalletStore
@@ -42,6 +42,7 @@ from orders.quotes import QuoteService
 from orders.routes import maximum_in
 from orders.runs import OrderRuns
 from orders.schemas import EventView, OrderAccepted, OrderCreate, OrderView
+from orders.triggers import trailing_trigger
 from orders.validation import ValidOrder
 from storage.models import Order, Quote, utcnow
 from storage.redis import RedisBreaker
@@ -61,6 +62,14 @@ class PlacementLimits:
 
     max_order_sol: Decimal
     max_open_orders: int
+
+
+@dataclass(frozen=True)
+class Armed:
+    """Where a triggered order's condition starts: its trigger, a trailing stop's peak."""
+
+    trigger_price: Decimal | None
+    peak_price: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -97,11 +106,12 @@ class OrderPlacement:
             request = _quoted_order(body, quoted)
         valid = await self._quotes.validate(request)
         spend = await self._spend(valid, request, quoted)
+        armed = await self._arm(request.type, valid)
         await self._check_size(
             principal, valid.token_in.symbol, from_base_units(spend, valid.token_in.decimals)
         )
         now = utcnow()
-        order, data = _new_order(principal, request, valid, idempotency_key, now, spend, quoted)
+        order, data = _new_order(principal, request, valid, idempotency_key, now, spend, quoted, armed)
         async with self._sessions() as session:
             # One unit of work: the order and its first event stored, its quote claimed, its
             # owner's open orders counted, what it may spend reserved: all or nothing.
@@ -175,6 +185,44 @@ class OrderPlacement:
                 return route.max_amount_in
         plan = await self._quotes.plan(valid)
         return maximum_in(plan.amount_in, request.slippage_bps)
+
+    async def _arm(self, order_type: OrderType, valid: ValidOrder) -> Armed | None:
+        """A stop or take-profit must not fire at once: 422 when the price is already past
+        its trigger. A trailing stop starts from the price now."""
+        if order_type not in TRIGGERED_TYPES:
+            return None
+        plan = await self._quotes.plan(valid)
+        price = from_base_units(plan.amount_out, decimals_of(valid.token_out)) / from_base_units(
+            plan.amount_in, valid.token_in.decimals
+        )
+        now = format_price(price)
+        pair = f"{valid.token_out} per {valid.token_in.symbol}"
+        if (
+            order_type is OrderType.STOP_LOSS
+            and valid.trigger_price is not None
+            and valid.trigger_price >= price
+        ):
+            raise InvalidOrder(
+                "trigger_would_fire",
+                "trigger_price",
+                f"the price for this amount is {now} {pair} now: a stop-loss at {valid.trigger_price} would fire "
+                "at once; set it below",
+            )
+        if (
+            order_type is OrderType.TAKE_PROFIT
+            and valid.trigger_price is not None
+            and valid.trigger_price <= price
+        ):
+            raise InvalidOrder(
+                "trigger_would_fire",
+                "trigger_price",
+                f"the price for this amount is {now} {pair} now: a take-profit at {valid.trigger_price} would fire "
+                "at once; set it above",
+            )
+        if order_type is OrderType.TRAILING_STOP and valid.trailing_bps is not None:
+            peak = Decimal(now)
+            return Armed(trailing_trigger(peak, valid.trailing_bps), peak)
+        return Armed(valid.trigger_price, None)
 
     async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder, spend: int) -> None:
         # What it trades, and the fees of every attempt it may make (in SOL).
@@ -279,6 +327,7 @@ def _new_order(
     now: datetime,
     spend: int,
     quoted: Quote | None,
+    armed: Armed | None = None,
 ) -> tuple[Order, dict[str, Any]]:
     """The order row, and the data of its first (PENDING) event."""
     exact_out = valid.swap_mode is SwapMode.EXACT_OUT
@@ -301,6 +350,9 @@ def _new_order(
         max_hops=valid.max_hops,
         dexes=valid.dexes,
         quote={"quote_id": quoted.id, "route": quoted.route} if quoted is not None else None,
+        trigger_price=armed.trigger_price if armed is not None else None,
+        trailing_bps=valid.trailing_bps,
+        peak_price=armed.peak_price if armed is not None else None,
         created_at=now,
         updated_at=now,
     )
@@ -325,6 +377,10 @@ def _new_order(
         data["quote_id"] = quoted.id
     if valid.limit_price is not None:
         data["limit_price"] = body.limit_price
+    if order.trigger_price is not None:
+        data["trigger_price"] = format_decimal(order.trigger_price)
+    if order.trailing_bps is not None:
+        data["trailing_bps"] = order.trailing_bps
     if order.expires_at is not None:
         data["expires_at"] = format_time(order.expires_at)
     data.update(order.landing or {})

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, insert, literal, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,6 +172,9 @@ class WaitingOrder:
     token_out: str
     amount: Decimal
     limit_price: Decimal | None
+    trigger_price: Decimal | None = None
+    trailing_bps: int | None = None
+    peak_price: Decimal | None = None
 
 
 async def waiting(session: AsyncSession) -> list[WaitingOrder]:
@@ -184,9 +187,28 @@ async def waiting(session: AsyncSession) -> list[WaitingOrder]:
             col(Order.token_out),
             col(Order.amount),
             col(Order.limit_price),
+            col(Order.trigger_price),
+            col(Order.trailing_bps),
+            col(Order.peak_price),
         ).where(col(Order.status) == OrderStatus.WAITING)
     )
     return [WaitingOrder(*row) for row in rows]
+
+
+async def raise_peaks(session: AsyncSession, peaks: dict[str, tuple[Decimal, Decimal]]) -> None:
+    """Trailing stops' new best prices and triggers ({order_id: (peak, trigger)}): only
+    ever up, whoever writes (one statement per order, in one transaction)."""
+    async with session.begin():
+        for order_id, (peak, trigger) in sorted(peaks.items()):
+            await session.execute(
+                update(Order)
+                .where(
+                    col(Order.id) == order_id,
+                    col(Order.status) == OrderStatus.WAITING,
+                    or_(col(Order.peak_price).is_(None), col(Order.peak_price) < peak),
+                )
+                .values(peak_price=peak, trigger_price=trigger)
+            )
 
 
 async def list_events(

@@ -203,6 +203,8 @@ def order_input(order: Order, decimals_in: int, decimals_out: int | None, replay
         max_hops=order.max_hops,
         dexes=order.dexes,
         quoted_route=ROUTE.validate_python(order.quote["route"]) if order.quote else None,
+        trigger_price=format_decimal(order.trigger_price),
+        trailing_bps=order.trailing_bps,
         slippage_bps=order.slippage_bps,
         decimals_in=decimals_in,
         decimals_out=decimals_out,

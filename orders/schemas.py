@@ -36,6 +36,12 @@ class OrderCreate(BaseModel):
         None, max_length=40, description="place the order a quote (POST /quotes) priced"
     )
     limit_price: str | None = Field(None, max_length=64, description="limit orders: token_out per token_in")
+    trigger_price: str | None = Field(
+        None,
+        max_length=64,
+        description="stop_loss / take_profit: token_out per token_in that fires the order",
+    )
+    trailing_bps: int | None = Field(None, ge=10, le=5000, strict=True, description="trailing_stop: 10–5000")
     expires_in_s: int | None = Field(None, ge=1, le=604_800, strict=True)
     priority_fee: str | dict[str, Any] = Field(
         "auto",
@@ -49,7 +55,7 @@ class OrderCreate(BaseModel):
         True, strict=True, description="simulate before sending; a failing one is not sent"
     )
 
-    @field_validator("amount", "limit_price")
+    @field_validator("amount", "limit_price", "trigger_price")
     @classmethod
     def _decimal_string(cls, value: str | None) -> str | None:
         return None if value is None else decimal_string(value)
@@ -123,6 +129,9 @@ class OrderView(BaseModel):
     amount_in: str | None
     slippage_bps: int
     limit_price: str | None
+    trigger_price: str | None = None  # a trailing stop's moves up with the best price seen
+    trailing_bps: int | None = None
+    peak_price: str | None = None  # a trailing stop's best price seen
     quotes: list[QuoteView]
     selected_dex: str | None
     route: list[RouteLegView]
@@ -179,6 +188,9 @@ class OrderView(BaseModel):
             quote_id=order.quote["quote_id"] if order.quote else None,
             slippage_bps=order.slippage_bps,
             limit_price=format_decimal(order.limit_price),
+            trigger_price=format_decimal(order.trigger_price),
+            trailing_bps=order.trailing_bps,
+            peak_price=format_decimal(order.peak_price),
             quotes=[QuoteView.model_validate(q) for q in order.quotes or []],
             selected_dex=order.selected_dex,
             route=[RouteLegView.model_validate(leg) for leg in order.route or []],

@@ -26,7 +26,7 @@ from contracts.orders import (
     Waiting,
     WaitKind,
 )
-from core.domain import OrderStatus
+from core.domain import OrderStatus, OrderType
 from core.formatting import format_amount, format_epoch, format_price, from_base_units
 from market.tokens import find_token
 from orders.landing import execution_view
@@ -134,11 +134,26 @@ def describe(request: TransitionRequest) -> Change:
             data = {"reason": reason}
         case Waiting() as waiting:
             pair = f"{waiting.token_in}/{waiting.token_out}"
-            awaited = (
-                {"limit_price": waiting.limit_price, "pair": pair}
-                if waiting.kind is WaitKind.LIMIT_PRICE
-                else {"pool_open": waiting.token_out, "pair": pair}
-            )
+            awaited: dict[str, Any]
+            match waiting.kind:
+                case WaitKind.LIMIT_PRICE:
+                    awaited = {"limit_price": waiting.limit_price, "pair": pair}
+                case WaitKind.TRIGGER_PRICE:
+                    falls = waiting.order_type is not OrderType.TAKE_PROFIT
+                    awaited = {
+                        "trigger_price": waiting.trigger_price,
+                        "when": "price falls to or below" if falls else "price rises to or above",
+                        "pair": pair,
+                    }
+                case WaitKind.TRAILING:
+                    awaited = {
+                        "trailing_bps": waiting.trailing_bps,
+                        "trigger_price": waiting.trigger_price,
+                        "when": f"price falls {waiting.trailing_bps} bps below the best price seen",
+                        "pair": pair,
+                    }
+                case _:
+                    awaited = {"pool_open": waiting.token_out, "pair": pair}
             data = {"waiting_for": awaited, "expires_at": format_epoch(waiting.expires_at)}
         case Ended(reason=reason):
             data = {"reason": reason}

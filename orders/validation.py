@@ -38,6 +38,8 @@ class ValidOrder:
     swap_mode: SwapMode = SwapMode.EXACT_IN
     max_hops: int = 3
     dexes: list[str] | None = None
+    trigger_price: Decimal | None = None
+    trailing_bps: int | None = None
 
 
 def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> ValidOrder:
@@ -92,6 +94,28 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         check_price_fits("limit_price", limit_price)
     elif body.limit_price is not None:
         raise InvalidOrder("invalid_limit_price", "limit_price", f"{body.type} orders take no limit_price")
+    trigger_price = None
+    if body.type in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT):
+        if body.trigger_price is None:
+            raise InvalidOrder(
+                "invalid_trigger_price",
+                "trigger_price",
+                f"a {body.type} order needs trigger_price (token_out per token_in)",
+            )
+        trigger_price = Decimal(body.trigger_price)
+        if trigger_price <= 0:
+            raise InvalidOrder("invalid_trigger_price", "trigger_price", "must be greater than 0")
+        check_price_fits("trigger_price", trigger_price)
+    elif body.trigger_price is not None:
+        raise InvalidOrder(
+            "invalid_trigger_price", "trigger_price", f"{body.type} orders take no trigger_price"
+        )
+    if body.type is OrderType.TRAILING_STOP and body.trailing_bps is None:
+        raise InvalidOrder(
+            "invalid_trailing_bps", "trailing_bps", "a trailing_stop needs trailing_bps (10–5000)"
+        )
+    if body.type is not OrderType.TRAILING_STOP and body.trailing_bps is not None:
+        raise InvalidOrder("invalid_trailing_bps", "trailing_bps", f"{body.type} orders take no trailing_bps")
     expires_in_s = None
     if body.type is OrderType.MARKET:
         if body.expires_in_s is not None:
@@ -113,6 +137,8 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         body.swap_mode,
         body.max_hops,
         dexes,
+        trigger_price,
+        body.trailing_bps,
     )
 
 

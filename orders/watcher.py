@@ -33,7 +33,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.orders import Trigger, TriggerReason
-from core.domain import OrderType
+from core.domain import TRIGGERED_TYPES, OrderType
 from core.formatting import to_base_units
 from market.clock import MarketClock
 from market.pools import Pool
@@ -43,6 +43,7 @@ from market.storage import PoolStore
 from market.tokens import find_token
 from orders import repository
 from orders.repository import WaitingOrder
+from orders.triggers import fires, trailing_trigger
 
 TICK_S = 0.5
 RESIGNAL_AFTER_S = 5.0  # a workflow that got the signal and still waits gets it again
@@ -60,6 +61,8 @@ class Evaluation:
     """One tick's decisions and what they cost."""
 
     triggers: list[tuple[str, Trigger]] = field(default_factory=list)
+    # Trailing stops whose best price rose: {order_id: (peak, trigger)}.
+    peaks: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     routes: int = 0  # routes computed
     deferred: list[str] = field(default_factory=list)  # undecided, for the next tick (budget spent)
 
@@ -107,6 +110,9 @@ class MarketWatcher:
             evaluate, due, pools, now, budget_s=self._budget_s, first=set(self._deferred)
         )
         self.last, self._deferred = evaluation, evaluation.deferred
+        if evaluation.peaks:
+            async with self._sessions() as session:
+                await repository.raise_peaks(session, evaluation.peaks)
         for order_id, trigger in evaluation.triggers:
             await self._signal(order_id, trigger)
             self._signalled[order_id] = self._clock()
@@ -125,19 +131,21 @@ def evaluate(
     first: set[str] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Evaluation:
-    """Which waiting orders' conditions hold on these pools. Pure: no I/O."""
+    """Which waiting orders' conditions hold on these pools (and trailing stops' new
+    peaks). Pure: no I/O."""
     evaluation = Evaluation()
     deadline = clock() + budget_s
     groups: dict[tuple[str, str], list[WaitingOrder]] = defaultdict(list)
     for order in waiting:
         groups[(order.token_in, order.token_out)].append(order)
     undecided: list[tuple[WaitingOrder, PairPrices | RoutedPrices]] = []
+    trailing: list[tuple[WaitingOrder, PairPrices | RoutedPrices]] = []
     for (token_in, token_out), orders in groups.items():
         open_pools = [p for p in pools if {p.base, p.quote} == {token_in, token_out} and p.opens_at <= now]
         prices: PairPrices | RoutedPrices
         if open_pools:
             prices = PairPrices(open_pools, token_in, token_out, now, evaluation)
-        elif any(order.type is OrderType.LIMIT for order in orders):
+        elif any(order.type is not OrderType.SNIPER for order in orders):
             # No direct pool: priced through other tokens, with the orders' own router.
             routed = RoutedPrices.of(pools, token_in, token_out, now, evaluation)
             if routed is None:
@@ -152,6 +160,16 @@ def evaluate(
                     evaluation.triggers.append(
                         (order.order_id, Trigger(TriggerReason.POOL_OPEN, token.decimals))
                     )
+                continue
+            if order.type in TRIGGERED_TYPES:
+                if order.type is OrderType.TRAILING_STOP:
+                    trailing.append((order, prices))  # its peak moves: priced on its own, below
+                    continue
+                triggered = _triggered(order, prices)
+                if triggered is None:
+                    undecided.append((order, prices))
+                elif triggered:
+                    evaluation.triggers.append((order.order_id, Trigger(TriggerReason.PRICE_TRIGGERED)))
                 continue
             if order.limit_price is None or order.limit_price > prices.bound:
                 continue  # not even the first unit pays the limit: no route can
@@ -170,10 +188,54 @@ def evaluate(
             evaluation.deferred = [o.order_id for o, _ in undecided[n:]]
             break
         units = prices.units(order.amount)
-        assert units is not None and order.limit_price is not None
+        assert units is not None
+        if order.type in TRIGGERED_TYPES:
+            assert order.trigger_price is not None
+            if fires(order.type, prices.price(units), order.trigger_price):
+                evaluation.triggers.append((order.order_id, Trigger(TriggerReason.PRICE_TRIGGERED)))
+            continue
+        assert order.limit_price is not None
         if prices.price(units) >= order.limit_price:
             evaluation.triggers.append((order.order_id, Trigger(TriggerReason.LIMIT_REACHED)))
+    # Trailing stops follow the price (their own route, shared by equal amounts).
+    for n, (order, prices) in enumerate(trailing):
+        if _spent(evaluation, deadline, clock, max_routes):
+            evaluation.deferred += [o.order_id for o, _ in trailing[n:]]
+            break
+        units = prices.units(order.amount)
+        if units is None or order.trailing_bps is None:
+            continue
+        price = prices.price(units)
+        peak = max(order.peak_price or price, price)
+        trigger = trailing_trigger(peak, order.trailing_bps)
+        if order.peak_price is None or peak > order.peak_price:
+            evaluation.peaks[order.order_id] = (peak, trigger)
+        if fires(OrderType.TRAILING_STOP, price, trigger):
+            evaluation.triggers.append((order.order_id, Trigger(TriggerReason.PRICE_TRIGGERED)))
     return evaluation
+
+
+def _triggered(order: WaitingOrder, prices: PairPrices | RoutedPrices) -> bool | None:
+    """A stop or take-profit from its amount bucket's edges (price falls as the amount
+    grows): True or False when both edges agree with margin, None when it needs its own
+    route. The quick bound settles most: no trade pays more than the first unit."""
+    trigger = order.trigger_price
+    units = prices.units(order.amount)
+    if trigger is None or units is None:
+        return False
+    if order.type is OrderType.TAKE_PROFIT and trigger > prices.bound:
+        return False  # not even the first unit pays it
+    if order.type is OrderType.STOP_LOSS and prices.bound <= trigger:
+        return True  # every amount's price is at or below the first unit's
+    lo, hi = bucket_edges(units)
+    best, worst = prices.price(lo), prices.price(hi)
+    if order.type is OrderType.TAKE_PROFIT:
+        if worst * (1 - MARGIN) >= trigger:
+            return True
+        return None if best * (1 + MARGIN) >= trigger else False
+    if best * (1 + MARGIN) <= trigger:
+        return True
+    return None if worst * (1 - MARGIN) <= trigger else False
 
 
 class PairPrices:

@@ -100,6 +100,11 @@ class Order(SQLModel, table=True):
     amount_in_filled: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
     max_hops: int = Field(default=3, sa_column=Column(SmallInteger, nullable=False, server_default="1"))
     dexes: list[str] | None = Field(default=None, sa_column=Column(JSONB))
+    # Stop-loss and take-profit: the price that fires them. A trailing stop: its distance,
+    # the best price it has seen, and so its trigger (which only ever rises).
+    trigger_price: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    trailing_bps: int | None = None
+    peak_price: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
     # Placed from a quote: {"quote_id", "route"} (the quoted route, its bounds).
     quote: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     # The seq of the last event: the snapshot state is "after event last_seq".

@@ -109,6 +109,14 @@ LANDED_BEFORE_FAILED = "landed-before-failed"
 # Quoting and routing became one step that plans multi-hop and exact-out routes (before:
 # a quote per venue, then route_order on their curves).
 ROUTE_PLAN = "route-plan"
+# What each kind of waiting order waits for.
+WAIT_KINDS = {
+    OrderType.LIMIT: WaitKind.LIMIT_PRICE,
+    OrderType.SNIPER: WaitKind.POOL_OPEN,
+    OrderType.STOP_LOSS: WaitKind.TRIGGER_PRICE,
+    OrderType.TAKE_PROFIT: WaitKind.TRIGGER_PRICE,
+    OrderType.TRAILING_STOP: WaitKind.TRAILING,
+}
 # Failures after which the next attempt pays more per compute unit.
 NOT_LANDED = frozenset({"TRANSACTION_EXPIRED", "BLOCKHASH_EXPIRED"})
 
@@ -237,11 +245,14 @@ class OrderWorkflow:
             OrderStatus.WAITING,
             f"waiting:{waits}",
             Waiting(
-                WaitKind.LIMIT_PRICE if order.order_type is OrderType.LIMIT else WaitKind.POOL_OPEN,
+                WAIT_KINDS[order.order_type],
                 order.token_in,
                 order.token_out,
                 expires_at=order.expires_at or 0,
                 limit_price=order.limit_price,
+                trigger_price=order.trigger_price,
+                trailing_bps=order.trailing_bps,
+                order_type=order.order_type,
             ),
         )
         remaining = (order.expires_at or 0) - workflow.now().timestamp()

@@ -82,7 +82,9 @@ async def sessions(infra: InfraUrls) -> AsyncIterator[async_sessionmaker[AsyncSe
         async with engine.begin() as connection:
             for pool_id, state in saved:
                 await connection.execute(
-                    text("UPDATE market_pools SET state = CAST(:state AS jsonb) WHERE pool_id = :id"),
+                    text(
+                        "UPDATE market_pools SET state = CAST(:state AS jsonb), updated_at = now() WHERE pool_id = :id"
+                    ),
                     {"state": json.dumps(state), "id": pool_id},
                 )
         await engine.dispose()
@@ -242,7 +244,9 @@ async def test_searchers_sandwich_large_public_transactions_but_never_tipped_one
         )
         async with sessions() as session, session.begin():  # the pool as it was, for the next one
             await session.execute(
-                text("UPDATE market_pools SET state = CAST(:state AS jsonb) WHERE pool_id = :id"),
+                text(
+                    "UPDATE market_pools SET state = CAST(:state AS jsonb), updated_at = now() WHERE pool_id = :id"
+                ),
                 {"state": json.dumps(pool.to_state()), "id": pool.pool_id},
             )
         assert landed.report is not None

@@ -120,3 +120,46 @@ def test_a_pair_without_a_direct_pool_is_priced_through_other_tokens() -> None:
     evaluation = evaluate([reachable, unreachable], pools, NOW)
     assert [order_id for order_id, _ in evaluation.triggers] == [reachable.order_id]
     assert all(trigger.reason is TriggerReason.LIMIT_REACHED for _, trigger in evaluation.triggers)
+
+
+def conditional(kind: OrderType, amount: str, **fields: object) -> WaitingOrder:
+    return WaitingOrder(new_order_id(), kind, "SOL", "USDC", Decimal(amount), None, **fields)  # type: ignore[arg-type]
+
+
+def moved(pools: list[Pool], sol_in: int) -> list[Pool]:
+    """The SOL/USDC pools after someone sells (positive) or buys (negative) SOL."""
+    out = []
+    for pool in pools:
+        if sol_in > 0:
+            out.append(pool.swap("SOL", sol_in, NOW)[1])
+        else:
+            out.append(pool.swap("USDC", -sol_in * 150 // 1000, NOW)[1])  # lamports → µUSDC at ≈150
+    return out
+
+
+def test_stops_fire_when_the_price_falls_to_them_and_take_profits_when_it_rises() -> None:
+    now = route_price(SOL_USDC, Decimal(10))
+    stop = conditional(OrderType.STOP_LOSS, "10", trigger_price=now * Decimal("0.98"))
+    take = conditional(OrderType.TAKE_PROFIT, "10", trigger_price=now * Decimal("1.02"))
+    assert evaluate([stop, take], SOL_USDC, NOW).triggers == []
+    fallen = moved(SOL_USDC, 1_500 * 10**9)  # ≈ 5 % down
+    risen = moved(SOL_USDC, -1_500 * 10**9)  # ≈ 5 % up
+    assert [o for o, _ in evaluate([stop, take], fallen, NOW).triggers] == [stop.order_id]
+    assert [o for o, _ in evaluate([stop, take], risen, NOW).triggers] == [take.order_id]
+
+
+def test_a_trailing_stop_follows_the_price_up_and_fires_below_its_best() -> None:
+    now = route_price(SOL_USDC, Decimal(10))
+    trailing = conditional(OrderType.TRAILING_STOP, "10", trailing_bps=200, peak_price=now)
+    risen = moved(SOL_USDC, -1_500 * 10**9)
+    up = evaluate([trailing], risen, NOW)
+    assert up.triggers == []
+    peak, trigger = up.peaks[trailing.order_id]
+    assert peak > now and trigger == (peak * Decimal("0.98")).quantize(
+        Decimal("1e-18"), rounding="ROUND_DOWN"
+    )
+    raised = WaitingOrder(**{**trailing.__dict__, "peak_price": peak, "trigger_price": trigger})
+    assert evaluate([raised], moved(risen, 300 * 10**9), NOW).triggers == []  # ≈ 1 % off its best
+    fired = evaluate([raised], moved(risen, 1_500 * 10**9), NOW)  # ≈ 5 % off its best
+    assert [o for o, _ in fired.triggers] == [trailing.order_id]
+    assert trailing.order_id not in fired.peaks  # a falling price never lowers the trigger

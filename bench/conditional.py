@@ -1,0 +1,133 @@
+"""Waiting stop-loss and trailing-stop orders (issue 17's figures): how much the market
+watcher's tick costs with them waiting, what the worker spends while nothing moves, and
+how long a price move takes to start the order it triggers (move → ROUTING)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+import httpx
+
+from bench.cpu import CpuMeter
+from bench.engine import http_client
+from bench.stats import percentile
+from bench.waiting import PLACE_IN_FLIGHT, TickTimes, time_watcher_ticks
+
+AMOUNT = "0.1"
+IDLE_S = 10
+MOVES = 5
+
+
+@dataclass(frozen=True)
+class ConditionalResult:
+    placed: int
+    ticks: TickTimes
+    worker_cores_idle: float
+    trigger_delays_s: list[float]
+    errors: list[str]
+
+    @property
+    def delay_p50_s(self) -> float:
+        return percentile(self.trigger_delays_s, 50)
+
+
+async def run_conditional(
+    api_url: str, key: str, database_url: str, count: int, worker_pid: int
+) -> ConditionalResult:
+    errors: list[str] = []
+    async with http_client(api_url, key) as http:
+        price = await _price(http)
+        bodies: list[dict[str, object]] = [
+            {"type": "stop_loss", "trigger_price": f"{price / 2:.2f}"}
+            if n % 2 == 0
+            else {"type": "trailing_stop", "trailing_bps": 5000}
+            for n in range(count)
+        ]
+        placed = await _place_all(http, bodies, errors)
+        ticks = await time_watcher_ticks(database_url, 20)
+        meter = CpuMeter({"worker": worker_pid})
+        meter.start()
+        await asyncio.sleep(IDLE_S)
+        idle = meter.stop().get("worker", float("nan"))
+        delays = []
+        for _ in range(MOVES):
+            delay = await _trigger_delay(http, errors)
+            if delay is not None:
+                delays.append(delay)
+        await _cancel_all(http, placed)
+    return ConditionalResult(len(placed), ticks, idle, delays, errors)
+
+
+async def _price(http: httpx.AsyncClient) -> Decimal:
+    quote = (
+        await http.post("/quotes", json={"token_in": "SOL", "token_out": "USDC", "amount": AMOUNT})
+    ).json()
+    return Decimal(quote["price"])
+
+
+async def _place_all(
+    http: httpx.AsyncClient, bodies: list[dict[str, object]], errors: list[str]
+) -> list[str]:
+    gate = asyncio.Semaphore(PLACE_IN_FLIGHT)
+    placed: list[str] = []
+
+    async def one(body: dict[str, object]) -> None:
+        async with gate:
+            answer = await http.post(
+                "/orders",
+                json={"token_in": "SOL", "token_out": "USDC", "amount": AMOUNT, "expires_in_s": 3600, **body},
+            )
+        if answer.status_code == 202:
+            placed.append(answer.json()["order_id"])
+        else:
+            errors.append(f"POST /orders answered {answer.status_code}: {answer.text[:120]}")
+
+    await asyncio.gather(*(one(body) for body in bodies))
+    return placed
+
+
+async def _trigger_delay(http: httpx.AsyncClient, errors: list[str]) -> float | None:
+    """A stop 1 % under the price, then a 3 % fall: seconds until the order is ROUTING."""
+    price = await _price(http)
+    answer = await http.post(
+        "/orders",
+        json={
+            "type": "stop_loss",
+            "token_in": "SOL",
+            "token_out": "USDC",
+            "amount": AMOUNT,
+            "trigger_price": f"{price * Decimal('0.99'):.4f}",
+            "slippage_bps": 500,
+        },
+    )
+    if answer.status_code != 202:
+        errors.append(f"stop: {answer.status_code} {answer.text[:120]}")
+        return None
+    order_id = answer.json()["order_id"]
+    while (await http.get(f"/orders/{order_id}")).json()["status"] != "WAITING":
+        await asyncio.sleep(0.02)
+    moved = time.monotonic()
+    await http.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -300})
+    try:
+        async with asyncio.timeout(30):
+            while (await http.get(f"/orders/{order_id}")).json()["status"] in ("WAITING", "PENDING"):
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        errors.append(f"{order_id} did not fire within 30 s")
+        return None
+    delay = time.monotonic() - moved
+    await http.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
+    return delay
+
+
+async def _cancel_all(http: httpx.AsyncClient, order_ids: list[str]) -> None:
+    gate = asyncio.Semaphore(PLACE_IN_FLIGHT)
+
+    async def cancel(order_id: str) -> None:
+        async with gate:
+            await http.post(f"/orders/{order_id}/cancel")
+
+    await asyncio.gather(*(cancel(order_id) for order_id in order_ids))
