@@ -11,6 +11,7 @@ from temporalio.service import RPCError
 
 from contracts.market import BackgroundTradingRequest, WatchRequest
 from contracts.orders import TRIGGER_SIGNAL, Trigger
+from contracts.strategies import LEG_TRIGGERED_SIGNAL, LegTriggered
 from market.background import BackgroundTrader
 from orders.watcher import MarketWatcher
 
@@ -36,10 +37,16 @@ class MarketActivities:
         )
 
 
-def signal_trigger(client: Client) -> Callable[[str, Trigger], Awaitable[None]]:
-    async def send(order_id: str, trigger: Trigger) -> None:
+def signal_trigger(client: Client) -> Callable[[str, Trigger, str | None], Awaitable[None]]:
+    async def send(order_id: str, trigger: Trigger, parent_id: str | None) -> None:
         try:
-            await client.get_workflow_handle(order_id).signal(TRIGGER_SIGNAL, trigger)
+            if parent_id is not None:
+                # A strategy's leg: the strategy decides which of its legs fires.
+                await client.get_workflow_handle(parent_id).signal(
+                    LEG_TRIGGERED_SIGNAL, LegTriggered(order_id)
+                )
+            else:
+                await client.get_workflow_handle(order_id).signal(TRIGGER_SIGNAL, trigger)
         except RPCError as error:  # finished meanwhile (cancelled, expired): nothing to wake
             activity.logger.info("could not signal %s: %s", order_id, error)
 

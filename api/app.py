@@ -16,10 +16,9 @@ from fastapi import Depends, FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from accounts.limits import OrderRateLimiter
 from accounts.revocations import Revocations
 from accounts.service import ApiKeys
-from api import health, market, orders, sim, ws
+from api import health, market, orders, sim, strategies, ws
 from api.auth import authenticate
 from api.limits import BodySizeLimit, FailedAuthLimit, WebSocketSlots
 from api.problems import install_error_handlers
@@ -27,9 +26,9 @@ from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
 from core.tracing import instrument_app, setup_tracing
 from market import build_market
-from orders.events import EVENT_STREAM, ActiveOrders, OrderEvents
+from orders.events import EVENT_STREAM, ActiveOrders
 from orders.metrics import CachedOrderMetrics
-from orders.placement import OrderPlacement, PlacementLimits
+from orders.placement import build_placement
 from orders.quotes import QuoteService
 from orders.reconciler import run_reconciler
 from orders.runs import OrderRuns
@@ -37,6 +36,7 @@ from orders.service import OrderService
 from storage.database import create_engine, create_sessionmaker, when_reachable
 from storage.events import EventHub
 from storage.redis import RedisBreaker, connect_redis
+from strategies.service import build_strategies
 
 access_log = structlog.get_logger("api.access")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -79,17 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "keys": keys,
                 "revocations": revocations,
                 "orders": OrderService(sessions, runs),
-                "placement": OrderPlacement(
-                    sessions,
-                    runs,
-                    OrderEvents(redis),
-                    market_.pools,
-                    market_.wallets,
-                    OrderRateLimiter(redis, settings.placement_rate_per_key, breaker),
-                    PlacementLimits(settings.max_order_sol, settings.max_open_orders_per_owner),
-                    breaker,
-                    quotes,
-                ),
+                "placement": build_placement(settings, sessions, runs, redis, market_, quotes, breaker),
+                "strategies": build_strategies(settings, sessions, temporal, redis, quotes),
                 "quotes": quotes,
                 "websocket_slots": WebSocketSlots(settings.websockets_per_key),
                 "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
@@ -120,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router, dependencies=authenticated)
     app.include_router(market.router, dependencies=authenticated)
     app.include_router(sim.router, dependencies=authenticated)
+    app.include_router(strategies.router, dependencies=authenticated)
     app.include_router(ws.router)
     app.include_router(health.router)
     return app

@@ -21,6 +21,7 @@ from orders.placement import OrderPlacement
 from orders.quotes import QuoteService
 from orders.service import OrderService
 from storage.events import EventHub
+from strategies.service import StrategyService
 
 
 def _state(name: str) -> Any:
@@ -45,3 +46,4 @@ QuotesDep = Annotated[QuoteService, _state("quotes")]
 WebSocketSlotsDep = Annotated[WebSocketSlots, _state("websocket_slots")]
 OrderMetricsDep = Annotated[CachedOrderMetrics, _state("order_metrics")]
 RevocationsDep = Annotated[Revocations, _state("revocations")]
+StrategiesDep = Annotated[StrategyService, _state("strategies")]

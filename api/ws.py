@@ -1,5 +1,6 @@
-"""`/ws/orders?orderId=…[&after_seq=N]`: a SNAPSHOT, any missed events, then live
-EVENTs with gap-free `seq`; closed with 1000 after the terminal event."""
+"""`/ws/orders?orderId=…[&after_seq=N]` and `/ws/strategies?strategyId=…[&after_seq=N]`:
+a SNAPSHOT, any missed events, then live EVENTs with gap-free `seq`; closed with 1000
+after the terminal event."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
 
 from accounts.keys import Principal
 from api.auth import key_from_connection
-from api.deps import HubDep, KeysDep, OrdersDep, RevocationsDep, WebSocketSlotsDep
-from core.domain import OrderStatus
+from api.deps import HubDep, KeysDep, OrdersDep, RevocationsDep, StrategiesDep, WebSocketSlotsDep
+from core.domain import OrderStatus, StrategyStatus
 from core.errors import NotFound
-from core.ids import is_order_id
+from core.ids import is_order_id, is_strategy_id
 from core.metrics import WEBSOCKET_CONNECTIONS
 from orders.schemas import OrderView, SnapshotFrame
 from orders.service import OrderService
 from storage.events import HubMessage, Resync, Shutdown
+from strategies.schemas import StrategySnapshot
+from strategies.service import StrategyService
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["stream"])
@@ -37,14 +42,21 @@ CLOSE_TOO_MANY = 4429
 AFTER_SEQ = re.compile(r"[0-9]{1,12}")
 
 
-class OrderStream:
-    """Sends one order's events in seq order, exactly once each, filling any gap from
-    PostgreSQL (the event log is the truth; Redis only says "something new")."""
+class EventStream:
+    """Sends one order's (or strategy's) events in seq order, exactly once each, filling
+    any gap from PostgreSQL (the event log is the truth; Redis only says "something
+    new")."""
 
-    def __init__(self, websocket: WebSocket, orders: OrderService, order_id: str, last_seq: int) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        events_after: Callable[[int], Awaitable[Sequence[BaseModel]]],
+        is_terminal: Callable[[str], bool],
+        last_seq: int,
+    ) -> None:
         self.websocket = websocket
-        self.orders = orders
-        self.order_id = order_id
+        self.events_after = events_after
+        self.is_terminal = is_terminal
         self.last_seq = last_seq
         self.finished = False
 
@@ -53,11 +65,11 @@ class OrderStream:
             return
         await self.websocket.send_json(event)
         self.last_seq = event["seq"]
-        if OrderStatus(event["status"]).is_terminal:
+        if self.is_terminal(event["status"]):
             self.finished = True
 
     async def catch_up(self) -> None:
-        for event in await self.orders.events_after(self.order_id, self.last_seq):
+        for event in await self.events_after(self.last_seq):
             await self.send_event(event.model_dump(mode="json"))
 
     async def deliver(self, message: HubMessage) -> bool:
@@ -143,9 +155,102 @@ async def _stream_order(
             replay_from = (
                 after_seq if after_seq is not None and after_seq < order.last_seq else order.last_seq
             )
-            stream = OrderStream(websocket, orders, order_id, replay_from)
+            stream = EventStream(
+                websocket,
+                lambda after: orders.events_after(order_id, after),
+                lambda status: OrderStatus(status).is_terminal,
+                replay_from,
+            )
             await stream.catch_up()  # the missed events, when after_seq asked for them
             if order.status.is_terminal:
+                stream.finished = True
+            ending = await _follow(websocket, stream, queue, revoked)
+            if ending is Ending.REVOKED:
+                await _refuse(websocket, CLOSE_UNAUTHENTICATED, "unauthenticated", "this API key was revoked")
+            else:
+                await websocket.close(CLOSE_GOING_AWAY if ending is Ending.GOING_AWAY else CLOSE_NORMAL)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        WEBSOCKET_CONNECTIONS.dec()
+
+
+@router.websocket("/ws/strategies")
+async def strategy_updates(
+    websocket: WebSocket,
+    hub: HubDep,
+    strategies: StrategiesDep,
+    slots: WebSocketSlotsDep,
+    keys: KeysDep,
+    revocations: RevocationsDep,
+) -> None:
+    """`/ws/strategies?strategyId=…[&after_seq=N]`: as /ws/orders, for a strategy."""
+    await websocket.accept()
+    key = key_from_connection(websocket)
+    principal = await keys.verify(key) if key else None
+    if principal is None or key is None:
+        await _refuse(
+            websocket,
+            CLOSE_UNAUTHENTICATED,
+            "unauthenticated",
+            "send a valid API key: `Authorization: Bearer <key>` or `?token=<key>`",
+        )
+        return
+    if not slots.acquire(principal):
+        await _refuse(
+            websocket,
+            CLOSE_TOO_MANY,
+            "too_many_websockets",
+            f"this key has {slots.per_key} WebSockets open on this server; close some first",
+        )
+        return
+    try:
+        with revocations.watch(key) as revoked:
+            await _stream_strategy(websocket, hub, strategies, principal, revoked)
+    finally:
+        slots.release(principal)
+
+
+async def _stream_strategy(
+    websocket: WebSocket,
+    hub: HubDep,
+    strategies: StrategyService,
+    principal: Principal,
+    revoked: asyncio.Event,
+) -> None:
+    strategy_id = websocket.query_params.get("strategyId", "")
+    after_raw = websocket.query_params.get("after_seq")
+    if not is_strategy_id(strategy_id) or (after_raw is not None and not AFTER_SEQ.fullmatch(after_raw)):
+        await _refuse(
+            websocket,
+            CLOSE_BAD_REQUEST,
+            "bad_request",
+            "strategyId must be a strategy id (stg_…) and after_seq a non-negative integer",
+        )
+        return
+    after_seq = min(int(after_raw), 2**31 - 1) if after_raw is not None else None
+    WEBSOCKET_CONNECTIONS.inc()
+    try:
+        async with hub.subscribe(strategy_id) as queue:
+            try:
+                view = await strategies.get(principal, strategy_id)
+            except NotFound:
+                await _refuse(websocket, CLOSE_NOT_FOUND, "strategy_not_found", f"no strategy {strategy_id}")
+                return
+            last_seq = await strategies.last_seq(strategy_id)
+            snapshot = StrategySnapshot(
+                strategy_id=strategy_id, seq=last_seq, status=view.status, strategy=view
+            )
+            await websocket.send_json(snapshot.model_dump(mode="json"))
+            replay_from = after_seq if after_seq is not None and after_seq < last_seq else last_seq
+            stream = EventStream(
+                websocket,
+                lambda after: strategies.events_after(strategy_id, after),
+                lambda status: StrategyStatus(status).is_terminal,
+                replay_from,
+            )
+            await stream.catch_up()
+            if view.status.is_terminal:
                 stream.finished = True
             ending = await _follow(websocket, stream, queue, revoked)
             if ending is Ending.REVOKED:
@@ -166,7 +271,7 @@ class Ending(Enum):
 
 async def _follow(
     websocket: WebSocket,
-    stream: OrderStream,
+    stream: EventStream,
     queue: asyncio.Queue[HubMessage],
     revocation: asyncio.Event,
 ) -> Ending:

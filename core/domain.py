@@ -39,6 +39,30 @@ class OrderType(StrEnum):
 TRIGGERED_TYPES = frozenset({OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP})
 
 
+class StrategyType(StrEnum):
+    TWAP = "twap"  # an amount in equal slices, one every interval_s
+    DCA = "dca"  # one order per period, on a Temporal Schedule
+    BRACKET = "bracket"  # a take-profit and a stop; the first to fire cancels the other
+
+
+class StrategyStatus(StrEnum):
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (
+            StrategyStatus.COMPLETED,
+            StrategyStatus.CANCELLED,
+            StrategyStatus.FAILED,
+            StrategyStatus.EXPIRED,
+        )
+
+
 class Dex(StrEnum):
     """The venues the engine routes across."""
 

@@ -1,4 +1,5 @@
-"""Order ids: `ord_` + a 26-character ULID (Crockford base32), sortable by creation time."""
+"""Ids: a prefix (`ord_`, `qt_`, `stg_`) + a 26-character ULID (Crockford base32),
+sortable by creation time."""
 
 from __future__ import annotations
 
@@ -26,3 +27,14 @@ def new_quote_id() -> str:
 
 def is_quote_id(value: str) -> bool:
     return bool(QUOTE_ID_PATTERN.fullmatch(value))
+
+
+STRATEGY_ID_PATTERN = re.compile(r"stg_[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def new_strategy_id() -> str:
+    return f"stg_{ULID()}"
+
+
+def is_strategy_id(value: str) -> bool:
+    return bool(STRATEGY_ID_PATTERN.fullmatch(value))

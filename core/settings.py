@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     orders_per_minute_per_key: int = Field(100, ge=1, alias="ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY")
     # Orders an owner may have open (queued, executing or waiting) at once.
     max_open_orders_per_owner: int = Field(1000, ge=1, alias="ORDER_ENGINE_MAX_OPEN_ORDERS_PER_OWNER")
+    # Strategies (TWAP, DCA, brackets) an owner may have running or paused at once.
+    max_running_strategies_per_owner: int = Field(
+        20, ge=1, alias="ORDER_ENGINE_MAX_RUNNING_STRATEGIES_PER_OWNER"
+    )
     websockets_per_key: int = Field(1000, ge=1, alias="ORDER_ENGINE_WEBSOCKETS_PER_KEY")
     # Requests without a valid key, per client address and API process (429 above).
     failed_auth_per_minute: int = Field(300, ge=1, alias="ORDER_ENGINE_FAILED_AUTH_PER_MINUTE")

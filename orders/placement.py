@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.keys import Principal
@@ -21,6 +22,8 @@ from core.errors import ServiceUnavailable
 from core.formatting import format_amount, format_decimal, format_price, format_time, from_base_units
 from core.ids import new_order_id
 from core.metrics import ORDERS_CREATED
+from core.settings import Settings
+from market import Market
 from market.storage import Hold, PoolStore, WalletStore
 from market.storage import InsufficientFunds as StoreInsufficientFunds
 from market.tokens import decimals_of
@@ -95,8 +98,15 @@ class OrderPlacement:
         self._pools, self._wallets, self._rate, self._limits = pools, wallets, rate, limits
         self._breaker, self._quotes = breaker, quotes
 
-    async def place(self, principal: Principal, body: OrderCreate, idempotency_key: str | None) -> Placed:
-        await self._rate.take(principal)  # refused placements count too
+    async def place(
+        self, principal: Principal, body: OrderCreate, idempotency_key: str | None, parent: str | None = None
+    ) -> Placed:
+        """Validate, reserve and store the order, then start its workflow. An order a
+        strategy places (`parent`) is its child: the strategy's workflow starts it, so
+        it is accepted as soon as it is stored, and it is not held to the per-key rate
+        (the strategy was)."""
+        if parent is None:
+            await self._rate.take(principal)  # refused placements count too
         quoted: Quote | None = None
         request = body
         if body.quote_id is not None:
@@ -112,6 +122,9 @@ class OrderPlacement:
         )
         now = utcnow()
         order, data = _new_order(principal, request, valid, idempotency_key, now, spend, quoted, armed)
+        if parent is not None:
+            order.parent_id, order.accepted_at = parent, now
+            data["parent_id"] = parent
         async with self._sessions() as session:
             # One unit of work: the order and its first event stored, its quote claimed, its
             # owner's open orders counted, what it may spend reserved: all or nothing.
@@ -132,7 +145,8 @@ class OrderPlacement:
                     await self._replay_of(session, existing, order.request_hash, now), replayed=True
                 )
             await self._announce(order, data)
-            await self._start(session, order)
+            if parent is None:
+                await self._start(session, order)
         ORDERS_CREATED.labels(type=order.type).inc()
         return Placed(OrderAccepted.of(order.id), replayed=False)
 
@@ -191,10 +205,7 @@ class OrderPlacement:
         its trigger. A trailing stop starts from the price now."""
         if order_type not in TRIGGERED_TYPES:
             return None
-        plan = await self._quotes.plan(valid)
-        price = from_base_units(plan.amount_out, decimals_of(valid.token_out)) / from_base_units(
-            plan.amount_in, valid.token_in.decimals
-        )
+        price = await self._quotes.price(valid)
         now = format_price(price)
         pair = f"{valid.token_out} per {valid.token_in.symbol}"
         if (
@@ -221,7 +232,17 @@ class OrderPlacement:
             )
         if order_type is OrderType.TRAILING_STOP and valid.trailing_bps is not None:
             peak = Decimal(now)
-            return Armed(trailing_trigger(peak, valid.trailing_bps), peak)
+            trigger = trailing_trigger(peak, valid.trailing_bps)
+            if valid.trigger_price is not None:  # its floor
+                if valid.trigger_price >= price:
+                    raise InvalidOrder(
+                        "trigger_would_fire",
+                        "trigger_price",
+                        f"the price for this amount is {now} {pair} now: a trailing stop's floor at "
+                        f"{valid.trigger_price} would fire at once; set it below",
+                    )
+                trigger = max(trigger, valid.trigger_price)
+            return Armed(trigger, peak)
         return Armed(valid.trigger_price, None)
 
     async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder, spend: int) -> None:
@@ -311,6 +332,29 @@ class OrderPlacement:
 
     async def _forget(self, order_id: str) -> None:
         await self._breaker.attempt(self._events.forget(order_id), f"dropping the snapshot of {order_id}")
+
+
+def build_placement(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    runs: OrderRuns,
+    redis: Redis,
+    market: Market,
+    quotes: QuoteService,
+    breaker: RedisBreaker,
+) -> OrderPlacement:
+    """The placement the API's routes and the strategy workflows' activities share."""
+    return OrderPlacement(
+        sessions,
+        runs,
+        OrderEvents(redis),
+        market.pools,
+        market.wallets,
+        OrderRateLimiter(redis, settings.placement_rate_per_key, breaker),
+        PlacementLimits(settings.max_order_sol, settings.max_open_orders_per_owner),
+        breaker,
+        quotes,
+    )
 
 
 def request_hash(body: OrderCreate) -> str:

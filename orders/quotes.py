@@ -5,6 +5,7 @@ placed. A quote belongs to its owner, lasts QUOTE_TTL, and places at most one or
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,6 +78,13 @@ class QuoteService:
                 if error.code not in MAYBE_LISTED_SINCE:
                     raise
         return validate_order(body, await self._pools.pairs())
+
+    async def price(self, valid: ValidOrder) -> Decimal:
+        """The route's net price now for the order's amount: token_out per token_in."""
+        plan = await self.plan(valid)
+        return from_base_units(plan.amount_out, decimals_of(valid.token_out)) / from_base_units(
+            plan.amount_in, valid.token_in.decimals
+        )
 
     async def plan(self, valid: ValidOrder) -> RoutePlan:
         """The best route now; 422 when nothing connects the pair or can fill the amount."""

@@ -175,6 +175,7 @@ class WaitingOrder:
     trigger_price: Decimal | None = None
     trailing_bps: int | None = None
     peak_price: Decimal | None = None
+    parent_id: str | None = None
 
 
 async def waiting(session: AsyncSession) -> list[WaitingOrder]:
@@ -190,9 +191,11 @@ async def waiting(session: AsyncSession) -> list[WaitingOrder]:
             col(Order.trigger_price),
             col(Order.trailing_bps),
             col(Order.peak_price),
+            col(Order.parent_id),
         ).where(col(Order.status) == OrderStatus.WAITING)
     )
-    return [WaitingOrder(*row) for row in rows]
+    values: list[tuple[Any, ...]] = [tuple(row) for row in rows]
+    return [WaitingOrder(*row) for row in values]
 
 
 async def raise_peaks(session: AsyncSession, peaks: dict[str, tuple[Decimal, Decimal]]) -> None:

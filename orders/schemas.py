@@ -147,6 +147,7 @@ class OrderView(BaseModel):
     max_hops: int | None = None
     dexes: list[str] | None = None
     quote_id: str | None = None
+    parent_id: str | None = None  # the strategy that placed it
     # What the order asked of landing (None: accepted before the fee market).
     priority_fee: str | dict[str, Any] | None = None
     tip_lamports: int | None = None
@@ -186,6 +187,7 @@ class OrderView(BaseModel):
             max_hops=order.max_hops,
             dexes=order.dexes,
             quote_id=order.quote["quote_id"] if order.quote else None,
+            parent_id=order.parent_id,
             slippage_bps=order.slippage_bps,
             limit_price=format_decimal(order.limit_price),
             trigger_price=format_decimal(order.trigger_price),

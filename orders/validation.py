@@ -106,6 +106,12 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         if trigger_price <= 0:
             raise InvalidOrder("invalid_trigger_price", "trigger_price", "must be greater than 0")
         check_price_fits("trigger_price", trigger_price)
+    elif body.type is OrderType.TRAILING_STOP and body.trigger_price is not None:
+        # A floor: the trailing stop fires at the trail or at this, whichever is higher.
+        trigger_price = Decimal(body.trigger_price)
+        if trigger_price <= 0:
+            raise InvalidOrder("invalid_trigger_price", "trigger_price", "must be greater than 0")
+        check_price_fits("trigger_price", trigger_price)
     elif body.trigger_price is not None:
         raise InvalidOrder(
             "invalid_trigger_price", "trigger_price", f"{body.type} orders take no trigger_price"

@@ -53,7 +53,8 @@ BUCKETS_PER_DOUBLING = 4
 # split steps: a bucket's edges decide for its orders only with this margin to spare.
 MARGIN = Decimal("0.005")
 
-Signal = Callable[[str, Trigger], Awaitable[None]]
+# (order id, trigger, its parent strategy's id): a strategy's leg is the strategy's call.
+Signal = Callable[[str, Trigger, str | None], Awaitable[None]]
 
 
 @dataclass
@@ -113,8 +114,9 @@ class MarketWatcher:
         if evaluation.peaks:
             async with self._sessions() as session:
                 await repository.raise_peaks(session, evaluation.peaks)
+        parents = {o.order_id: o.parent_id for o in waiting}
         for order_id, trigger in evaluation.triggers:
-            await self._signal(order_id, trigger)
+            await self._signal(order_id, trigger, parents.get(order_id))
             self._signalled[order_id] = self._clock()
         live = {o.order_id for o in waiting}
         self._signalled = {k: v for k, v in self._signalled.items() if k in live}
@@ -207,7 +209,9 @@ def evaluate(
             continue
         price = prices.price(units)
         peak = max(order.peak_price or price, price)
-        trigger = trailing_trigger(peak, order.trailing_bps)
+        # The stored trigger may sit above the trail (a floor, as a bracket's stop
+        # sets): it only ever rises.
+        trigger = max(trailing_trigger(peak, order.trailing_bps), order.trigger_price or Decimal(0))
         if order.peak_price is None or peak > order.peak_price:
             evaluation.peaks[order.order_id] = (peak, trigger)
         if fires(OrderType.TRAILING_STOP, price, trigger):

@@ -30,6 +30,7 @@ from activities.interceptors import ActivityBudget, Heartbeats, LogContext
 from activities.market import MarketActivities, signal_trigger
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
+from activities.strategies import StrategyActivities
 from contracts.market import BACKGROUND_TRADING_WORKFLOW_ID, MARKET_WATCH_WORKFLOW_ID
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -38,11 +39,17 @@ from core.tracing import setup_tracing
 from market import Market, build_market
 from market.background import BackgroundTrader
 from orders.events import OrderEvents
+from orders.placement import build_placement
+from orders.quotes import QuoteService
+from orders.runs import OrderRuns
 from orders.watcher import MarketWatcher
 from storage.database import create_engine, create_sessionmaker, when_reachable
-from storage.redis import connect_redis
+from storage.redis import RedisBreaker, connect_redis
+from strategies.runs import StrategyRuns
+from strategies.service import build_strategies
 from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
 from workflows.order import OrderWorkflow
+from workflows.strategy import DcaRoundWorkflow, StrategyWorkflow
 
 log = logging.getLogger("order_engine.worker")
 
@@ -90,11 +97,23 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
         market = build_market(settings, sessions)
         await when_reachable(market.ensure_genesis, "creating the genesis market")
         records = OrderRecords(sessions, OrderEvents(redis))
+        quotes = QuoteService(sessions, market.pools, market.fees, market.clock)
+        order_runs = OrderRuns(client)
+        strategies = StrategyActivities(
+            sessions,
+            build_placement(settings, sessions, order_runs, redis, market, quotes, RedisBreaker()),
+            quotes,
+            build_strategies(settings, sessions, client, redis, quotes),
+            order_runs,
+            StrategyRuns(client),
+        )
         watcher = MarketWatcher(market.pools, market.clock, sessions, signal_trigger(client))
         trader = BackgroundTrader(
             market.pools, market.clock, settings.sim_background_trades_per_s, settings.sim_seed
         )
-        yield WorkerProcess(build_workers(client, settings, market, records, trader, watcher), market)
+        yield WorkerProcess(
+            build_workers(client, settings, market, records, trader, watcher, strategies), market
+        )
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -107,6 +126,7 @@ def build_workers(
     records: OrderRecords,
     trader: BackgroundTrader,
     watcher: MarketWatcher,
+    strategies: StrategyActivities,
 ) -> list[Worker]:
     quotes = QuoteActivities(market.venues, records)
     execution = ExecutionActivities(market.chain, records)
@@ -123,7 +143,13 @@ def build_workers(
         Worker(
             client,
             task_queue=ORDERS_TASK_QUEUE,
-            workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow],
+            workflows=[
+                OrderWorkflow,
+                StrategyWorkflow,
+                DcaRoundWorkflow,
+                BackgroundTradingWorkflow,
+                MarketWatchWorkflow,
+            ],
             workflow_runner=WORKFLOW_RUNNER,
             # Run as local activities by the order workflow (see workflows/order.py).
             activities=[
@@ -135,6 +161,14 @@ def build_workers(
                 execution.submit_transaction,
                 execution.confirm_transaction,
                 execution.close_unexecuted,
+                # Regular activities of strategy workflows.
+                strategies.place_child,
+                strategies.record_strategy,
+                strategies.cancel_child,
+                strategies.create_schedule,
+                strategies.pause_schedule,
+                strategies.resume_schedule,
+                strategies.delete_schedule,
             ],
             disable_eager_activity_execution=True,
             sticky_queue_schedule_to_start_timeout=STICKY_TO_START,

@@ -24,7 +24,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from core.domain import FailureStage, OrderStatus, OrderType, ReservationState, SwapMode
+from core.domain import (
+    FailureStage,
+    OrderStatus,
+    OrderType,
+    ReservationState,
+    StrategyStatus,
+    StrategyType,
+    SwapMode,
+)
 
 # Token amounts up to 2^64 base units with up to 18 decimals, exact.
 AMOUNT = Numeric(40, 18)
@@ -64,6 +72,7 @@ class Order(SQLModel, table=True):
             postgresql_where=text("status NOT IN ('CONFIRMED', 'FAILED', 'CANCELLED', 'EXPIRED')"),
         ),
         Index("ix_orders_status", "status"),
+        Index("ix_orders_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True, max_length=30)
@@ -105,6 +114,8 @@ class Order(SQLModel, table=True):
     trigger_price: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
     trailing_bps: int | None = None
     peak_price: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    # The strategy that placed it (a child order of its workflow), if any.
+    parent_id: str | None = Field(default=None, max_length=30)
     # Placed from a quote: {"quote_id", "route"} (the quoted route, its bounds).
     quote: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     # The seq of the last event: the snapshot state is "after event last_seq".
@@ -321,4 +332,55 @@ class ApiKey(SQLModel, table=True):
     )
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Strategy(SQLModel, table=True):
+    """A TWAP, DCA or bracket: its parameters and counters; its orders are the orders
+    whose parent_id is its id (progress is summed from them)."""
+
+    __tablename__ = "strategies"
+    __table_args__ = (
+        Index("ix_strategies_owner_id", "owner", "id"),
+        Index(
+            "ix_strategies_running_owner", "owner", postgresql_where=text("status IN ('RUNNING', 'PAUSED')")
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=30)
+    owner: str = Field(max_length=64)
+    type: StrategyType = Field(sa_column=Column(EnumText(StrategyType, 16), nullable=False))
+    status: StrategyStatus = Field(sa_column=Column(EnumText(StrategyStatus, 16), nullable=False))
+    params: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    orders_skipped: int = 0  # TWAP slices skipped for their price
+    orders_unfunded: int = 0  # orders it could not place (insufficient funds, …)
+    last_seq: int = 0
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class StrategyEvent(SQLModel, table=True):
+    """A strategy's append-only event log: `/strategies/{id}/events`, `/ws/strategies`."""
+
+    __tablename__ = "strategy_events"
+    __table_args__ = (
+        UniqueConstraint("strategy_id", "seq", name="uq_strategy_events_strategy_seq"),
+        UniqueConstraint("strategy_id", "event_key", name="uq_strategy_events_strategy_event_key"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    strategy_id: str = Field(foreign_key="strategies.id", max_length=30)
+    seq: int
+    status: StrategyStatus = Field(sa_column=Column(EnumText(StrategyStatus, 16), nullable=False))
+    event_key: str = Field(max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -26,16 +26,21 @@ from temporalio.worker import Replayer
 
 from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
 from workflows.order import OrderWorkflow
+from workflows.strategy import DcaRoundWorkflow, StrategyWorkflow
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 RECORDED = sorted(HISTORIES.glob("**/*.json"))
-PATH_TESTS = Path(__file__).with_name("test_order_paths.py")
+PATH_TESTS = [
+    Path(__file__).with_name("test_order_paths.py"),
+    Path(__file__).with_name("test_strategy_paths.py"),
+]
 
 
 def test_every_path_of_the_state_machine_has_a_recorded_history() -> None:
     tests = {
         node.name.removeprefix("test_")
-        for node in ast.parse(PATH_TESTS.read_text()).body
+        for module in PATH_TESTS
+        for node in ast.parse(module.read_text()).body
         if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test_")
     }
     recorded = {path.stem for path in (HISTORIES / "paths").glob("*.json")}
@@ -53,6 +58,14 @@ async def test_saved_history_replays(path: Path) -> None:
     text = path.read_text()
     started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
     history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
-    replayer = Replayer(workflows=[OrderWorkflow, BackgroundTradingWorkflow, MarketWatchWorkflow])
+    replayer = Replayer(
+        workflows=[
+            OrderWorkflow,
+            StrategyWorkflow,
+            DcaRoundWorkflow,
+            BackgroundTradingWorkflow,
+            MarketWatchWorkflow,
+        ]
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -1,0 +1,86 @@
+"""Strategies: thin routes over the strategies domain (strategies/)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from accounts.keys import NAME_PATTERN
+from api.auth import KeyDep
+from api.deps import StrategiesDep
+from core.domain import StrategyStatus
+from strategies.schemas import (
+    StrategyAccepted,
+    StrategyActionAnswer,
+    StrategyCreate,
+    StrategyEvents,
+    StrategyPage,
+    StrategyView,
+)
+
+router = APIRouter(tags=["strategies"])
+
+
+@router.post("/strategies", status_code=status.HTTP_202_ACCEPTED)
+async def create_strategy(
+    body: StrategyCreate, strategies: StrategiesDep, principal: KeyDep
+) -> StrategyAccepted:
+    """Start a TWAP, DCA or bracket; its orders are child orders (`parent_id`)."""
+    return await strategies.create(principal, body)
+
+
+@router.get("/strategies", response_model=StrategyPage)
+async def list_strategies(
+    strategies: StrategiesDep,
+    principal: KeyDep,
+    owner: Annotated[
+        str | None, Query(pattern=NAME_PATTERN.pattern, description="operator keys: only this owner's")
+    ] = None,
+    status_: Annotated[StrategyStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> StrategyPage:
+    """Your strategies, newest first (an operator key sees everyone's)."""
+    return await strategies.page(principal, owner=owner, status=status_, cursor=cursor, limit=limit)
+
+
+@router.get("/strategies/{strategy_id}", response_model=StrategyView)
+async def get_strategy(strategy_id: str, strategies: StrategiesDep, principal: KeyDep) -> StrategyView:
+    """The strategy, its progress and its orders."""
+    return await strategies.get(principal, strategy_id)
+
+
+@router.get("/strategies/{strategy_id}/events", response_model=StrategyEvents)
+async def strategy_events(
+    strategy_id: str,
+    strategies: StrategiesDep,
+    principal: KeyDep,
+    after_seq: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> StrategyEvents:
+    """Every event (with `seq`), a page at a time."""
+    return await strategies.events(principal, strategy_id, after_seq, limit)
+
+
+@router.post("/strategies/{strategy_id}/pause", status_code=status.HTTP_202_ACCEPTED)
+async def pause_strategy(
+    strategy_id: str, strategies: StrategiesDep, principal: KeyDep
+) -> StrategyActionAnswer:
+    """Hold future orders (a DCA pauses its Schedule)."""
+    return await strategies.act(principal, strategy_id, "pause")
+
+
+@router.post("/strategies/{strategy_id}/resume", status_code=status.HTTP_202_ACCEPTED)
+async def resume_strategy(
+    strategy_id: str, strategies: StrategiesDep, principal: KeyDep
+) -> StrategyActionAnswer:
+    return await strategies.act(principal, strategy_id, "resume")
+
+
+@router.post("/strategies/{strategy_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_strategy(
+    strategy_id: str, strategies: StrategiesDep, principal: KeyDep
+) -> StrategyActionAnswer:
+    """Stop future orders; an order already executing finishes."""
+    return await strategies.act(principal, strategy_id, "cancel")

@@ -1,0 +1,1 @@
+"""Strategies: TWAP, DCA and brackets, each a workflow whose orders are child orders."""

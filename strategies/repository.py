@@ -1,0 +1,150 @@
+"""Strategy queries. Functions take the caller's session; the service decides where a
+unit of work begins and ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from contracts.strategies import StrategyRecord
+from core.domain import StrategyStatus, SwapMode
+from storage.models import Order, Strategy, StrategyEvent, utcnow
+from strategies.schemas import ChildOrderRow
+
+CREATED_EVENT_KEY = "created"
+RUNNING = (StrategyStatus.RUNNING, StrategyStatus.PAUSED)
+
+
+@dataclass(frozen=True)
+class RecordedStrategy:
+    strategy: Strategy
+    event: StrategyEvent
+
+
+def insert(session: AsyncSession, strategy: Strategy) -> StrategyEvent:
+    """The strategy and its first event (seq 1), in the caller's unit of work."""
+    strategy.last_seq = 1
+    event = StrategyEvent(
+        strategy_id=strategy.id,
+        seq=1,
+        status=strategy.status,
+        event_key=CREATED_EVENT_KEY,
+        data={"event": "created", **strategy.params},
+        created_at=strategy.created_at,
+    )
+    session.add(strategy)
+    session.add(event)
+    return event
+
+
+async def get(session: AsyncSession, strategy_id: str) -> Strategy | None:
+    return await session.get(Strategy, strategy_id)
+
+
+async def count_running(session: AsyncSession, owner: str) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(Strategy)
+        .where(col(Strategy.owner) == owner, col(Strategy.status).in_(RUNNING))
+    )
+    return int(result.scalar_one())
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    owner: str | None,
+    status: StrategyStatus | None,
+    before_id: str | None,
+    limit: int,
+) -> list[Strategy]:
+    """Newest first; ULIDs sort by creation time, so the id is the cursor."""
+    query = select(Strategy).order_by(col(Strategy.id).desc()).limit(limit)
+    if owner is not None:
+        query = query.where(col(Strategy.owner) == owner)
+    if status is not None:
+        query = query.where(col(Strategy.status) == status)
+    if before_id is not None:
+        query = query.where(col(Strategy.id) < before_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def children(session: AsyncSession, strategy_ids: list[str]) -> dict[str, list[ChildOrderRow]]:
+    """Each strategy's orders, oldest first, with what progress sums."""
+    rows = await session.execute(
+        select(
+            col(Order.parent_id),
+            col(Order.id),
+            col(Order.status),
+            col(Order.swap_mode),
+            col(Order.amount),
+            col(Order.amount_in_filled),
+            col(Order.amount_out),
+        )
+        .where(col(Order.parent_id).in_(strategy_ids))
+        .order_by(col(Order.id))
+    )
+    found: dict[str, list[ChildOrderRow]] = {strategy_id: [] for strategy_id in strategy_ids}
+    for parent_id, order_id, status, swap_mode, amount, filled, amount_out in rows:
+        found[str(parent_id)].append(
+            ChildOrderRow(
+                order_id=order_id,
+                status=str(status),
+                amount_in=amount if swap_mode == SwapMode.EXACT_IN else filled,
+                amount_out=amount_out,
+            )
+        )
+    return found
+
+
+async def record(session: AsyncSession, change: StrategyRecord) -> RecordedStrategy | None:
+    """Apply a change and append its event, once per event_key (a retried activity finds
+    it recorded: None). Locks the strategy row: its children end concurrently."""
+    strategy = (
+        await session.execute(
+            select(Strategy).where(col(Strategy.id) == change.strategy_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if strategy is None:
+        return None
+    seen = await session.execute(
+        select(col(StrategyEvent.id)).where(
+            col(StrategyEvent.strategy_id) == change.strategy_id,
+            col(StrategyEvent.event_key) == change.event_key,
+        )
+    )
+    if seen.first() is not None:
+        return None
+    now = utcnow()
+    if change.status is not None and not strategy.status.is_terminal:
+        strategy.status = change.status
+    strategy.orders_skipped += change.skipped
+    strategy.orders_unfunded += change.unfunded
+    strategy.last_seq += 1
+    strategy.updated_at = now
+    event = StrategyEvent(
+        strategy_id=strategy.id,
+        seq=strategy.last_seq,
+        status=strategy.status,
+        event_key=change.event_key,
+        data={"event": change.event, **change.data},
+        created_at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return RecordedStrategy(strategy, event)
+
+
+async def events_after(
+    session: AsyncSession, strategy_id: str, after_seq: int, limit: int
+) -> list[StrategyEvent]:
+    result = await session.execute(
+        select(StrategyEvent)
+        .where(col(StrategyEvent.strategy_id) == strategy_id, col(StrategyEvent.seq) > after_seq)
+        .order_by(col(StrategyEvent.seq))
+        .limit(limit)
+    )
+    return list(result.scalars())

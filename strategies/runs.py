@@ -1,0 +1,105 @@
+"""A strategy's workflow and Schedule, as the domain drives them: start, pause, resume,
+cancel; create, pause, resume and delete a DCA's Schedule. Reached by name
+(contracts/strategies.py), so the domain does not import workflow code."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.common import Priority, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.strategies import (
+    CANCEL_STRATEGY_UPDATE,
+    DCA_ROUND_WORKFLOW,
+    PAUSE_UPDATE,
+    RESUME_UPDATE,
+    STRATEGY_WORKFLOW,
+    DcaRoundInput,
+    StrategyInput,
+    dca_schedule_id,
+)
+from core.temporal import ORDERS_TASK_QUEUE
+
+UPDATE_TIMEOUT = timedelta(seconds=10)
+FAIRNESS_KEY_MAX = 64
+
+
+class StrategyRuns:
+    def __init__(self, temporal: Client) -> None:
+        self._temporal = temporal
+
+    async def start(self, strategy: StrategyInput, summary: str) -> None:
+        await self._temporal.start_workflow(
+            STRATEGY_WORKFLOW,
+            strategy,
+            id=strategy.strategy_id,
+            task_queue=ORDERS_TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=summary,
+            priority=Priority(fairness_key=strategy.owner[:FAIRNESS_KEY_MAX]),
+            rpc_timeout=timedelta(seconds=5),
+        )
+
+    async def update(self, strategy_id: str, action: str) -> bool:
+        """pause, resume or cancel: True when the workflow took it."""
+        name = {"pause": PAUSE_UPDATE, "resume": RESUME_UPDATE, "cancel": CANCEL_STRATEGY_UPDATE}[action]
+        accepted: bool = await self._temporal.get_workflow_handle(strategy_id).execute_update(
+            name, result_type=bool, rpc_timeout=UPDATE_TIMEOUT
+        )
+        return accepted
+
+    async def create_schedule(self, strategy: StrategyInput) -> None:
+        """One DcaRoundWorkflow per period; never two at once (SKIP); `orders` actions at
+        most. Creating it again (a retried activity) is success."""
+        schedule_id = dca_schedule_id(strategy.strategy_id)
+        try:
+            await self._temporal.create_schedule(
+                schedule_id,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        DCA_ROUND_WORKFLOW,
+                        DcaRoundInput(strategy),
+                        id=schedule_id,  # the server appends the scheduled time
+                        task_queue=ORDERS_TASK_QUEUE,
+                        static_summary=f"DCA round of {strategy.strategy_id}",
+                        priority=Priority(fairness_key=strategy.owner[:FAIRNESS_KEY_MAX]),
+                    ),
+                    spec=ScheduleSpec(
+                        intervals=[ScheduleIntervalSpec(every=timedelta(seconds=strategy.every_s))]
+                    ),
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+                    state=ScheduleState(
+                        note=f"dca {strategy.amount_per_order} {strategy.token_in} → {strategy.token_out}",
+                        limited_actions=strategy.orders is not None,
+                        remaining_actions=strategy.orders or 0,
+                    ),
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            pass
+
+    async def pause_schedule(self, strategy_id: str, paused: bool) -> None:
+        handle = self._temporal.get_schedule_handle(dca_schedule_id(strategy_id))
+        if paused:
+            await handle.pause(note="paused through the API")
+        else:
+            await handle.unpause(note="resumed through the API")
+
+    async def delete_schedule(self, strategy_id: str) -> None:
+        try:
+            await self._temporal.get_schedule_handle(dca_schedule_id(strategy_id)).delete()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise

@@ -1,0 +1,386 @@
+"""The strategies domain: create (validated, capped per owner), read, page, pause,
+resume, cancel, and record what the strategy workflows report. Routes, the CLI and the
+strategy activities all call this."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from accounts.keys import Principal
+from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
+from core.domain import OrderType, StrategyStatus, StrategyType
+from core.durations import parse_duration
+from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
+from core.formatting import format_price
+from core.ids import is_strategy_id, new_strategy_id
+from core.settings import Settings
+from orders.quotes import QuoteService
+from orders.schemas import OrderCreate
+from orders.validation import ValidOrder
+from storage.models import Strategy, utcnow
+from strategies import repository
+from strategies.errors import StrategyFinished, StrategyNotFound, StrategyStateConflict, TooManyStrategies
+from strategies.events import StrategyEventsPublisher
+from strategies.runs import StrategyRuns
+from strategies.schemas import (
+    MAX_SLICES,
+    StrategyAccepted,
+    StrategyActionAnswer,
+    StrategyCreate,
+    StrategyEvents,
+    StrategyEventView,
+    StrategyPage,
+    StrategyView,
+    progress_of,
+)
+
+log = logging.getLogger(__name__)
+
+BRACKET_DEFAULT_EXPIRY_S = 604_800  # a week, the longest any order waits
+MAX_DCA_ORDERS = 10_000
+ACTIONS = ("pause", "resume", "cancel")
+# Which fields each type takes (beyond type, tokens and slippage).
+FIELDS: dict[StrategyType, frozenset[str]] = {
+    StrategyType.TWAP: frozenset({"amount", "slices", "interval_s", "limit_price"}),
+    StrategyType.DCA: frozenset({"amount_per_order", "every", "orders"}),
+    StrategyType.BRACKET: frozenset(
+        {"amount", "take_profit_price", "stop_loss_price", "trailing_bps", "expires_in_s"}
+    ),
+}
+COMMON = frozenset({"type", "token_in", "token_out", "slippage_bps"})
+
+
+@dataclass(frozen=True)
+class StrategyLimits:
+    max_running_per_owner: int
+
+
+class StrategyService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        runs: StrategyRuns,
+        quotes: QuoteService,
+        events: StrategyEventsPublisher,
+        limits: StrategyLimits,
+    ) -> None:
+        self._sessions, self._runs, self._quotes = sessions, runs, quotes
+        self._events, self._limits = events, limits
+
+    async def create(self, principal: Principal, body: StrategyCreate) -> StrategyAccepted:
+        strategy_input = await self._validate(principal.owner, body)
+        now = utcnow()
+        params = body.model_dump(mode="json", exclude_none=True, exclude={"type"})
+        if body.type is StrategyType.BRACKET:
+            params["expires_in_s"] = strategy_input.expires_in_s
+        strategy = Strategy(
+            id=strategy_input.strategy_id,
+            owner=principal.owner,
+            type=body.type,
+            status=StrategyStatus.RUNNING,
+            params=params,
+            expires_at=_expiry(now, strategy_input.expires_in_s),
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._sessions() as session, session.begin():
+            running = await repository.count_running(session, principal.owner)
+            if not principal.operator and running >= self._limits.max_running_per_owner:
+                raise TooManyStrategies(
+                    f"{principal.owner} has {running} running strategies, the most an owner may have; "
+                    "wait for some to finish or cancel them"
+                )
+            event = repository.insert(session, strategy)
+        try:
+            await self._runs.start(strategy_input, _summary(body))
+        except Exception as error:
+            log.warning("could not start strategy %s: %s", strategy.id, error)
+            async with self._sessions() as session, session.begin():
+                await session.delete(event)
+                await session.flush()
+                await session.delete(strategy)
+            raise ServiceUnavailable(
+                "the workflow engine is unreachable; nothing was stored, retry"
+            ) from error
+        return StrategyAccepted.of(
+            strategy.id, dca_schedule_id(strategy.id) if body.type is StrategyType.DCA else None
+        )
+
+    async def get(self, principal: Principal, strategy_id: str) -> StrategyView:
+        async with self._sessions() as session:
+            strategy = await self._visible(session, principal, strategy_id)
+            children = (await repository.children(session, [strategy.id]))[strategy.id]
+        return StrategyView.of(strategy, progress_of(strategy, children), [c.order_id for c in children])
+
+    async def page(
+        self,
+        principal: Principal,
+        *,
+        owner: str | None,
+        status: StrategyStatus | None,
+        cursor: str | None,
+        limit: int,
+    ) -> StrategyPage:
+        """Newest first; an operator sees everyone's (`owner` narrows), others their own."""
+        if cursor is not None and not is_strategy_id(cursor):
+            raise InvalidInput("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
+        if not principal.operator:
+            if owner is not None and owner != principal.owner:
+                raise OperatorRequired("only an operator key may list another owner's strategies")
+            owner = principal.owner
+        async with self._sessions() as session:
+            page = await repository.list_page(
+                session, owner=owner, status=status, before_id=cursor, limit=limit + 1
+            )
+            items = page[:limit]
+            children = await repository.children(session, [s.id for s in items])
+        return StrategyPage(
+            items=[
+                StrategyView.of(s, progress_of(s, children[s.id]), [c.order_id for c in children[s.id]])
+                for s in items
+            ],
+            next_cursor=items[-1].id if len(page) > limit else None,
+        )
+
+    async def events(
+        self, principal: Principal, strategy_id: str, after_seq: int = 0, limit: int = 500
+    ) -> StrategyEvents:
+        async with self._sessions() as session:
+            await self._visible(session, principal, strategy_id)
+            events = await repository.events_after(session, strategy_id, after_seq, limit + 1)
+        items = [StrategyEventView.of(e) for e in events[:limit]]
+        return StrategyEvents(items=items, next_after_seq=items[-1].seq if len(events) > limit else None)
+
+    async def last_seq(self, strategy_id: str) -> int:
+        async with self._sessions() as session:
+            strategy = await repository.get(session, strategy_id)
+        return strategy.last_seq if strategy is not None else 0
+
+    async def events_after(self, strategy_id: str, after_seq: int) -> list[StrategyEventView]:
+        async with self._sessions() as session:
+            return [
+                StrategyEventView.of(e)
+                for e in await repository.events_after(session, strategy_id, after_seq, 10_000)
+            ]
+
+    async def act(self, principal: Principal, strategy_id: str, action: str) -> StrategyActionAnswer:
+        """pause, resume or cancel (202): the workflow decides and records the change."""
+        async with self._sessions() as session:
+            strategy = await self._visible(session, principal, strategy_id)
+        if strategy.status.is_terminal:
+            raise StrategyFinished(f"{strategy_id} ended {strategy.status}; nothing to {action}")
+        try:
+            accepted = await self._runs.update(strategy_id, action)
+        except Exception as error:
+            log.warning("%s of %s did not get through: %s", action, strategy_id, error)
+            raise ServiceUnavailable(f"could not {action} {strategy_id} now; retry") from error
+        if not accepted:
+            raise StrategyStateConflict(
+                f"{strategy_id} cannot {action} now: it is {strategy.status}"
+                + (" or already cancelled" if action != "cancel" else ", its cancel was asked already")
+            )
+        async with self._sessions() as session:
+            now = await repository.get(session, strategy_id)
+        return StrategyActionAnswer(
+            strategy_id=strategy_id, action=action, status=now.status if now else strategy.status
+        )
+
+    async def record(self, change: StrategyRecord) -> None:
+        """What a strategy workflow reports: stored once, then published."""
+        async with self._sessions() as session, session.begin():
+            recorded = await repository.record(session, change)
+        if recorded is not None:
+            try:
+                await self._events.publish(StrategyEventView.of(recorded.event))
+            except Exception as error:  # PostgreSQL has it: streams catch up from there
+                log.warning("could not publish %s event %s: %s", change.strategy_id, change.event_key, error)
+
+    async def _visible(self, session: AsyncSession, principal: Principal, strategy_id: str) -> Strategy:
+        strategy = await repository.get(session, strategy_id) if is_strategy_id(strategy_id) else None
+        if strategy is None or not (principal.operator or strategy.owner == principal.owner):
+            raise StrategyNotFound(f"no strategy {strategy_id}")
+        return strategy
+
+    async def _validate(self, owner: str, body: StrategyCreate) -> StrategyInput:
+        sent = {name for name, value in body if value is not None} | {"slippage_bps"}
+        extra = sorted(sent - FIELDS[body.type] - COMMON)
+        if extra:
+            raise InvalidInput(
+                "unexpected_field", extra[0], f"a {body.type} strategy takes no {', '.join(extra)}"
+            )
+        strategy_id = new_strategy_id()
+        common: dict[str, Any] = {
+            "strategy_id": strategy_id,
+            "type": body.type,
+            "owner": owner,
+            "token_in": body.token_in,
+            "token_out": body.token_out,
+            "slippage_bps": body.slippage_bps,
+        }
+        match body.type:
+            case StrategyType.TWAP:
+                return await self._twap(body, common)
+            case StrategyType.DCA:
+                return await self._dca(body, common)
+            case StrategyType.BRACKET:
+                return await self._bracket(body, common)
+
+    async def _child(self, body: StrategyCreate, amount: str | None, field: str, **fields: Any) -> ValidOrder:
+        """An order as the strategy would place it, validated as POST /orders would."""
+        if amount is None:
+            raise InvalidInput("missing_field", field, f"a {body.type} strategy needs {field}")
+        try:
+            order = OrderCreate(
+                token_in=body.token_in,
+                token_out=body.token_out,
+                amount=amount,
+                slippage_bps=body.slippage_bps,
+                **fields,
+            )
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise InvalidInput(f"invalid_{field}", field, str(first["msg"])) from error
+        try:
+            return await self._quotes.validate(order)
+        except InvalidInput as error:
+            if error.code == "invalid_amount":  # named as the strategy names it
+                raise InvalidInput(f"invalid_{field}", field, error.detail) from error
+            raise
+
+    async def _twap(self, body: StrategyCreate, common: dict[str, Any]) -> StrategyInput:
+        if body.slices is None or not 2 <= body.slices <= MAX_SLICES:
+            raise InvalidInput("invalid_slices", "slices", f"slices must be 2–{MAX_SLICES}")
+        if body.interval_s is None or not 1 <= body.interval_s <= 86_400:
+            raise InvalidInput("invalid_interval", "interval_s", "interval_s must be 1–86400 seconds")
+        limit = _price("limit_price", body.limit_price)
+        valid = await self._child(body, body.amount, "amount")
+        if valid.units // body.slices == 0:
+            raise InvalidInput(
+                "amount_too_small",
+                "amount",
+                f"{body.amount} {body.token_in} in {body.slices} slices rounds to nothing per slice",
+            )
+        return StrategyInput(
+            **common,
+            amount_units=valid.units,
+            decimals_in=valid.token_in.decimals,
+            slices=body.slices,
+            interval_s=body.interval_s,
+            limit_price=str(limit) if limit is not None else None,
+        )
+
+    async def _dca(self, body: StrategyCreate, common: dict[str, Any]) -> StrategyInput:
+        if body.every is None:
+            raise InvalidInput(
+                "invalid_every", "every", 'a dca strategy needs every: a duration such as "30s", "5m", "1h"'
+            )
+        try:
+            every = parse_duration(body.every)
+        except ValueError as error:
+            raise InvalidInput("invalid_every", "every", str(error)) from error
+        if every.total_seconds() < 1:
+            raise InvalidInput("invalid_every", "every", "every must be at least 1s")
+        if body.orders is not None and not 1 <= body.orders <= MAX_DCA_ORDERS:
+            raise InvalidInput("invalid_orders", "orders", f"orders must be 1–{MAX_DCA_ORDERS}")
+        await self._child(body, body.amount_per_order, "amount_per_order")
+        return StrategyInput(
+            **common,
+            amount_per_order=body.amount_per_order,
+            every_s=int(every.total_seconds()),
+            orders=body.orders,
+        )
+
+    async def _bracket(self, body: StrategyCreate, common: dict[str, Any]) -> StrategyInput:
+        take = _price("take_profit_price", body.take_profit_price)
+        stop = _price("stop_loss_price", body.stop_loss_price)
+        if take is None:
+            raise InvalidInput("missing_field", "take_profit_price", "a bracket needs take_profit_price")
+        if stop is None and body.trailing_bps is None:
+            raise InvalidInput(
+                "missing_field", "stop_loss_price", "a bracket needs stop_loss_price (or trailing_bps)"
+            )
+        if stop is not None and take <= stop:
+            raise InvalidInput(
+                "invalid_bracket",
+                "take_profit_price",
+                f"take_profit_price ({take}) must be above stop_loss_price ({stop})",
+            )
+        if body.trailing_bps is not None and not 10 <= body.trailing_bps <= 5000:
+            raise InvalidInput("invalid_trailing_bps", "trailing_bps", "trailing_bps must be 10–5000")
+        expires_in_s = body.expires_in_s or BRACKET_DEFAULT_EXPIRY_S
+        if not 1 <= expires_in_s <= BRACKET_DEFAULT_EXPIRY_S:
+            raise InvalidInput("invalid_expiry", "expires_in_s", "expires_in_s must be 1–604800")
+        valid = await self._child(
+            body, body.amount, "amount", type=OrderType.TAKE_PROFIT, trigger_price=str(take)
+        )
+        price = await self._quotes.price(valid)
+        now = format_price(price)
+        if take <= price or (stop is not None and stop >= price):
+            raise InvalidInput(
+                "trigger_would_fire",
+                "take_profit_price" if take <= price else "stop_loss_price",
+                f"the price for this amount is {now} {body.token_out} per {body.token_in} now: "
+                "a bracket needs its stop below it and its take-profit above it",
+            )
+        return StrategyInput(
+            **common,
+            amount=body.amount,
+            take_profit_price=str(take),
+            stop_loss_price=str(stop) if stop is not None else None,
+            trailing_bps=body.trailing_bps,
+            expires_in_s=expires_in_s,
+        )
+
+
+def _price(field: str, text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        price = Decimal(text)
+    except ArithmeticError:
+        price = Decimal(-1)
+    if not price.is_finite() or price <= 0:
+        raise InvalidInput(f"invalid_{field}", field, f"{field} must be a positive decimal string")
+    return price
+
+
+def _expiry(now: datetime, expires_in_s: int | None) -> datetime | None:
+    return now + timedelta(seconds=expires_in_s) if expires_in_s else None
+
+
+def _summary(body: StrategyCreate) -> str:
+    match body.type:
+        case StrategyType.TWAP:
+            return f"twap {body.amount} {body.token_in} → {body.token_out} in {body.slices} slices every {body.interval_s}s"
+        case StrategyType.DCA:
+            return f"dca {body.amount_per_order} {body.token_in} → {body.token_out} every {body.every}"
+        case StrategyType.BRACKET:
+            return (
+                f"bracket {body.amount} {body.token_in} → {body.token_out}: take profit at "
+                f"{body.take_profit_price}, stop at {body.stop_loss_price or f'{body.trailing_bps} bps trail'}"
+            )
+
+
+def build_strategies(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    temporal: Client,
+    redis: Redis,
+    quotes: QuoteService,
+) -> StrategyService:
+    return StrategyService(
+        sessions,
+        StrategyRuns(temporal),
+        quotes,
+        StrategyEventsPublisher(redis),
+        StrategyLimits(settings.max_running_strategies_per_owner),
+    )

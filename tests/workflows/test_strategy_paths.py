@@ -1,0 +1,298 @@
+"""Every path of the strategy workflow on the time-skipping server: its activities are
+scripted and its child orders are stand-ins that fill at once (market) or wait for the
+strategy's signal or cancel (legs). Hours of TWAP intervals and DCA periods pass in
+milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, TRIGGER_SIGNAL, OrderInput, OrderOutcome, Trigger
+from contracts.strategies import (
+    LEG_TRIGGERED_SIGNAL,
+    CancelChildRequest,
+    DcaRoundInput,
+    LegTriggered,
+    PlaceChildRequest,
+    PlacedChild,
+    PlacementOutcome,
+    ScheduleRequest,
+    StrategyInput,
+    StrategyRecord,
+)
+from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
+from core.temporal import ORDERS_TASK_QUEUE
+from tests.workflows.harness import PATHS, RECORD_AS, RECORD_ENV, SOL, time_skipping
+from workflows.strategy import DcaRoundWorkflow, StrategyWorkflow
+
+
+@workflow.defn(name=ORDER_WORKFLOW, sandboxed=False)
+class StandInOrder:
+    """A child order: a market order fills at once; a leg waits for its trigger (from
+    the strategy), a cancel, or its expiry."""
+
+    def __init__(self) -> None:
+        self._fired = False
+        self._cancelled = False
+
+    @workflow.signal(name=TRIGGER_SIGNAL)
+    def trigger(self, trigger: Trigger) -> None:
+        self._fired = True
+
+    @workflow.update(name=CANCEL_UPDATE)
+    def cancel(self) -> bool:
+        self._cancelled = not self._fired
+        return self._cancelled
+
+    @workflow.run
+    async def run(self, order: OrderInput) -> OrderOutcome:
+        if order.order_type is OrderType.MARKET:
+            return OrderOutcome(order.order_id, OrderStatus.CONFIRMED)
+        try:
+            await workflow.wait_condition(
+                lambda: self._fired or self._cancelled,
+                timeout=timedelta(seconds=(order.expires_at or 0) - workflow.now().timestamp()),
+            )
+        except TimeoutError:
+            return OrderOutcome(order.order_id, OrderStatus.EXPIRED)
+        return OrderOutcome(order.order_id, OrderStatus.CONFIRMED if self._fired else OrderStatus.CANCELLED)
+
+
+@dataclass
+class StrategyWorld:
+    client: Client
+    skip_slices: set[str] = field(default_factory=set)  # keys placed as SKIPPED
+    placed: list[PlacedChild] = field(default_factory=list)
+    records: list[StrategyRecord] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    schedule: list[str] = field(default_factory=list)
+    placed_amounts: list[str] = field(default_factory=list)
+
+    def events(self) -> list[str]:
+        return [r.event for r in self.records]
+
+    @activity.defn(name="place_child")
+    async def place_child(self, request: PlaceChildRequest) -> PlacedChild:
+        spec = request.spec
+        if spec.key in self.skip_slices:
+            return PlacedChild(PlacementOutcome.SKIPPED, reason="worse than the limit")
+        self.placed_amounts.append(spec.amount)
+        order_id = f"{request.strategy_id}-{spec.key}"
+        now = activity.info().current_attempt_scheduled_time.timestamp()
+        placed = PlacedChild(
+            PlacementOutcome.PLACED,
+            order_id=order_id,
+            input=OrderInput(
+                order_id=order_id,
+                order_type=OrderType(spec.type),
+                token_in=request.token_in,
+                token_out=request.token_out,
+                amount_in=SOL,
+                slippage_bps=request.slippage_bps,
+                decimals_in=9,
+                decimals_out=6,
+                trigger_price=spec.trigger_price,
+                expires_at=now + spec.expires_in_s if spec.expires_in_s else None,
+            ),
+            summary=spec.key,
+        )
+        self.placed.append(placed)
+        return placed
+
+    @activity.defn(name="record_strategy")
+    async def record_strategy(self, change: StrategyRecord) -> None:
+        self.records.append(change)
+
+    @activity.defn(name="cancel_child")
+    async def cancel_child(self, request: CancelChildRequest) -> bool:
+        self.cancelled.append(request.order_id)
+        handle = self.client.get_workflow_handle(request.order_id)
+        try:
+            accepted: bool = await handle.execute_update(CANCEL_UPDATE, result_type=bool)
+        except RPCError:  # as OrderRuns: a leg that ended meanwhile takes no update
+            if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+                raise
+            return False
+        return accepted
+
+    @activity.defn(name="create_schedule")
+    async def create_schedule(self, request: ScheduleRequest) -> None:
+        self.schedule.append("created")
+
+    @activity.defn(name="pause_schedule")
+    async def pause_schedule(self, request: ScheduleRequest) -> None:
+        self.schedule.append("paused")
+
+    @activity.defn(name="resume_schedule")
+    async def resume_schedule(self, request: ScheduleRequest) -> None:
+        self.schedule.append("resumed")
+
+    @activity.defn(name="delete_schedule")
+    async def delete_schedule(self, request: ScheduleRequest) -> None:
+        self.schedule.append("deleted")
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping() as env:
+        yield env
+
+
+@pytest.fixture
+async def world(env: WorkflowEnvironment) -> AsyncIterator[StrategyWorld]:
+    world = StrategyWorld(env.client)
+    async with Worker(
+        env.client,
+        task_queue=ORDERS_TASK_QUEUE,
+        workflows=[StrategyWorkflow, DcaRoundWorkflow, StandInOrder],
+        activities=[
+            world.place_child,
+            world.record_strategy,
+            world.cancel_child,
+            world.create_schedule,
+            world.pause_schedule,
+            world.resume_schedule,
+            world.delete_schedule,
+        ],
+    ):
+        yield world
+
+
+async def start(client: Client, strategy: StrategyInput) -> WorkflowHandle[StrategyWorkflow, StrategyStatus]:
+    handle = await client.start_workflow(
+        StrategyWorkflow.run, strategy, id=strategy.strategy_id, task_queue=ORDERS_TASK_QUEUE
+    )
+    return handle
+
+
+async def finish(handle: WorkflowHandle[StrategyWorkflow, StrategyStatus]) -> StrategyStatus:
+    status = await handle.result()
+    if os.environ.get(RECORD_ENV) and RECORD_AS.get():
+        PATHS.mkdir(exist_ok=True)
+        history = await handle.fetch_history()
+        (PATHS / f"{RECORD_AS.get()}.json").write_text(history.to_json())
+    return status
+
+
+def twap(strategy_id: str, **fields: object) -> StrategyInput:
+    values: dict[str, object] = {
+        "amount_units": 10 * SOL + 1,
+        "slices": 3,
+        "interval_s": 3600,
+        **fields,
+    }
+    return StrategyInput(strategy_id, StrategyType.TWAP, "alice", "SOL", "USDC", **values)  # type: ignore[arg-type]
+
+
+def bracket(strategy_id: str, expires_in_s: int = 86_400) -> StrategyInput:
+    return StrategyInput(
+        strategy_id,
+        StrategyType.BRACKET,
+        "alice",
+        "SOL",
+        "USDC",
+        amount="1",
+        take_profit_price="160",
+        stop_loss_price="140",
+        expires_in_s=expires_in_s,
+    )
+
+
+async def test_strategy_twap_places_every_slice_on_its_interval(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    before = await env.get_current_time()
+    status = await finish(await start(env.client, twap("stg-twap")))
+    assert status is StrategyStatus.COMPLETED
+    # Equal slices, the last with the remainder; the intervals passed on durable timers.
+    assert world.placed_amounts == ["3.333333333", "3.333333333", "3.333333335"]
+    assert await env.get_current_time() - before >= timedelta(hours=2)
+    assert world.events().count("order_placed") == 3 and world.events().count("order_ended") == 3
+    assert world.records[-1].event == "ended" and world.records[-1].status is StrategyStatus.COMPLETED
+
+
+async def test_strategy_twap_carries_a_skipped_slice_to_the_next(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    world.skip_slices = {"slice-1"}
+    status = await finish(await start(env.client, twap("stg-twap-skip", amount_units=2 * SOL, slices=2)))
+    assert status is StrategyStatus.COMPLETED
+    assert world.placed_amounts == ["2"]  # the skipped slice's amount went with the next
+    skipped = [r for r in world.records if r.event == "slice_skipped"]
+    assert len(skipped) == 1 and skipped[0].skipped == 1
+
+
+async def test_strategy_twap_cancelled_places_nothing_more(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    handle = await start(env.client, twap("stg-twap-cancel", slices=5))
+    while not world.placed:
+        await asyncio.sleep(0.01)
+    assert await handle.execute_update("cancel", result_type=bool)
+    assert await finish(handle) is StrategyStatus.CANCELLED
+    assert len(world.placed) == 1
+
+
+async def test_strategy_bracket_fires_one_leg_when_both_trigger_at_once(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    handle = await start(env.client, bracket("stg-bracket"))
+    while len(world.placed) < 2:
+        await asyncio.sleep(0.01)
+    take, stop = (p.order_id for p in world.placed)
+    assert take is not None and stop is not None
+    # One price move crossed both: the watcher signals both legs in the same tick.
+    await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(stop))
+    await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(take))
+    assert await finish(handle) is StrategyStatus.COMPLETED
+    fired = [r.data["order_id"] for r in world.records if r.event == "leg_fired"]
+    assert fired == [stop] and world.cancelled == [take]
+    assert await env.client.get_workflow_handle(take, result_type=OrderOutcome).result() == OrderOutcome(
+        take, OrderStatus.CANCELLED
+    )
+    assert await env.client.get_workflow_handle(stop, result_type=OrderOutcome).result() == OrderOutcome(
+        stop, OrderStatus.CONFIRMED
+    )
+
+
+async def test_strategy_bracket_expires_when_neither_fires(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    status = await finish(await start(env.client, bracket("stg-bracket-expiry", expires_in_s=3600)))
+    assert status is StrategyStatus.EXPIRED
+    assert [r.data["order_id"] for r in world.records if r.event == "leg_fired"] == []
+
+
+async def test_strategy_dca_ends_after_its_rounds_and_deletes_its_schedule(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    strategy = StrategyInput(
+        "stg-dca", StrategyType.DCA, "alice", "SOL", "USDC", amount_per_order="0.5", every_s=3600, orders=2
+    )
+    handle = await start(env.client, strategy)
+    assert await handle.execute_update("pause", result_type=bool)
+    assert await handle.execute_update("resume", result_type=bool)
+    # The Schedule starts the rounds; here they are run as it would start them.
+    for n in range(2):
+        await env.client.execute_workflow(
+            DcaRoundWorkflow.run,
+            DcaRoundInput(strategy),
+            id=f"dca-stg-dca-2026-12-0{n + 1}T00:00:00Z",
+            task_queue=ORDERS_TASK_QUEUE,
+        )
+    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert world.schedule == ["created", "paused", "resumed", "deleted"]
+    assert world.placed_amounts == ["0.5", "0.5"]
+    keys = [r.event_key for r in world.records if r.event == "order_placed"]
+    assert keys == ["placed:round-2026-12-01T00:00:00Z", "placed:round-2026-12-02T00:00:00Z"]

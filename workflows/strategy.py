@@ -1,0 +1,459 @@
+"""Strategy workflows: one per strategy (workflow id = strategy id), whose orders are
+child order workflows (workflow id = order id, `parent_id` on the order).
+
+- TWAP: `slices` market orders, one every `interval_s` on a durable timer; with a limit
+  price, a slice priced worse is skipped and its amount carried to the next.
+- Bracket: a take-profit leg and a stop leg, both WAITING children. The market watcher
+  tells this workflow (not the legs) when a leg's condition holds; the first such
+  signal decides, the workflow fires that leg and cancels the other. Signals are
+  handled one at a time, so even a move that crosses both conditions fires one leg.
+- DCA: a Temporal Schedule (dca-<strategy id>) starts a DcaRoundWorkflow each period;
+  each round places one child order and tells this workflow when it has finished.
+
+Pause holds future orders (a DCA pauses its Schedule); cancel stops future orders, an
+order already executing finishes. Activities do every bit of I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.strategies import StrategyActivities
+    from contracts.landing import LandingRequest  # noqa: F401
+    from contracts.orders import (
+        ORDER_WORKFLOW,
+        TRIGGER_SIGNAL,
+        OrderOutcome,
+        Trigger,
+        TriggerReason,
+    )
+    from contracts.strategies import (
+        CANCEL_STRATEGY_UPDATE,
+        DCA_ROUND_WORKFLOW,
+        LEG_TRIGGERED_SIGNAL,
+        PAUSE_UPDATE,
+        RESUME_UPDATE,
+        ROUND_FINISHED_SIGNAL,
+        STRATEGY_WORKFLOW,
+        CancelChildRequest,
+        ChildFinished,
+        ChildOrderSpec,
+        DcaRoundInput,
+        LegTriggered,
+        PlaceChildRequest,
+        PlacedChild,
+        PlacementOutcome,
+        ScheduleRequest,
+        StrategyInput,
+        StrategyRecord,
+        slice_units,
+    )
+    from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
+    from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
+)
+CHILD_TASK_TIMEOUT = timedelta(seconds=4)
+FAIRNESS_KEY_MAX = 64
+# A long DCA keeps its history short: it continues as new after this many rounds.
+ROUNDS_PER_RUN = 500
+
+
+async def _record(record: StrategyRecord) -> None:
+    await workflow.execute_activity_method(
+        StrategyActivities.record_strategy,
+        record,
+        start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=RETRY,
+    )
+
+
+async def _place(strategy: StrategyInput, spec: ChildOrderSpec) -> PlacedChild:
+    placed: PlacedChild = await workflow.execute_activity_method(
+        StrategyActivities.place_child,
+        PlaceChildRequest(
+            strategy.strategy_id,
+            strategy.owner,
+            strategy.token_in,
+            strategy.token_out,
+            strategy.slippage_bps,
+            spec,
+        ),
+        start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=RETRY,
+    )
+    return placed
+
+
+async def _start_child(placed: PlacedChild, owner: str) -> workflow.ChildWorkflowHandle[object, OrderOutcome]:
+    order = placed.input
+    assert order is not None and placed.order_id is not None
+    return await workflow.start_child_workflow(
+        ORDER_WORKFLOW,
+        order,
+        id=placed.order_id,
+        task_queue=ORDERS_TASK_QUEUE,
+        result_type=OrderOutcome,
+        # The order outlives a cancelled or failed strategy: it ends on its own terms.
+        parent_close_policy=ParentClosePolicy.ABANDON,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(ORDER_TYPE, order.order_type),
+                SearchAttributePair(TOKEN_PAIR, f"{order.token_in}/{order.token_out}"),
+                SearchAttributePair(ORDER_STATUS, OrderStatus.PENDING),
+            ]
+        ),
+        static_summary=placed.summary,
+        static_details=placed.details,
+        task_timeout=CHILD_TASK_TIMEOUT,
+        priority=Priority(fairness_key=owner[:FAIRNESS_KEY_MAX]),
+    )
+
+
+async def _outcome(handle: workflow.ChildWorkflowHandle[object, OrderOutcome]) -> OrderStatus:
+    try:
+        outcome = await handle
+    except ChildWorkflowError:
+        return OrderStatus.FAILED
+    return outcome.status
+
+
+@workflow.defn(name=STRATEGY_WORKFLOW)
+class StrategyWorkflow:
+    def __init__(self) -> None:
+        self._paused = False
+        self._cancelled = False
+        self._decided: str | None = None  # bracket: the leg that fired
+        self._rounds_finished = 0
+        self._children: list[asyncio.Task[None]] = []
+        self._strategy: StrategyInput | None = None
+        self._ended = False
+        self._schedule_exists = False  # a DCA's, once created
+
+    @workflow.update(name=PAUSE_UPDATE)
+    async def pause(self) -> bool:
+        """Hold future orders (a DCA pauses its Schedule); False when it cannot."""
+        return await self._set_paused(True)
+
+    @workflow.update(name=RESUME_UPDATE)
+    async def resume(self) -> bool:
+        return await self._set_paused(False)
+
+    async def _set_paused(self, paused: bool) -> bool:
+        if self._cancelled or self._ended or self._paused == paused:
+            return False
+        self._paused = paused
+        await workflow.wait_condition(lambda: self._strategy is not None)
+        strategy = self._strategy
+        assert strategy is not None
+        if strategy.type is StrategyType.DCA:
+            await workflow.wait_condition(lambda: self._schedule_exists)  # created first
+            await self._schedule(
+                StrategyActivities.pause_schedule if paused else StrategyActivities.resume_schedule,
+                strategy,
+            )
+        event = "paused" if paused else "resumed"
+        await _record(
+            StrategyRecord(
+                strategy.strategy_id,
+                f"{event}:{workflow.now().isoformat()}",
+                event,
+                StrategyStatus.PAUSED if paused else StrategyStatus.RUNNING,
+            )
+        )
+        return True
+
+    @workflow.update(name=CANCEL_STRATEGY_UPDATE)
+    def cancel(self) -> bool:
+        if self._cancelled:
+            return False
+        self._cancelled = True
+        return True
+
+    @workflow.signal(name=LEG_TRIGGERED_SIGNAL)
+    def leg_triggered(self, leg: LegTriggered) -> None:
+        # The first leg to fire wins; whatever arrives after is ignored.
+        if self._decided is None and not self._cancelled:
+            self._decided = leg.order_id
+
+    @workflow.signal(name=ROUND_FINISHED_SIGNAL)
+    def round_finished(self, finished: ChildFinished) -> None:
+        self._rounds_finished += 1
+
+    @workflow.run
+    async def run(self, strategy: StrategyInput) -> StrategyStatus:
+        self._strategy = strategy
+        # (An update may have paused it before run began: keep that.)
+        self._paused = self._paused or strategy.paused
+        match strategy.type:
+            case StrategyType.TWAP:
+                status = await self._twap(strategy)
+            case StrategyType.BRACKET:
+                status = await self._bracket(strategy)
+            case StrategyType.DCA:
+                status = await self._dca(strategy)
+        await asyncio.gather(*self._children)
+        self._ended = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await _record(StrategyRecord(strategy.strategy_id, f"end:{status}", "ended", status))
+        return status
+
+    def _follow(
+        self,
+        strategy: StrategyInput,
+        order_id: str,
+        handle: workflow.ChildWorkflowHandle[object, OrderOutcome],
+    ) -> None:
+        """Record the child's end when it comes (progress is summed from the orders)."""
+
+        async def follow() -> None:
+            status = await _outcome(handle)
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id,
+                    f"order_ended:{order_id}",
+                    "order_ended",
+                    data={"order_id": order_id, "order_status": str(status)},
+                )
+            )
+
+        self._children.append(asyncio.create_task(follow()))
+
+    async def _hold_while_paused(self) -> None:
+        await workflow.wait_condition(lambda: not self._paused or self._cancelled)
+
+    async def _twap(self, strategy: StrategyInput) -> StrategyStatus:
+        sizes = slice_units(strategy.amount_units, strategy.slices)
+        carried = 0
+        for n in range(strategy.slices):
+            if n > 0:
+                # A cancel (or pause) wakes the wait; the timer is durable across restarts.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._cancelled, timeout=timedelta(seconds=strategy.interval_s)
+                    )
+            await self._hold_while_paused()
+            if self._cancelled:
+                return StrategyStatus.CANCELLED
+            units = sizes[n] + carried
+            spec = ChildOrderSpec(
+                key=f"slice-{n + 1}",
+                type=OrderType.MARKET,
+                amount=_human(units, strategy.decimals_in),
+                limit_price=strategy.limit_price,
+            )
+            placed = await _place(strategy, spec)
+            carried = 0
+            data: dict[str, object] = {"slice": n + 1, "of": strategy.slices, "amount": spec.amount}
+            match placed.outcome:
+                case PlacementOutcome.PLACED:
+                    assert placed.order_id is not None
+                    handle = await _start_child(placed, strategy.owner)
+                    self._follow(strategy, placed.order_id, handle)
+                    await _record(
+                        StrategyRecord(
+                            strategy.strategy_id,
+                            f"placed:{spec.key}",
+                            "order_placed",
+                            data={**data, "order_id": placed.order_id},
+                        )
+                    )
+                case PlacementOutcome.SKIPPED:
+                    carried = units
+                    await _record(
+                        StrategyRecord(
+                            strategy.strategy_id,
+                            f"skipped:{spec.key}",
+                            "slice_skipped",
+                            data={**data, "reason": placed.reason},
+                            skipped=1,
+                        )
+                    )
+                case PlacementOutcome.REFUSED:
+                    await _record(
+                        StrategyRecord(
+                            strategy.strategy_id,
+                            f"refused:{spec.key}",
+                            "order_refused",
+                            data={**data, "reason": placed.reason},
+                            unfunded=1,
+                        )
+                    )
+        return StrategyStatus.COMPLETED
+
+    async def _bracket(self, strategy: StrategyInput) -> StrategyStatus:
+        assert strategy.amount is not None
+        legs: dict[str, workflow.ChildWorkflowHandle[object, OrderOutcome]] = {}
+        stop = (
+            ChildOrderSpec(
+                "stop",
+                OrderType.TRAILING_STOP,
+                strategy.amount,
+                trigger_price=strategy.stop_loss_price,
+                trailing_bps=strategy.trailing_bps,
+                expires_in_s=strategy.expires_in_s,
+            )
+            if strategy.trailing_bps is not None
+            else ChildOrderSpec(
+                "stop",
+                OrderType.STOP_LOSS,
+                strategy.amount,
+                trigger_price=strategy.stop_loss_price,
+                expires_in_s=strategy.expires_in_s,
+            )
+        )
+        take = ChildOrderSpec(
+            "take_profit",
+            OrderType.TAKE_PROFIT,
+            strategy.amount,
+            trigger_price=strategy.take_profit_price,
+            expires_in_s=strategy.expires_in_s,
+        )
+        for spec in (take, stop):
+            placed = await _place(strategy, spec)
+            if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
+                await _record(
+                    StrategyRecord(
+                        strategy.strategy_id,
+                        f"refused:{spec.key}",
+                        "order_refused",
+                        data={"leg": spec.key, "reason": placed.reason},
+                        unfunded=1,
+                    )
+                )
+                for order_id in legs:
+                    await self._cancel_child(order_id)
+                await asyncio.gather(*(_outcome(h) for h in legs.values()))
+                return StrategyStatus.FAILED
+            legs[placed.order_id] = await _start_child(placed, strategy.owner)
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id,
+                    f"placed:{spec.key}",
+                    "order_placed",
+                    data={"leg": spec.key, "order_id": placed.order_id},
+                )
+            )
+        ended = {order_id: asyncio.create_task(_outcome(handle)) for order_id, handle in legs.items()}
+        # A leg may end on its own first: it expired, or its owner cancelled it.
+        await workflow.wait_condition(
+            lambda: self._decided is not None or self._cancelled or any(t.done() for t in ended.values())
+        )
+        expired = any(t.done() and t.result() is OrderStatus.EXPIRED for t in ended.values())
+        fired = self._decided if not self._cancelled and not any(t.done() for t in ended.values()) else None
+        if fired is not None and fired in legs:
+            await workflow.get_external_workflow_handle(fired).signal(
+                TRIGGER_SIGNAL, Trigger(TriggerReason.PRICE_TRIGGERED)
+            )
+            await _record(
+                StrategyRecord(strategy.strategy_id, "fired", "leg_fired", data={"order_id": fired})
+            )
+        for order_id in legs:
+            if order_id != fired:
+                await self._cancel_child(order_id)
+        outcomes = {order_id: await task for order_id, task in ended.items()}
+        if fired is None:
+            return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
+        return StrategyStatus.COMPLETED if outcomes[fired] is OrderStatus.CONFIRMED else StrategyStatus.FAILED
+
+    async def _cancel_child(self, order_id: str) -> None:
+        await workflow.execute_activity_method(
+            StrategyActivities.cancel_child,
+            CancelChildRequest(order_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+        )
+
+    async def _dca(self, strategy: StrategyInput) -> StrategyStatus:
+        self._rounds_finished = strategy.rounds_finished
+        if strategy.rounds_finished == 0:
+            await self._schedule(StrategyActivities.create_schedule, strategy)
+        self._schedule_exists = True
+        await workflow.wait_condition(
+            lambda: (
+                self._cancelled
+                or (strategy.orders is not None and self._rounds_finished >= strategy.orders)
+                or self._rounds_finished - strategy.rounds_finished >= ROUNDS_PER_RUN
+            )
+        )
+        if self._cancelled or (strategy.orders is not None and self._rounds_finished >= strategy.orders):
+            await self._schedule(StrategyActivities.delete_schedule, strategy)
+            return StrategyStatus.CANCELLED if self._cancelled else StrategyStatus.COMPLETED
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(_carry(strategy, self._rounds_finished, self._paused))
+
+    async def _schedule(self, activity: object, strategy: StrategyInput) -> None:
+        await workflow.execute_activity_method(
+            activity,  # type: ignore[arg-type]
+            ScheduleRequest(strategy),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+        )
+
+
+def _carry(strategy: StrategyInput, rounds_finished: int, paused: bool) -> StrategyInput:
+    from dataclasses import replace
+
+    return replace(strategy, rounds_finished=rounds_finished, paused=paused)
+
+
+def _human(units: int, decimals: int) -> str:
+    """Base units as a decimal string (exact: no float)."""
+    whole, fraction = divmod(units, 10**decimals)
+    digits = str(fraction).rjust(decimals, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
+@workflow.defn(name=DCA_ROUND_WORKFLOW)
+class DcaRoundWorkflow:
+    """One DCA period, started by the strategy's Schedule: place one order, wait for it,
+    tell the strategy. Its id (the Schedule's, plus the scheduled time) keys the order,
+    so a retried placement never makes two."""
+
+    @workflow.run
+    async def run(self, round_: DcaRoundInput) -> OrderStatus:
+        strategy = round_.strategy
+        assert strategy.amount_per_order is not None
+        key = f"round-{workflow.info().workflow_id.removeprefix(f'dca-{strategy.strategy_id}-')}"
+        spec = ChildOrderSpec(key, OrderType.MARKET, strategy.amount_per_order)
+        placed = await _place(strategy, spec)
+        status = OrderStatus.FAILED
+        if placed.outcome is PlacementOutcome.PLACED and placed.order_id is not None:
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id, f"placed:{key}", "order_placed", data={"order_id": placed.order_id}
+                )
+            )
+            status = await _outcome(await _start_child(placed, strategy.owner))
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id,
+                    f"order_ended:{placed.order_id}",
+                    "order_ended",
+                    data={"order_id": placed.order_id, "order_status": str(status)},
+                )
+            )
+        else:
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id,
+                    f"refused:{key}",
+                    "order_refused",
+                    data={"reason": placed.reason},
+                    unfunded=1,
+                )
+            )
+        await workflow.get_external_workflow_handle(strategy.strategy_id).signal(
+            ROUND_FINISHED_SIGNAL, ChildFinished(placed.order_id or "", status)
+        )
+        return status
