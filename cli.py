@@ -1,5 +1,5 @@
 """`order-engine`: the commands. Each is a few lines over what it runs (processes/) or
-the domain service it calls (accounts/, orders/)."""
+the domain service it calls (accounts/, orders/, strategies/)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ from core.settings import INFRA_ENV_FILE, get_settings
 if TYPE_CHECKING:  # the commands import what they use, so that --help stays quick
     from accounts.service import ApiKeys
     from orders.service import OrderService
+    from strategies.service import StrategyService
 
 app = typer.Typer(help="Order Engine: durable order execution for Solana DEX swaps.", no_args_is_help=True)
 orders_app = typer.Typer(help="Operate on orders (talks to PostgreSQL and Temporal directly).")
+strategies_app = typer.Typer(help="Operate on strategies (talks to PostgreSQL and Temporal directly).")
 keys_app = typer.Typer(help="API keys (talks to PostgreSQL directly).")
 temporal_app = typer.Typer(help="Temporal cluster set-up.")
 app.add_typer(orders_app, name="orders")
+app.add_typer(strategies_app, name="strategies")
 app.add_typer(keys_app, name="keys")
 app.add_typer(temporal_app, name="temporal")
 
@@ -204,6 +207,70 @@ def orders_show(order_id: str) -> None:
     _run(main())
 
 
+@strategies_app.command("list")
+def strategies_list(
+    status: Annotated[str | None, typer.Option("--status", help="RUNNING, PAUSED, COMPLETED, …")] = None,
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+) -> None:
+    """Strategies, newest first, with their progress."""
+    from accounts.keys import CLI_OPERATOR
+    from core.domain import StrategyStatus
+
+    try:
+        wanted = StrategyStatus(status.upper()) if status else None
+    except ValueError:
+        raise typer.BadParameter(f"--status must be one of {', '.join(StrategyStatus)}") from None
+
+    async def main() -> None:
+        async with _clients() as clients:
+            page = await clients.strategies.page(
+                CLI_OPERATOR, owner=owner, status=wanted, cursor=None, limit=limit
+            )
+        if not page.items:
+            typer.echo("no strategies")
+            return
+        typer.echo(f"{'STRATEGY':32} {'TYPE':8} {'STATUS':10} {'OWNER':16} {'ORDERS':>6} {'FILLED':>7}  PAIR")
+        for s in page.items:
+            p = s.progress
+            typer.echo(
+                f"{s.strategy_id:32} {s.type:8} {s.status:10} {s.owner:16} {p.orders_placed:>6} "
+                f"{p.orders_confirmed:>7}  {s.token_in}/{s.token_out}"
+            )
+
+    _run(main())
+
+
+@strategies_app.command("show")
+def strategies_show(strategy_id: str) -> None:
+    """The strategy, its progress, its orders and its events."""
+    from accounts.keys import CLI_OPERATOR
+
+    async def main() -> None:
+        async with _clients() as clients:
+            view = await clients.strategies.get(CLI_OPERATOR, strategy_id)
+            events = await clients.strategies.events(CLI_OPERATOR, strategy_id)
+        typer.echo(view.model_dump_json(indent=2))
+        for e in events.items:
+            detail = " ".join(f"{k}={v}" for k, v in e.data.items()) if e.event != "created" else ""
+            typer.echo(f"{e.seq:>4} {e.at} {e.status:10} {e.event:14} {detail}")
+
+    _run(main())
+
+
+@strategies_app.command("cancel")
+def strategies_cancel(strategy_id: str) -> None:
+    """Stop a strategy's future orders (one already executing finishes)."""
+    from accounts.keys import CLI_OPERATOR
+
+    async def main() -> None:
+        async with _clients() as clients:
+            await clients.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
+        typer.echo(f"{strategy_id}: cancel asked; it ends once its executing order does")
+
+    _run(main())
+
+
 @temporal_app.command("setup")
 def temporal_setup() -> None:
     """Register the search attributes (OrderStatus, OrderType, SelectedDex, TokenPair) on an existing cluster."""
@@ -222,9 +289,17 @@ def temporal_setup() -> None:
 class _Clients:
     """What an operator command talks to: PostgreSQL, and Temporal unless it needs not."""
 
-    def __init__(self, keys: ApiKeys, orders: OrderService | None) -> None:
+    def __init__(
+        self, keys: ApiKeys, orders: OrderService | None, strategies: StrategyService | None = None
+    ) -> None:
         self.keys = keys
         self._orders = orders
+        self._strategies = strategies
+
+    @property
+    def strategies(self) -> StrategyService:
+        assert self._strategies is not None, "this command was set up without Temporal"
+        return self._strategies
 
     @property
     def orders(self) -> OrderService:
@@ -236,20 +311,29 @@ class _Clients:
 async def _clients(temporal: bool = True) -> AsyncIterator[_Clients]:
     from accounts.service import ApiKeys
     from core.temporal import connect_temporal
+    from market import build_market
+    from orders.quotes import QuoteService
     from orders.runs import OrderRuns
     from orders.service import OrderService
     from storage.database import create_engine, create_sessionmaker
+    from storage.redis import connect_redis
+    from strategies.service import build_strategies
 
     settings = get_settings().require_infra()
     engine = create_engine(settings.database_url, pool_size=2)
+    redis = connect_redis(settings.redis_url)
     try:
         sessions = create_sessionmaker(engine)
-        orders = None
+        orders, strategies = None, None
         if temporal:
             client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
             orders = OrderService(sessions, OrderRuns(client))
-        yield _Clients(ApiKeys(sessions, settings.key_secret()), orders)
+            market = build_market(settings, sessions)
+            quotes = QuoteService(sessions, market.pools, market.fees, market.clock)
+            strategies = build_strategies(settings, sessions, client, redis, quotes)
+        yield _Clients(ApiKeys(sessions, settings.key_secret()), orders, strategies)
     finally:
+        await redis.aclose()
         await engine.dispose()
 
 

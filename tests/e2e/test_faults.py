@@ -8,6 +8,7 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,45 @@ async def test_sigterm_lets_a_worker_finish_and_an_api_say_going_away(
                 await ws.recv()
         assert ws.close_code == 1001
         await stopping
+
+
+async def test_a_twap_whose_worker_is_killed_resumes_elsewhere_without_skipping_or_repeating_a_slice(
+    engine: EngineProcesses, client: httpx.AsyncClient
+) -> None:
+    doomed = engine.start("worker")
+    created = await client.post(
+        "/strategies",
+        json={
+            "type": "twap",
+            "token_in": "SOL",
+            "token_out": "USDC",
+            "amount": "0.4",
+            "slices": 4,
+            "interval_s": 1,
+            "slippage_bps": 500,
+        },
+    )
+    assert created.status_code == 202, created.text
+    strategy_id = created.json()["strategy_id"]
+
+    async def placed(count: int) -> bool:
+        return len((await client.get(f"/strategies/{strategy_id}")).json()["orders"]) >= count
+
+    await wait_until(lambda: placed(2))
+    doomed.kill()  # mid-TWAP: a slice may be executing, the next timer pending
+    engine.start("worker")
+
+    async def ended() -> bool:
+        status: str = (await client.get(f"/strategies/{strategy_id}")).json()["status"]
+        return status != "RUNNING"
+
+    await wait_until(ended)
+    strategy = (await client.get(f"/strategies/{strategy_id}")).json()
+    assert strategy["status"] == "COMPLETED", strategy
+    orders = [(await client.get(f"/orders/{o}")).json() for o in strategy["orders"]]
+    # Four slices, each placed once (its idempotent key), together exactly the amount.
+    assert len(orders) == 4 and all(o["status"] == "CONFIRMED" for o in orders)
+    assert sum(Decimal(o["amount_in"]) for o in orders) == Decimal("0.4")
+    events = (await client.get(f"/strategies/{strategy_id}/events")).json()["items"]
+    slices = [e["data"]["slice"] for e in events if e["event"] == "order_placed"]
+    assert sorted(slices) == [1, 2, 3, 4]

@@ -196,3 +196,34 @@ async def test_keys_from_the_command_line(engine: EngineProcesses) -> None:
 def _log(process: EngineProcess) -> str:
     assert process.log is not None
     return process.log.read_text()
+
+
+async def test_operators_list_show_and_cancel_strategies(engine: EngineProcesses) -> None:
+    api = engine.start("api")
+    engine.start("worker")
+    async with httpx.AsyncClient(base_url=str(api.url), timeout=30, headers=auth(ALICE)) as client:
+        created = await client.post(
+            "/strategies",
+            json={
+                "type": "dca",
+                "token_in": "SOL",
+                "token_out": "USDC",
+                "amount_per_order": "0.01",
+                "every": "1h",
+            },
+        )
+        assert created.status_code == 202, created.text
+        strategy_id = created.json()["strategy_id"]
+        listed = cli(engine, "strategies", "list", "--status", "running")
+        assert listed.returncode == 0, listed.stderr
+        assert strategy_id in listed.stdout and "dca" in listed.stdout
+        shown = cli(engine, "strategies", "show", strategy_id)
+        assert shown.returncode == 0 and f"dca-{strategy_id}" in shown.stdout and "created" in shown.stdout
+        cancelled = cli(engine, "strategies", "cancel", strategy_id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        async with asyncio.timeout(30):
+            while (await client.get(f"/strategies/{strategy_id}")).json()["status"] != "CANCELLED":
+                await asyncio.sleep(0.1)
+        again = cli(engine, "strategies", "cancel", strategy_id)
+        assert again.returncode == 1 and "already ended" in again.stderr
+    assert cli(engine, "strategies", "list", "--status", "bogus").returncode != 0
