@@ -76,6 +76,7 @@ ENGINE_SETTINGS = {
     "ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S": "0",
     "ORDER_ENGINE_ORDERS_PER_MINUTE": "1000000",
     "ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES": "100",
+    "ORDER_ENGINE_MAX_RUNNING_STRATEGIES_PER_OWNER": "1000",
     "ORDER_ENGINE_LOG_LEVEL": "WARNING",
 }
 SEED_BULLMQ = {"orders/min": 50.0, "p50 s": 128.0, "p99 s": 244.0}  # the seed engine, run here
@@ -120,7 +121,10 @@ PLANNER = "route planner, per order (genesis pools, exact-in and exact-out)"
 QUOTES = "POST /quotes, one at a time, simulated quote latency 0"
 PLANNER_CALLS, QUOTE_REQUESTS = 200, 200
 CONDITIONAL_ORDERS = 1000
-CONDITIONAL = f"{CONDITIONAL_ORDERS} waiting stop-loss and trailing-stop orders"
+CONDITIONAL_TWAPS = 100
+CONDITIONAL = (
+    f"{CONDITIONAL_ORDERS} waiting stop-loss and trailing-stop orders, {CONDITIONAL_TWAPS} running TWAPs"
+)
 CONDITIONAL_NEEDS_S = 80
 # At the spec's rate, with simulated latencies 0: only admission holds an order back.
 FAIR_SETTINGS = {
@@ -353,17 +357,22 @@ async def run_sections(
     if time.monotonic() - started + CONDITIONAL_NEEDS_S + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
         notes.append(f"{CONDITIONAL}: skipped for the time budget")
     else:
-        progress(f"conditional: {CONDITIONAL_ORDERS} stop and trailing orders waiting …")
+        progress(
+            f"conditional: {CONDITIONAL_ORDERS} stop and trailing orders waiting, {CONDITIONAL_TWAPS} TWAPs running …"
+        )
         conditional = await run_conditional(
             engine.api_url,
             engine.operator_key(),
+            engine.new_key("twap-bench"),
             urls.database_url,
             CONDITIONAL_ORDERS,
+            CONDITIONAL_TWAPS,
             engine.pids()["worker"],
         )
         notes += [f"{CONDITIONAL}: {error}" for error in conditional.errors[:5]]
         figures += [
             Figure(CONDITIONAL, "placed", f"{conditional.placed}/{CONDITIONAL_ORDERS}"),
+            Figure(CONDITIONAL, "TWAPs running", f"{conditional.twaps_running}/{CONDITIONAL_TWAPS}"),
             Figure(CONDITIONAL, "watcher tick p50", conditional.ticks.p50_ms, "ms"),
             Figure(CONDITIONAL, "watcher tick p99", conditional.ticks.p99_ms, "ms"),
             Figure(CONDITIONAL, "worker cpu, idle", conditional.worker_cores_idle, "cores"),

@@ -1,6 +1,7 @@
-"""Waiting stop-loss and trailing-stop orders (issue 17's figures): how much the market
-watcher's tick costs with them waiting, what the worker spends while nothing moves, and
-how long a price move takes to start the order it triggers (move → ROUTING)."""
+"""Waiting stop-loss and trailing-stop orders beside running TWAPs (issue 17's figures):
+how much the market watcher's tick costs with them waiting, what the worker spends while
+nothing moves (the TWAPs sit on durable timers), and how long a price move takes to
+start the order it triggers (move → ROUTING)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ MOVES = 5
 @dataclass(frozen=True)
 class ConditionalResult:
     placed: int
+    twaps_running: int
     ticks: TickTimes
     worker_cores_idle: float
     trigger_delays_s: list[float]
@@ -35,10 +37,18 @@ class ConditionalResult:
 
 
 async def run_conditional(
-    api_url: str, key: str, database_url: str, count: int, worker_pid: int
+    api_url: str,
+    key: str,
+    twap_key: str,
+    database_url: str,
+    count: int,
+    twaps: int,
+    worker_pid: int,
 ) -> ConditionalResult:
+    """`key` places the waiting orders (an operator's: no open-order cap), `twap_key`
+    (another owner's) the TWAPs."""
     errors: list[str] = []
-    async with http_client(api_url, key) as http:
+    async with http_client(api_url, key) as http, http_client(api_url, twap_key) as twap_http:
         price = await _price(http)
         bodies: list[dict[str, object]] = [
             {"type": "stop_loss", "trigger_price": f"{price / 2:.2f}"}
@@ -47,6 +57,8 @@ async def run_conditional(
             for n in range(count)
         ]
         placed = await _place_all(http, bodies, errors)
+        strategies = await _start_twaps(twap_http, twaps, errors)
+        running = await _running(twap_http, strategies)
         ticks = await time_watcher_ticks(database_url, 20)
         meter = CpuMeter({"worker": worker_pid})
         meter.start()
@@ -58,7 +70,51 @@ async def run_conditional(
             if delay is not None:
                 delays.append(delay)
         await _cancel_all(http, placed)
-    return ConditionalResult(len(placed), ticks, idle, delays, errors)
+        await _cancel_all(twap_http, strategies, "/strategies/{}/cancel")
+    return ConditionalResult(len(placed), running, ticks, idle, delays, errors)
+
+
+async def _start_twaps(http: httpx.AsyncClient, count: int, errors: list[str]) -> list[str]:
+    """TWAPs whose first slice executes at once and whose second waits an hour."""
+    gate = asyncio.Semaphore(PLACE_IN_FLIGHT)
+    started: list[str] = []
+
+    async def one() -> None:
+        async with gate:
+            answer = await http.post(
+                "/strategies",
+                json={
+                    "type": "twap",
+                    "token_in": "SOL",
+                    "token_out": "USDC",
+                    "amount": "0.02",
+                    "slices": 2,
+                    "interval_s": 3600,
+                    "slippage_bps": 500,
+                },
+            )
+        if answer.status_code == 202:
+            started.append(answer.json()["strategy_id"])
+        else:
+            errors.append(f"POST /strategies answered {answer.status_code}: {answer.text[:120]}")
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return started
+
+
+async def _running(http: httpx.AsyncClient, strategy_ids: list[str]) -> int:
+    """How many are RUNNING with their first slice executed, its second on its timer
+    (within 60 s): from then on the worker has nothing to do for them."""
+    waiting = set(strategy_ids)
+    deadline = time.monotonic() + 60
+    while waiting and time.monotonic() < deadline:
+        for strategy_id in list(waiting):
+            strategy = (await http.get(f"/strategies/{strategy_id}")).json()
+            progress = strategy["progress"]
+            if strategy["status"] == "RUNNING" and progress["orders_confirmed"] + progress["orders_failed"] >= 1:
+                waiting.discard(strategy_id)
+        await asyncio.sleep(0.5)
+    return len(strategy_ids) - len(waiting)
 
 
 async def _price(http: httpx.AsyncClient) -> Decimal:
@@ -123,11 +179,11 @@ async def _trigger_delay(http: httpx.AsyncClient, errors: list[str]) -> float | 
     return delay
 
 
-async def _cancel_all(http: httpx.AsyncClient, order_ids: list[str]) -> None:
+async def _cancel_all(http: httpx.AsyncClient, ids: list[str], path: str = "/orders/{}/cancel") -> None:
     gate = asyncio.Semaphore(PLACE_IN_FLIGHT)
 
-    async def cancel(order_id: str) -> None:
+    async def cancel(one_id: str) -> None:
         async with gate:
-            await http.post(f"/orders/{order_id}/cancel")
+            await http.post(path.format(one_id))
 
-    await asyncio.gather(*(cancel(order_id) for order_id in order_ids))
+    await asyncio.gather(*(cancel(one_id) for one_id in ids))

@@ -44,6 +44,11 @@ async def get(session: AsyncSession, strategy_id: str) -> Strategy | None:
     return await session.get(Strategy, strategy_id)
 
 
+async def lock_owner(session: AsyncSession, owner: str) -> None:
+    """Serialize an owner's strategy creations until the transaction ends."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"strategies:{owner}"))))
+
+
 async def count_running(session: AsyncSession, owner: str) -> int:
     result = await session.execute(
         select(func.count())

@@ -93,6 +93,7 @@ class StrategyService:
             updated_at=now,
         )
         async with self._sessions() as session, session.begin():
+            await repository.lock_owner(session, principal.owner)  # an exact count across API processes
             running = await repository.count_running(session, principal.owner)
             if not principal.operator and running >= self._limits.max_running_per_owner:
                 raise TooManyStrategies(

@@ -249,3 +249,19 @@ async def test_the_strategy_websocket_sends_a_snapshot_then_every_event(
         frames = [json.loads(frame) async for frame in ws]
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     assert frames[-1]["status"] == "COMPLETED"
+
+
+async def test_an_owner_cannot_run_more_strategies_than_the_cap_even_at_once(
+    api_url: str, infra: InfraUrls, settings: Any
+) -> None:
+    key = await create_test_key(infra.database_url, "greedy")
+    cap = settings.max_running_strategies_per_owner
+    body = {"type": "dca", "token_in": "SOL", "token_out": "USDC", "amount_per_order": "0.01", "every": "1h"}
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as client:
+        answers = await asyncio.gather(*(client.post("/strategies", json=body) for _ in range(cap + 5)))
+        accepted = [a.json()["strategy_id"] for a in answers if a.status_code == 202]
+        refused = [a for a in answers if a.status_code != 202]
+        assert len(accepted) == cap
+        assert all(is_problem(a, 429, "too_many_strategies") for a in refused)
+        for strategy_id in accepted:
+            assert (await client.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
