@@ -55,6 +55,14 @@ _FIELD_CODES = {
     "dexes": "unknown_dex",
     "max_hops": "invalid_max_hops",
     "quote_id": "invalid_quote_id",
+    # strategies
+    "slices": "invalid_slices",
+    "interval_s": "invalid_interval",
+    "every": "invalid_every",
+    "orders": "invalid_orders",
+    "amount_per_order": "invalid_amount_per_order",
+    "take_profit_price": "invalid_take_profit_price",
+    "stop_loss_price": "invalid_stop_loss_price",
 }
 
 

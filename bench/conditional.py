@@ -111,7 +111,10 @@ async def _running(http: httpx.AsyncClient, strategy_ids: list[str]) -> int:
         for strategy_id in list(waiting):
             strategy = (await http.get(f"/strategies/{strategy_id}")).json()
             progress = strategy["progress"]
-            if strategy["status"] == "RUNNING" and progress["orders_confirmed"] + progress["orders_failed"] >= 1:
+            if (
+                strategy["status"] == "RUNNING"
+                and progress["orders_confirmed"] + progress["orders_failed"] >= 1
+            ):
                 waiting.discard(strategy_id)
         await asyncio.sleep(0.5)
     return len(strategy_ids) - len(waiting)

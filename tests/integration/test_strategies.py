@@ -198,6 +198,8 @@ async def test_a_bracket_executes_exactly_one_leg_when_a_move_crosses_both(
     ("fields", "code"),
     [
         ({"type": "twap", "amount": "1", "slices": 1, "interval_s": 1}, "invalid_slices"),
+        ({"type": "twap", "amount": "1", "slices": "3", "interval_s": 1}, "invalid_slices"),
+        ({"type": "grid", "amount": "1"}, "invalid_type"),
         ({"type": "twap", "amount": "1", "slices": 501, "interval_s": 1}, "invalid_slices"),
         ({"type": "twap", "amount": "1", "slices": 2, "interval_s": 0}, "invalid_interval"),
         ({"type": "twap", "amount": "0.000000001", "slices": 2, "interval_s": 1}, "amount_too_small"),
