@@ -267,3 +267,16 @@ async def test_an_owner_cannot_run_more_strategies_than_the_cap_even_at_once(
         assert all(is_problem(a, 429, "too_many_strategies") for a in refused)
         for strategy_id in accepted:
             assert (await client.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
+
+
+async def test_a_slice_that_cannot_be_funded_is_a_failed_child_and_the_strategy_goes_on(
+    trader: httpx.AsyncClient,
+) -> None:
+    # The wallet holds no JUP: every slice is refused at placement.
+    strategy_id = await start(trader, type="twap", token_in="JUP", amount="2", slices=2, interval_s=1)
+    done = await wait_status(trader, strategy_id, "COMPLETED", "FAILED")
+    assert done["status"] == "COMPLETED" and done["orders"] == []
+    assert done["progress"]["orders_failed"] == 2 and done["progress"]["orders_placed"] == 0
+    events = (await trader.get(f"/strategies/{strategy_id}/events")).json()["items"]
+    refused = [e for e in events if e["event"] == "order_refused"]
+    assert len(refused) == 2 and all(e["data"]["reason"].startswith("insufficient_funds") for e in refused)
