@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from temporalio.client import Client, Interceptor
-from temporalio.common import SearchAttributeKey
+from temporalio.common import Priority, SearchAttributeKey
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 # Workflow tasks and every step after admission, as local activities: only `worker`
@@ -54,3 +54,12 @@ async def register_search_attributes(client: Client) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
+
+
+FAIRNESS_KEY_MAX = 64  # bytes; owner names are at most 64 ASCII characters
+
+
+def owner_priority(owner: str) -> Priority:
+    """Task Queue Fairness: an owner's workflows and activities are dispatched round-robin
+    with every other owner's, so one owner's backlog cannot hold the others back."""
+    return Priority(fairness_key=owner[:FAIRNESS_KEY_MAX])

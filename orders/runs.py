@@ -14,7 +14,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import (
-    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -26,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, OrderInput
 from core.domain import OrderStatus, OrderType, SwapMode
 from core.formatting import format_decimal, format_time, to_base_units
-from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
+from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR, owner_priority
 from market.tokens import find_token
 from orders.landing import request_of
 from orders.quotes import ROUTE
@@ -39,7 +38,6 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 CANCEL_TIMEOUT = timedelta(seconds=6)
 CANCEL_TRIES = 5
 MISSING = "MISSING"
-FAIRNESS_KEY_MAX = 64  # bytes; owner names are at most 64 ASCII characters
 
 
 class NoWorkflowTaskYet(Exception):
@@ -182,7 +180,7 @@ class OrderRuns:
             # Task Queue Fairness: the workflow's tasks and its activities (admission
             # above all, where orders queue behind the system-wide rate) are dispatched
             # round-robin across owners, so one owner's backlog cannot hold others back.
-            priority=Priority(fairness_key=order.owner[:FAIRNESS_KEY_MAX]),
+            priority=owner_priority(order.owner),
             rpc_timeout=START_TIMEOUT,
         )
 

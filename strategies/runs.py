@@ -17,7 +17,7 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleState,
 )
-from temporalio.common import Priority, WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.strategies import (
@@ -30,10 +30,9 @@ from contracts.strategies import (
     StrategyInput,
     dca_schedule_id,
 )
-from core.temporal import ORDERS_TASK_QUEUE
+from core.temporal import ORDERS_TASK_QUEUE, owner_priority
 
 UPDATE_TIMEOUT = timedelta(seconds=10)
-FAIRNESS_KEY_MAX = 64
 
 
 class StrategyRuns:
@@ -48,7 +47,7 @@ class StrategyRuns:
             task_queue=ORDERS_TASK_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=summary,
-            priority=Priority(fairness_key=strategy.owner[:FAIRNESS_KEY_MAX]),
+            priority=owner_priority(strategy.owner),
             rpc_timeout=timedelta(seconds=5),
         )
 
@@ -74,7 +73,7 @@ class StrategyRuns:
                         id=schedule_id,  # the server appends the scheduled time
                         task_queue=ORDERS_TASK_QUEUE,
                         static_summary=f"DCA round of {strategy.strategy_id}",
-                        priority=Priority(fairness_key=strategy.owner[:FAIRNESS_KEY_MAX]),
+                        priority=owner_priority(strategy.owner),
                     ),
                     spec=ScheduleSpec(
                         intervals=[ScheduleIntervalSpec(every=timedelta(seconds=strategy.every_s))]

@@ -21,7 +21,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
@@ -57,14 +57,13 @@ with workflow.unsafe.imports_passed_through():
         slice_units,
     )
     from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
-    from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR
+    from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR, owner_priority
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
 )
 CHILD_TASK_TIMEOUT = timedelta(seconds=4)
-FAIRNESS_KEY_MAX = 64
 # A long DCA keeps its history short: it continues as new after this many rounds.
 ROUNDS_PER_RUN = 500
 
@@ -116,7 +115,7 @@ async def _start_child(placed: PlacedChild, owner: str) -> workflow.ChildWorkflo
         static_summary=placed.summary,
         static_details=placed.details,
         task_timeout=CHILD_TASK_TIMEOUT,
-        priority=Priority(fairness_key=owner[:FAIRNESS_KEY_MAX]),
+        priority=owner_priority(owner),
     )
 
 
@@ -362,6 +361,15 @@ class StrategyWorkflow:
             if order_id != fired:
                 await self._cancel_child(order_id)
         outcomes = {order_id: await task for order_id, task in ended.items()}
+        for order_id, outcome in outcomes.items():
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id,
+                    f"order_ended:{order_id}",
+                    "order_ended",
+                    data={"order_id": order_id, "order_status": str(outcome)},
+                )
+            )
         if fired is None:
             return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
         return StrategyStatus.COMPLETED if outcomes[fired] is OrderStatus.CONFIRMED else StrategyStatus.FAILED
