@@ -10,6 +10,7 @@ COPY core ./core
 COPY contracts ./contracts
 COPY accounts ./accounts
 COPY orders ./orders
+COPY strategies ./strategies
 COPY market ./market
 COPY storage ./storage
 COPY activities ./activities

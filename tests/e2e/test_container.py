@@ -23,23 +23,14 @@ from tests.streams import TERMINAL
 ROOT = Path(__file__).resolve().parents[2]
 USER = "order-engine-ci"
 SECRET = "a-deployment-secret"
-# What the image copies (Dockerfile): the code, and nothing it could write next to.
-CODE = (
-    "core",
-    "contracts",
-    "accounts",
-    "orders",
-    "market",
-    "storage",
-    "activities",
-    "workflows",
-    "api",
-    "processes",
-    "migrations",
-    "devstack",
-    "cli.py",
-    "worker.py",
-    "alembic.ini",
+# What the image copies: the Dockerfile's COPY lines, so that the two never drift apart
+# (pyproject.toml and README.md are only for the install).
+CODE = tuple(
+    name
+    for line in (ROOT / "Dockerfile").read_text().splitlines()
+    if line.startswith("COPY ") and "--from" not in line
+    for name in line.split()[1:-1]
+    if name not in ("pyproject.toml", "README.md")
 )
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 

@@ -18,9 +18,10 @@ ALLOWED: dict[str, set[str]] = {
     "accounts": {"core", "storage"},
     "market": {"core", "contracts", "storage"},
     "orders": {"core", "contracts", "storage", "accounts", "market"},
-    "activities": {"core", "contracts", "storage", "accounts", "market", "orders"},
+    "strategies": {"core", "contracts", "storage", "accounts", "market", "orders"},
+    "activities": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
     "workflows": {"core", "contracts", "activities"},
-    "api": {"core", "contracts", "storage", "accounts", "market", "orders"},
+    "api": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
     "devstack": {"core", "accounts"},
     "processes": {
         "core",
@@ -29,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
         "accounts",
         "market",
         "orders",
+        "strategies",
         "activities",
         "workflows",
         "api",
@@ -69,3 +71,14 @@ def test_nothing_imports_an_entry_point() -> None:
         if imported_packages(path) & ENTRY_POINTS
     }
     assert not users, sorted(users)
+
+
+def test_every_package_has_a_layer_and_is_in_the_image() -> None:
+    packages = {
+        path.parent.name for path in ROOT.glob("*/__init__.py") if path.parent.name not in ("tests", "bench")
+    }
+    assert packages - set(ALLOWED) == set(), "give the new package its layer in ALLOWED"
+    copied = {
+        line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
+    }
+    assert packages - copied == set(), "the Dockerfile must COPY every package"
