@@ -34,18 +34,22 @@ class Stream:
         assert seqs == list(range(start + 1, start + 1 + len(seqs))), seqs
 
 
-def ws_url(api_url: str, query: str, key: str | None = ALICE) -> str:
-    """The order stream's URL, with `key` as the `token` parameter (as a browser sends it)."""
-    url = api_url.replace("http://", "ws://") + "/ws/orders?" + query
+def ws_url(api_url: str, query: str, key: str | None = ALICE, path: str = "/ws/orders") -> str:
+    """A stream's URL, with `key` as the `token` parameter (as a browser sends it)."""
+    url = api_url.replace("http://", "ws://") + path + "?" + query
     return url + f"&token={key}" if key else url
 
 
 async def read_stream(
-    api_url: str, query: str, until_frames: int | None = None, key: str | None = ALICE
+    api_url: str,
+    query: str,
+    until_frames: int | None = None,
+    key: str | None = ALICE,
+    path: str = "/ws/orders",
 ) -> Stream:
     """Collect frames until the server closes (or `until_frames` frames arrived)."""
     stream = Stream()
-    async with connect(ws_url(api_url, query, key), open_timeout=10) as ws:
+    async with connect(ws_url(api_url, query, key, path), open_timeout=10) as ws:
         try:
             async for raw in ws:
                 stream.frames.append(json.loads(raw))

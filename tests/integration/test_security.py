@@ -380,3 +380,37 @@ async def test_a_client_that_stops_answering_pings_is_closed_and_a_quiet_one_is_
     finally:
         answering.close()
         silent.close()
+
+
+async def test_no_owner_sees_or_steers_another_owners_strategy(
+    api_url: str, client: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
+    created = await client.post(
+        "/strategies",
+        json={
+            "type": "dca",
+            "token_in": "SOL",
+            "token_out": "USDC",
+            "amount_per_order": "0.01",
+            "every": "1h",
+        },
+    )
+    assert created.status_code == 202, created.text
+    strategy_id = created.json()["strategy_id"]
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(BOB)) as bob:
+        assert is_problem(await bob.get(f"/strategies/{strategy_id}"), 404, "strategy_not_found")
+        assert is_problem(await bob.get(f"/strategies/{strategy_id}/events"), 404, "strategy_not_found")
+        for action in ("pause", "resume", "cancel"):
+            answer = await bob.post(f"/strategies/{strategy_id}/{action}")
+            assert is_problem(answer, 404, "strategy_not_found")
+        assert strategy_id not in {s["strategy_id"] for s in (await bob.get("/strategies")).json()["items"]}
+        assert is_problem(await bob.get("/strategies", params={"owner": "alice"}), 403, "operator_required")
+    stream = await read_stream(api_url, f"strategyId={strategy_id}", key=BOB, path="/ws/strategies")
+    assert stream.frames == [
+        {"type": "ERROR", "code": "strategy_not_found", "message": f"no strategy {strategy_id}"}
+    ]
+    assert stream.close_code == 4404
+    # The operator reads it; its owner stops it.
+    alices = (await operator.get("/strategies", params={"owner": "alice"})).json()["items"]
+    assert strategy_id in {s["strategy_id"] for s in alices}
+    assert (await client.post(f"/strategies/{strategy_id}/cancel")).status_code == 202

@@ -5,14 +5,12 @@ one leg, and bad input is refused with nothing stored."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 from temporalio.client import Client, ScheduleDescription
 from temporalio.service import RPCError
 
@@ -20,6 +18,7 @@ from contracts.strategies import dca_schedule_id
 from devstack import InfraUrls
 from tests.http import is_problem
 from tests.keys import auth, create_test_key
+from tests.streams import read_stream
 
 pytestmark = pytest.mark.usefixtures("worker")
 PAIR = "SOL/USDT"  # the bracket test moves it; others trade SOL/USDC
@@ -243,14 +242,15 @@ async def test_the_strategy_websocket_sends_a_snapshot_then_every_event(
     trader: httpx.AsyncClient, api_url: str
 ) -> None:
     strategy_id = await start(trader, type="twap", amount="0.2", slices=2, interval_s=1)
-    url = api_url.replace("http", "ws") + f"/ws/strategies?strategyId={strategy_id}&after_seq=0"
     token = trader.headers["Authorization"].removeprefix("Bearer ")
-    async with websockets.connect(f"{url}&token={token}") as ws:
-        snapshot = json.loads(await ws.recv())
-        assert snapshot["type"] == "SNAPSHOT" and snapshot["strategy_id"] == strategy_id
-        frames = [json.loads(frame) async for frame in ws]
+    stream = await read_stream(
+        api_url, f"strategyId={strategy_id}&after_seq=0", key=token, path="/ws/strategies"
+    )
+    snapshot, *frames = stream.frames
+    assert snapshot["type"] == "SNAPSHOT" and snapshot["strategy_id"] == strategy_id
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
-    assert frames[-1]["status"] == "COMPLETED"
+    assert all(f["type"] == "EVENT" for f in frames) and frames[-1]["status"] == "COMPLETED"
+    assert stream.close_code == 1000
 
 
 async def test_an_owner_cannot_run_more_strategies_than_the_cap_even_at_once(
