@@ -46,12 +46,15 @@ async def run_attempt(
     attempt: int,
     last_attempt: int = MAX_ATTEMPTS,
     activity_max_attempts: int = MAX_ATTEMPTS,
+    transaction: str | None = None,
 ) -> T:
     """Await `call`; on failure record it and raise an ApplicationError whose details
     carry the attempt and the remedy (retry here, fresh quote, or none).
 
     `attempt`/`last_attempt` count the order's attempts (a fresh quote starts the next
     one); Temporal's own retries of this activity stop at `activity_max_attempts`.
+    `transaction`: the signature a submit or confirm is about, so that the failures of two
+    transactions are two records even when a re-run workflow task repeats the step's id.
     """
     stage, fee_lamports = None, 0
     try:
@@ -78,6 +81,7 @@ async def run_attempt(
             backoff_ms=(backoff_ms(attempt) if remedy is Remedy.RETRY else 0) if will_retry else None,
             stage=stage,
             fee_lamports=fee_lamports,
+            transaction=transaction,
         )
     except Exception:
         log.exception("could not record failed attempt %s of %s for %s", attempt, activity_name, order_id)

@@ -109,6 +109,7 @@ class ExecutionActivities:
             activity_name="submit_transaction",
             attempt=attempt,
             activity_max_attempts=request.max_attempts,
+            transaction=request.tx.tx_hash,
         )
         return SubmitResult(tx_hash=tx_hash, attempt=attempt)
 
@@ -121,6 +122,7 @@ class ExecutionActivities:
             order_id=request.tx.order_id,
             activity_name="confirm_transaction",
             attempt=request.attempt,
+            transaction=request.tx.tx_hash,
         )
         return confirm_result(landed)
 

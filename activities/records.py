@@ -64,6 +64,7 @@ class OrderRecords:
         backoff_ms: int | None,
         stage: FailureStage | None = None,
         fee_lamports: int = 0,
+        transaction: str | None = None,
     ) -> None:
         """Store a failed attempt; when another attempt follows, emit its retry event.
 
@@ -71,7 +72,11 @@ class OrderRecords:
         """
         info = activity.info()
         # One per try: Temporal's own attempt number, whatever the order-level attempt is.
+        # And per transaction: a workflow task run again (a worker lost it) repeats the
+        # step's id with a newly built transaction, whose landed failure paid its own fee.
         key = f"{info.workflow_run_id}:{info.activity_id}:{info.attempt}"
+        if transaction is not None:
+            key = f"{key}:{transaction}"
         async with self._sessions() as session:
             await repository.record_failure(
                 session,

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from accounts.keys import Principal
 from contracts.strategies import (
+    ENDED,
     CancelChildRequest,
     PlaceChildRequest,
     PlacedChild,
@@ -27,6 +30,9 @@ from orders.placement import OrderPlacement
 from orders.quotes import QuoteService
 from orders.runs import OrderRuns, order_input, workflow_details
 from orders.schemas import OrderCreate
+from storage.models import Order
+from strategies import repository as strategy_repository
+from strategies.errors import StrategyNotFound
 from strategies.runs import StrategyRuns
 from strategies.service import StrategyService
 
@@ -52,16 +58,31 @@ class StrategyActivities:
         the order the first try placed. Refusals (no funds, no route) are results, not
         errors: the strategy records a failed child and goes on."""
         spec = request.spec
-        body = OrderCreate(
-            type=OrderType(spec.type),
-            token_in=request.token_in,
-            token_out=request.token_out,
-            amount=spec.amount,
-            slippage_bps=request.slippage_bps,
-            trigger_price=spec.trigger_price,
-            trailing_bps=spec.trailing_bps,
-            expires_in_s=spec.expires_in_s,
-        )
+        key = f"{request.strategy_id}:{spec.key}"
+        async with self._sessions() as session:
+            # A retry after the first try stored the order: that order, whatever the
+            # price says now (checking it first could leave the stored one unstarted).
+            existing = await repository.find_by_idempotency_key(session, request.owner, key)
+            strategy = await strategy_repository.get(session, request.strategy_id)
+        if existing is not None:
+            return _placed(existing, request.strategy_id)
+        if strategy is None or strategy.status.is_terminal:
+            return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
+        try:
+            body = OrderCreate(
+                type=OrderType(spec.type),
+                token_in=request.token_in,
+                token_out=request.token_out,
+                amount=spec.amount,
+                slippage_bps=request.slippage_bps,
+                trigger_price=spec.trigger_price,
+                trailing_bps=spec.trailing_bps,
+                expires_in_s=spec.expires_in_s,
+            )
+        except ValidationError as invalid:
+            return PlacedChild(
+                PlacementOutcome.REFUSED, reason=f"invalid_order: {invalid.errors()[0]['msg']}"
+            )
         principal = Principal(key_id=f"strategy:{request.strategy_id}", owner=request.owner, operator=False)
         try:
             if spec.limit_price is not None:
@@ -71,31 +92,24 @@ class StrategyActivities:
                         PlacementOutcome.SKIPPED,
                         reason=f"the price is {format_price(price)}, worse than the limit {spec.limit_price}",
                     )
-            placed = await self._placement.place(
-                principal, body, f"{request.strategy_id}:{spec.key}", parent=request.strategy_id
-            )
+            placed = await self._placement.place(principal, body, key, parent=request.strategy_id)
         except ServiceUnavailable:
             raise  # retried: the placement may go through later
         except DomainError as refused:
             return PlacedChild(PlacementOutcome.REFUSED, reason=f"{refused.code}: {refused.detail}")
-        order_id = placed.accepted.order_id
         async with self._sessions() as session:
-            order = await repository.get(session, order_id)
+            order = await repository.get(session, placed.accepted.order_id)
         assert order is not None
-        token_in, token_out = find_token(order.token_in), find_token(order.token_out)
-        assert token_in is not None
-        return PlacedChild(
-            PlacementOutcome.PLACED,
-            order_id=order_id,
-            input=order_input(order, token_in.decimals, token_out.decimals if token_out else None),
-            summary=f"{order.type} {format_decimal(order.amount)} {order.token_in} → {order.token_out} "
-            f"({request.strategy_id})",
-            details=workflow_details(order),
-        )
+        return _placed(order, request.strategy_id)
 
     @activity.defn
     async def record_strategy(self, change: StrategyRecord) -> None:
-        await self._strategies.record(change)
+        try:
+            await self._strategies.record(change)
+        except StrategyNotFound as missing:
+            # Its start raced a request that failed and removed it: nothing will ever
+            # be recorded, so the workflow ends instead of retrying for ever.
+            raise ApplicationError(str(missing), type="STRATEGY_NOT_FOUND", non_retryable=True) from missing
 
     @activity.defn
     async def cancel_child(self, request: CancelChildRequest) -> bool:
@@ -122,3 +136,15 @@ class StrategyActivities:
     @activity.defn
     async def delete_schedule(self, request: ScheduleRequest) -> None:
         await self._strategy_runs.delete_schedule(request.strategy.strategy_id)
+
+
+def _placed(order: Order, strategy_id: str) -> PlacedChild:
+    token_in, token_out = find_token(order.token_in), find_token(order.token_out)
+    assert token_in is not None
+    return PlacedChild(
+        PlacementOutcome.PLACED,
+        order_id=order.id,
+        input=order_input(order, token_in.decimals, token_out.decimals if token_out else None),
+        summary=f"{order.type} {format_decimal(order.amount)} {order.token_in} → {order.token_out} ({strategy_id})",
+        details=workflow_details(order),
+    )

@@ -233,11 +233,10 @@ async def _stream_strategy(
     try:
         async with hub.subscribe(strategy_id) as queue:
             try:
-                view = await strategies.get(principal, strategy_id)
+                view, last_seq = await strategies.snapshot(principal, strategy_id)
             except NotFound:
                 await _refuse(websocket, CLOSE_NOT_FOUND, "strategy_not_found", f"no strategy {strategy_id}")
                 return
-            last_seq = await strategies.last_seq(strategy_id)
             snapshot = StrategySnapshot(
                 strategy_id=strategy_id, seq=last_seq, status=view.status, strategy=view
             )

@@ -77,6 +77,11 @@ class StrategyInput:
     paused: bool = False  # likewise
 
 
+# The reason a placement gives when its strategy has ended (a DCA round that was already
+# running when the strategy was cancelled): nothing to place, nothing to record.
+ENDED = "strategy_ended"
+
+
 class PlacementOutcome(StrEnum):
     PLACED = "placed"
     SKIPPED = "skipped"  # a TWAP slice whose price is worse than its limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -24,7 +24,7 @@ class RecordedStrategy:
     event: StrategyEvent
 
 
-def insert(session: AsyncSession, strategy: Strategy) -> StrategyEvent:
+def insert(session: AsyncSession, strategy: Strategy) -> None:
     """The strategy and its first event (seq 1), in the caller's unit of work."""
     strategy.last_seq = 1
     event = StrategyEvent(
@@ -37,7 +37,12 @@ def insert(session: AsyncSession, strategy: Strategy) -> StrategyEvent:
     )
     session.add(strategy)
     session.add(event)
-    return event
+
+
+async def delete_unstarted(session: AsyncSession, strategy_id: str) -> None:
+    """Undo a strategy whose workflow never started: its first event and its row."""
+    await session.execute(delete(StrategyEvent).where(col(StrategyEvent.strategy_id) == strategy_id))
+    await session.execute(delete(Strategy).where(col(Strategy.id) == strategy_id))
 
 
 async def get(session: AsyncSession, strategy_id: str) -> Strategy | None:

@@ -90,11 +90,23 @@ class StrategyRuns:
             pass
 
     async def pause_schedule(self, strategy_id: str, paused: bool) -> None:
+        """A Schedule deleted meanwhile (the strategy ended) has nothing to pause."""
         handle = self._temporal.get_schedule_handle(dca_schedule_id(strategy_id))
-        if paused:
-            await handle.pause(note="paused through the API")
-        else:
-            await handle.unpause(note="resumed through the API")
+        try:
+            if paused:
+                await handle.pause(note="paused through the API")
+            else:
+                await handle.unpause(note="resumed through the API")
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    async def exists(self, strategy_id: str) -> bool:
+        try:
+            await self._temporal.get_workflow_handle(strategy_id).describe(rpc_timeout=timedelta(seconds=2))
+        except Exception:
+            return False
+        return True
 
     async def delete_schedule(self, strategy_id: str) -> None:
         try:

@@ -100,27 +100,33 @@ class StrategyService:
                     f"{principal.owner} has {running} running strategies, the most an owner may have; "
                     "wait for some to finish or cancel them"
                 )
-            event = repository.insert(session, strategy)
+            repository.insert(session, strategy)
         try:
             await self._runs.start(strategy_input, _summary(body))
         except Exception as error:
             log.warning("could not start strategy %s: %s", strategy.id, error)
-            async with self._sessions() as session, session.begin():
-                await session.delete(event)
-                await session.flush()
-                await session.delete(strategy)
-            raise ServiceUnavailable(
-                "the workflow engine is unreachable; nothing was stored, retry"
-            ) from error
+            if not await self._runs.exists(strategy.id):
+                # Undone: should the start still arrive, the workflow finds no row at its
+                # first record and ends without placing anything.
+                async with self._sessions() as session, session.begin():
+                    await repository.delete_unstarted(session, strategy.id)
+                raise ServiceUnavailable(
+                    "the workflow engine is unreachable; nothing was stored, retry"
+                ) from error
         return StrategyAccepted.of(
             strategy.id, dca_schedule_id(strategy.id) if body.type is StrategyType.DCA else None
         )
 
     async def get(self, principal: Principal, strategy_id: str) -> StrategyView:
+        return (await self.snapshot(principal, strategy_id))[0]
+
+    async def snapshot(self, principal: Principal, strategy_id: str) -> tuple[StrategyView, int]:
+        """The strategy as it stands and the seq of its last event, from one read."""
         async with self._sessions() as session:
             strategy = await self._visible(session, principal, strategy_id)
             children = (await repository.children(session, [strategy.id]))[strategy.id]
-        return StrategyView.of(strategy, progress_of(strategy, children), [c.order_id for c in children])
+        view = StrategyView.of(strategy, progress_of(strategy, children), [c.order_id for c in children])
+        return view, strategy.last_seq
 
     async def page(
         self,
@@ -161,11 +167,6 @@ class StrategyService:
         items = [StrategyEventView.of(e) for e in events[:limit]]
         return StrategyEvents(items=items, next_after_seq=items[-1].seq if len(events) > limit else None)
 
-    async def last_seq(self, strategy_id: str) -> int:
-        async with self._sessions() as session:
-            strategy = await repository.get(session, strategy_id)
-        return strategy.last_seq if strategy is not None else 0
-
     async def events_after(self, strategy_id: str, after_seq: int) -> list[StrategyEventView]:
         async with self._sessions() as session:
             return [
@@ -182,6 +183,10 @@ class StrategyService:
         try:
             accepted = await self._runs.update(strategy_id, action)
         except Exception as error:
+            async with self._sessions() as session:
+                now = await repository.get(session, strategy_id)
+            if now is not None and now.status.is_terminal:  # it closed meanwhile
+                raise StrategyFinished(f"{strategy_id} ended {now.status}; nothing to {action}") from error
             log.warning("%s of %s did not get through: %s", action, strategy_id, error)
             raise ServiceUnavailable(f"could not {action} {strategy_id} now; retry") from error
         if not accepted:
@@ -199,6 +204,8 @@ class StrategyService:
         """What a strategy workflow reports: stored once, then published."""
         async with self._sessions() as session, session.begin():
             recorded = await repository.record(session, change)
+            if recorded is None and await repository.get(session, change.strategy_id) is None:
+                raise StrategyNotFound(f"no strategy {change.strategy_id}")
         if recorded is not None:
             try:
                 await self._events.publish(StrategyEventView.of(recorded.event))
@@ -276,7 +283,7 @@ class StrategyService:
             decimals_in=valid.token_in.decimals,
             slices=body.slices,
             interval_s=body.interval_s,
-            limit_price=str(limit) if limit is not None else None,
+            limit_price=_plain(limit) if limit is not None else None,
         )
 
     async def _dca(self, body: StrategyCreate, common: dict[str, Any]) -> StrategyInput:
@@ -321,8 +328,12 @@ class StrategyService:
         if not 1 <= expires_in_s <= BRACKET_DEFAULT_EXPIRY_S:
             raise InvalidInput("invalid_expiry", "expires_in_s", "expires_in_s must be 1–604800")
         valid = await self._child(
-            body, body.amount, "amount", type=OrderType.TAKE_PROFIT, trigger_price=str(take)
+            body, body.amount, "amount", type=OrderType.TAKE_PROFIT, trigger_price=_plain(take)
         )
+        if stop is not None:  # the stop leg as it will be placed
+            await self._child(
+                body, body.amount, "amount", type=OrderType.STOP_LOSS, trigger_price=_plain(stop)
+            )
         price = await self._quotes.price(valid)
         now = format_price(price)
         if take <= price or (stop is not None and stop >= price):
@@ -335,11 +346,16 @@ class StrategyService:
         return StrategyInput(
             **common,
             amount=body.amount,
-            take_profit_price=str(take),
-            stop_loss_price=str(stop) if stop is not None else None,
+            take_profit_price=_plain(take),
+            stop_loss_price=_plain(stop) if stop is not None else None,
             trailing_bps=body.trailing_bps,
             expires_in_s=expires_in_s,
         )
+
+
+def _plain(price: Decimal) -> str:
+    """A decimal string as orders take it: never in exponent form (`1E-7`)."""
+    return format(price.normalize(), "f")
 
 
 def _price(field: str, text: str | None) -> Decimal | None:

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.strategies import (
         CANCEL_STRATEGY_UPDATE,
         DCA_ROUND_WORKFLOW,
+        ENDED,
         LEG_TRIGGERED_SIGNAL,
         PAUSE_UPDATE,
         RESUME_UPDATE,
@@ -129,15 +130,21 @@ async def _outcome(handle: workflow.ChildWorkflowHandle[object, OrderOutcome]) -
 
 @workflow.defn(name=STRATEGY_WORKFLOW)
 class StrategyWorkflow:
-    def __init__(self) -> None:
-        self._paused = False
+    @workflow.init
+    def __init__(self, strategy: StrategyInput) -> None:
+        # The input is known before any signal or update is handled (they may come
+        # with the first workflow task, before run starts; also after continue-as-new).
+        self._strategy = strategy
+        self._paused = strategy.paused
+        self._rounds_finished = strategy.rounds_finished
         self._cancelled = False
         self._decided: str | None = None  # bracket: the leg that fired
-        self._rounds_finished = 0
+        self._legs: set[str] = set()  # bracket: its two orders
         self._children: list[asyncio.Task[None]] = []
-        self._strategy: StrategyInput | None = None
         self._ended = False
-        self._schedule_exists = False  # a DCA's, once created
+        self._schedule_exists = strategy.rounds_finished > 0  # a DCA's, once created
+        self._pausing = asyncio.Lock()  # one pause or resume at a time, in arrival order
+        self._pause_changes = 0
 
     @workflow.update(name=PAUSE_UPDATE)
     async def pause(self) -> bool:
@@ -149,40 +156,47 @@ class StrategyWorkflow:
         return await self._set_paused(False)
 
     async def _set_paused(self, paused: bool) -> bool:
-        if self._cancelled or self._ended or self._paused == paused:
-            return False
-        self._paused = paused
-        await workflow.wait_condition(lambda: self._strategy is not None)
-        strategy = self._strategy
-        assert strategy is not None
-        if strategy.type is StrategyType.DCA:
-            await workflow.wait_condition(lambda: self._schedule_exists)  # created first
-            await self._schedule(
-                StrategyActivities.pause_schedule if paused else StrategyActivities.resume_schedule,
-                strategy,
+        async with self._pausing:
+            if self._closing() or self._paused == paused:
+                return False
+            strategy = self._strategy
+            if strategy.type is StrategyType.DCA:
+                await workflow.wait_condition(lambda: self._schedule_exists or self._closing())
+                if self._closing():
+                    return False
+                await self._schedule(
+                    StrategyActivities.pause_schedule if paused else StrategyActivities.resume_schedule,
+                    strategy,
+                )
+            self._paused = paused
+            self._pause_changes += 1
+            event = "paused" if paused else "resumed"
+            await _record(
+                StrategyRecord(
+                    strategy.strategy_id,
+                    f"{event}:{self._pause_changes}",
+                    event,
+                    StrategyStatus.PAUSED if paused else StrategyStatus.RUNNING,
+                )
             )
-        event = "paused" if paused else "resumed"
-        await _record(
-            StrategyRecord(
-                strategy.strategy_id,
-                f"{event}:{workflow.now().isoformat()}",
-                event,
-                StrategyStatus.PAUSED if paused else StrategyStatus.RUNNING,
-            )
-        )
-        return True
+            return True
+
+    def _closing(self) -> bool:
+        """Cancelled, ending, or a bracket that has fired: nothing more to steer."""
+        return self._cancelled or self._ended or self._decided is not None
 
     @workflow.update(name=CANCEL_STRATEGY_UPDATE)
     def cancel(self) -> bool:
-        if self._cancelled:
+        if self._closing():
             return False
         self._cancelled = True
         return True
 
     @workflow.signal(name=LEG_TRIGGERED_SIGNAL)
     def leg_triggered(self, leg: LegTriggered) -> None:
-        # The first leg to fire wins; whatever arrives after is ignored.
-        if self._decided is None and not self._cancelled:
+        # The first leg to fire wins; whatever arrives after is ignored, and so is a
+        # leg that fires while the bracket is paused (the watcher says it again).
+        if self._decided is None and not self._cancelled and not self._paused and leg.order_id in self._legs:
             self._decided = leg.order_id
 
     @workflow.signal(name=ROUND_FINISHED_SIGNAL)
@@ -191,9 +205,9 @@ class StrategyWorkflow:
 
     @workflow.run
     async def run(self, strategy: StrategyInput) -> StrategyStatus:
-        self._strategy = strategy
-        # (An update may have paused it before run began: keep that.)
-        self._paused = self._paused or strategy.paused
+        # First, a record: a strategy whose row is missing (its start raced a failed
+        # request) ends here instead of placing orders nobody can see.
+        await _record(StrategyRecord(strategy.strategy_id, f"run:{strategy.rounds_finished}", "started"))
         match strategy.type:
             case StrategyType.TWAP:
                 status = await self._twap(strategy)
@@ -334,6 +348,7 @@ class StrategyWorkflow:
                     await self._cancel_child(order_id)
                 await asyncio.gather(*(_outcome(h) for h in legs.values()))
                 return StrategyStatus.FAILED
+            self._legs.add(placed.order_id)
             legs[placed.order_id] = await _start_child(placed, strategy.owner)
             await _record(
                 StrategyRecord(
@@ -383,7 +398,6 @@ class StrategyWorkflow:
         )
 
     async def _dca(self, strategy: StrategyInput) -> StrategyStatus:
-        self._rounds_finished = strategy.rounds_finished
         if strategy.rounds_finished == 0:
             await self._schedule(StrategyActivities.create_schedule, strategy)
         self._schedule_exists = True
@@ -436,6 +450,8 @@ class DcaRoundWorkflow:
         spec = ChildOrderSpec(key, OrderType.MARKET, strategy.amount_per_order)
         placed = await _place(strategy, spec)
         status = OrderStatus.FAILED
+        if placed.reason == ENDED:
+            return OrderStatus.CANCELLED  # the strategy ended while this round started
         if placed.outcome is PlacementOutcome.PLACED and placed.order_id is not None:
             await _record(
                 StrategyRecord(

@@ -4,19 +4,27 @@ is the order row and its event with the next seq, and a repeated write is the fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
-from core.domain import OrderStatus
+from activities.attempts import run_attempt
+from activities.records import OrderRecords
+from core.domain import FailureStage, OrderStatus
 from core.ids import new_order_id
 from devstack import InfraUrls
+from market.errors import MarketError, MarketErrorCode
 from orders import repository
+from orders.events import OrderEvents
 from orders.transitions import OrderPatch
 from storage.database import create_engine, create_sessionmaker
+from storage.redis import connect_redis
 from tests.rows import insert_order
 
 
@@ -126,3 +134,40 @@ async def test_concurrent_writes_make_one_event_per_key_with_gap_free_seqs(
 
 async def test_a_transition_of_an_unknown_order_is_none(sessions: async_sessionmaker[AsyncSession]) -> None:
     assert await record(sessions, new_order_id(), "routing:1", OrderStatus.ROUTING) is None
+
+
+async def test_two_transactions_failing_in_the_same_step_are_two_failure_records_with_their_fees(
+    sessions: async_sessionmaker[AsyncSession], infra: InfraUrls
+) -> None:
+    """A workflow task run again repeats a step's id with a newly built transaction: its
+    landed failure paid its own fee, so it is a record of its own; the same transaction
+    failing again (a repeated confirm) is still one."""
+    order_id = await new_order(sessions)
+    records = OrderRecords(sessions, OrderEvents(connect_redis(infra.redis_url)))
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_run_id="run-1", activity_id="8", attempt=1)
+
+    async def fail(signature: str, fee: int) -> None:
+        async def landed_and_failed() -> None:
+            raise MarketError(
+                MarketErrorCode.SLIPPAGE_EXCEEDED,
+                "below its minimum",
+                stage=FailureStage.CHAIN,
+                fee_lamports=fee,
+            )
+
+        with pytest.raises(ApplicationError):
+            await run_attempt(
+                records,
+                landed_and_failed(),
+                order_id=order_id,
+                activity_name="confirm_transaction",
+                attempt=1,
+                transaction=signature,
+            )
+
+    for signature, fee in (("sigA", 16_281), ("sigB", 12_000), ("sigA", 16_281)):
+        await env.run(fail, signature, fee)
+    async with sessions() as session:
+        failures = await repository.list_failures(session, order_id)
+    assert sorted(f.fee_lamports for f in failures) == [12_000, 16_281]

@@ -248,7 +248,7 @@ async def test_strategy_bracket_fires_one_leg_when_both_trigger_at_once(
     env: WorkflowEnvironment, world: StrategyWorld
 ) -> None:
     handle = await start(env.client, bracket("stg-bracket"))
-    while len(world.placed) < 2:
+    while "placed:stop" not in {r.event_key for r in world.records}:  # both legs started
         await asyncio.sleep(0.01)
     take, stop = (p.order_id for p in world.placed)
     assert take is not None and stop is not None
@@ -296,3 +296,24 @@ async def test_strategy_dca_ends_after_its_rounds_and_deletes_its_schedule(
     assert world.placed_amounts == ["0.5", "0.5"]
     keys = [r.event_key for r in world.records if r.event == "order_placed"]
     assert keys == ["placed:round-2026-12-01T00:00:00Z", "placed:round-2026-12-02T00:00:00Z"]
+
+
+async def test_strategy_bracket_paused_fires_no_leg_until_resumed(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    handle = await start(env.client, bracket("stg-bracket-paused"))
+    while "placed:stop" not in {r.event_key for r in world.records}:  # both legs started
+        await asyncio.sleep(0.01)
+    take, stop = (p.order_id for p in world.placed)
+    assert take is not None and stop is not None
+    assert await handle.execute_update("pause", result_type=bool)
+    await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(stop))  # ignored while paused
+    await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered("ord-not-a-leg"))  # never a leg
+    assert await handle.execute_update("resume", result_type=bool)
+    assert [r.event for r in world.records if r.event == "leg_fired"] == []
+    await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(take))  # the watcher says it again
+    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert [r.data["order_id"] for r in world.records if r.event == "leg_fired"] == [take]
+    assert world.cancelled == [stop]
+    # Once a leg fired, the bracket can no longer be cancelled or paused.
+    assert [r.event for r in world.records].count("paused") == 1
