@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -477,7 +477,10 @@ class DcaRoundWorkflow:
                     unfunded=1,
                 )
             )
-        await workflow.get_external_workflow_handle(strategy.strategy_id).signal(
-            ROUND_FINISHED_SIGNAL, ChildFinished(placed.order_id or "", status)
-        )
+        try:
+            await workflow.get_external_workflow_handle(strategy.strategy_id).signal(
+                ROUND_FINISHED_SIGNAL, ChildFinished(placed.order_id or "", status)
+            )
+        except FailureError:
+            pass  # the strategy ended meanwhile (cancelled): nobody left to tell
         return status
