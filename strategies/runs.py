@@ -4,6 +4,7 @@ cancel; create, pause, resume and delete a DCA's Schedule. Reached by name
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from temporalio.client import (
@@ -60,8 +61,9 @@ class StrategyRuns:
         return accepted
 
     async def create_schedule(self, strategy: StrategyInput) -> None:
-        """One DcaRoundWorkflow per period; never two at once (SKIP); `orders` actions at
-        most. Creating it again (a retried activity) is success."""
+        """One DcaRoundWorkflow per period, the first about a second from now; never two
+        at once (SKIP); `orders` actions at most. Creating it again (a retried activity)
+        is success."""
         schedule_id = dca_schedule_id(strategy.strategy_id)
         try:
             await self._temporal.create_schedule(
@@ -75,8 +77,15 @@ class StrategyRuns:
                         static_summary=f"DCA round of {strategy.strategy_id}",
                         priority=owner_priority(strategy.owner),
                     ),
+                    # Intervals are aligned to the Unix epoch: the offset makes the first
+                    # round come about a second from now, not at the next aligned time.
                     spec=ScheduleSpec(
-                        intervals=[ScheduleIntervalSpec(every=timedelta(seconds=strategy.every_s))]
+                        intervals=[
+                            ScheduleIntervalSpec(
+                                every=timedelta(seconds=strategy.every_s),
+                                offset=timedelta(seconds=(int(time.time()) + 1) % strategy.every_s),
+                            )
+                        ]
                     ),
                     policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
                     state=ScheduleState(

@@ -280,3 +280,18 @@ async def test_a_slice_that_cannot_be_funded_is_a_failed_child_and_the_strategy_
     events = (await trader.get(f"/strategies/{strategy_id}/events")).json()["items"]
     refused = [e for e in events if e["event"] == "order_refused"]
     assert len(refused) == 2 and all(e["data"]["reason"].startswith("insufficient_funds") for e in refused)
+
+
+async def test_an_hourly_dca_places_its_first_order_at_once_not_at_the_next_aligned_hour(
+    trader: httpx.AsyncClient,
+) -> None:
+    strategy_id = await start(trader, type="dca", amount_per_order="0.05", every="1h", orders=3)
+    for _ in range(300):
+        strategy = (await trader.get(f"/strategies/{strategy_id}")).json()
+        if strategy["orders"]:
+            break
+        await asyncio.sleep(0.1)
+    assert len(strategy["orders"]) == 1, strategy
+    assert (await trader.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
+    done = await wait_status(trader, strategy_id, "CANCELLED")
+    assert len(done["orders"]) == 1  # cancelled: no second round
