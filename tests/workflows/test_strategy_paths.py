@@ -285,12 +285,13 @@ async def test_strategy_dca_ends_after_its_rounds_and_deletes_its_schedule(
     assert await handle.execute_update("resume", result_type=bool)
     # The Schedule starts the rounds; here they are run as it would start them.
     for n in range(2):
-        await env.client.execute_workflow(
-            DcaRoundWorkflow.run,
-            DcaRoundInput(strategy),
-            id=f"dca-stg-dca-2026-12-0{n + 1}T00:00:00Z",
-            task_queue=ORDERS_TASK_QUEUE,
-        )
+        with env.auto_time_skipping_disabled():  # as in the week below
+            await env.client.execute_workflow(
+                DcaRoundWorkflow.run,
+                DcaRoundInput(strategy),
+                id=f"dca-stg-dca-2026-12-0{n + 1}T00:00:00Z",
+                task_queue=ORDERS_TASK_QUEUE,
+            )
     assert await finish(handle) is StrategyStatus.COMPLETED
     assert world.schedule == ["created", "paused", "resumed", "deleted"]
     assert world.placed_amounts == ["0.5", "0.5"]
@@ -317,3 +318,37 @@ async def test_strategy_bracket_paused_fires_no_leg_until_resumed(
     assert world.cancelled == [stop]
     # Once a leg fired, the bracket can no longer be cancelled or paused.
     assert [r.event for r in world.records].count("paused") == 1
+
+
+async def test_strategy_dca_runs_a_week_of_hourly_rounds(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    """A week in seconds: the test server skips each hour (it does not run Schedules, so
+    the test starts each round as the Schedule would)."""
+    strategy = StrategyInput(
+        "stg-dca-week",
+        StrategyType.DCA,
+        "alice",
+        "SOL",
+        "USDC",
+        amount_per_order="0.5",
+        every_s=3600,
+        orders=168,
+    )
+    handle = await start(env.client, strategy)
+    started = await env.get_current_time()
+    for hour in range(168):
+        await env.sleep(3600)
+        # While a round runs, time must not skip: the next thing due is the strategy's
+        # own 10-year execution timeout.
+        with env.auto_time_skipping_disabled():
+            await env.client.execute_workflow(
+                DcaRoundWorkflow.run,
+                DcaRoundInput(strategy),
+                id=f"dca-stg-dca-week-{hour}",
+                task_queue=ORDERS_TASK_QUEUE,
+            )
+    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert await env.get_current_time() - started >= timedelta(days=7)
+    assert len(world.placed_amounts) == 168 and world.schedule == ["created", "deleted"]
+    assert len({r.event_key for r in world.records if r.event == "order_placed"}) == 168
