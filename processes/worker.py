@@ -2,7 +2,8 @@
 
 One process runs three Temporal workers that share one activity budget:
 - `orders`: order workflows and their local activities (quotes, routing, build,
-  submit, confirm, records);
+  submit, confirm, records); strategy workflows, DCA rounds and their activities
+  (placing a child order, records, a DCA's Schedule);
 - `orders-admission`: the rate-limited admission step (server-enforced, all workers);
 - `orders-execution`: the market's long-running loops, and build, submit and confirm
   for order workflows started before those became local activities.
