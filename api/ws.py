@@ -16,8 +16,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
 from accounts.keys import Principal
+from accounts.revocations import Revocations
+from accounts.service import ApiKeys
 from api.auth import key_from_connection
 from api.deps import HubDep, KeysDep, OrdersDep, RevocationsDep, StrategiesDep, WebSocketSlotsDep
+from api.limits import WebSocketSlots
 from core.domain import OrderStatus, StrategyStatus
 from core.errors import NotFound
 from core.ids import is_order_id, is_strategy_id
@@ -83,15 +86,15 @@ class EventStream:
         return True
 
 
-@router.websocket("/ws/orders")
-async def order_updates(
+async def _serve(
     websocket: WebSocket,
-    hub: HubDep,
-    orders: OrdersDep,
-    slots: WebSocketSlotsDep,
-    keys: KeysDep,
-    revocations: RevocationsDep,
+    keys: ApiKeys,
+    slots: WebSocketSlots,
+    revocations: Revocations,
+    stream: Callable[[Principal, asyncio.Event], Awaitable[None]],
 ) -> None:
+    """Authenticate the socket, hold one of its key's slots, and run `stream` until it
+    ends or the key is revoked."""
     # Accept first, so that every refusal can say why in a frame and a close code.
     await websocket.accept()
     key = key_from_connection(websocket)
@@ -114,9 +117,27 @@ async def order_updates(
         return
     try:
         with revocations.watch(key) as revoked:
-            await _stream_order(websocket, hub, orders, principal, revoked)
+            await stream(principal, revoked)
     finally:
         slots.release(principal)
+
+
+@router.websocket("/ws/orders")
+async def order_updates(
+    websocket: WebSocket,
+    hub: HubDep,
+    orders: OrdersDep,
+    slots: WebSocketSlotsDep,
+    keys: KeysDep,
+    revocations: RevocationsDep,
+) -> None:
+    await _serve(
+        websocket,
+        keys,
+        slots,
+        revocations,
+        lambda who, revoked: _stream_order(websocket, hub, orders, who, revoked),
+    )
 
 
 async def _stream_order(
@@ -185,30 +206,13 @@ async def strategy_updates(
     revocations: RevocationsDep,
 ) -> None:
     """`/ws/strategies?strategyId=…[&after_seq=N]`: as /ws/orders, for a strategy."""
-    await websocket.accept()
-    key = key_from_connection(websocket)
-    principal = await keys.verify(key) if key else None
-    if principal is None or key is None:
-        await _refuse(
-            websocket,
-            CLOSE_UNAUTHENTICATED,
-            "unauthenticated",
-            "send a valid API key: `Authorization: Bearer <key>` or `?token=<key>`",
-        )
-        return
-    if not slots.acquire(principal):
-        await _refuse(
-            websocket,
-            CLOSE_TOO_MANY,
-            "too_many_websockets",
-            f"this key has {slots.per_key} WebSockets open on this server; close some first",
-        )
-        return
-    try:
-        with revocations.watch(key) as revoked:
-            await _stream_strategy(websocket, hub, strategies, principal, revoked)
-    finally:
-        slots.release(principal)
+    await _serve(
+        websocket,
+        keys,
+        slots,
+        revocations,
+        lambda who, revoked: _stream_strategy(websocket, hub, strategies, who, revoked),
+    )
 
 
 async def _stream_strategy(
