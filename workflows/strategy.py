@@ -10,8 +10,9 @@ child order workflows (workflow id = order id, `parent_id` on the order).
 - DCA: a Temporal Schedule (dca-<strategy id>) starts a DcaRoundWorkflow each period;
   each round places one child order and tells this workflow when it has finished.
 
-Pause holds future orders (a DCA pauses its Schedule); cancel stops future orders, an
-order already executing finishes. Activities do every bit of I/O.
+Pause holds future orders (a DCA pauses its Schedule; a paused bracket lets no leg
+fire); cancel stops future orders, an order already executing finishes. Activities do
+every bit of I/O.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ class StrategyWorkflow:
         carried = 0
         for n in range(strategy.slices):
             if n > 0:
-                # A cancel (or pause) wakes the wait; the timer is durable across restarts.
+                # A cancel wakes the wait; the timer is durable across restarts.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await workflow.wait_condition(
                         lambda: self._cancelled, timeout=timedelta(seconds=strategy.interval_s)
