@@ -9,6 +9,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -122,6 +123,65 @@ async def _serve(
         slots.release(principal)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The first frame of a stream, and where its event log stands."""
+
+    frame: BaseModel
+    seq: int
+    terminal: bool
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a stream follows (an order, a strategy): how the query names it and how to
+    read its snapshot and events."""
+
+    param: str  # the query parameter: orderId, strategyId
+    noun: str  # order, strategy
+    is_id: Callable[[str], bool]
+    id_shape: str  # for the 4400 message
+    snapshot: Callable[[Principal, str], Awaitable[Snapshot]]  # NotFound when not the caller's
+    events_after: Callable[[str, int], Awaitable[Sequence[BaseModel]]]
+    is_terminal: Callable[[str], bool]  # of an event's status
+
+
+def order_subject(orders: OrderService) -> Subject:
+    async def snapshot(principal: Principal, order_id: str) -> Snapshot:
+        order = await orders.get(principal, order_id)
+        frame = SnapshotFrame(
+            order_id=order.id, seq=order.last_seq, status=order.status, order=OrderView.of(order)
+        )
+        return Snapshot(frame, order.last_seq, order.status.is_terminal)
+
+    return Subject(
+        "orderId",
+        "order",
+        is_order_id,
+        "an order id (ord_…)",
+        snapshot,
+        orders.events_after,
+        lambda status: OrderStatus(status).is_terminal,
+    )
+
+
+def strategy_subject(strategies: StrategyService) -> Subject:
+    async def snapshot(principal: Principal, strategy_id: str) -> Snapshot:
+        view, seq = await strategies.snapshot(principal, strategy_id)
+        frame = StrategySnapshot(strategy_id=strategy_id, seq=seq, status=view.status, strategy=view)
+        return Snapshot(frame, seq, view.status.is_terminal)
+
+    return Subject(
+        "strategyId",
+        "strategy",
+        is_strategy_id,
+        "a strategy id (stg_…)",
+        snapshot,
+        strategies.events_after,
+        lambda status: StrategyStatus(status).is_terminal,
+    )
+
+
 @router.websocket("/ws/orders")
 async def order_updates(
     websocket: WebSocket,
@@ -131,69 +191,14 @@ async def order_updates(
     keys: KeysDep,
     revocations: RevocationsDep,
 ) -> None:
+    subject = order_subject(orders)
     await _serve(
         websocket,
         keys,
         slots,
         revocations,
-        lambda who, revoked: _stream_order(websocket, hub, orders, who, revoked),
+        lambda who, revoked: _stream(websocket, hub, subject, who, revoked),
     )
-
-
-async def _stream_order(
-    websocket: WebSocket,
-    hub: HubDep,
-    orders: OrderService,
-    principal: Principal,
-    revoked: asyncio.Event,
-) -> None:
-    order_id = websocket.query_params.get("orderId", "")
-    after_raw = websocket.query_params.get("after_seq")
-    if not is_order_id(order_id) or (after_raw is not None and not AFTER_SEQ.fullmatch(after_raw)):
-        await _refuse(
-            websocket,
-            CLOSE_BAD_REQUEST,
-            "bad_request",
-            "orderId must be an order id (ord_…) and after_seq a non-negative integer",
-        )
-        return
-    after_seq = min(int(after_raw), 2**31 - 1) if after_raw is not None else None
-
-    WEBSOCKET_CONNECTIONS.inc()
-    try:
-        # Subscribe before reading the snapshot: whatever commits after the read is
-        # then already on its way to this queue.
-        async with hub.subscribe(order_id) as queue:
-            try:
-                order = await orders.get(principal, order_id)
-            except NotFound:
-                await _refuse(websocket, CLOSE_NOT_FOUND, "order_not_found", f"no order {order_id}")
-                return
-            snapshot = SnapshotFrame(
-                order_id=order.id, seq=order.last_seq, status=order.status, order=OrderView.of(order)
-            )
-            await websocket.send_json(snapshot.model_dump(mode="json"))
-            replay_from = (
-                after_seq if after_seq is not None and after_seq < order.last_seq else order.last_seq
-            )
-            stream = EventStream(
-                websocket,
-                lambda after: orders.events_after(order_id, after),
-                lambda status: OrderStatus(status).is_terminal,
-                replay_from,
-            )
-            await stream.catch_up()  # the missed events, when after_seq asked for them
-            if order.status.is_terminal:
-                stream.finished = True
-            ending = await _follow(websocket, stream, queue, revoked)
-            if ending is Ending.REVOKED:
-                await _refuse(websocket, CLOSE_UNAUTHENTICATED, "unauthenticated", "this API key was revoked")
-            else:
-                await websocket.close(CLOSE_GOING_AWAY if ending is Ending.GOING_AWAY else CLOSE_NORMAL)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        WEBSOCKET_CONNECTIONS.dec()
 
 
 @router.websocket("/ws/strategies")
@@ -206,54 +211,57 @@ async def strategy_updates(
     revocations: RevocationsDep,
 ) -> None:
     """`/ws/strategies?strategyId=…[&after_seq=N]`: as /ws/orders, for a strategy."""
+    subject = strategy_subject(strategies)
     await _serve(
         websocket,
         keys,
         slots,
         revocations,
-        lambda who, revoked: _stream_strategy(websocket, hub, strategies, who, revoked),
+        lambda who, revoked: _stream(websocket, hub, subject, who, revoked),
     )
 
 
-async def _stream_strategy(
+async def _stream(
     websocket: WebSocket,
     hub: HubDep,
-    strategies: StrategyService,
+    subject: Subject,
     principal: Principal,
     revoked: asyncio.Event,
 ) -> None:
-    strategy_id = websocket.query_params.get("strategyId", "")
+    subject_id = websocket.query_params.get(subject.param, "")
     after_raw = websocket.query_params.get("after_seq")
-    if not is_strategy_id(strategy_id) or (after_raw is not None and not AFTER_SEQ.fullmatch(after_raw)):
+    if not subject.is_id(subject_id) or (after_raw is not None and not AFTER_SEQ.fullmatch(after_raw)):
         await _refuse(
             websocket,
             CLOSE_BAD_REQUEST,
             "bad_request",
-            "strategyId must be a strategy id (stg_…) and after_seq a non-negative integer",
+            f"{subject.param} must be {subject.id_shape} and after_seq a non-negative integer",
         )
         return
     after_seq = min(int(after_raw), 2**31 - 1) if after_raw is not None else None
+
     WEBSOCKET_CONNECTIONS.inc()
     try:
-        async with hub.subscribe(strategy_id) as queue:
+        # Subscribe before reading the snapshot: whatever commits after the read is
+        # then already on its way to this queue.
+        async with hub.subscribe(subject_id) as queue:
             try:
-                view, last_seq = await strategies.snapshot(principal, strategy_id)
+                snapshot = await subject.snapshot(principal, subject_id)
             except NotFound:
-                await _refuse(websocket, CLOSE_NOT_FOUND, "strategy_not_found", f"no strategy {strategy_id}")
+                await _refuse(
+                    websocket, CLOSE_NOT_FOUND, f"{subject.noun}_not_found", f"no {subject.noun} {subject_id}"
+                )
                 return
-            snapshot = StrategySnapshot(
-                strategy_id=strategy_id, seq=last_seq, status=view.status, strategy=view
-            )
-            await websocket.send_json(snapshot.model_dump(mode="json"))
-            replay_from = after_seq if after_seq is not None and after_seq < last_seq else last_seq
+            await websocket.send_json(snapshot.frame.model_dump(mode="json"))
+            replay_from = after_seq if after_seq is not None and after_seq < snapshot.seq else snapshot.seq
             stream = EventStream(
                 websocket,
-                lambda after: strategies.events_after(strategy_id, after),
-                lambda status: StrategyStatus(status).is_terminal,
+                lambda after: subject.events_after(subject_id, after),
+                subject.is_terminal,
                 replay_from,
             )
-            await stream.catch_up()
-            if view.status.is_terminal:
+            await stream.catch_up()  # the missed events, when after_seq asked for them
+            if snapshot.terminal:
                 stream.finished = True
             ending = await _follow(websocket, stream, queue, revoked)
             if ending is Ending.REVOKED:
