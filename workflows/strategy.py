@@ -70,10 +70,20 @@ CHILD_TASK_TIMEOUT = timedelta(seconds=4)
 ROUNDS_PER_RUN = 500
 
 
-async def _record(record: StrategyRecord) -> None:
+async def _record(
+    strategy_id: str,
+    event_key: str,
+    event: str,
+    status: StrategyStatus | None = None,
+    *,
+    data: dict[str, object] | None = None,
+    skipped: int = 0,
+    unfunded: int = 0,
+) -> None:
+    """Store a strategy's event (once per key) and its status change, if any."""
     await workflow.execute_activity_method(
         StrategyActivities.record_strategy,
-        record,
+        StrategyRecord(strategy_id, event_key, event, status, data or {}, skipped, unfunded),
         start_to_close_timeout=ACTIVITY_TIMEOUT,
         retry_policy=RETRY,
     )
@@ -173,12 +183,10 @@ class StrategyWorkflow:
             self._pause_changes += 1
             event = "paused" if paused else "resumed"
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id,
-                    f"{event}:{self._pause_changes}",
-                    event,
-                    StrategyStatus.PAUSED if paused else StrategyStatus.RUNNING,
-                )
+                strategy.strategy_id,
+                f"{event}:{self._pause_changes}",
+                event,
+                StrategyStatus.PAUSED if paused else StrategyStatus.RUNNING,
             )
             return True
 
@@ -208,7 +216,7 @@ class StrategyWorkflow:
     async def run(self, strategy: StrategyInput) -> StrategyStatus:
         # First, a record: a strategy whose row is missing (its start raced a failed
         # request) ends here instead of placing orders nobody can see.
-        await _record(StrategyRecord(strategy.strategy_id, f"run:{strategy.rounds_finished}", "started"))
+        await _record(strategy.strategy_id, f"run:{strategy.rounds_finished}", "started")
         match strategy.type:
             case StrategyType.TWAP:
                 status = await self._twap(strategy)
@@ -219,7 +227,7 @@ class StrategyWorkflow:
         await asyncio.gather(*self._children)
         self._ended = True
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await _record(StrategyRecord(strategy.strategy_id, f"end:{status}", "ended", status))
+        await _record(strategy.strategy_id, f"end:{status}", "ended", status)
         return status
 
     def _follow(
@@ -233,12 +241,10 @@ class StrategyWorkflow:
         async def follow() -> None:
             status = await _outcome(handle)
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id,
-                    f"order_ended:{order_id}",
-                    "order_ended",
-                    data={"order_id": order_id, "order_status": str(status)},
-                )
+                strategy.strategy_id,
+                f"order_ended:{order_id}",
+                "order_ended",
+                data={"order_id": order_id, "order_status": str(status)},
             )
 
         self._children.append(asyncio.create_task(follow()))
@@ -275,33 +281,27 @@ class StrategyWorkflow:
                     handle = await _start_child(placed, strategy.owner)
                     self._follow(strategy, placed.order_id, handle)
                     await _record(
-                        StrategyRecord(
-                            strategy.strategy_id,
-                            f"placed:{spec.key}",
-                            "order_placed",
-                            data={**data, "order_id": placed.order_id},
-                        )
+                        strategy.strategy_id,
+                        f"placed:{spec.key}",
+                        "order_placed",
+                        data={**data, "order_id": placed.order_id},
                     )
                 case PlacementOutcome.SKIPPED:
                     carried = units
                     await _record(
-                        StrategyRecord(
-                            strategy.strategy_id,
-                            f"skipped:{spec.key}",
-                            "slice_skipped",
-                            data={**data, "reason": placed.reason},
-                            skipped=1,
-                        )
+                        strategy.strategy_id,
+                        f"skipped:{spec.key}",
+                        "slice_skipped",
+                        data={**data, "reason": placed.reason},
+                        skipped=1,
                     )
                 case PlacementOutcome.REFUSED:
                     await _record(
-                        StrategyRecord(
-                            strategy.strategy_id,
-                            f"refused:{spec.key}",
-                            "order_refused",
-                            data={**data, "reason": placed.reason},
-                            unfunded=1,
-                        )
+                        strategy.strategy_id,
+                        f"refused:{spec.key}",
+                        "order_refused",
+                        data={**data, "reason": placed.reason},
+                        unfunded=1,
                     )
         return StrategyStatus.COMPLETED
 
@@ -337,13 +337,11 @@ class StrategyWorkflow:
             placed = await _place(strategy, spec)
             if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
                 await _record(
-                    StrategyRecord(
-                        strategy.strategy_id,
-                        f"refused:{spec.key}",
-                        "order_refused",
-                        data={"leg": spec.key, "reason": placed.reason},
-                        unfunded=1,
-                    )
+                    strategy.strategy_id,
+                    f"refused:{spec.key}",
+                    "order_refused",
+                    data={"leg": spec.key, "reason": placed.reason},
+                    unfunded=1,
                 )
                 for order_id in legs:
                     await self._cancel_child(order_id)
@@ -352,12 +350,10 @@ class StrategyWorkflow:
             self._legs.add(placed.order_id)
             legs[placed.order_id] = await _start_child(placed, strategy.owner)
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id,
-                    f"placed:{spec.key}",
-                    "order_placed",
-                    data={"leg": spec.key, "order_id": placed.order_id},
-                )
+                strategy.strategy_id,
+                f"placed:{spec.key}",
+                "order_placed",
+                data={"leg": spec.key, "order_id": placed.order_id},
             )
         ended = {order_id: asyncio.create_task(_outcome(handle)) for order_id, handle in legs.items()}
         # A leg may end on its own first: it expired, or its owner cancelled it.
@@ -370,21 +366,17 @@ class StrategyWorkflow:
             await workflow.get_external_workflow_handle(fired).signal(
                 TRIGGER_SIGNAL, Trigger(TriggerReason.PRICE_TRIGGERED)
             )
-            await _record(
-                StrategyRecord(strategy.strategy_id, "fired", "leg_fired", data={"order_id": fired})
-            )
+            await _record(strategy.strategy_id, "fired", "leg_fired", data={"order_id": fired})
         for order_id in legs:
             if order_id != fired:
                 await self._cancel_child(order_id)
         outcomes = {order_id: await task for order_id, task in ended.items()}
         for order_id, outcome in outcomes.items():
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id,
-                    f"order_ended:{order_id}",
-                    "order_ended",
-                    data={"order_id": order_id, "order_status": str(outcome)},
-                )
+                strategy.strategy_id,
+                f"order_ended:{order_id}",
+                "order_ended",
+                data={"order_id": order_id, "order_status": str(outcome)},
             )
         if fired is None:
             return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
@@ -455,28 +447,22 @@ class DcaRoundWorkflow:
             return OrderStatus.CANCELLED  # the strategy ended while this round started
         if placed.outcome is PlacementOutcome.PLACED and placed.order_id is not None:
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id, f"placed:{key}", "order_placed", data={"order_id": placed.order_id}
-                )
+                strategy.strategy_id, f"placed:{key}", "order_placed", data={"order_id": placed.order_id}
             )
             status = await _outcome(await _start_child(placed, strategy.owner))
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id,
-                    f"order_ended:{placed.order_id}",
-                    "order_ended",
-                    data={"order_id": placed.order_id, "order_status": str(status)},
-                )
+                strategy.strategy_id,
+                f"order_ended:{placed.order_id}",
+                "order_ended",
+                data={"order_id": placed.order_id, "order_status": str(status)},
             )
         else:
             await _record(
-                StrategyRecord(
-                    strategy.strategy_id,
-                    f"refused:{key}",
-                    "order_refused",
-                    data={"reason": placed.reason},
-                    unfunded=1,
-                )
+                strategy.strategy_id,
+                f"refused:{key}",
+                "order_refused",
+                data={"reason": placed.reason},
+                unfunded=1,
             )
         try:
             await workflow.get_external_workflow_handle(strategy.strategy_id).signal(
