@@ -3,26 +3,10 @@ calls for (retry, a fresh quote, nothing) is decided by the activities (activiti
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from contracts.failures import MarketErrorCode
 from core.domain import FailureStage
 
-
-class MarketErrorCode(StrEnum):
-    RATE_LIMITED = "RATE_LIMITED"  # a venue's quote endpoint answered 429
-    ACCOUNT_IN_USE = "ACCOUNT_IN_USE"
-    TRANSACTION_DROPPED = "TRANSACTION_DROPPED"
-    BLOCKHASH_EXPIRED = "BLOCKHASH_EXPIRED"
-    SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    POOL_NOT_FOUND = "POOL_NOT_FOUND"
-    POOL_NOT_OPEN = "POOL_NOT_OPEN"
-    INVALID_ORDER = "INVALID_ORDER"
-    ORDER_CLOSED = "ORDER_CLOSED"  # its reservation was released: the order ended
-    INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"  # a pool cannot fill a leg at all
-    COMPUTE_BUDGET_EXCEEDED = "COMPUTE_BUDGET_EXCEEDED"  # its work exceeded its compute-unit limit
-    # Not landed by its last valid block height: it never can, it paid nothing.
-    TRANSACTION_EXPIRED = "TRANSACTION_EXPIRED"
+__all__ = ["MarketError", "MarketErrorCode"]
 
 
 class MarketError(Exception):

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
     # Passed through, like every contract, so that the sandbox decodes the inputs that
     # carry it (its type hints resolve against the one real module).
+    from contracts.failures import MarketErrorCode
     from contracts.landing import LandingRequest  # noqa: F401
     from contracts.orders import (
         CANCEL_UPDATE,
@@ -118,7 +119,7 @@ WAIT_KINDS = {
     OrderType.TRAILING_STOP: WaitKind.TRAILING,
 }
 # Failures after which the next attempt pays more per compute unit.
-NOT_LANDED = frozenset({"TRANSACTION_EXPIRED", "BLOCKHASH_EXPIRED"})
+NOT_LANDED = frozenset({MarketErrorCode.TRANSACTION_EXPIRED, MarketErrorCode.BLOCKHASH_EXPIRED})
 
 
 class AttemptFailed(Exception):

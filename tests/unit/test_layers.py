@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.failures import MarketErrorCode
+
 ROOT = Path(__file__).parents[2]
 # Each package and what it may import (besides itself), lowest first.
 ALLOWED: dict[str, set[str]] = {
@@ -82,3 +84,16 @@ def test_every_package_has_a_layer_and_is_in_the_image() -> None:
         line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
     }
     assert packages - copied == set(), "the Dockerfile must COPY every package"
+
+
+def test_workflows_match_failure_codes_only_through_the_contracts_enum() -> None:
+    """A failure code spelled as a string in a workflow drifts silently when a venue
+    adapter renames or maps it; the enum in contracts/failures.py is the one spelling."""
+    codes = {code.value for code in MarketErrorCode}
+    spelled = {
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}"
+        for path in (ROOT / "workflows").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in codes
+    }
+    assert spelled == set(), "use contracts.failures.MarketErrorCode"
