@@ -15,6 +15,8 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
+from core.errors import OperatorRequired
+
 PREFIX = "oe_"
 ID_LENGTH = 8
 SECRET_LENGTH = 32
@@ -34,6 +36,17 @@ class Principal:
     key_id: str
     owner: str
     operator: bool
+
+    def may_see(self, owner: str) -> bool:
+        """Whether this principal may read what `owner` owns: its own, or anyone's as an operator."""
+        return self.operator or owner == self.owner
+
+    def owner_scope(self, requested: str | None, what: str) -> str | None:
+        """Whose rows a read covers: an operator's choice (None: everyone's), otherwise the
+        principal's own; naming another owner needs an operator key."""
+        if requested is not None and not self.may_see(requested):
+            raise OperatorRequired(f"only an operator key may read another owner's {what}")
+        return requested if self.operator else self.owner
 
 
 def _base62(number: int, length: int) -> str:

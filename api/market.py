@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from accounts.keys import NAME_PATTERN
 from api.auth import KeyDep
 from api.deps import MarketDep
-from core.errors import InvalidInput, OperatorRequired
+from core.errors import InvalidInput
 from core.ids import is_order_id
 from market.schemas import (
     FeeLevelsView,
@@ -63,7 +63,7 @@ async def list_transactions(
     order at most. An operator key sees every transaction, other traders' included."""
     if order_id is not None and not is_order_id(order_id):
         raise InvalidInput("invalid_order_id", "order_id", "not an order id (ord_…)")
-    owner = None if principal.operator else principal.owner
+    owner = principal.owner_scope(None, "transactions")
     rows = await market.ledger.recent(owner=owner, order_id=order_id, limit=limit)
     return {"items": [transaction_view(tx) for tx in rows]}
 
@@ -78,6 +78,6 @@ async def wallet(
 ) -> WalletResponse:
     """Your wallet: its address and, per token, the total, what open orders have reserved,
     and what is available. Made and funded at its first use."""
-    if owner is not None and owner != principal.owner and not principal.operator:
-        raise OperatorRequired("only an operator key may read another owner's wallet")
-    return WalletResponse.of(await market.wallets.view(owner or principal.owner))
+    return WalletResponse.of(
+        await market.wallets.view(principal.owner_scope(owner, "wallet") or principal.owner)
+    )

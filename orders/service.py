@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.keys import Principal
 from core.domain import OrderStatus, OrderType
-from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
+from core.errors import InvalidInput, ServiceUnavailable
 from core.ids import is_order_id
 from market.storage import InsufficientFunds as StoreInsufficientFunds
 from market.storage import WalletStore
@@ -68,7 +68,7 @@ class OrderService:
         so that its existence is not revealed."""
         async with self._sessions() as session:
             order = await repository.get(session, order_id) if is_order_id(order_id) else None
-        if order is None or not may_see(principal, order):
+        if order is None or not principal.may_see(order.owner):
             raise OrderNotFound(f"no order {order_id}")
         return order
 
@@ -85,10 +85,7 @@ class OrderService:
         """Newest first; an operator sees everyone's (`owner` narrows), others their own."""
         if cursor is not None and not is_order_id(cursor):
             raise InvalidInput("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
-        if not principal.operator:
-            if owner is not None and owner != principal.owner:
-                raise OperatorRequired("only an operator key may list another owner's orders")
-            owner = principal.owner
+        owner = principal.owner_scope(owner, "orders")
         async with self._sessions() as session:
             page = await repository.list_page(
                 session, owner=owner, status=status, order_type=order_type, before_id=cursor, limit=limit + 1
@@ -185,10 +182,6 @@ class OrderService:
         state = await self.runs.state(order_id)
         summary = await self.runs.history_summary(order_id) if state != MISSING else "no workflow"
         return OrderHistory(order, events, failures, state, summary)
-
-
-def may_see(principal: Principal, order: Order) -> bool:
-    return principal.operator or order.owner == principal.owner
 
 
 def merge_timeline(events: list[OrderEvent], failures: list[OrderFailure]) -> list[EventView | FailureView]:

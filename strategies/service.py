@@ -19,7 +19,7 @@ from accounts.keys import Principal
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
 from core.domain import OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
-from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
+from core.errors import InvalidInput, ServiceUnavailable
 from core.formatting import format_price
 from core.ids import is_strategy_id, new_strategy_id
 from core.settings import Settings
@@ -140,10 +140,7 @@ class StrategyService:
         """Newest first; an operator sees everyone's (`owner` narrows), others their own."""
         if cursor is not None and not is_strategy_id(cursor):
             raise InvalidInput("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
-        if not principal.operator:
-            if owner is not None and owner != principal.owner:
-                raise OperatorRequired("only an operator key may list another owner's strategies")
-            owner = principal.owner
+        owner = principal.owner_scope(owner, "strategies")
         async with self._sessions() as session:
             page = await repository.list_page(
                 session, owner=owner, status=status, before_id=cursor, limit=limit + 1
@@ -214,7 +211,7 @@ class StrategyService:
 
     async def _visible(self, session: AsyncSession, principal: Principal, strategy_id: str) -> Strategy:
         strategy = await repository.get(session, strategy_id) if is_strategy_id(strategy_id) else None
-        if strategy is None or not (principal.operator or strategy.owner == principal.owner):
+        if strategy is None or not principal.may_see(strategy.owner):
             raise StrategyNotFound(f"no strategy {strategy_id}")
         return strategy
 
