@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from contracts.landing import LandingReport, LandingRequest
 from core.domain import OrderStatus, OrderType, SwapMode
+from core.order_kinds import WaitKind
 
 # Names by which clients reach the workflow without importing its code.
 ORDER_WORKFLOW = "OrderWorkflow"
@@ -271,13 +272,6 @@ class Confirmed:
 class Failed:
     reason: str
     attempts: int
-
-
-class WaitKind(StrEnum):
-    LIMIT_PRICE = "limit_price"
-    POOL_OPEN = "pool_open"
-    TRIGGER_PRICE = "trigger_price"  # stop-loss (falls to it) or take-profit (rises to it)
-    TRAILING = "trailing"  # trailing stop: trailing_bps below the best price seen
 
 
 @dataclass

@@ -24,10 +24,10 @@ from contracts.orders import (
     Submitted,
     TransitionRequest,
     Waiting,
-    WaitKind,
 )
-from core.domain import OrderStatus, OrderType
+from core.domain import OrderStatus
 from core.formatting import format_amount, format_epoch, format_price, from_base_units
+from core.order_kinds import Direction, WaitKind, kind_of
 from market.tokens import find_token
 from orders.landing import execution_view
 
@@ -139,7 +139,8 @@ def describe(request: TransitionRequest) -> Change:
                 case WaitKind.LIMIT_PRICE:
                     awaited = {"limit_price": waiting.limit_price, "pair": pair}
                 case WaitKind.TRIGGER_PRICE:
-                    falls = waiting.order_type is not OrderType.TAKE_PROFIT
+                    # (a WAITING event of before order types were recorded: a stop)
+                    falls = waiting.order_type is None or kind_of(waiting.order_type).fires is Direction.FALLS
                     awaited = {
                         "trigger_price": waiting.trigger_price,
                         "when": "price falls to or below" if falls else "price rises to or above",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal
 
 from core.domain import OrderType
+from core.order_kinds import Direction, kind_of
 
 BPS = Decimal(10_000)
 PRICE_QUANTUM = Decimal("1e-18")  # the price columns' scale
@@ -18,6 +19,6 @@ def trailing_trigger(peak: Decimal, trailing_bps: int) -> Decimal:
 
 def fires(order_type: OrderType, price: Decimal, trigger: Decimal) -> bool:
     """A stop (or trailing stop) fires at or below its trigger, a take-profit at or above."""
-    if order_type is OrderType.TAKE_PROFIT:
+    if kind_of(order_type).fires is Direction.RISES:
         return price >= trigger
     return price <= trigger

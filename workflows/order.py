@@ -67,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
         TransitionRequest,
         Trigger,
         Waiting,
-        WaitKind,
     )
     from contracts.policies import (
         BACKOFF_COEFFICIENT,
@@ -76,7 +75,8 @@ with workflow.unsafe.imports_passed_through():
         MAXIMUM_INTERVAL,
         Remedy,
     )
-    from core.domain import DEXES, OrderStatus, OrderType, SwapMode
+    from core.domain import DEXES, OrderStatus, SwapMode
+    from core.order_kinds import WaitKind, kind_of
     from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDER_STATUS, SELECTED_DEX
 
 
@@ -110,14 +110,6 @@ LANDED_BEFORE_FAILED = "landed-before-failed"
 # Quoting and routing became one step that plans multi-hop and exact-out routes (before:
 # a quote per venue, then route_order on their curves).
 ROUTE_PLAN = "route-plan"
-# What each kind of waiting order waits for.
-WAIT_KINDS = {
-    OrderType.LIMIT: WaitKind.LIMIT_PRICE,
-    OrderType.SNIPER: WaitKind.POOL_OPEN,
-    OrderType.STOP_LOSS: WaitKind.TRIGGER_PRICE,
-    OrderType.TAKE_PROFIT: WaitKind.TRIGGER_PRICE,
-    OrderType.TRAILING_STOP: WaitKind.TRAILING,
-}
 # Failures after which the next attempt pays more per compute unit.
 NOT_LANDED = frozenset({MarketErrorCode.TRANSACTION_EXPIRED, MarketErrorCode.BLOCKHASH_EXPIRED})
 
@@ -178,7 +170,7 @@ class OrderWorkflow:
             # An operator re-drives a failed order: it is open again, from the start.
             await self._record(OrderStatus.PENDING, "replay", Reopened(order.replay))
         while True:
-            if order.order_type is not OrderType.MARKET:
+            if kind_of(order.order_type).waits is not None:
                 waited = await self._wait(order)
                 if isinstance(waited, OrderOutcome):
                     return waited
@@ -246,7 +238,7 @@ class OrderWorkflow:
             OrderStatus.WAITING,
             f"waiting:{waits}",
             Waiting(
-                WAIT_KINDS[order.order_type],
+                _wait_kind(order),
                 order.token_in,
                 order.token_out,
                 expires_at=order.expires_at or 0,
@@ -558,6 +550,12 @@ def _human(amount: int, decimals: int) -> Decimal:
 def _key(step: str, order: OrderInput, attempt: int) -> str:
     """A step's event key, unique per order: a limit order may execute after a second wait."""
     return f"{step}:{attempt}" if order.waits <= 1 else f"{step}:{order.waits}.{attempt}"
+
+
+def _wait_kind(order: OrderInput) -> WaitKind:
+    waits = kind_of(order.order_type).waits
+    assert waits is not None, f"a {order.order_type} order does not wait"
+    return waits
 
 
 def _decimals_out(order: OrderInput) -> int:
