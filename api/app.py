@@ -20,6 +20,7 @@ from accounts.revocations import Revocations
 from accounts.service import ApiKeys
 from api import health, market, orders, sim, strategies, ws
 from api.auth import authenticate
+from api.client_address import ForwardedClient
 from api.limits import BodySizeLimit, FailedAuthLimit, WebSocketSlots
 from api.problems import install_error_handlers
 from core.settings import Settings, get_settings
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
+    if settings.trusted_proxy_networks:  # outermost: everything after sees the real client
+        app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
     if tracing:
         instrument_app(app)
 
