@@ -40,9 +40,11 @@ class Settings(BaseSettings):
     # HMAC secret for stored API keys; unset: kept in $ORDER_ENGINE_DATA_DIR/api-key-secret.
     api_key_secret: SecretStr | None = Field(None, alias="ORDER_ENGINE_API_KEY_SECRET")
     # Abuse limits, per key (operator keys are exempt).
-    # Placements a key may make per minute (refused ones included); never above what the
+    # Orders and strategies a key may place per minute (refused ones included); never above what the
     # system executes (ORDER_ENGINE_ORDERS_PER_MINUTE), whatever is set.
     orders_per_minute_per_key: int = Field(100, ge=1, alias="ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY")
+    # Quotes a key may ask for per minute (refused ones included): each plans a route.
+    quotes_per_minute_per_key: int = Field(600, ge=1, alias="ORDER_ENGINE_QUOTES_PER_MINUTE_PER_KEY")
     # Orders an owner may have open (queued, executing or waiting) at once.
     max_open_orders_per_owner: int = Field(1000, ge=1, alias="ORDER_ENGINE_MAX_OPEN_ORDERS_PER_OWNER")
     # Strategies (TWAP, DCA, brackets) an owner may have running or paused at once.
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
     # Protocol-level WebSocket pings; a client that does not answer in time is closed.
     ws_ping_interval_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_INTERVAL_S")
     ws_ping_timeout_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_TIMEOUT_S")
+    # Threads per process that plan routes (quotes, exact-out and triggered orders), off the
+    # event loop that serves every other request.
+    route_planning_threads: int = Field(2, ge=1, alias="ORDER_ENGINE_ROUTE_PLANNING_THREADS")
     # /metrics reads whole-table aggregates at most this often per API process.
     metrics_cache_s: float = Field(5, ge=0, alias="ORDER_ENGINE_METRICS_CACHE_S")
     # OpenTelemetry tracing: off, console or otlp (OTEL_EXPORTER_OTLP_ENDPOINT).
