@@ -74,11 +74,11 @@ class ApiKeys:
         principal = self._live.get(digest)
         if principal is not None:
             return principal
+        if self._unknown.get(digest, 0.0) > now:
+            return None
         if suspect:
             await self._read_live(fresher_than=now - SUSPECT_RELOAD_EVERY_S)
             return self._live.get(digest)
-        if self._unknown.get(digest, 0.0) > now:
-            return None
         # Created since the live keys were read, or not a key at all: ask once.
         async with self._sessions() as session:
             principal = await repository.find_principal(session, digest)
