@@ -87,7 +87,7 @@ async def test_the_purge_deletes_long_expired_unused_quotes_only(infra: InfraUrl
         quotes = build_quotes(
             settings, sessions, build_market(settings, sessions), redis, RedisBreaker(), None
         )
-        assert await quotes.purge_expired() >= 1
+        await quotes.purge_expired()  # (an API process's own purge may have been first)
         async with sessions() as session:
             left = {quote_id for quote_id in expiries if await session.get(Quote, quote_id) is not None}
         assert left == {
