@@ -312,11 +312,11 @@ async def _clients(temporal: bool = True) -> AsyncIterator[_Clients]:
     from accounts.service import ApiKeys
     from core.temporal import connect_temporal
     from market import build_market
-    from orders.quotes import QuoteService
+    from orders.quotes import build_quotes
     from orders.runs import OrderRuns
     from orders.service import OrderService
     from storage.database import create_engine, create_sessionmaker
-    from storage.redis import connect_redis
+    from storage.redis import RedisBreaker, connect_redis
     from strategies.service import build_strategies
 
     settings = get_settings().require_infra()
@@ -329,7 +329,7 @@ async def _clients(temporal: bool = True) -> AsyncIterator[_Clients]:
             client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
             orders = OrderService(sessions, OrderRuns(client))
             market = build_market(settings, sessions)
-            quotes = QuoteService(sessions, market.pools, market.fees, market.clock)
+            quotes = build_quotes(settings, sessions, market, redis, RedisBreaker(), planning=None)
             strategies = build_strategies(settings, sessions, client, redis, quotes)
         yield _Clients(ApiKeys(sessions, settings.key_secret()), orders, strategies)
     finally:

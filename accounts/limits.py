@@ -1,10 +1,12 @@
-"""Per-key abuse limits that hold across every API process: orders placed per minute,
-a GCRA token bucket in Redis (operator keys are exempt)."""
+"""Per-key abuse limits that hold across every API process: orders and strategies placed
+per minute, quotes asked for per minute; each a GCRA token bucket in Redis (operator keys
+are exempt)."""
 
 from __future__ import annotations
 
 import logging
 import math
+from enum import StrEnum
 
 from redis.asyncio import Redis
 
@@ -31,16 +33,33 @@ return 0
 """
 
 
-class OrderRateLimiter:
-    """`per_minute` orders a minute per key, in bursts of up to a minute's worth.
+class RateBucket(StrEnum):
+    """What a per-key rate counts; each is a bucket of its own in Redis."""
+
+    PLACEMENTS = "orders"  # orders and strategies placed
+    QUOTES = "quotes"
+
+    def refusal(self, per_minute: int) -> str:
+        what = "place {} orders or strategies" if self is RateBucket.PLACEMENTS else "ask for {} quotes"
+        return f"this key may {what.format(per_minute)} a minute; retry later"
+
+
+class KeyRateLimiter:
+    """`per_minute` requests a minute per key, in bursts of up to a minute's worth.
 
     While Redis is down the limit is not checked (fails open, docs/decisions/0005): the
     order itself is in PostgreSQL, the system-wide rate still holds in Temporal and the
     per-owner cap on open orders in PostgreSQL."""
 
-    def __init__(self, redis: Redis, per_minute: int, breaker: RedisBreaker) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        per_minute: int,
+        breaker: RedisBreaker,
+        bucket: RateBucket = RateBucket.PLACEMENTS,
+    ) -> None:
         self._take_one = redis.register_script(_TAKE_ONE)
-        self.per_minute = per_minute
+        self.per_minute, self.bucket = per_minute, bucket
         self._breaker = breaker
 
     async def take(self, principal: Principal) -> None:
@@ -48,14 +67,14 @@ class OrderRateLimiter:
             return
         answer = await self._breaker.attempt(
             self._take_one(
-                keys=[f"ratelimit:orders:{principal.key_id}"],
+                keys=[f"ratelimit:{self.bucket}:{principal.key_id}"],
                 args=[60_000 / self.per_minute, self.per_minute],
             ),
-            "the per-key order rate check",
+            f"the per-key {self.bucket} rate check",
         )
         wait_ms = int(answer or 0)
         if wait_ms > 0:
             raise RateLimited(
-                f"this key may place {self.per_minute} orders a minute; retry later",
+                self.bucket.refusal(self.per_minute),
                 retry_after_s=max(1, math.ceil(wait_ms / 1000)),
             )

@@ -29,6 +29,18 @@ async def find_principal(session: AsyncSession, key_hash: str) -> Principal | No
     return Principal(key_id=row.id, owner=row.name, operator=row.operator)
 
 
+async def live_principals(session: AsyncSession) -> dict[str, Principal]:
+    """Every live key's principal, by its HMAC."""
+    rows = await session.execute(
+        select(col(ApiKey.key_hash), col(ApiKey.id), col(ApiKey.name), col(ApiKey.operator)).where(
+            col(ApiKey.revoked_at).is_(None)
+        )
+    )
+    return {
+        digest: Principal(key_id=id_, owner=name, operator=operator) for digest, id_, name, operator in rows
+    }
+
+
 async def list_keys(session: AsyncSession) -> list[ApiKey]:
     return list((await session.execute(select(ApiKey).order_by(col(ApiKey.created_at)))).scalars())
 

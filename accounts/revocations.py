@@ -13,7 +13,7 @@ from accounts.service import ApiKeys
 
 log = logging.getLogger(__name__)
 
-# Each key is checked again this often (the check itself is cached per key for 2 s).
+# Each key is checked again this often (against the live keys, read again every 2 s).
 REVERIFY_EVERY_S = 3.0
 
 

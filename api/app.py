@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +21,7 @@ from accounts.revocations import Revocations
 from accounts.service import ApiKeys
 from api import health, market, orders, sim, strategies, ws
 from api.auth import authenticate
+from api.client_address import ForwardedClient
 from api.limits import BodySizeLimit, FailedAuthLimit, WebSocketSlots
 from api.problems import install_error_handlers
 from core.settings import Settings, get_settings
@@ -29,7 +31,7 @@ from market import build_market
 from orders.events import EVENT_STREAM, ActiveOrders
 from orders.metrics import CachedOrderMetrics
 from orders.placement import build_placement
-from orders.quotes import QuoteService
+from orders.quotes import build_quotes
 from orders.reconciler import run_reconciler
 from orders.runs import OrderRuns
 from orders.service import OrderService
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         market_ = build_market(settings, sessions)
         await when_reachable(market_.ensure_genesis, "creating the genesis market")
         await when_reachable(lambda: active.sync_from_database(sessions), "syncing the active orders")
-        quotes = QuoteService(sessions, market_.pools, market_.fees, market_.clock)
+        planning = ThreadPoolExecutor(settings.route_planning_threads, thread_name_prefix="route-planning")
+        quotes = build_quotes(settings, sessions, market_, redis, breaker, planning)
+        quote_purge = asyncio.create_task(quotes.run_purge(), name="quote-purge")
         try:
             yield {
                 "settings": settings,
@@ -89,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             reconciler.cancel()
             revocation_watch.cancel()
+            quote_purge.cancel()
+            planning.shutdown(wait=False, cancel_futures=True)
             await hub.stop()
             await redis.aclose()
             await engine.dispose()
@@ -103,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
+    if settings.trusted_proxy_networks:  # outermost: everything after sees the real client
+        app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
     if tracing:
         instrument_app(app)
 

@@ -33,31 +33,30 @@ def key_from_connection(conn: HTTPConnection) -> str | None:
     return None
 
 
+async def principal_of(conn: HTTPConnection) -> Principal:
+    """Who is asking, for a request or a WebSocket. A valid key is always served; without
+    one, Unauthenticated, or RateLimited once the client's address has sent too many
+    requests without a valid key (those then cost no database query)."""
+    failures: FailedAuthLimit = conn.state.failed_auth
+    keys: ApiKeys = conn.state.keys
+    client = conn.client.host if conn.client else "unknown"
+    key = key_from_connection(conn)
+    wait_s = failures.blocked_for(client)
+    principal = await keys.verify(key, suspect=wait_s > 0) if key else None
+    if principal is not None:
+        return principal
+    if wait_s > 0:
+        raise RateLimited("too many requests without a valid API key from this address", math.ceil(wait_s))
+    failures.failed(client)
+    if key is None:
+        raise Unauthenticated("send your API key as `Authorization: Bearer <key>`")
+    raise Unauthenticated("this API key is unknown or revoked")
+
+
 async def authenticate(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    failures: FailedAuthLimit = request.state.failed_auth
-    keys: ApiKeys = request.state.keys
-    client = request.client.host if request.client else "unknown"
-    key = key_from_connection(request)
-    wait_s = failures.blocked_for(client)
-    if wait_s > 0:
-        # An address that sent too many bad keys gets no look-up: only a key this
-        # process verified a moment ago still works from there.
-        known = keys.cached(key) if key else None
-        if known is None:
-            raise RateLimited(
-                "too many requests without a valid API key from this address", math.ceil(wait_s)
-            )
-        return known
-    if key is None:
-        failures.failed(client)
-        raise Unauthenticated("send your API key as `Authorization: Bearer <key>`")
-    principal = await keys.verify(key)
-    if principal is None:
-        failures.failed(client)
-        raise Unauthenticated("this API key is unknown or revoked")
-    return principal
+    return await principal_of(request)
 
 
 async def require_operator(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

@@ -13,7 +13,6 @@ from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
 from accounts.revocations import Revocations
-from accounts.service import ApiKeys
 from api.limits import WebSocketSlots
 from market import Market
 from orders.metrics import CachedOrderMetrics
@@ -39,7 +38,6 @@ RedisDep = Annotated[Redis, _state("redis")]
 HubDep = Annotated[EventHub, _state("hub")]
 MarketDep = Annotated[Market, _state("market")]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], _state("sessions")]
-KeysDep = Annotated[ApiKeys, _state("keys")]
 OrdersDep = Annotated[OrderService, _state("orders")]
 PlacementDep = Annotated[OrderPlacement, _state("placement")]
 QuotesDep = Annotated[QuoteService, _state("quotes")]

@@ -35,8 +35,9 @@ class WebSocketSlots:
 
 class FailedAuthLimit:
     """Requests without a valid key, per client address, in this API process: past
-    `per_minute` of them (in bursts of up to that many) they answer 429 before any key is
-    looked at, so a flood of bad keys costs next to nothing."""
+    `per_minute` of them (in bursts of up to that many) they answer 429 without a query
+    per key (api/auth.py), so a flood of bad keys costs next to nothing. Valid keys are
+    neither counted nor refused."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute, self._clock = per_minute, clock

@@ -18,12 +18,11 @@ from pydantic import BaseModel
 
 from accounts.keys import Principal
 from accounts.revocations import Revocations
-from accounts.service import ApiKeys
-from api.auth import key_from_connection
-from api.deps import HubDep, KeysDep, OrdersDep, RevocationsDep, StrategiesDep, WebSocketSlotsDep
+from api.auth import key_from_connection, principal_of
+from api.deps import HubDep, OrdersDep, RevocationsDep, StrategiesDep, WebSocketSlotsDep
 from api.limits import WebSocketSlots
 from core.domain import OrderStatus, StrategyStatus
-from core.errors import NotFound
+from core.errors import NotFound, RateLimited, Unauthenticated
 from core.ids import is_order_id, is_strategy_id
 from core.metrics import WEBSOCKET_CONNECTIONS
 from orders.schemas import OrderView, SnapshotFrame
@@ -89,18 +88,21 @@ class EventStream:
 
 async def _serve(
     websocket: WebSocket,
-    keys: ApiKeys,
     slots: WebSocketSlots,
     revocations: Revocations,
     stream: Callable[[Principal, asyncio.Event], Awaitable[None]],
 ) -> None:
-    """Authenticate the socket, hold one of its key's slots, and run `stream` until it
-    ends or the key is revoked."""
+    """Authenticate the socket (as a request: the same failed-auth limit per address),
+    hold one of its key's slots, and run `stream` until it ends or the key is revoked."""
     # Accept first, so that every refusal can say why in a frame and a close code.
     await websocket.accept()
     key = key_from_connection(websocket)
-    principal = await keys.verify(key) if key else None
-    if principal is None or key is None:
+    try:
+        principal = await principal_of(websocket)
+    except RateLimited as limited:
+        await _refuse(websocket, CLOSE_TOO_MANY, limited.code, limited.detail)
+        return
+    except Unauthenticated:
         await _refuse(
             websocket,
             CLOSE_UNAUTHENTICATED,
@@ -108,6 +110,7 @@ async def _serve(
             "send a valid API key: `Authorization: Bearer <key>` or `?token=<key>`",
         )
         return
+    assert key is not None  # a principal comes from a key
     if not slots.acquire(principal):
         await _refuse(
             websocket,
@@ -188,13 +191,11 @@ async def order_updates(
     hub: HubDep,
     orders: OrdersDep,
     slots: WebSocketSlotsDep,
-    keys: KeysDep,
     revocations: RevocationsDep,
 ) -> None:
     subject = order_subject(orders)
     await _serve(
         websocket,
-        keys,
         slots,
         revocations,
         lambda who, revoked: _stream(websocket, hub, subject, who, revoked),
@@ -207,14 +208,12 @@ async def strategy_updates(
     hub: HubDep,
     strategies: StrategiesDep,
     slots: WebSocketSlotsDep,
-    keys: KeysDep,
     revocations: RevocationsDep,
 ) -> None:
     """`/ws/strategies?strategyId=…[&after_seq=N]`: as /ws/orders, for a strategy."""
     subject = strategy_subject(strategies)
     await _serve(
         websocket,
-        keys,
         slots,
         revocations,
         lambda who, revoked: _stream(websocket, hub, subject, who, revoked),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -39,9 +40,11 @@ class Settings(BaseSettings):
     # HMAC secret for stored API keys; unset: kept in $ORDER_ENGINE_DATA_DIR/api-key-secret.
     api_key_secret: SecretStr | None = Field(None, alias="ORDER_ENGINE_API_KEY_SECRET")
     # Abuse limits, per key (operator keys are exempt).
-    # Placements a key may make per minute (refused ones included); never above what the
+    # Orders and strategies a key may place per minute (refused ones included); never above what the
     # system executes (ORDER_ENGINE_ORDERS_PER_MINUTE), whatever is set.
     orders_per_minute_per_key: int = Field(100, ge=1, alias="ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY")
+    # Quotes a key may ask for per minute (refused ones included): each plans a route.
+    quotes_per_minute_per_key: int = Field(600, ge=1, alias="ORDER_ENGINE_QUOTES_PER_MINUTE_PER_KEY")
     # Orders an owner may have open (queued, executing or waiting) at once.
     max_open_orders_per_owner: int = Field(1000, ge=1, alias="ORDER_ENGINE_MAX_OPEN_ORDERS_PER_OWNER")
     # Strategies (TWAP, DCA, brackets) an owner may have running or paused at once.
@@ -51,18 +54,30 @@ class Settings(BaseSettings):
     websockets_per_key: int = Field(1000, ge=1, alias="ORDER_ENGINE_WEBSOCKETS_PER_KEY")
     # Requests without a valid key, per client address and API process (429 above).
     failed_auth_per_minute: int = Field(300, ge=1, alias="ORDER_ENGINE_FAILED_AUTH_PER_MINUTE")
+    # The proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client;
+    # empty: the header is ignored and the connection's peer is the client.
+    trusted_proxies: str = Field("", alias="ORDER_ENGINE_TRUSTED_PROXIES")
     max_order_sol: Decimal = Field(Decimal(10_000), gt=0, alias="ORDER_ENGINE_MAX_ORDER_SOL")
     # For everyone: request bodies above this answer 413.
     max_body_bytes: int = Field(64 * 1024, ge=1024, alias="ORDER_ENGINE_MAX_BODY_BYTES")
     # Protocol-level WebSocket pings; a client that does not answer in time is closed.
     ws_ping_interval_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_INTERVAL_S")
     ws_ping_timeout_s: float = Field(20, gt=0, alias="ORDER_ENGINE_WS_PING_TIMEOUT_S")
+    # Threads per process that plan routes (quotes, exact-out and triggered orders), off the
+    # event loop that serves every other request.
+    route_planning_threads: int = Field(2, ge=1, alias="ORDER_ENGINE_ROUTE_PLANNING_THREADS")
     # /metrics reads whole-table aggregates at most this often per API process.
     metrics_cache_s: float = Field(5, ge=0, alias="ORDER_ENGINE_METRICS_CACHE_S")
     # OpenTelemetry tracing: off, console or otlp (OTEL_EXPORTER_OTLP_ENDPOINT).
     tracing: str = Field("off", alias="ORDER_ENGINE_TRACING", pattern="^(off|console|otlp)$")
     # host:port where a worker serves the Temporal SDK's Prometheus metrics; empty: off.
     worker_metrics_address: str = Field("", alias="ORDER_ENGINE_WORKER_METRICS_ADDRESS")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        _networks(value)  # a typo must not silently trust nobody (or everybody)
+        return value
 
     @field_validator("sim_seed", mode="before")
     @classmethod
@@ -113,6 +128,10 @@ class Settings(BaseSettings):
         return max(1, min(self.orders_per_minute_per_key, int(self.orders_per_minute)))
 
     @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
+
+    @property
     def sync_database_url(self) -> str:
         """The plain `postgresql://` form for tools that do not speak SQLAlchemy URLs."""
         return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -120,6 +139,11 @@ class Settings(BaseSettings):
 
 # The environment variables Settings reads.
 SETTINGS_NAMES = frozenset(field.alias for field in Settings.model_fields.values() if field.alias)
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.0.0.1, 10.1.0.0/16, ::1` as networks; ValueError on anything else."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.keys import Principal
-from accounts.limits import OrderRateLimiter
+from accounts.limits import KeyRateLimiter
 from contracts.landing import FEE_BUDGET_ATTEMPTS
 from core.domain import TRIGGERED_TYPES, OrderStatus, OrderType, SwapMode
 from core.errors import ServiceUnavailable
@@ -89,7 +89,7 @@ class OrderPlacement:
         events: OrderEvents,
         pools: PoolStore,
         wallets: Wallets,
-        rate: OrderRateLimiter,
+        rate: KeyRateLimiter,
         limits: PlacementLimits,
         breaker: RedisBreaker,
         quotes: QuoteService,
@@ -350,7 +350,7 @@ def build_placement(
         OrderEvents(redis),
         market.pools,
         market.wallets,
-        OrderRateLimiter(redis, settings.placement_rate_per_key, breaker),
+        KeyRateLimiter(redis, settings.placement_rate_per_key, breaker),
         PlacementLimits(settings.max_order_sol, settings.max_open_orders_per_owner),
         breaker,
         quotes,

@@ -1,10 +1,11 @@
-"""Queries of quotes (POST /quotes): store one, read one, claim one for an order."""
+"""Queries of quotes (POST /quotes): store one, read one, claim one for an order, delete
+the long-expired unused ones."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,3 +36,16 @@ async def claim(session: AsyncSession, quote_id: str, owner: str, order_id: str,
         .returning(col(Quote.id))
     )
     return claimed.first() is not None
+
+
+async def delete_unused_expired(session: AsyncSession, expired_before: datetime, limit: int) -> int:
+    """Delete up to `limit` quotes that no order used and that expired before
+    `expired_before`; rows another purge holds are skipped, not waited for."""
+    doomed = (
+        select(col(Quote.id))
+        .where(col(Quote.used_by).is_(None), col(Quote.expires_at) < expired_before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(delete(Quote).where(col(Quote.id).in_(doomed.scalar_subquery())))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

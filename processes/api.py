@@ -45,6 +45,9 @@ def api_server(
         log_level=log_level,
         log_config=None,  # keep the process's JSON logging (core/logs.py)
         access_log=False,  # the app logs each request itself, with its request_id
+        # uvicorn would take X-Forwarded-For from 127.0.0.1 by default; the app reads it
+        # only from the proxies ORDER_ENGINE_TRUSTED_PROXIES lists (api/client_address.py).
+        proxy_headers=False,
         # Protocol-level keep-alive: a client that stops answering pings is closed (1011);
         # a quiet subscription that answers them is never closed.
         ws_ping_interval=settings.ws_ping_interval_s,

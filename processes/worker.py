@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from market import Market, build_market
 from market.background import BackgroundTrader
 from orders.events import OrderEvents
 from orders.placement import build_placement
-from orders.quotes import QuoteService
+from orders.quotes import build_quotes
 from orders.runs import OrderRuns
 from orders.watcher import MarketWatcher
 from storage.database import create_engine, create_sessionmaker, when_reachable
@@ -93,12 +94,14 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
     )
     engine = create_engine(settings.database_url, pool_size=settings.max_concurrent_activities + 2)
     redis = connect_redis(settings.redis_url)
+    # A strategy's child orders are priced here: off the loop the activities run on.
+    planning = ThreadPoolExecutor(settings.route_planning_threads, thread_name_prefix="route-planning")
     try:
         sessions = create_sessionmaker(engine)
         market = build_market(settings, sessions)
         await when_reachable(market.ensure_genesis, "creating the genesis market")
         records = OrderRecords(sessions, OrderEvents(redis))
-        quotes = QuoteService(sessions, market.pools, market.fees, market.clock)
+        quotes = build_quotes(settings, sessions, market, redis, RedisBreaker(), planning)
         order_runs = OrderRuns(client)
         strategies = StrategyActivities(
             sessions,
@@ -116,6 +119,7 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
             build_workers(client, settings, market, records, trader, watcher, strategies), market
         )
     finally:
+        planning.shutdown(wait=False, cancel_futures=True)
         await redis.aclose()
         await engine.dispose()
 

@@ -304,7 +304,11 @@ class Quote(SQLModel, table=True):
     """A firm quote: what POST /quotes answered, valid for a while, usable once."""
 
     __tablename__ = "quotes"
-    __table_args__ = (Index("ix_quotes_owner", "owner"),)
+    __table_args__ = (
+        Index("ix_quotes_owner", "owner"),
+        # What the purge of expired quotes reads (orders/quotes.py).
+        Index("ix_quotes_unused_expires_at", "expires_at", postgresql_where=text("used_by IS NULL")),
+    )
 
     id: str = Field(primary_key=True, max_length=30)
     owner: str = Field(max_length=64)

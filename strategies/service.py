@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from accounts.keys import Principal
+from accounts.limits import KeyRateLimiter
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
 from core.domain import OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
@@ -27,6 +28,7 @@ from orders.quotes import QuoteService
 from orders.schemas import OrderCreate
 from orders.validation import ValidOrder
 from storage.models import Strategy, utcnow
+from storage.redis import RedisBreaker
 from strategies import repository
 from strategies.errors import StrategyFinished, StrategyNotFound, StrategyStateConflict, TooManyStrategies
 from strategies.events import StrategyEventsPublisher
@@ -72,11 +74,13 @@ class StrategyService:
         quotes: QuoteService,
         events: StrategyEventsPublisher,
         limits: StrategyLimits,
+        rate: KeyRateLimiter,
     ) -> None:
         self._sessions, self._runs, self._quotes = sessions, runs, quotes
-        self._events, self._limits = events, limits
+        self._events, self._limits, self._rate = events, limits, rate
 
     async def create(self, principal: Principal, body: StrategyCreate) -> StrategyAccepted:
+        await self._rate.take(principal)  # the key's placement rate: orders and strategies
         strategy_input = await self._validate(principal.owner, body)
         now = utcnow()
         params = body.model_dump(mode="json", exclude_none=True, exclude={"type"})
@@ -397,4 +401,5 @@ def build_strategies(
         quotes,
         StrategyEventsPublisher(redis),
         StrategyLimits(settings.max_running_strategies_per_owner),
+        KeyRateLimiter(redis, settings.placement_rate_per_key, RedisBreaker()),
     )
