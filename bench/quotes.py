@@ -126,5 +126,5 @@ async def _run_quotes(workbench: Workbench) -> list[Figure]:
     return figures
 
 
-PLANNER_SECTION = Section(name="planner", tables=(PLANNER,), needs_s=20, run=_run_planner)
-QUOTES_SECTION = Section(name="quotes", tables=(QUOTES,), needs_s=30, run=_run_quotes, engine=ENGINE)
+PLANNER_SECTION = Section(name="planner", tables=(PLANNER,), needs_s=30, run=_run_planner)
+QUOTES_SECTION = Section(name="quotes", tables=(QUOTES,), needs_s=40, run=_run_quotes, engine=ENGINE)

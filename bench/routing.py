@@ -104,7 +104,7 @@ async def _run_router(workbench: Workbench) -> list[Figure]:
 ROUTER_SECTION = Section(
     name="router",
     tables=(ROUTER,),
-    needs_s=10,
+    needs_s=15,
     run=_run_router,
     parameters={
         "router": {"amounts_sol": ROUTER_AMOUNTS_SOL, "calls": ROUTER_CALLS, "pair": "SOL/USDC"},

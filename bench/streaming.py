@@ -376,7 +376,7 @@ STREAMING_SECTION = Section(
     },
 )
 # On the orders the waiting section left WAITING (its own if it did not run).
-IDLE_SECTION = Section(name="idle", tables=(IDLE,), needs_s=30, run=_run_idle, engine=ENGINE)
+IDLE_SECTION = Section(name="idle", tables=(IDLE,), needs_s=45, run=_run_idle, engine=ENGINE)
 STREAMING_ONE_SECTION = Section(
     name="streaming-one",
     tables=(STREAMING_ONE,),
