@@ -13,8 +13,10 @@ from decimal import Decimal
 import httpx
 
 from bench.cpu import CpuMeter
-from bench.engine import http_client
-from bench.stats import percentile
+from bench.engine import ENGINE, http_client
+from bench.report import progress
+from bench.sections import Section, Workbench
+from bench.stats import Figure, percentile
 from bench.waiting import PLACE_IN_FLIGHT, TickTimes, time_watcher_ticks
 
 AMOUNT = "0.1"
@@ -190,3 +192,51 @@ async def _cancel_all(http: httpx.AsyncClient, ids: list[str], path: str = "/ord
             await http.post(path.format(one_id))
 
     await asyncio.gather(*(cancel(one_id) for one_id in ids))
+
+
+CONDITIONAL_ORDERS = 1000
+CONDITIONAL_TWAPS = 100
+CONDITIONAL_NEEDS_S = 80
+CONDITIONAL = (
+    f"{CONDITIONAL_ORDERS} waiting stop-loss and trailing-stop orders, {CONDITIONAL_TWAPS} running TWAPs"
+)
+
+
+async def _run_conditional_section(workbench: Workbench) -> list[Figure]:
+    progress(
+        f"conditional: {CONDITIONAL_ORDERS} stop and trailing orders waiting, {CONDITIONAL_TWAPS} TWAPs running …"
+    )
+    engine = workbench.engine
+    conditional = await run_conditional(
+        engine.api_url,
+        engine.operator_key(),
+        engine.new_key("twap-bench"),
+        workbench.urls.database_url,
+        CONDITIONAL_ORDERS,
+        CONDITIONAL_TWAPS,
+        engine.pids()["worker"],
+    )
+    workbench.notes += [f"{CONDITIONAL}: {error}" for error in conditional.errors[:5]]
+    return [
+        Figure(CONDITIONAL, "placed", f"{conditional.placed}/{CONDITIONAL_ORDERS}"),
+        Figure(CONDITIONAL, "TWAPs running", f"{conditional.twaps_running}/{CONDITIONAL_TWAPS}"),
+        Figure(CONDITIONAL, "watcher tick p50", conditional.ticks.p50_ms, "ms"),
+        Figure(CONDITIONAL, "watcher tick p99", conditional.ticks.p99_ms, "ms"),
+        Figure(CONDITIONAL, "worker cpu, idle", conditional.worker_cores_idle, "cores"),
+        Figure(
+            CONDITIONAL,
+            "price move → triggered order ROUTING, p50",
+            conditional.delay_p50_s * 1000,
+            "ms",
+            note=f"{len(conditional.trigger_delays_s)} moves; max {max(conditional.trigger_delays_s, default=0) * 1000:.0f} ms",
+        ),
+    ]
+
+
+CONDITIONAL_SECTION = Section(
+    name="conditional",
+    tables=(CONDITIONAL,),
+    needs_s=CONDITIONAL_NEEDS_S,
+    run=_run_conditional_section,
+    engine=ENGINE,
+)

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.stats import Figure
+
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -71,3 +73,18 @@ class CpuMeter:
             return {}
         end, elapsed = self._sample(), time.monotonic() - self._started_at
         return {name: (end[name] - self._start[name]) / elapsed for name in self._start if name in end}
+
+
+def cpu_figures(section: str, cores: dict[str, float], per_s: float, item: str) -> list[Figure]:
+    """Cores each process used, and so its CPU time per workflow, order or request."""
+    figures = [
+        Figure(section, f"cpu: {name}", used, "cores", note=f"{used / per_s * 1000:.1f} ms per {item}")
+        for name, used in cores.items()
+    ]
+    total = sum(cores.values())
+    return [
+        *figures,
+        Figure(
+            section, "cpu: all measured", total, "cores", note=f"{total / per_s * 1000:.1f} ms per {item}"
+        ),
+    ]

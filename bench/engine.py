@@ -12,7 +12,11 @@ from datetime import datetime
 import httpx
 from websockets.asyncio.client import connect
 
-from bench.stats import percentile
+from bench.cpu import cpu_figures
+from bench.floor import CONCURRENT_RUNS, FLOOR_CONC, FLOOR_SEQ, IN_FLIGHT, SEQUENTIAL_RUNS
+from bench.report import progress
+from bench.sections import EngineSpec, Section, Workbench
+from bench.stats import Figure, percentile, ratio
 
 ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.1"}
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"}
@@ -20,6 +24,26 @@ ORDER_TIMEOUT_S = 60
 # httpcore scans every connection of its pool on each request start and end, so one pool
 # holding hundreds of open-loop requests costs the generator seconds of CPU; shards keep it small.
 LOAD_CLIENT_SHARDS = 32
+ENGINE_WARMUP = 5
+# Simulated latencies 0, no faults, no background trading, limits lifted.
+ENGINE_SETTINGS = {
+    "ORDER_ENGINE_SIM_QUOTE_LATENCY_MS": "0",
+    "ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS": "0",
+    "ORDER_ENGINE_SIM_FAILURE_RATE": "0",
+    "ORDER_ENGINE_SIM_BACKGROUND_TRADES_PER_S": "0",
+    "ORDER_ENGINE_ORDERS_PER_MINUTE": "1000000",
+    "ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES": "100",
+    "ORDER_ENGINE_MAX_RUNNING_STRATEGIES_PER_OWNER": "1000",
+    "ORDER_ENGINE_LOG_LEVEL": "WARNING",
+}
+ENGINE = EngineSpec("engine", ENGINE_SETTINGS)
+# At the spec's limits: default latencies and limits (10 activities, 100 orders/min).
+SPEC_SETTINGS = {"ORDER_ENGINE_LOG_LEVEL": "WARNING"}
+SPEC_ENGINE = EngineSpec("engine-spec", SPEC_SETTINGS)
+ENGINE_SEQ, ENGINE_CONC = "engine 1 at a time", f"engine {IN_FLIGHT} in flight"
+LOAD_RATE_PER_S, LOAD_SECONDS = 200, 30
+LOAD_NEEDS_S = LOAD_SECONDS + 40  # the load itself, its stragglers, and stopping everything
+LOAD = f"POST /orders at {LOAD_RATE_PER_S}/s, worker paused"
 
 
 @dataclass(frozen=True)
@@ -171,3 +195,111 @@ async def post_under_load(base_url: str, api_key: str, rate_per_s: float, durati
         achieved_per_s=count / send_window if send_window else float("nan"),
         max_send_lag_ms=max_lag * 1000,
     )
+
+
+async def _run_engine(workbench: Workbench) -> list[Figure]:
+    engine = workbench.engine
+    warmup = await run_orders(engine.api_url, engine.operator_key(), ENGINE_WARMUP, 1)
+    if warmup.confirmed == 0:
+        raise RuntimeError(f"no warm-up order was confirmed: {warmup.errors[:3]}")
+
+    progress(f"engine: {SEQUENTIAL_RUNS} orders one at a time …")
+    engine_seq = await run_orders(engine.api_url, engine.operator_key(), SEQUENTIAL_RUNS, 1)
+    figures = order_figures(ENGINE_SEQ, engine_seq, workbench, FLOOR_SEQ, throughput=False)
+    workbench.notes += [f"{ENGINE_SEQ}: {error}" for error in engine_seq.errors[:5]]
+
+    progress(f"engine: {CONCURRENT_RUNS} orders, {IN_FLIGHT} in flight …")
+    meter = workbench.meter()
+    meter.start()
+    engine_conc = await run_orders(engine.api_url, engine.operator_key(), CONCURRENT_RUNS, IN_FLIGHT)
+    figures += order_figures(ENGINE_CONC, engine_conc, workbench, FLOOR_CONC, throughput=True)
+    figures += cpu_figures(ENGINE_CONC, meter.stop(), engine_conc.per_s, "order")
+    workbench.notes += [f"{ENGINE_CONC}: {error}" for error in engine_conc.errors[:5]]
+    progress(f"engine: p50 {engine_seq.p50_ms:.0f} ms alone, {engine_conc.per_s:.1f} orders/s")
+    return figures
+
+
+def order_figures(
+    section: str, result: OrdersResult, workbench: Workbench, floor: str, *, throughput: bool
+) -> list[Figure]:
+    """Each figure beside the same figure of the floor's table `floor` (none if it did not run)."""
+    figures = [
+        Figure(
+            section,
+            "latency p50 (POST → CONFIRMED frame)",
+            result.p50_ms,
+            "ms",
+            ratio(result.p50_ms, workbench.value(floor, "latency p50")),
+        ),
+        Figure(
+            section,
+            "latency p99",
+            result.p99_ms,
+            "ms",
+            ratio(result.p99_ms, workbench.value(floor, "latency p99")),
+        ),
+    ]
+    if throughput:
+        figures.append(
+            Figure(
+                section,
+                "throughput",
+                result.per_s,
+                "orders/s",
+                ratio(result.per_s, workbench.value(floor, "throughput")),
+            )
+        )
+    return [
+        *figures,
+        Figure(section, "WS delivery p50", result.delivery_p50_ms, "ms", note="event `at` → frame received"),
+        Figure(section, "WS delivery p99", result.delivery_p99_ms, "ms"),
+        Figure(section, "failed", result.failed),
+    ]
+
+
+async def _run_load(workbench: Workbench) -> list[Figure]:
+    engine = workbench.engine
+    engine.first("worker").pause()  # accepted orders pile up; nothing executes
+    progress(f"load: POST /orders at {LOAD_RATE_PER_S}/s for {LOAD_SECONDS}s (open loop) …")
+    engine.check_alive()
+    meter = workbench.meter()
+    meter.start()
+    started = time.perf_counter()
+    load = await post_under_load(engine.api_url, engine.operator_key(), LOAD_RATE_PER_S, LOAD_SECONDS)
+    # Per request sent: one the client gave up on (timed out) was still served.
+    sent_per_s = load.sent / (time.perf_counter() - started)
+    workbench.notes.append(
+        f"{LOAD}: the worker is paused (SIGSTOP), so accepted orders pile up unexecuted; latency "
+        "counts from each request's scheduled send instant, so a late generator does not hide slowness"
+    )
+    workbench.notes += [f"{LOAD}: {error}" for error in load.errors[:5]]
+    progress(f"load: p50 {load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms")
+    return [
+        Figure(LOAD, "202 latency p50", load.p50_ms, "ms", note="one API process; the worker SIGSTOPped"),
+        Figure(LOAD, "202 latency p99", load.p99_ms, "ms"),
+        Figure(LOAD, "accepted (202)", f"{load.accepted}/{load.sent}"),
+        Figure(LOAD, "achieved send rate", load.achieved_per_s, "req/s", note=f"target {LOAD_RATE_PER_S}"),
+        Figure(LOAD, "max send lag", load.max_send_lag_ms, "ms", note="worst lateness of a send"),
+        *cpu_figures(LOAD, meter.stop(), sent_per_s, "request"),
+    ]
+
+
+ENGINE_SECTION = Section(
+    name="engine",
+    tables=(ENGINE_SEQ, ENGINE_CONC),
+    needs_s=90,
+    run=_run_engine,
+    engine=ENGINE,
+    parameters={"engine": {"warmup": ENGINE_WARMUP, "order": ORDER, "settings": ENGINE_SETTINGS}},
+)
+# On the spec's engine, after the burst; its worker stays paused, so the engine goes after it.
+LOAD_SECTION = Section(
+    name="load",
+    tables=(LOAD,),
+    needs_s=LOAD_NEEDS_S,
+    run=_run_load,
+    engine=SPEC_ENGINE,
+    reserved=True,
+    spoils_engine=True,
+    parameters={"load": {"rate_per_s": LOAD_RATE_PER_S, "seconds": LOAD_SECONDS, "worker": "paused"}},
+)

@@ -10,6 +10,7 @@ any of our code runs."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,13 +23,24 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from bench.stats import percentile
+    from bench.cpu import CpuMeter, cpu_figures
+    from bench.report import progress
+    from bench.sections import Section, Workbench
+    from bench.stats import Figure, percentile, ratio
 
 TASK_QUEUE = "bench-floor"
 STEPS = 5
 SHAPE_QUEUE, SHAPE_ADMISSION_QUEUE = "bench-shape", "bench-shape-admission"
 SHAPE_LIMIT_PER_S = 1_000_000 / 60  # as the engine's benchmark: the limit lifted
 STEP_TIMEOUT = timedelta(seconds=30)
+IN_FLIGHT = 30
+FLOOR_WARMUP = 20
+SEQUENTIAL_RUNS, CONCURRENT_RUNS = 30, 300  # the floor and the engine alike
+FLOOR_SEQ, FLOOR_CONC = "floor 1 at a time", f"floor {IN_FLIGHT} in flight"
+SHAPE_SEQ, SHAPE_CONC = (
+    "engine's shape, no-op steps, 1 at a time",
+    f"engine's shape, no-op steps, {IN_FLIGHT} in flight",
+)
 
 
 @activity.defn
@@ -120,3 +132,78 @@ async def run_floor(client: Client, runs: int, in_flight: int, shape: bool = Fal
         completed=len(latencies),
         failed=runs - len(latencies),
     )
+
+
+async def _run_floor_and_shape(workbench: Workbench) -> list[Figure]:
+    figures: list[Figure] = []
+    progress(f"floor: workflows of {STEPS} no-op activities, {SEQUENTIAL_RUNS} one at a time …")
+    async with floor_worker(workbench.urls.temporal_address) as client:
+        await run_floor(client, FLOOR_WARMUP, FLOOR_WARMUP)
+        floor_seq = await run_floor(client, SEQUENTIAL_RUNS, 1)
+        progress(f"floor: {CONCURRENT_RUNS} with {IN_FLIGHT} in flight …")
+        meter = CpuMeter(
+            {"temporal": workbench.server_pids["temporal"], "bench (client + worker)": os.getpid()}
+        )
+        meter.start()
+        floor_conc = await run_floor(client, CONCURRENT_RUNS, IN_FLIGHT)
+        cores = meter.stop()
+        figures += floor_figures(FLOOR_SEQ, floor_seq, throughput=False)
+        figures += floor_figures(FLOOR_CONC, floor_conc, throughput=True)
+        figures += cpu_figures(FLOOR_CONC, cores, floor_conc.per_s, "workflow")
+        progress(f"floor: p50 {floor_seq.p50_ms:.0f} ms alone, {floor_conc.per_s:.1f} workflows/s")
+
+        progress("engine's shape with no-op steps: 1 rate-limited activity + 10 local activities …")
+        await run_floor(client, FLOOR_WARMUP, FLOOR_WARMUP, shape=True)
+        shape_seq = await run_floor(client, SEQUENTIAL_RUNS, 1, shape=True)
+        meter.start()
+        shape_conc = await run_floor(client, CONCURRENT_RUNS, IN_FLIGHT, shape=True)
+        cores = meter.stop()
+    figures += shape_figures(SHAPE_SEQ, shape_seq, floor_seq, throughput=False)
+    figures += shape_figures(SHAPE_CONC, shape_conc, floor_conc, throughput=True)
+    figures += cpu_figures(SHAPE_CONC, cores, shape_conc.per_s, "workflow")
+    progress(f"shape: p50 {shape_seq.p50_ms:.0f} ms alone, {shape_conc.per_s:.1f} workflows/s")
+    return figures
+
+
+def floor_figures(section: str, floor: FloorResult, *, throughput: bool) -> list[Figure]:
+    figures = [
+        Figure(section, "latency p50 (start → result)", floor.p50_ms, "ms"),
+        Figure(section, "latency p99", floor.p99_ms, "ms"),
+    ]
+    if throughput:
+        figures.append(Figure(section, "throughput", floor.per_s, "workflows/s"))
+    return [*figures, Figure(section, "failed", floor.failed)]
+
+
+def shape_figures(section: str, shape: FloorResult, floor: FloorResult, *, throughput: bool) -> list[Figure]:
+    figures = [
+        Figure(
+            section,
+            "latency p50 (start → result)",
+            shape.p50_ms,
+            "ms",
+            ratio(shape.p50_ms, floor.p50_ms),
+            note="the engine's lower bound with this shape",
+        ),
+        Figure(section, "latency p99", shape.p99_ms, "ms", ratio(shape.p99_ms, floor.p99_ms)),
+    ]
+    if throughput:
+        figures.append(
+            Figure(section, "throughput", shape.per_s, "workflows/s", ratio(shape.per_s, floor.per_s))
+        )
+    return [*figures, Figure(section, "failed", shape.failed)]
+
+
+FLOOR_SECTION = Section(
+    name="floor",
+    tables=(FLOOR_SEQ, FLOOR_CONC, SHAPE_SEQ, SHAPE_CONC),
+    needs_s=60,
+    run=_run_floor_and_shape,
+    infra=True,
+    parameters={
+        "in_flight": IN_FLIGHT,
+        "sequential_runs": SEQUENTIAL_RUNS,
+        "concurrent_runs": CONCURRENT_RUNS,
+        "floor": {"warmup": FLOOR_WARMUP, "activities": STEPS},
+    },
+)

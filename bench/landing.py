@@ -18,9 +18,12 @@ from itertools import count
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.stats import percentile
+from bench.engine import ENGINE
+from bench.report import progress
+from bench.sections import Section, Workbench
+from bench.stats import Figure, percentile
 from core.domain import FeeLevel
-from core.settings import Settings
+from core.settings import SETTINGS_NAMES, Settings
 from market import Market, build_market
 from market.chain import SignedTransaction
 from market.errors import MarketError
@@ -35,6 +38,10 @@ CONGESTIONS = (0.2, 0.9)
 PER_LEVEL = 40
 SIZES_SOL, SLIPPAGES_BPS, PER_CELL = (1, 30, 300), (50, 500), 30
 keys = count()
+LANDING_NEEDS_S = 90
+LANDING_TIME = "landing time by fee level (400 ms slots)"
+SANDWICHES = "sandwiched public transactions, by size and slippage"
+FEES_PAID = "fee paid per confirmed order"
 
 
 @dataclass
@@ -146,3 +153,52 @@ async def _sandwiches(
             hits += 1
             damage += (clean - landed.amount_out) * 10_000 / clean
     figures.sandwiched[(size, slippage)] = (hits, PER_CELL, damage / hits if hits else 0.0)
+
+
+async def _run_landing(workbench: Workbench) -> list[Figure]:
+    progress(f"landing: {len(LEVELS)} fee levels at congestion {' and '.join(map(str, CONGESTIONS))} …")
+    settings = Settings.model_validate(
+        {k: v for k, v in workbench.engine.env().items() if k in SETTINGS_NAMES}
+    )
+    landing = await measure_landing(settings)
+    workbench.notes += [f"{LANDING_TIME}: {error}" for error in landing.errors[:5]]
+    figures = []
+    for congestion in CONGESTIONS:
+        for level in LEVELS:
+            slots = landing.slots.get((congestion, level), [])
+            figures.append(
+                Figure(
+                    LANDING_TIME,
+                    f"congestion {congestion}, {level}: p50",
+                    landing.p(congestion, level, 50),
+                    "slots",
+                    note=f"p90 {landing.p(congestion, level, 90):.0f}, max {max(slots, default=0)}; "
+                    f"{landing.expired.get((congestion, level), 0)}/{PER_LEVEL} expired",
+                )
+            )
+    for (size, slippage), (hits, n, damage) in sorted(landing.sandwiched.items()):
+        figures.append(
+            Figure(
+                SANDWICHES,
+                f"{size} SOL at {slippage} bps",
+                round(100 * hits / n, 1),
+                "%",
+                note=f"{hits}/{n}; fill {damage:.0f} bps below clean when hit" if hits else f"0/{n}",
+            )
+        )
+    fees = [float(f) for f in landing.fees_lamports]
+    figures += [
+        Figure(FEES_PAID, "p50", percentile(fees, 50), "lamports", note=f"{len(fees)} orders, auto priority"),
+        Figure(FEES_PAID, "p99", percentile(fees, 99), "lamports"),
+    ]
+    return figures
+
+
+# On the engine sections' database: the fee paid is what their orders paid.
+LANDING_SECTION = Section(
+    name="landing",
+    tables=(LANDING_TIME, SANDWICHES, FEES_PAID),
+    needs_s=LANDING_NEEDS_S,
+    run=_run_landing,
+    engine=ENGINE,
+)

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.stats import percentile
+from bench.engine import ENGINE
+from bench.report import progress
+from bench.sections import Section, Workbench
+from bench.stats import Figure, percentile
 from core.domain import SwapMode
 from market.pools import genesis_pools
 from market.routing import plan_route
@@ -22,6 +25,9 @@ from market.routing import plan_route
 # pair, hops, about one SOL's worth in human units of token_in
 PAIRS = [("SOL", "USDC", 1, 1.0), ("JUP", "SOL", 2, 160.0), ("BONK", "RAY", 3, 1e9)]
 DECIMALS = {"SOL": 9, "JUP": 6, "BONK": 5}
+PLANNER_CALLS, QUOTE_REQUESTS = 200, 200
+PLANNER = "route planner, per order (genesis pools, exact-in and exact-out)"
+QUOTES = "POST /quotes, one at a time, simulated quote latency 0"
 
 
 @dataclass(frozen=True)
@@ -80,3 +86,45 @@ async def time_quotes(api_url: str, key: str, requests: int, seed: int = 7) -> l
                 Timing(f"{token_in}→{token_out}", hops, percentile(times, 50), percentile(times, 99), seen)
             )
     return timings
+
+
+async def _run_planner(workbench: Workbench) -> list[Figure]:
+    progress(f"planner: {PLANNER_CALLS} plans per pair, 1 to 3 hops …")
+    return [
+        figure
+        for timing in time_planner(PLANNER_CALLS)
+        for figure in (
+            Figure(PLANNER, f"{timing.label} ({timing.hops} hop) p50", timing.p50_ms, "ms"),
+            Figure(
+                PLANNER,
+                f"{timing.label} ({timing.hops} hop) p99",
+                timing.p99_ms,
+                "ms",
+                note=f"routes of up to {timing.seen_hops} hop(s)",
+            ),
+        )
+    ]
+
+
+async def _run_quotes(workbench: Workbench) -> list[Figure]:
+    progress(f"quotes: {QUOTE_REQUESTS} POST /quotes per pair, 1 to 3 hops …")
+    figures = []
+    for timing in await time_quotes(
+        workbench.engine.api_url, workbench.engine.operator_key(), QUOTE_REQUESTS
+    ):
+        target = 50 if timing.hops == 1 else 150 if timing.hops == 3 else None
+        figures += [
+            Figure(QUOTES, f"{timing.label} ({timing.hops} hop) p50", timing.p50_ms, "ms"),
+            Figure(
+                QUOTES,
+                f"{timing.label} ({timing.hops} hop) p99",
+                timing.p99_ms,
+                "ms",
+                note=f"target ≤ {target} ms" if target else "",
+            ),
+        ]
+    return figures
+
+
+PLANNER_SECTION = Section(name="planner", tables=(PLANNER,), needs_s=30, run=_run_planner)
+QUOTES_SECTION = Section(name="quotes", tables=(QUOTES,), needs_s=40, run=_run_quotes, engine=ENGINE)

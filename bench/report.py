@@ -84,8 +84,14 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json(
-    started_at: datetime, duration_s: float, figures: list[Figure], meta: dict[str, Any]
-) -> tuple[Path, Path]:
+    started_at: datetime,
+    duration_s: float,
+    figures: list[Figure],
+    meta: dict[str, Any],
+    *,
+    latest: bool = True,
+) -> tuple[Path, Path | None]:
+    """bench/results/<UTC>.json, and latest.json too with `latest` (a whole run)."""
     document = {
         "started_at": started_at.isoformat().replace("+00:00", "Z"),
         "duration_s": round(duration_s, 1),
@@ -97,10 +103,12 @@ def write_json(
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamped = RESULTS_DIR / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    latest = RESULTS_DIR / "latest.json"
     stamped.write_text(text)
-    latest.write_text(text)
-    return stamped, latest
+    if not latest:
+        return stamped, None
+    latest_file = RESULTS_DIR / "latest.json"
+    latest_file.write_text(text)
+    return stamped, latest_file
 
 
 def progress(message: str) -> None:

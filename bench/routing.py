@@ -12,11 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from bench.stats import percentile
+from bench.report import progress
+from bench.sections import Section, Workbench
+from bench.stats import Figure, percentile
 from market.pools import Pool, genesis_pools, pools_for_pair
 from market.router import Output, Route, best_route, pool_outputs, split_points
 
 SOL = 10**9  # base units per SOL
+ROUTER_AMOUNTS_SOL, ROUTER_CALLS = [1, 10, 100, 1000], 500
+ROUTER = "router"
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,41 @@ def time_router(amounts_sol: list[int], calls: int) -> list[RouterTiming]:
         legs = " / ".join(f"{leg.dex} {round(100 * leg.amount_in / amount)}%" for leg in route.legs)
         timings.append(RouterTiming(amount_sol, from_pools, from_curves, route.selected_dex, legs))
     return timings
+
+
+def router_figures() -> list[Figure]:
+    figures = []
+    for timing in time_router(ROUTER_AMOUNTS_SOL, ROUTER_CALLS):
+        amount = f"{timing.amount_sol} SOL"
+        figures += [
+            Figure(
+                ROUTER, f"{amount} p50, from pools", timing.from_pools.p50_us, "µs", note="pool math included"
+            ),
+            Figure(ROUTER, f"{amount} p99, from pools", timing.from_pools.p99_us, "µs"),
+            Figure(
+                ROUTER,
+                f"{amount} p50, from quoted curves",
+                timing.from_curves.p50_us,
+                "µs",
+                note="as route_order",
+            ),
+            Figure(ROUTER, f"{amount} p99, from quoted curves", timing.from_curves.p99_us, "µs"),
+            Figure(ROUTER, f"{amount} route", timing.selected_dex, note=timing.legs),
+        ]
+    return figures
+
+
+async def _run_router(workbench: Workbench) -> list[Figure]:
+    progress(f"router: {ROUTER_CALLS} best_route calls per amount …")
+    return router_figures()
+
+
+ROUTER_SECTION = Section(
+    name="router",
+    tables=(ROUTER,),
+    needs_s=15,
+    run=_run_router,
+    parameters={
+        "router": {"amounts_sol": ROUTER_AMOUNTS_SOL, "calls": ROUTER_CALLS, "pair": "SOL/USDC"},
+    },
+)

@@ -18,10 +18,28 @@ from decimal import Decimal
 
 import httpx
 
-from bench.engine import ORDER, TERMINAL, http_client, place_and_watch
-from bench.stats import percentile
+from bench.engine import ENGINE, ENGINE_SETTINGS, ORDER, TERMINAL, http_client, place_and_watch
+from bench.report import progress
+from bench.sections import EngineSpec, Section, Workbench
+from bench.stats import Figure, percentile
 
 FLOOD_IN_FLIGHT = 50
+FLOOD, FLOOD_OTHERS = 300, 10
+NEVER_FILLING, WATCHER_ORDERS = 300, 20
+CONSERVATION_ORDERS, CONSERVATION_AMOUNT = 40, "300"
+SHARING_NEEDS_S = 150
+FAIR = f"fair shares: another owner behind a {FLOOD}-order flood"
+WATCHER = f"{NEVER_FILLING} never-filling limit orders waiting"
+CONSERVATION = f"wallet conservation: {CONSERVATION_ORDERS} orders at once on two APIs"
+# At the spec's rate, with simulated latencies 0: only admission holds an order back.
+FAIR_ENGINE = EngineSpec(
+    "engine-fair",
+    {
+        **ENGINE_SETTINGS,
+        "ORDER_ENGINE_ORDERS_PER_MINUTE": "100",
+        "ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES": "10",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -220,3 +238,100 @@ async def _balances(client: httpx.AsyncClient) -> dict[str, dict[str, Decimal]]:
     return {
         b["token"]: {k: Decimal(b[k]) for k in ("total", "reserved", "available")} for b in wallet["balances"]
     }
+
+
+async def _run_sharing(workbench: Workbench) -> list[Figure]:
+    engine = workbench.engine
+    progress(f"watcher: other owners' market orders, then with {NEVER_FILLING} never-filling limit orders …")
+    other = engine.new_key("bench-other")
+    load = await watcher_under_load(
+        engine.api_url, engine.operator_key(), other, NEVER_FILLING, WATCHER_ORDERS
+    )
+    workbench.notes += [f"{WATCHER}: {error}" for error in load.errors[:5]]
+    progress(f"watcher: market p50 ×{load.ratio:.2f} with them waiting")
+    figures = [
+        Figure(
+            WATCHER,
+            "market order p50, none waiting",
+            percentile(load.baseline_ms, 50),
+            "ms",
+            note="other owners, one at a time",
+        ),
+        Figure(WATCHER, "market order p50, with them waiting", percentile(load.with_waiting_ms, 50), "ms"),
+        Figure(WATCHER, "ratio", load.ratio, note="target ≤ 1.5"),
+        Figure(
+            WATCHER,
+            "a limit order made fillable: price move → CONFIRMED",
+            load.fill_after_move_s if load.fill_after_move_s is not None else "did not fill",
+            "s",
+            note="target ≤ 2 s",
+        ),
+    ]
+    progress(f"conservation: {CONSERVATION_ORDERS} × {CONSERVATION_AMOUNT} SOL at once through two APIs …")
+    second_api = await asyncio.to_thread(engine.start, "api")
+    try:
+        owner = engine.new_key("bench-conservation")
+        money = await conservation(
+            [engine.api_url, str(second_api.url)], owner, CONSERVATION_ORDERS, CONSERVATION_AMOUNT
+        )
+    finally:
+        second_api.terminate()
+        engine.processes.remove(second_api)
+    workbench.notes += [f"{CONSERVATION}: {error}" for error in money.errors[:5]]
+    exact = money.sol_spent == money.sol_filled + money.sol_fees and money.usdc_received == money.usdc_filled
+    figures += [
+        Figure(
+            CONSERVATION,
+            "accepted / refused (insufficient_funds)",
+            f"{money.accepted}/{money.refused_insufficient}",
+            note=f"of {money.asked}; 10 000 SOL fit 33",
+        ),
+        Figure(CONSERVATION, "CONFIRMED / FAILED", f"{money.confirmed}/{money.failed}"),
+        Figure(
+            CONSERVATION,
+            "SOL: total moved vs Σ fills + Σ fees",
+            f"{money.sol_spent} / {money.sol_filled} + {money.sol_fees}",
+            note="exact" if exact else "DIFFERS",
+        ),
+        Figure(CONSERVATION, "USDC: total moved vs Σ fills", f"{money.usdc_received} / {money.usdc_filled}"),
+        Figure(CONSERVATION, "reserved after, all tokens", str(money.reserved_after), note="target 0"),
+        Figure(CONSERVATION, "lowest available seen", str(money.lowest_available), note="never below 0"),
+    ]
+    return figures
+
+
+async def _run_fair(workbench: Workbench) -> list[Figure]:
+    engine = workbench.engine
+    progress(f"fair shares: one owner floods {FLOOD} orders at 100/min; another places {FLOOD_OTHERS} …")
+    result = await fair_shares(
+        engine.api_url, engine.operator_key(), engine.new_key("bench-patient"), FLOOD, FLOOD_OTHERS, 100
+    )
+    workbench.notes += [f"{FAIR}: {error}" for error in result.errors[:5]]
+    progress(f"fair shares: the other owner's p50 {result.p50_s:.1f} s")
+    return [
+        Figure(
+            FAIR,
+            "the other owner's orders: accepted → CONFIRMED p50",
+            result.p50_s,
+            "s",
+            note="target ≤ 5 s; simulated latencies 0",
+        ),
+        Figure(FAIR, "p99", result.p99_s, "s"),
+        Figure(
+            FAIR,
+            "first in, first out, they would wait",
+            result.fifo_wait_s,
+            "s",
+            note=f"{result.flood} queued at 100/min",
+        ),
+    ]
+
+
+SHARING_SECTION = Section(
+    name="sharing",
+    tables=(WATCHER, CONSERVATION),
+    needs_s=SHARING_NEEDS_S,
+    run=_run_sharing,
+    engine=ENGINE,
+)
+FAIR_SECTION = Section(name="fair", tables=(FAIR,), needs_s=60, run=_run_fair, engine=FAIR_ENGINE)

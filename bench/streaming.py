@@ -28,15 +28,24 @@ from decimal import Decimal
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.cpu import CpuMeter
-from bench.engine import TERMINAL, http_client
-from bench.stats import percentile
-from bench.waiting import rss_mb
+from bench.cpu import CpuMeter, cpu_figures
+from bench.engine import ENGINE, TERMINAL, http_client
+from bench.report import progress
+from bench.sections import Section, Workbench
+from bench.stats import Figure, percentile
+from bench.waiting import place_limit_orders, rss_mb
 
 SUBSCRIBERS_PER_ORDER = 20
 DELIVERY_TIMEOUT_S = 90
 ONE_ORDER_TIMEOUT_S = 10  # one at a time: a pool opening → its order's terminal frame
 OPEN_IN_FLIGHT = 100
+STREAM_ORDERS = 50  # × SUBSCRIBERS_PER_ORDER subscribed WebSockets
+ONE_AT_A_TIME_NEEDS_S = 60  # STREAM_ORDERS sniper orders placed, subscribed, run in turn
+IDLE_WEBSOCKETS = 5000
+IDLE_OWN_ORDERS = 2000  # limit orders placed for them when no earlier section left any waiting
+STREAMING = "streaming, 50 orders at once"
+STREAMING_ONE = "streaming, one order at a time"
+IDLE = "idle WebSockets"
 
 
 @dataclass(frozen=True)
@@ -268,3 +277,110 @@ async def idle_websockets(
     for writer in writers:
         writer.close()
     return IdleResult(len(writers), before, after, errors[:5])
+
+
+async def _run_streaming(workbench: Workbench) -> list[Figure]:
+    progress(
+        f"streaming: {STREAM_ORDERS} limit orders × {SUBSCRIBERS_PER_ORDER} subscribers, one price move …"
+    )
+    engine = workbench.engine
+    result = await delivery_with_subscribers(
+        engine.api_url, engine.operator_key(), STREAM_ORDERS, workbench.meter()
+    )
+    return delivery_figures(
+        STREAMING,
+        result,
+        workbench.notes,
+        how="all orders triggered at once",
+        took="burst: price move → last terminal frame",
+    )
+
+
+async def _run_one_at_a_time(workbench: Workbench) -> list[Figure]:
+    progress(
+        f"streaming: {STREAM_ORDERS} sniper orders × {SUBSCRIBERS_PER_ORDER} subscribers, one at a time …"
+    )
+    engine = workbench.engine
+    result = await delivery_one_at_a_time(
+        engine.api_url, engine.operator_key(), STREAM_ORDERS, workbench.meter()
+    )
+    return delivery_figures(
+        STREAMING_ONE,
+        result,
+        workbench.notes,
+        how="each pool opens after the last order ended",
+        took="all orders in turn",
+    )
+
+
+def delivery_figures(
+    section: str, result: DeliveryResult, notes: list[str], *, how: str, took: str
+) -> list[Figure]:
+    notes += [f"{section}: {error}" for error in result.errors]
+    progress(f"{section}: delivery p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+    subscribers = STREAM_ORDERS * SUBSCRIBERS_PER_ORDER
+    return [
+        Figure(section, "subscribed WebSockets", f"{result.subscribers}/{subscribers}"),
+        Figure(
+            section,
+            f"delivery p50, {result.subscribers} subscribed",
+            result.p50_ms,
+            "ms",
+            note=f"event `at` → frame; {result.live_frames} live frames; {how}",
+        ),
+        Figure(section, "delivery p99", result.p99_ms, "ms", note="target ≤ 20 ms"),
+        Figure(section, "delivery max", result.max_ms, "ms"),
+        Figure(section, "subscriptions without their terminal event", result.incomplete),
+        Figure(section, took, result.burst_s, "s"),
+        *cpu_figures(section, result.cores, result.live_frames / result.burst_s, "live frame"),
+    ]
+
+
+async def _run_idle(workbench: Workbench) -> list[Figure]:
+    engine = workbench.engine
+    order_ids = workbench.waiting_order_ids
+    if not order_ids:
+        progress(f"streaming: placing {IDLE_OWN_ORDERS} limit orders far from their limit …")
+        placement = await place_limit_orders(engine.api_url, engine.operator_key(), IDLE_OWN_ORDERS)
+        order_ids = workbench.waiting_order_ids = placement.order_ids
+        workbench.notes.append(f"{IDLE}: subscribed to {len(order_ids)} limit orders of their own")
+    progress(f"streaming: {IDLE_WEBSOCKETS} idle WebSockets on the waiting orders …")
+    idle = await idle_websockets(
+        engine.api_url, engine.operator_key(), engine.pids()["api"], order_ids, IDLE_WEBSOCKETS
+    )
+    workbench.notes += [f"{IDLE}: {error}" for error in idle.errors]
+    return [
+        Figure(IDLE, "idle WebSockets open", f"{idle.connections}/{IDLE_WEBSOCKETS}"),
+        Figure(
+            IDLE,
+            f"API rss with {idle.connections} idle WebSockets",
+            idle.rss_after_mb,
+            "MB",
+            note=f"{idle.rss_before_mb:.0f} MB before; {idle.per_connection_kb:.1f} KB each; target < 500 MB",
+        ),
+    ]
+
+
+STREAMING_SECTION = Section(
+    name="streaming",
+    tables=(STREAMING,),
+    needs_s=60,
+    run=_run_streaming,
+    engine=ENGINE,
+    parameters={
+        "streaming": {
+            "orders": STREAM_ORDERS,
+            "subscribers_per_order": SUBSCRIBERS_PER_ORDER,
+            "idle": IDLE_WEBSOCKETS,
+        }
+    },
+)
+# On the orders the waiting section left WAITING (its own if it did not run).
+IDLE_SECTION = Section(name="idle", tables=(IDLE,), needs_s=45, run=_run_idle, engine=ENGINE)
+STREAMING_ONE_SECTION = Section(
+    name="streaming-one",
+    tables=(STREAMING_ONE,),
+    needs_s=ONE_AT_A_TIME_NEEDS_S,
+    run=_run_one_at_a_time,
+    engine=ENGINE,
+)

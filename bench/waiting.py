@@ -24,14 +24,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from bench.cpu import CpuMeter
-from bench.engine import TERMINAL, http_client
+from bench.engine import ENGINE, TERMINAL, http_client
 from bench.report import progress
-from bench.stats import percentile
+from bench.sections import Section, Workbench
+from bench.stats import Figure, percentile
 from contracts.orders import Trigger
 from market.clock import MarketClock
 from market.storage import PoolStore
 from orders import repository
-from orders.watcher import MarketWatcher
+from orders.watcher import TICK_S, MarketWatcher
 from storage.database import create_engine, create_sessionmaker
 
 # Far above any SOL/USDC price: the watcher's price bound skips these orders before routing.
@@ -329,3 +330,186 @@ async def idle_window(meter: CpuMeter, seconds: float) -> tuple[dict[str, float]
     meter.start()
     await asyncio.sleep(seconds)
     return meter.stop(), {name: rss_mb(pid) for name, pid in meter.pids.items()}
+
+
+# Measured at WAITING_ORDERS, extrapolated (linearly) to WAITING_AT_SCALE.
+WAITING_ORDERS, WAITING_AT_SCALE = 2000, 10_000
+WAITING_PLAN = WaitingPlan(
+    count=WAITING_ORDERS,
+    idle_s=20,
+    baseline_s=10,
+    ticks=20,
+    settle_timeout_s=20,  # after terminating what the earlier sections left executing
+    waiting_timeout_s=90,
+)
+WAITING_NEEDS_S = 130  # settling, baseline, placing, until all WAITING, idle window, ticks, stopping
+WAITING = f"{WAITING_ORDERS} waiting limit orders"
+
+
+async def _run_waiting_section(workbench: Workbench) -> list[Figure]:
+    plan = WAITING_PLAN
+    progress("waiting: terminating what earlier sections left executing …")
+    engine = workbench.engine
+    engine.check_alive()
+    result = await run_waiting(
+        plan,
+        engine.api_url,
+        engine.operator_key(),
+        workbench.urls.database_url,
+        workbench.urls.temporal_address,
+        workbench.meter,
+    )
+    engine.check_alive()
+    workbench.waiting_order_ids = result.placement.order_ids
+    scale = WAITING_AT_SCALE / result.count
+    workbench.notes += [
+        f"{WAITING}: first terminated in Temporal the {result.terminated} orders earlier sections left "
+        "executing (no figure waits for them, executing them would take minutes; their rows stay "
+        "non-terminal), then "
+        + (
+            f"the engine was quiet after {result.settled_s:.0f}s"
+            if result.settled
+            else f"the engine was NOT quiet after {result.settled_s:.0f}s: the cpu figures include that work"
+        ),
+        f"{WAITING}: each limit order is {LIMIT_ORDER}; 'none waiting' is the same idle window "
+        f"({plan.baseline_s:.0f}s) before they were placed",
+        f"{WAITING}: rows marked 'at {WAITING_AT_SCALE:,}' are EXTRAPOLATED, not measured: linear in "
+        f"the number of waiting orders (×{scale:g})",
+        *(f"{WAITING}: {error}" for error in result.placement.errors[:5]),
+    ]
+    if result.footprint_after != result.footprint_before:
+        workbench.notes.append(
+            f"{WAITING}: their rows changed while idle: {result.footprint_before} → {result.footprint_after}"
+        )
+    progress(
+        f"waiting: {len(result.placement.order_ids)} placed at {result.placement.per_s:.0f}/s, "
+        f"watcher tick p50 {result.ticks.p50_ms:.1f} ms"
+    )
+    return waiting_figures(result, plan)
+
+
+def waiting_figures(result: WaitingResult, plan: WaitingPlan) -> list[Figure]:
+    n, placement, ticks, footprint = result.count, result.placement, result.ticks, result.footprint_after
+    scale = WAITING_AT_SCALE / n
+    at_scale = f"at {WAITING_AT_SCALE:,} (extrapolated)"
+    tick_ms = TICK_S * 1000
+    none, busy = result.cores_none_waiting, result.cores_waiting
+    figures = [
+        Figure(WAITING, "placed (202)", f"{len(placement.order_ids)}/{n}"),
+        Figure(
+            WAITING,
+            "placement rate",
+            placement.per_s,
+            "orders/s",
+            note=f"POST /orders, {PLACE_IN_FLIGHT} in flight over {PLACE_CLIENTS} clients",
+        ),
+        Figure(WAITING, "last 202 → all WAITING", result.all_waiting_s, "s"),
+        Figure(WAITING, "WAITING", f"{result.waiting}/{len(placement.order_ids)}"),
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            f"cpu: {name}",
+            used,
+            "cores",
+            note=f"idle {plan.idle_s:.0f}s; {none[name]:.3f} with none waiting" if name in none else "",
+        )
+        for name, used in busy.items()
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            f"rss: {name}",
+            result.rss_mb_waiting[name],
+            "MB",
+            note=f"{result.rss_mb_none_waiting[name]:.0f} with none waiting",
+        )
+        for name in ("worker", "temporal")
+        if name in result.rss_mb_waiting
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            "history events, one waiting order",
+            result.history_after,
+            note=f"{result.history_before} at the start of the {plan.idle_s:.0f}s idle window",
+        ),
+        Figure(
+            WAITING,
+            "order events per waiting order",
+            footprint.events / n,
+            note=f"PENDING + WAITING; {result.footprint_before.events} → {footprint.events} in all while idle",
+        ),
+        Figure(
+            WAITING,
+            "quotes for waiting orders",
+            footprint.quoted_orders + footprint.routing_events,
+            note=f"orders with quotes + ROUTING events; {footprint.failures} failures",
+        ),
+        Figure(
+            WAITING,
+            "watcher tick p50",
+            ticks.p50_ms,
+            "ms",
+            note=f"MarketWatcher.tick() here, {n} waiting, no-op signal, {len(ticks.ms)} ticks",
+        ),
+        Figure(WAITING, "watcher tick p99", ticks.p99_ms, "ms"),
+        Figure(
+            WAITING,
+            "watcher: reading the waiting orders p50",
+            ticks.query_p50_ms,
+            "ms",
+            note="the SELECT of the waiting orders alone",
+        ),
+        Figure(WAITING, "watcher signals sent", ticks.signals, note="none due: all far from their limit"),
+        Figure(
+            WAITING,
+            "watcher share of one core",
+            ticks.p50_ms / tick_ms,
+            "cores",
+            note=f"tick p50 / {tick_ms:.0f} ms between ticks",
+        ),
+        Figure(WAITING, f"watcher tick p50 {at_scale}", ticks.p50_ms * scale, "ms", note=f"×{scale:g}"),
+        Figure(WAITING, f"watcher tick p99 {at_scale}", ticks.p99_ms * scale, "ms", note=f"×{scale:g}"),
+        Figure(
+            WAITING,
+            f"watcher share of one core {at_scale}",
+            ticks.p50_ms * scale / tick_ms,
+            "cores",
+            note=f"×{scale:g}",
+        ),
+    ]
+    figures += [
+        Figure(
+            WAITING,
+            f"cpu: {name} {at_scale}",
+            busy[name] + max(busy[name] - none[name], 0) * (scale - 1),
+            "cores",
+            note=f"none waiting + (measured − none) × {scale:g}; measured if below none",
+        )
+        for name in ("worker", "temporal", "postgres")
+        if name in busy and name in none
+    ]
+    return figures
+
+
+WAITING_SECTION = Section(
+    name="waiting",
+    tables=(WAITING,),
+    needs_s=WAITING_NEEDS_S,
+    run=_run_waiting_section,
+    engine=ENGINE,
+    parameters={
+        "waiting": {
+            "order": LIMIT_ORDER,
+            "count": WAITING_ORDERS,
+            "extrapolated_to": WAITING_AT_SCALE,
+            "place_in_flight": PLACE_IN_FLIGHT,
+            "place_clients": PLACE_CLIENTS,
+            "idle_s": WAITING_PLAN.idle_s,
+            "baseline_s": WAITING_PLAN.baseline_s,
+            "watcher_ticks": WAITING_PLAN.ticks,
+            "watcher_tick_s": TICK_S,
+        }
+    },
+)
