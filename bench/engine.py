@@ -34,6 +34,9 @@ ENGINE_SETTINGS = {
     "ORDER_ENGINE_ORDERS_PER_MINUTE": "1000000",
     "ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES": "100",
     "ORDER_ENGINE_MAX_RUNNING_STRATEGIES_PER_OWNER": "1000",
+    # Creating a strategy counts against the key's order rate: the 100 TWAPs of the
+    # conditional section come from one key.
+    "ORDER_ENGINE_ORDERS_PER_MINUTE_PER_KEY": "1000000",
     "ORDER_ENGINE_LOG_LEVEL": "WARNING",
 }
 ENGINE = EngineSpec("engine", ENGINE_SETTINGS)
