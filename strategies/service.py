@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from accounts.keys import Principal
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
+from core.decimals import positive_decimal
 from core.domain import OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
 from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
@@ -359,15 +360,8 @@ def _plain(price: Decimal) -> str:
 
 
 def _price(field: str, text: str | None) -> Decimal | None:
-    if text is None:
-        return None
-    try:
-        price = Decimal(text)
-    except ArithmeticError:
-        price = Decimal(-1)
-    if not price.is_finite() or price <= 0:
-        raise InvalidInput(f"invalid_{field}", field, f"{field} must be a positive decimal string")
-    return price
+    """A price as an order's would be checked: positive, at most 18 decimals, under 10^22."""
+    return None if text is None else positive_decimal(field, text)
 
 
 def _expiry(now: datetime, expires_in_s: int | None) -> datetime | None:
