@@ -109,14 +109,19 @@ class QuoteService:
         """The owner's quote, if it may still place an order (checked again, atomically,
         when the order is stored). `replaying`: a request with an Idempotency-Key may be
         the repeat of the one that used it (the key decides, when the order is stored)."""
-        async with self._sessions() as session:
-            quote = await quote_repository.get(session, quote_id) if is_quote_id(quote_id) else None
-        if quote is None or quote.owner != principal.owner:
-            raise QuoteNotFound(f"no quote {quote_id}")
+        quote = await self.owned(principal, quote_id)
         if quote.used_by is not None and not replaying:
             raise QuoteUsed(f"{quote_id} placed {quote.used_by} already; ask for a new quote")
         if quote.expires_at <= utcnow():
             raise QuoteExpired(f"{quote_id} expired at {format_time(quote.expires_at)}; ask for a new quote")
+        return quote
+
+    async def owned(self, principal: Principal, quote_id: str) -> Quote:
+        """The owner's quote as it was given, used or expired or not."""
+        async with self._sessions() as session:
+            quote = await quote_repository.get(session, quote_id) if is_quote_id(quote_id) else None
+        if quote is None or quote.owner != principal.owner:
+            raise QuoteNotFound(f"no quote {quote_id}")
         return quote
 
     @staticmethod
