@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from core.domain import StrategyStatus, StrategyType
+from core.ids import new_strategy_id
 from devstack import InfraUrls
-from storage.database import create_engine
+from orders.placement import request_hash
+from storage.database import create_engine, create_sessionmaker
+from storage.models import Strategy, utcnow
+from strategies import repository as strategy_repository
+from strategies.schemas import StrategyCreate
 from tests.http import is_problem
 from tests.integration.test_strategies import wait_status
 from tests.keys import auth, create_test_key
@@ -137,6 +144,41 @@ async def test_a_retried_strategy_starts_once(trader: httpx.AsyncClient) -> None
     strategies = (await trader.get("/strategies")).json()["items"]
     assert [s["strategy_id"] for s in strategies] == [strategy_id]
     assert done["progress"]["orders_placed"] == 2
+
+
+async def test_a_retry_starts_afresh_what_a_dead_request_stored_but_never_started(
+    trader: httpx.AsyncClient, infra: InfraUrls
+) -> None:
+    owner = (await trader.get("/wallet")).json()["owner"]
+    stored = utcnow() - timedelta(seconds=30)  # the first request died 30 s ago, mid-way
+    dead = Strategy(
+        id=new_strategy_id(),
+        owner=owner,
+        type=StrategyType.TWAP,
+        status=StrategyStatus.RUNNING,
+        params={k: v for k, v in TWAP.items() if k != "type"},
+        idempotency_key="died-before-start",
+        request_hash=request_hash(StrategyCreate.model_validate(TWAP)),
+        created_at=stored,
+        updated_at=stored,
+    )
+    engine = create_engine(infra.database_url, pool_size=1)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            strategy_repository.insert(session, dead)
+    finally:
+        await engine.dispose()
+
+    retried = await trader.post("/strategies", json=TWAP, headers={"Idempotency-Key": "died-before-start"})
+
+    assert retried.status_code == 202, retried.text
+    strategy_id = retried.json()["strategy_id"]
+    assert strategy_id != dead.id
+    assert is_problem(await trader.get(f"/strategies/{dead.id}"), 404, "strategy_not_found")
+    done = await wait_status(trader, strategy_id, "COMPLETED", "FAILED")
+    assert done["progress"]["orders_placed"] == 2
+    again = await trader.post("/strategies", json=TWAP, headers={"Idempotency-Key": "died-before-start"})
+    assert again.status_code == 200 and again.json()["strategy_id"] == strategy_id, again.text
 
 
 async def test_an_owner_cannot_post_a_strategy_childs_key(trader: httpx.AsyncClient) -> None:
