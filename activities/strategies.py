@@ -26,7 +26,7 @@ from core.errors import DomainError, ServiceUnavailable
 from core.formatting import format_decimal, format_price
 from market.tokens import find_token
 from orders import repository
-from orders.placement import OrderPlacement
+from orders.placement import OrderPlacement, child_idempotency_key
 from orders.quotes import QuoteService
 from orders.runs import OrderRuns, order_input, workflow_details
 from orders.schemas import OrderCreate
@@ -58,7 +58,7 @@ class StrategyActivities:
         the order the first try placed. Refusals (no funds, no route) are results, not
         errors: the strategy records a failed child and goes on."""
         spec = request.spec
-        key = f"{request.strategy_id}:{spec.key}"
+        key = child_idempotency_key(request.strategy_id, spec.key)
         async with self._sessions() as session:
             # A retry after the first try stored the order: that order, whatever the
             # price says now (checking it first could leave the stored one unstarted).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from accounts.keys import NAME_PATTERN
 from api.auth import KeyDep
@@ -22,12 +22,24 @@ from strategies.schemas import (
 router = APIRouter(tags=["strategies"])
 
 
-@router.post("/strategies", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/strategies",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": StrategyAccepted, "description": "replay of an idempotent request"}},
+)
 async def create_strategy(
-    body: StrategyCreate, strategies: StrategiesDep, principal: KeyDep
+    body: StrategyCreate,
+    response: Response,
+    strategies: StrategiesDep,
+    principal: KeyDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> StrategyAccepted:
-    """Start a TWAP, DCA or bracket; its orders are child orders (`parent_id`)."""
-    return await strategies.create(principal, body)
+    """Start a TWAP, DCA or bracket; its orders are child orders (`parent_id`). A retry
+    with the same Idempotency-Key and body gets the same strategy (200), never a second."""
+    started = await strategies.create(principal, body, idempotency_key)
+    if started.replayed:
+        response.status_code = status.HTTP_200_OK
+    return started.accepted
 
 
 @router.get("/strategies", response_model=StrategyPage)

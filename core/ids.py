@@ -29,11 +29,12 @@ def is_quote_id(value: str) -> bool:
     return bool(QUOTE_ID_PATTERN.fullmatch(value))
 
 
-STRATEGY_ID_PATTERN = re.compile(r"stg_[0-9A-HJKMNP-TV-Z]{26}")
+STRATEGY_ID_PREFIX = "stg_"
+STRATEGY_ID_PATTERN = re.compile(rf"{STRATEGY_ID_PREFIX}[0-9A-HJKMNP-TV-Z]{{26}}")
 
 
 def new_strategy_id() -> str:
-    return f"stg_{ULID()}"
+    return f"{STRATEGY_ID_PREFIX}{ULID()}"
 
 
 def is_strategy_id(value: str) -> bool:

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.decimals import DecimalText
 from core.domain import Dex
 from core.formatting import (
-    DECIMAL_STRING,
     format_amount,
     format_decimal,
     format_epoch,
@@ -98,7 +98,7 @@ def transaction_view(tx: ChainTransaction) -> dict[str, Any]:
 
 
 def _positive_decimal(value: str) -> str:
-    if not DECIMAL_STRING.fullmatch(value) or Decimal(value) <= 0:
+    if Decimal(value) <= 0:  # the shape is DecimalText's
         raise ValueError('must be a positive decimal string such as "100"')
     return value
 
@@ -111,8 +111,8 @@ class NewPool(BaseModel):
     token: str = Field(examples=["NEWCOIN"], description="symbol of the new token, ^[A-Z0-9]{2,10}$")
     dex: Dex = Dex.RAYDIUM
     quote_token: str = Field("SOL", examples=["SOL"])
-    liquidity: str = Field(examples=["1000"], description="quote_token worth on each side")
-    price: str = Field("0.0001", description="quote_token per token")
+    liquidity: DecimalText = Field(examples=["1000"], description="quote_token worth on each side")
+    price: DecimalText = Field("0.0001", description="quote_token per token")
     decimals: Annotated[int, Field(ge=0, le=12, strict=True)] = 6
     activation_in_s: Annotated[float, Field(ge=0, le=86_400)] = 30
 
@@ -134,7 +134,7 @@ class WalletTopUp(BaseModel):
         None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="whose wallet (default: the caller's own)"
     )
     token: str = Field(examples=["SOL"], description="a listed token's symbol or mint")
-    amount: str = Field(max_length=64, examples=["100"], description="human units to add")
+    amount: DecimalText = Field(max_length=64, examples=["100"], description="human units to add")
 
     _positive = field_validator("amount")(_positive_decimal)
 

@@ -16,6 +16,13 @@ class IdempotencyKeyReused(DomainError):
     status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused with another body"
 
 
+class InvalidIdempotencyKey(DomainError):
+    status, code, title = 422, "invalid_idempotency_key", "Idempotency-Key not allowed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [{"field": "Idempotency-Key", "message": detail}])
+
+
 class IdempotencyRequestInFlight(Conflict):
     code, title = "idempotency_request_in_flight", "Request with this key in flight"
 

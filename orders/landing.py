@@ -47,7 +47,8 @@ def _priority(value: Any) -> LandingRequest:
     keys = set(value)
     if keys in ({"level"}, {"level", "max_lamports"}):
         level = value["level"]
-        if level not in {str(level) for level in FeeLevel}:
+        # Any JSON may arrive here: a list or an object is no level (and unhashable).
+        if not isinstance(level, str) or level not in {str(level) for level in FeeLevel}:
             raise _bad_priority(f"level must be one of {LEVELS}")
         return LandingRequest(
             PriorityFeeMode.LEVEL,

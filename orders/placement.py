@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +21,7 @@ from contracts.landing import FEE_BUDGET_ATTEMPTS
 from core.domain import TRIGGERED_TYPES, OrderStatus, OrderType, SwapMode
 from core.errors import ServiceUnavailable
 from core.formatting import format_amount, format_decimal, format_price, format_time, from_base_units
-from core.ids import new_order_id
+from core.ids import STRATEGY_ID_PREFIX, new_order_id
 from core.metrics import ORDERS_CREATED
 from core.settings import Settings
 from market import Market
@@ -34,6 +35,7 @@ from orders.errors import (
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
     InsufficientFunds,
+    InvalidIdempotencyKey,
     InvalidOrder,
     QuoteMismatch,
     QuoteUsed,
@@ -105,6 +107,15 @@ class OrderPlacement:
         strategy places (`parent`) is its child: the strategy's workflow starts it, so
         it is accepted as soon as it is stored, and it is not held to the per-key rate
         (the strategy was)."""
+        if idempotency_key is not None:
+            if parent is None and idempotency_key.startswith(STRATEGY_ID_PREFIX):
+                raise InvalidIdempotencyKey(
+                    f"keys starting with {STRATEGY_ID_PREFIX!r} are reserved for strategies' orders"
+                )
+            # Before every other check: a repeat gets the first answer, whatever changed since.
+            earlier = await self._earlier(principal, body, idempotency_key)
+            if earlier is not None:
+                return earlier
         if parent is None:
             await self._rate.take(principal)  # refused placements count too
         quoted: Quote | None = None
@@ -298,6 +309,28 @@ class OrderPlacement:
             "this Idempotency-Key is being used by another request; retry shortly"
         )
 
+    async def _earlier(self, principal: Principal, body: OrderCreate, idempotency_key: str) -> Placed | None:
+        """The answer to a repeat of an earlier request with this key (None: there was
+        none, or it is older than 24 h). It comes before any check, so a retry gets what
+        the first request got even when its quote has expired, the price has moved or
+        the owner's funds are reserved since (by that very order, say)."""
+        now = utcnow()
+        async with self._sessions() as session:
+            existing = await repository.find_by_idempotency_key(session, principal.owner, idempotency_key)
+            if existing is None or existing.created_at < now - IDEMPOTENCY_TTL:
+                return None
+            request = body
+            quoted = (existing.quote or {}).get("quote_id")
+            if body.quote_id is not None and body.quote_id == quoted:
+                # The order was stored as the market order its quote describes.
+                try:
+                    request = _quoted_order(body, await self._quotes.owned(principal, body.quote_id))
+                except QuoteMismatch:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used with a different body"
+                    ) from None
+            return Placed(await self._replay_of(session, existing, request_hash(request), now), replayed=True)
+
     async def _replay_of(
         self, session: AsyncSession, existing: Order, request_hash: str | None, now: datetime
     ) -> OrderAccepted:
@@ -357,7 +390,14 @@ def build_placement(
     )
 
 
-def request_hash(body: OrderCreate) -> str:
+def child_idempotency_key(strategy_id: str, key: str) -> str:
+    """A strategy's child order's key: in a namespace no owner can post into (client keys
+    starting with the strategy id prefix are refused), so no request can take a child's
+    place, or keep it from being placed."""
+    return f"{strategy_id}:{key}"
+
+
+def request_hash(body: BaseModel) -> str:
     """What makes two requests with one Idempotency-Key the same request."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -140,10 +140,7 @@ class QuoteService:
         """The owner's quote, if it may still place an order (checked again, atomically,
         when the order is stored). `replaying`: a request with an Idempotency-Key may be
         the repeat of the one that used it (the key decides, when the order is stored)."""
-        async with self._sessions() as session:
-            quote = await quote_repository.get(session, quote_id) if is_quote_id(quote_id) else None
-        if quote is None or quote.owner != principal.owner:
-            raise QuoteNotFound(f"no quote {quote_id}")
+        quote = await self.owned(principal, quote_id)
         if quote.used_by is not None and not replaying:
             raise QuoteUsed(f"{quote_id} placed {quote.used_by} already; ask for a new quote")
         if quote.expires_at <= utcnow():
@@ -173,6 +170,14 @@ class QuoteService:
             except Exception as error:  # the database may be restarting: next round
                 log.warning("purging expired quotes failed: %s", error)
             await asyncio.sleep(every_s)
+
+    async def owned(self, principal: Principal, quote_id: str) -> Quote:
+        """The owner's quote as it was given, used or expired or not."""
+        async with self._sessions() as session:
+            quote = await quote_repository.get(session, quote_id) if is_quote_id(quote_id) else None
+        if quote is None or quote.owner != principal.owner:
+            raise QuoteNotFound(f"no quote {quote_id}")
+        return quote
 
     @staticmethod
     def route_of(quote: Quote) -> RouteDecision:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from core.decimals import DecimalText
 from core.domain import Dex, FailureStage, OrderStatus, OrderType, SwapMode
-from core.formatting import DECIMAL_STRING, format_decimal, format_time
+from core.formatting import format_decimal, format_time
 from storage.models import Order, OrderEvent, OrderFailure
 
 
@@ -21,7 +22,7 @@ class OrderCreate(BaseModel):
     # Required, unless the order is placed from a quote (`quote_id`), which names them.
     token_in: str | None = Field(None, min_length=1, max_length=64, examples=["SOL"])
     token_out: str | None = Field(None, min_length=1, max_length=64, examples=["USDC"])
-    amount: str | None = Field(
+    amount: DecimalText | None = Field(
         None, max_length=64, examples=["1.5"], description="exact-in: of token_in; exact-out: of token_out"
     )
     slippage_bps: int = Field(50, ge=1, le=5000, strict=True)
@@ -35,8 +36,10 @@ class OrderCreate(BaseModel):
     quote_id: str | None = Field(
         None, max_length=40, description="place the order a quote (POST /quotes) priced"
     )
-    limit_price: str | None = Field(None, max_length=64, description="limit orders: token_out per token_in")
-    trigger_price: str | None = Field(
+    limit_price: DecimalText | None = Field(
+        None, max_length=64, description="limit orders: token_out per token_in"
+    )
+    trigger_price: DecimalText | None = Field(
         None,
         max_length=64,
         description="stop_loss / take_profit: token_out per token_in that fires the order",
@@ -54,17 +57,6 @@ class OrderCreate(BaseModel):
     simulate: bool = Field(
         True, strict=True, description="simulate before sending; a failing one is not sent"
     )
-
-    @field_validator("amount", "limit_price", "trigger_price")
-    @classmethod
-    def _decimal_string(cls, value: str | None) -> str | None:
-        return None if value is None else decimal_string(value)
-
-
-def decimal_string(value: str) -> str:
-    if not DECIMAL_STRING.fullmatch(value):
-        raise ValueError('must be a decimal string such as "1.5" (digits, one optional point)')
-    return value
 
 
 class OrderAccepted(BaseModel):
@@ -309,7 +301,7 @@ class QuoteCreate(BaseModel):
 
     token_in: str = Field(min_length=1, max_length=64, examples=["SOL"])
     token_out: str = Field(min_length=1, max_length=64, examples=["USDC"])
-    amount: str = Field(
+    amount: DecimalText = Field(
         max_length=64, examples=["1.5"], description="exact-in: of token_in; exact-out: of token_out"
     )
     swap_mode: SwapMode = SwapMode.EXACT_IN
@@ -319,11 +311,6 @@ class QuoteCreate(BaseModel):
     simulate: bool = Field(True, strict=True)
     dexes: list[Dex] | None = Field(None, min_length=1, max_length=len(Dex))
     max_hops: int = Field(3, ge=1, le=3, strict=True)
-
-    @field_validator("amount")
-    @classmethod
-    def _decimal_string(cls, value: str) -> str:
-        return decimal_string(value)
 
     def as_order(self) -> OrderCreate:
         return OrderCreate(type=OrderType.MARKET, **self.model_dump())

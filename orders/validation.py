@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from contracts.landing import LandingRequest
+from core.decimals import positive_decimal
 from core.domain import OrderType, SwapMode
 from core.formatting import to_base_units
 from market.tokens import Token, find_token
@@ -16,9 +17,6 @@ from orders.landing import landing_request
 from orders.schemas import OrderCreate
 
 MAX_BASE_UNITS = 2**64
-# Prices are stored as NUMERIC(40, 18).
-PRICE_DIGITS, PRICE_DECIMALS = 40, 18
-PRICE_LIMIT = Decimal(10) ** (PRICE_DIGITS - PRICE_DECIMALS)
 DEFAULT_EXPIRY_S = 3600
 SNIPER_SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
 # What the pools trade only grows (pools open, none close), so a pair or token a
@@ -63,15 +61,10 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         raise InvalidOrder("same_token", "token_out", "token_in and token_out must differ")
     if body.swap_mode is SwapMode.EXACT_OUT and body.type is not OrderType.MARKET:
         raise InvalidOrder("invalid_swap_mode", "swap_mode", "exact_out is for market orders")
-    amount = Decimal(amount_text)
-    if amount <= 0:
-        raise InvalidOrder("invalid_amount", "amount", "must be greater than 0")
     amount_token = token_in if body.swap_mode is SwapMode.EXACT_IN else _listed("token_out", token_out)
-    decimals = -amount.as_tuple().exponent  # type: ignore[operator]
-    if decimals > amount_token.decimals:
-        raise InvalidOrder(
-            "invalid_amount", "amount", f"{amount_token.symbol} has at most {amount_token.decimals} decimals"
-        )
+    amount = positive_decimal(
+        "amount", amount_text, max_decimals=amount_token.decimals, unit=amount_token.symbol
+    )
     units = to_base_units(amount, amount_token.decimals)
     if units >= MAX_BASE_UNITS:
         raise InvalidOrder("invalid_amount", "amount", "must be under 2^64 base units")
@@ -88,10 +81,7 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
                 "limit_price",
                 "a limit order needs limit_price (token_out per token_in)",
             )
-        limit_price = Decimal(body.limit_price)
-        if limit_price <= 0:
-            raise InvalidOrder("invalid_limit_price", "limit_price", "must be greater than 0")
-        check_price_fits("limit_price", limit_price)
+        limit_price = positive_decimal("limit_price", body.limit_price)
     elif body.limit_price is not None:
         raise InvalidOrder("invalid_limit_price", "limit_price", f"{body.type} orders take no limit_price")
     trigger_price = None
@@ -102,16 +92,10 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
                 "trigger_price",
                 f"a {body.type} order needs trigger_price (token_out per token_in)",
             )
-        trigger_price = Decimal(body.trigger_price)
-        if trigger_price <= 0:
-            raise InvalidOrder("invalid_trigger_price", "trigger_price", "must be greater than 0")
-        check_price_fits("trigger_price", trigger_price)
+        trigger_price = positive_decimal("trigger_price", body.trigger_price)
     elif body.type is OrderType.TRAILING_STOP and body.trigger_price is not None:
         # A floor: the trailing stop fires at the trail or at this, whichever is higher.
-        trigger_price = Decimal(body.trigger_price)
-        if trigger_price <= 0:
-            raise InvalidOrder("invalid_trigger_price", "trigger_price", "must be greater than 0")
-        check_price_fits("trigger_price", trigger_price)
+        trigger_price = positive_decimal("trigger_price", body.trigger_price)
     elif body.trigger_price is not None:
         raise InvalidOrder(
             "invalid_trigger_price", "trigger_price", f"{body.type} orders take no trigger_price"
@@ -163,16 +147,6 @@ def _required(field: str, value: str | None) -> str:
     if value is None:
         raise InvalidOrder("missing_field", field, "required (unless the order is placed from a quote_id)")
     return value
-
-
-def check_price_fits(field: str, price: Decimal) -> None:
-    """A price the order row keeps exactly: at most 22 digits before the point, 18 after."""
-    exponent = price.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > PRICE_DECIMALS:
-        raise InvalidOrder(f"invalid_{field}", field, f"at most {PRICE_DECIMALS} decimals")
-    if price >= PRICE_LIMIT:
-        raise InvalidOrder(f"invalid_{field}", field, f"must be under 10^{PRICE_DIGITS - PRICE_DECIMALS}")
 
 
 def _listed(field: str, symbol_or_mint: str) -> Token:

@@ -345,6 +345,7 @@ class Strategy(SQLModel, table=True):
 
     __tablename__ = "strategies"
     __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key", name="uq_strategies_owner_idempotency_key"),
         Index("ix_strategies_owner_id", "owner", "id"),
         Index(
             "ix_strategies_running_owner", "owner", postgresql_where=text("status IN ('RUNNING', 'PAUSED')")
@@ -362,6 +363,9 @@ class Strategy(SQLModel, table=True):
     expires_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # A retried POST /strategies with the same key (and body) finds this strategy.
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -43,6 +43,37 @@ async def delete_unstarted(session: AsyncSession, strategy_id: str) -> None:
     """Undo a strategy whose workflow never started: its first event and its row."""
     await session.execute(delete(StrategyEvent).where(col(StrategyEvent.strategy_id) == strategy_id))
     await session.execute(delete(Strategy).where(col(Strategy.id) == strategy_id))
+
+
+async def delete_never_started(session: AsyncSession, strategy_id: str) -> bool:
+    """Undo a strategy whose workflow has recorded nothing (its only event is `created`):
+    the row locked as `record` locks it, so a workflow that starts meanwhile either finds
+    its row gone (and ends without placing anything) or keeps it (False)."""
+    strategy = (
+        await session.execute(
+            select(Strategy)
+            .where(col(Strategy.id) == strategy_id, col(Strategy.last_seq) == 1)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if strategy is None:
+        return False
+    await delete_unstarted(session, strategy_id)
+    return True
+
+
+async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Strategy | None:
+    result = await session.execute(
+        select(Strategy).where(col(Strategy.owner) == owner, col(Strategy.idempotency_key) == key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def release_idempotency_key(session: AsyncSession, strategy_id: str) -> None:
+    """Free a key older than its 24 h for a new request."""
+    await session.execute(
+        update(Strategy).where(col(Strategy.id) == strategy_id).values(idempotency_key=None)
+    )
 
 
 async def get(session: AsyncSession, strategy_id: str) -> Strategy | None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.strategies import dca_schedule_id
+from core.decimals import DecimalText
 from core.domain import StrategyStatus, StrategyType
 from core.formatting import format_decimal, format_time
 from storage.models import Strategy, StrategyEvent
@@ -25,17 +26,19 @@ class StrategyCreate(BaseModel):
     token_out: str = Field(min_length=1, max_length=64, examples=["USDC"])
     slippage_bps: int = Field(50, ge=1, le=5000, strict=True)
     # twap and bracket: the whole amount of token_in (a bracket's legs each sell it).
-    amount: str | None = Field(None, max_length=64)
+    amount: DecimalText | None = Field(None, max_length=64)
     slices: int | None = Field(None, strict=True, description=f"twap: 2–{MAX_SLICES}")
     interval_s: int | None = Field(None, strict=True, description="twap: seconds between slices, ≥ 1")
-    limit_price: str | None = Field(None, max_length=64, description="twap: skip a slice priced worse")
+    limit_price: DecimalText | None = Field(
+        None, max_length=64, description="twap: skip a slice priced worse"
+    )
     # dca
-    amount_per_order: str | None = Field(None, max_length=64)
+    amount_per_order: DecimalText | None = Field(None, max_length=64)
     every: str | None = Field(None, max_length=16, examples=["30s", "5m", "1h"])
     orders: int | None = Field(None, strict=True, description="dca: how many (default: until cancelled)")
     # bracket
-    take_profit_price: str | None = Field(None, max_length=64)
-    stop_loss_price: str | None = Field(None, max_length=64)
+    take_profit_price: DecimalText | None = Field(None, max_length=64)
+    stop_loss_price: DecimalText | None = Field(None, max_length=64)
     trailing_bps: int | None = Field(None, strict=True, description="bracket: the stop trails, 10–5000")
     expires_in_s: int | None = Field(None, strict=True, description="bracket: 1–604800, default 604800")
 

@@ -18,12 +18,15 @@ from temporalio.client import Client
 from accounts.keys import Principal
 from accounts.limits import KeyRateLimiter
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
+from core.decimals import positive_decimal
 from core.domain import OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
 from core.errors import InvalidInput, ServiceUnavailable
 from core.formatting import format_price
 from core.ids import is_strategy_id, new_strategy_id
 from core.settings import Settings
+from orders.errors import IdempotencyKeyReused, IdempotencyRequestInFlight
+from orders.placement import IDEMPOTENCY_TTL, IN_FLIGHT_FOR, request_hash
 from orders.quotes import QuoteService
 from orders.schemas import OrderCreate
 from orders.validation import ValidOrder
@@ -79,7 +82,17 @@ class StrategyService:
         self._sessions, self._runs, self._quotes = sessions, runs, quotes
         self._events, self._limits, self._rate = events, limits, rate
 
-    async def create(self, principal: Principal, body: StrategyCreate) -> StrategyAccepted:
+    async def create(
+        self, principal: Principal, body: StrategyCreate, idempotency_key: str | None = None
+    ) -> Started:
+        """Validate, store and start the strategy. With an Idempotency-Key, a repeat of
+        an earlier request (same key and body, within 24 h) gets that strategy back,
+        before any check: a retried strategy never starts twice."""
+        body_hash = request_hash(body)
+        if idempotency_key is not None:
+            earlier = await self._earlier(principal.owner, idempotency_key, body_hash)
+            if earlier is not None:
+                return Started(earlier, replayed=True)
         await self._rate.take(principal)  # the key's placement rate: orders and strategies
         strategy_input = await self._validate(principal.owner, body)
         now = utcnow()
@@ -93,18 +106,26 @@ class StrategyService:
             status=StrategyStatus.RUNNING,
             params=params,
             expires_at=_expiry(now, strategy_input.expires_in_s),
+            idempotency_key=idempotency_key,
+            request_hash=body_hash,
             created_at=now,
             updated_at=now,
         )
+        repeated: Strategy | None = None
         async with self._sessions() as session, session.begin():
-            await repository.lock_owner(session, principal.owner)  # an exact count across API processes
-            running = await repository.count_running(session, principal.owner)
-            if not principal.operator and running >= self._limits.max_running_per_owner:
-                raise TooManyStrategies(
-                    f"{principal.owner} has {running} running strategies, the most an owner may have; "
-                    "wait for some to finish or cancel them"
+            # An exact count across API processes, and one request per key at a time.
+            await repository.lock_owner(session, principal.owner)
+            if idempotency_key is not None:
+                repeated = await self._holder_of(session, principal.owner, idempotency_key, now)
+            if repeated is None:
+                await self._insert(session, principal, strategy)
+        if repeated is not None:  # a request with the key got here first, meanwhile
+            accepted = await self._replay_of(repeated, body_hash, now)
+            if accepted is None:
+                raise IdempotencyRequestInFlight(
+                    "the first request with this Idempotency-Key did not start its strategy; retry"
                 )
-            repository.insert(session, strategy)
+            return Started(accepted, replayed=True)
         try:
             await self._runs.start(strategy_input, _summary(body))
         except Exception as error:
@@ -117,9 +138,54 @@ class StrategyService:
                 raise ServiceUnavailable(
                     "the workflow engine is unreachable; nothing was stored, retry"
                 ) from error
-        return StrategyAccepted.of(
-            strategy.id, dca_schedule_id(strategy.id) if body.type is StrategyType.DCA else None
-        )
+        return Started(_accepted(strategy), replayed=False)
+
+    async def _insert(self, session: AsyncSession, principal: Principal, strategy: Strategy) -> None:
+        """Store the strategy unless its owner runs as many as one may (the owner locked)."""
+        running = await repository.count_running(session, principal.owner)
+        if not principal.operator and running >= self._limits.max_running_per_owner:
+            raise TooManyStrategies(
+                f"{principal.owner} has {running} running strategies, the most an owner may have; "
+                "wait for some to finish or cancel them"
+            )
+        repository.insert(session, strategy)
+
+    async def _earlier(self, owner: str, idempotency_key: str, body_hash: str) -> StrategyAccepted | None:
+        """The strategy an earlier request with this key started (None: there was none,
+        it is older than 24 h, or it never started and is gone now)."""
+        async with self._sessions() as session:
+            existing = await repository.find_by_idempotency_key(session, owner, idempotency_key)
+        if existing is None or existing.created_at < utcnow() - IDEMPOTENCY_TTL:
+            return None
+        return await self._replay_of(existing, body_hash, utcnow())
+
+    async def _holder_of(
+        self, session: AsyncSession, owner: str, idempotency_key: str, now: datetime
+    ) -> Strategy | None:
+        """In the owner's locked unit of work: the strategy holding the key, if it still
+        does (a key older than 24 h is freed for this request)."""
+        existing = await repository.find_by_idempotency_key(session, owner, idempotency_key)
+        if existing is not None and existing.created_at < now - IDEMPOTENCY_TTL:
+            await repository.release_idempotency_key(session, existing.id)
+            return None
+        return existing
+
+    async def _replay_of(self, existing: Strategy, body_hash: str, now: datetime) -> StrategyAccepted | None:
+        """The answer to a repeat of the request that stored `existing`; None when that
+        request died before its workflow started (the row is removed: start afresh)."""
+        if existing.request_hash != body_hash:
+            raise IdempotencyKeyReused("this Idempotency-Key was used with a different body")
+        # A started workflow records first: more than the `created` event says it ran.
+        if existing.last_seq > 1 or await self._runs.exists(existing.id):
+            return _accepted(existing)
+        if existing.created_at > now - IN_FLIGHT_FOR:
+            raise IdempotencyRequestInFlight(
+                "the first request with this Idempotency-Key is still being processed; retry shortly"
+            )
+        async with self._sessions() as session, session.begin():
+            if not await repository.delete_never_started(session, existing.id):
+                return _accepted(existing)  # it recorded its start meanwhile
+        return None
 
     async def get(self, principal: Principal, strategy_id: str) -> StrategyView:
         return (await self.snapshot(principal, strategy_id))[0]
@@ -360,15 +426,20 @@ def _plain(price: Decimal) -> str:
 
 
 def _price(field: str, text: str | None) -> Decimal | None:
-    if text is None:
-        return None
-    try:
-        price = Decimal(text)
-    except ArithmeticError:
-        price = Decimal(-1)
-    if not price.is_finite() or price <= 0:
-        raise InvalidInput(f"invalid_{field}", field, f"{field} must be a positive decimal string")
-    return price
+    """A price as an order's would be checked: positive, at most 18 decimals, under 10^22."""
+    return None if text is None else positive_decimal(field, text)
+
+
+@dataclass(frozen=True)
+class Started:
+    accepted: StrategyAccepted
+    replayed: bool  # the same Idempotency-Key and body as an earlier request (200, not 202)
+
+
+def _accepted(strategy: Strategy) -> StrategyAccepted:
+    return StrategyAccepted.of(
+        strategy.id, dca_schedule_id(strategy.id) if strategy.type is StrategyType.DCA else None
+    )
 
 
 def _expiry(now: datetime, expires_in_s: int | None) -> datetime | None:
