@@ -255,6 +255,39 @@ async def test_a_landed_and_failed_transaction_pays_a_fee_beyond_its_orders_budg
     assert await wallet_sol(sessions, owner) == (before[0] - paid, before[1] - 4_000 - held_amount)
 
 
+async def test_a_fee_no_sol_of_the_order_or_wallet_can_pay_does_not_land(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = TurnedClock()
+    market = chain_market(settings, sessions, clock, latency_ms=0)
+    owner = "fee-unpaid"
+    # The order holds USDC and no fee budget; another order holds all but 3 000 lamports.
+    order = await insert_order(sessions, owner=owner, amount="0.001")
+    other = await insert_order(sessions, owner=owner, amount="0.001")
+    async with sessions() as session, session.begin():
+        await WalletStore.forget_in(session, order.id)
+        await WalletStore.reserve(session, order.id, Hold(owner, "USDC", 10**6))
+        await WalletStore.forget_in(session, other.id)
+        sol = await session.get(WalletBalance, (owner, "SOL"))
+        assert sol is not None
+        await WalletStore.reserve(
+            session, other.id, Hold(owner, "SOL", int(sol.total - sol.reserved) - 3_000)
+        )
+    before = await wallet_sol(sessions, owner)
+
+    starved = await signed(
+        market, owner, amount=SOL, limit=20_000, price=50_000, tip=10_000, key=f"{order.id}:1"
+    )
+    with pytest.raises(MarketError) as refused:
+        await market.chain.confirm(starved)
+
+    # Its fee payer could not pay 16 000 lamports: it never landed, and nothing moved.
+    assert refused.value.code is MarketErrorCode.INSUFFICIENT_FUNDS
+    assert (refused.value.stage, refused.value.fee_lamports) == (FailureStage.LANDING, 0)
+    assert await market.ledger.find_failed(starved.signature) is None
+    assert await wallet_sol(sessions, owner) == before
+
+
 async def wallet_sol(sessions: async_sessionmaker[AsyncSession], owner: str) -> tuple[int, int]:
     async with sessions() as session:
         sol = await session.get(WalletBalance, (owner, "SOL"))
