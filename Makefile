@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint bench chaos clean
+.PHONY: install run test test-unit lint lock bench chaos clean
 
 install: $(STAMP)
 
@@ -31,6 +31,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+## requirements.lock, what the image installs: the runtime dependencies at the versions
+## installed here (what the tests ran against), with every file's hash.
+lock: install
+	$(BIN)/pip freeze --exclude-editable > $(VENV)/tested-versions.txt
+	$(PYTHON) -m venv $(VENV)/lock-tools
+	$(VENV)/lock-tools/bin/pip install --quiet --disable-pip-version-check pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/lock-tools/bin/pip-compile --quiet --generate-hashes \
+		--strip-extras --build-deps-for wheel --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		-c $(VENV)/tested-versions.txt \
+		-o requirements.lock pyproject.toml
 
 ## The benchmarks: the engine beside the bare-Temporal floor, in one run.
 bench: install

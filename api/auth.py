@@ -3,6 +3,7 @@ WebSocket), checked by the accounts service."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Annotated
 
@@ -57,6 +58,27 @@ async def authenticate(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     return await principal_of(request)
+
+
+async def operator_or_none(request: Request, timeout_s: float) -> Principal | None:
+    """The operator whose key is on the request, if there is one; never refuses (a
+    readiness probe sends no key) and never waits longer than `timeout_s` (the key's
+    look-up needs PostgreSQL, which may be the dependency that is down)."""
+    key = key_from_connection(request)
+    if key is None:
+        return None
+    keys: ApiKeys = request.state.keys
+    failures: FailedAuthLimit = request.state.failed_auth
+    client = request.client.host if request.client else "unknown"
+    principal = keys.cached(key)
+    if principal is None and failures.blocked_for(client) <= 0:
+        try:
+            principal = await asyncio.wait_for(keys.verify(key), timeout_s)
+        except Exception:
+            return None
+        if principal is None:
+            failures.failed(client)
+    return principal if principal is not None and principal.operator else None
 
 
 async def require_operator(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

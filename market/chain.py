@@ -62,7 +62,14 @@ from market.transactions import (
 from market.valuation import sol_value
 from market.venues import SimulationConfig, check_open, simulated_latency
 from market.wallet import Wallets
-from storage.models import ChainTransaction, FailedTransaction, MarketPool, Reservation, utcnow
+from storage.models import (
+    ChainTransaction,
+    FailedTransaction,
+    MarketPool,
+    Reservation,
+    WalletBalance,
+    utcnow,
+)
 
 BLOCKHASH_VALID_SLOTS = 150
 # Failures of a transaction that landed: it executed nothing and pays its fee.
@@ -626,8 +633,11 @@ class Chain:
         error: MarketError,
         paid: int,
     ) -> None:
-        """A transaction that landed and failed pays its fee, once (keyed by signature),
-        from the order's fee budget."""
+        """A transaction that landed and failed pays its fee, once (keyed by signature):
+        from the order's fee budget, beyond it from the wallet's available SOL, and beyond
+        that from the SOL the order itself holds to spend (a landed transaction's fee
+        payer pays; `total ≥ reserved` must hold). A wallet that cannot pay it at all
+        could not have landed it: that raises, and nothing moves."""
         charged = await session.execute(
             insert(FailedTransaction)
             .values(
@@ -647,9 +657,19 @@ class Chain:
         if charged.first() is None:
             return  # charged when it first landed
         from_budget = min(paid, fee_held(held)) if held is not None else 0
-        await WalletStore.move(session, owner, {"SOL": (-paid, -from_budget)})
+        sol = await session.get(WalletBalance, (owner, "SOL"), with_for_update=True)
+        available = int(sol.total - sol.reserved) if sol is not None else 0
+        from_held_amount = max(paid - from_budget - available, 0)
+        if from_held_amount > (int(held.amount) if held is not None and held.token == "SOL" else 0):
+            raise MarketError(
+                MarketErrorCode.INSUFFICIENT_FUNDS,
+                f"the fee payer cannot pay the fee of {_human(paid, 'SOL')} SOL",
+                stage=FailureStage.LANDING,
+            )
+        await WalletStore.move(session, owner, {"SOL": (-paid, -from_budget - from_held_amount)})
         if held is not None:
             held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
+            held.amount -= from_held_amount
 
 
 def _add(deltas: dict[str, tuple[int, int]], token: str, total: int, reserved: int) -> None:

@@ -300,17 +300,19 @@ class WalletStore:
         return True
 
     @classmethod
-    async def hold_again(cls, session: AsyncSession, order_id: str) -> None:
+    async def hold_again(cls, session: AsyncSession, order_id: str) -> bool:
         """Reserve again what a released reservation held (an operator re-drives a failed
-        order); InsufficientFunds when it no longer fits. Nothing to do when it is held."""
+        order); InsufficientFunds when it no longer fits. Nothing to do (False) when it is
+        held."""
         held = await cls.reservation(session, order_id, lock=True)
         if held is None or held.state is not ReservationState.RELEASED:
-            return
+            return False
         await session.delete(held)
         await session.flush()
         await cls.reserve(
             session, order_id, Hold(held.owner, held.token, int(held.amount), int(held.fee_lamports))
         )
+        return True
 
     @classmethod
     async def forget_in(cls, session: AsyncSession, order_id: str) -> None:

@@ -50,12 +50,13 @@ class OrderService:
         self._sessions = sessions
         self.runs = runs
 
-    async def _hold_again(self, order: Order) -> None:
-        """A failed order re-driven may spend again: reserve what it held before."""
+    async def _hold_again(self, order: Order) -> bool:
+        """A failed order re-driven may spend again: reserve what it held before (True
+        when reserved now, False when it still held it)."""
         async with self._sessions() as session, session.begin():
             await WalletStore.lock(session, order.owner)
             try:
-                await WalletStore.hold_again(session, order.id)
+                return await WalletStore.hold_again(session, order.id)
             except StoreInsufficientFunds as short:
                 raise InsufficientFunds(
                     f"{order.owner} has {short.available} base units of {short.token} available; "
@@ -170,9 +171,29 @@ class OrderService:
             raise NothingToReplay(f"{order_id}'s workflow has completed; the order is {order.status}")
         async with self._sessions() as session:
             replays = await repository.count_replays(session, order_id)
-        await self._hold_again(order)
-        await self.runs.start(order, replay=replays + 1)
+        held_now = await self._hold_again(order)
+        try:
+            await self.runs.start(order, replay=replays + 1)
+        except Exception as error:
+            if await self._new_run_started(order_id):
+                return "started a new run of its workflow"
+            # Nothing runs that could spend it: give back what was reserved for this run,
+            # so the order stays as it was with its funds available. Should the start land
+            # after all, that run finds the reservation released and cannot execute.
+            if held_now:
+                await WalletStore(self._sessions).release(order_id)
+            raise ServiceUnavailable(
+                f"the workflow engine did not start a new run of {order_id} ({error}); "
+                "its funds are as they were, retry"
+            ) from error
         return "started a new run of its workflow"
+
+    async def _new_run_started(self, order_id: str) -> bool:
+        """Whether a failed start reached Temporal all the same (a run is going)."""
+        try:
+            return await self.runs.state(order_id) == "RUNNING"
+        except Exception:
+            return False
 
     async def history(self, principal: Principal, order_id: str) -> OrderHistory:
         order = await self.get(principal, order_id)

@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 USER = "order-engine-ci"
 SECRET = "a-deployment-secret"
 # What the image copies: the Dockerfile's COPY lines, so that the two never drift apart
-# (pyproject.toml and README.md are only for the install).
+# (pyproject.toml, README.md and requirements.lock are only for the install).
 CODE = tuple(
     name
     for line in (ROOT / "Dockerfile").read_text().splitlines()
     if line.startswith("COPY ") and "--from" not in line
     for name in line.split()[1:-1]
-    if name not in ("pyproject.toml", "README.md")
+    if name not in ("pyproject.toml", "README.md", "requirements.lock")
 )
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 

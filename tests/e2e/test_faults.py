@@ -188,7 +188,7 @@ async def test_a_server_that_hangs_makes_requests_fail_fast_not_hang(
             assert placed.headers["content-type"].startswith("application/problem+json")
         async with asyncio.timeout(5):
             ready = await client.get("/health/ready")
-        assert ready.status_code == 503 and ready.json()["checks"][server] != "ok"
+        assert ready.status_code == 503 and ready.json() == {"status": "not_ready"}
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.domain import FailureStage
+from core.domain import FailureStage, ReservationState
 from core.settings import Settings
 from devstack import InfraUrls
 from market import Market, build_market
@@ -23,8 +23,11 @@ from market.chain import SignedTransaction
 from market.clock import SLOT_MS
 from market.errors import MarketError, MarketErrorCode
 from market.fees import fee
+from market.storage import Hold, WalletStore
 from market.transactions import ComputeBudget, SwapLeg, build_swap
 from storage.database import create_engine, create_sessionmaker
+from storage.models import WalletBalance
+from tests.rows import insert_order
 
 pytestmark = pytest.mark.usefixtures("worker")  # the market exists (genesis pools)
 
@@ -114,10 +117,12 @@ async def signed(
     price: int = 0,
     tip: int = 0,
     dex: str = "raydium",
+    key: str | None = None,
 ) -> SignedTransaction:
-    """A SOL → USDT swap signed by `owner`'s wallet against the current blockhash."""
+    """A SOL → USDT swap signed by `owner`'s wallet against the current blockhash (an
+    order's when `key` is one of its idempotency keys)."""
     slot = market.clock.current_slot()
-    key = f"landing-test:{next(keys)}"
+    key = key or f"landing-test:{next(keys)}"
     budget = ComputeBudget(limit, price, tip)
     signature, raw = build_swap(
         signer=await market.wallets.keypair(owner),
@@ -203,6 +208,91 @@ async def test_fees_are_debited_to_the_lamport_also_when_a_landed_transaction_fa
     final = await balances(market, owner)
     assert final["SOL"] == after_failure["SOL"] - 2 * SOL - paid
     assert final["USDT"] == after_failure["USDT"] + landed.amount_out
+
+
+async def test_a_landed_and_failed_transaction_pays_a_fee_beyond_its_orders_budget(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = TurnedClock()
+    market = chain_market(settings, sessions, clock, latency_ms=0)
+    owner = "over-budget"
+    # An order that holds nearly all its owner's SOL: a fee budget of 4 000 lamports,
+    # and 3 000 lamports left available in the wallet.
+    order = await insert_order(sessions, owner=owner, amount="0.001")
+    async with sessions() as session, session.begin():
+        await WalletStore.forget_in(session, order.id)
+        sol = await session.get(WalletBalance, (owner, "SOL"))
+        assert sol is not None
+        held_amount = int(sol.total - sol.reserved) - 4_000 - 3_000
+        await WalletStore.reserve(session, order.id, Hold(owner, "SOL", held_amount, fee_lamports=4_000))
+    before = await wallet_sol(sessions, owner)
+
+    # Its work needs more than its 20 000 compute units: it lands, fails, and pays 16 000.
+    starved = await signed(
+        market, owner, amount=SOL, limit=20_000, price=50_000, tip=10_000, key=f"{order.id}:1"
+    )
+    with pytest.raises(MarketError) as failed:
+        await market.chain.confirm(starved)
+
+    paid = fee(20_000, 50_000, 10_000).total_lamports
+    assert paid == 16_000
+    assert failed.value.code is MarketErrorCode.COMPUTE_BUDGET_EXCEEDED
+    assert (failed.value.stage, failed.value.fee_lamports) == (FailureStage.CHAIN, paid)
+    recorded = await market.ledger.find_failed(starved.signature)
+    assert recorded is not None and (recorded.order_id, recorded.fee_lamports) == (order.id, paid)
+    # The fee, and nothing else, left the wallet: its budget first, then what was
+    # available, then the rest (9 000) of what the order held to spend.
+    total, reserved = await wallet_sol(sessions, owner)
+    assert total == before[0] - paid
+    assert reserved == before[1] - 4_000 - 9_000
+    assert total - reserved == 0
+    async with sessions() as session:
+        held = await WalletStore.reservation(session, order.id)
+    assert held is not None and held.state is ReservationState.HELD
+    assert (int(held.amount), int(held.fees_paid or 0)) == (held_amount - 9_000, paid)
+    # Released, the order gives back exactly what it still holds.
+    assert await WalletStore(sessions).release(order.id)
+    assert await wallet_sol(sessions, owner) == (before[0] - paid, before[1] - 4_000 - held_amount)
+
+
+async def test_a_fee_no_sol_of_the_order_or_wallet_can_pay_does_not_land(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = TurnedClock()
+    market = chain_market(settings, sessions, clock, latency_ms=0)
+    owner = "fee-unpaid"
+    # The order holds USDC and no fee budget; another order holds all but 3 000 lamports.
+    order = await insert_order(sessions, owner=owner, amount="0.001")
+    other = await insert_order(sessions, owner=owner, amount="0.001")
+    async with sessions() as session, session.begin():
+        await WalletStore.forget_in(session, order.id)
+        await WalletStore.reserve(session, order.id, Hold(owner, "USDC", 10**6))
+        await WalletStore.forget_in(session, other.id)
+        sol = await session.get(WalletBalance, (owner, "SOL"))
+        assert sol is not None
+        await WalletStore.reserve(
+            session, other.id, Hold(owner, "SOL", int(sol.total - sol.reserved) - 3_000)
+        )
+    before = await wallet_sol(sessions, owner)
+
+    starved = await signed(
+        market, owner, amount=SOL, limit=20_000, price=50_000, tip=10_000, key=f"{order.id}:1"
+    )
+    with pytest.raises(MarketError) as refused:
+        await market.chain.confirm(starved)
+
+    # Its fee payer could not pay 16 000 lamports: it never landed, and nothing moved.
+    assert refused.value.code is MarketErrorCode.INSUFFICIENT_FUNDS
+    assert (refused.value.stage, refused.value.fee_lamports) == (FailureStage.LANDING, 0)
+    assert await market.ledger.find_failed(starved.signature) is None
+    assert await wallet_sol(sessions, owner) == before
+
+
+async def wallet_sol(sessions: async_sessionmaker[AsyncSession], owner: str) -> tuple[int, int]:
+    async with sessions() as session:
+        sol = await session.get(WalletBalance, (owner, "SOL"))
+        assert sol is not None
+        return int(sol.total), int(sol.reserved)
 
 
 async def test_a_failing_simulation_is_not_sent_and_pays_nothing(

@@ -290,7 +290,7 @@ async def test_reference_endpoints(client: httpx.AsyncClient) -> None:
     assert {"symbol": "USDC", "mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "decimals": 6} in tokens
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
-    assert ready.status_code == 200 and set(ready.json()["checks"]) == {"temporal", "postgres", "redis"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}  # details: operators only
     metrics = (await client.get("/metrics")).text
     assert "order_engine_orders_created_total" in metrics
     assert (await client.get("/openapi.json")).json()["paths"]["/orders"]["post"]
