@@ -70,14 +70,13 @@ async def operator_or_none(request: Request, timeout_s: float) -> Principal | No
     keys: ApiKeys = request.state.keys
     failures: FailedAuthLimit = request.state.failed_auth
     client = request.client.host if request.client else "unknown"
-    principal = keys.cached(key)
-    if principal is None and failures.blocked_for(client) <= 0:
-        try:
-            principal = await asyncio.wait_for(keys.verify(key), timeout_s)
-        except Exception:
-            return None
-        if principal is None:
-            failures.failed(client)
+    blocked = failures.blocked_for(client) > 0
+    try:
+        principal = await asyncio.wait_for(keys.verify(key, suspect=blocked), timeout_s)
+    except Exception:
+        return None
+    if principal is None and not blocked:
+        failures.failed(client)
     return principal if principal is not None and principal.operator else None
 
 
