@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.keys import Principal
 from accounts.limits import KeyRateLimiter
 from contracts.landing import FEE_BUDGET_ATTEMPTS
-from core.domain import TRIGGERED_TYPES, OrderStatus, OrderType, SwapMode
+from core.domain import OrderStatus, OrderType, SwapMode
 from core.errors import ServiceUnavailable
 from core.formatting import format_amount, format_decimal, format_price, format_time, from_base_units
 from core.ids import STRATEGY_ID_PREFIX, new_order_id
 from core.metrics import ORDERS_CREATED
+from core.order_kinds import Direction, PriceField, kind_of
 from core.settings import Settings
 from market import Market
 from market.storage import Hold, PoolStore, WalletStore
@@ -47,7 +48,7 @@ from orders.quotes import QuoteService
 from orders.routes import maximum_in
 from orders.runs import OrderRuns
 from orders.schemas import EventView, OrderAccepted, OrderCreate, OrderView
-from orders.triggers import trailing_trigger
+from orders.triggers import fires, trailing_trigger
 from orders.validation import ValidOrder
 from storage.models import Order, Quote, utcnow
 from storage.redis import RedisBreaker
@@ -214,34 +215,22 @@ class OrderPlacement:
     async def _arm(self, order_type: OrderType, valid: ValidOrder) -> Armed | None:
         """A stop or take-profit must not fire at once: 422 when the price is already past
         its trigger. A trailing stop starts from the price now."""
-        if order_type not in TRIGGERED_TYPES:
+        kind = kind_of(order_type)
+        if not kind.at_market:
             return None
         price = await self._quotes.price(valid)
         now = format_price(price)
         pair = f"{valid.token_out} per {valid.token_in.symbol}"
-        if (
-            order_type is OrderType.STOP_LOSS
-            and valid.trigger_price is not None
-            and valid.trigger_price >= price
-        ):
-            raise InvalidOrder(
-                "trigger_would_fire",
-                "trigger_price",
-                f"the price for this amount is {now} {pair} now: a stop-loss at {valid.trigger_price} would fire "
-                "at once; set it below",
-            )
-        if (
-            order_type is OrderType.TAKE_PROFIT
-            and valid.trigger_price is not None
-            and valid.trigger_price <= price
-        ):
-            raise InvalidOrder(
-                "trigger_would_fire",
-                "trigger_price",
-                f"the price for this amount is {now} {pair} now: a take-profit at {valid.trigger_price} would fire "
-                "at once; set it above",
-            )
-        if order_type is OrderType.TRAILING_STOP and valid.trailing_bps is not None:
+        if kind.requires is PriceField.TRIGGER_PRICE and valid.trigger_price is not None:
+            if fires(order_type, price, valid.trigger_price):
+                side = "below" if kind.fires is Direction.FALLS else "above"
+                raise InvalidOrder(
+                    "trigger_would_fire",
+                    "trigger_price",
+                    f"the price for this amount is {now} {pair} now: a {order_type.replace('_', '-')} at "
+                    f"{valid.trigger_price} would fire at once; set it {side}",
+                )
+        if kind.trails and valid.trailing_bps is not None:
             peak = Decimal(now)
             trigger = trailing_trigger(peak, valid.trailing_bps)
             if valid.trigger_price is not None:  # its floor

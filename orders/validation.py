@@ -9,8 +9,9 @@ from decimal import Decimal
 
 from contracts.landing import LandingRequest
 from core.decimals import positive_decimal
-from core.domain import OrderType, SwapMode
+from core.domain import SwapMode
 from core.formatting import to_base_units
+from core.order_kinds import OrderKind, PriceField, kind_of
 from market.tokens import Token, find_token
 from orders.errors import InvalidOrder
 from orders.landing import landing_request
@@ -45,7 +46,10 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
     token_in = _listed("token_in", _required("token_in", body.token_in))
     token_out_text = _required("token_out", body.token_out)
     amount_text = _required("amount", body.amount)
-    if body.type is OrderType.SNIPER:
+    kind = kind_of(body.type)
+    if kind.listed_token_out:
+        token_out = _listed("token_out", token_out_text).symbol
+    else:
         # A sniper names a token that may not be listed yet: check its shape only.
         listed = find_token(token_out_text)
         token_out = listed.symbol if listed else token_out_text.upper()
@@ -55,11 +59,9 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
                 "token_out",
                 "must be a listed token or a symbol like NEWCOIN (^[A-Z0-9]{2,10}$)",
             )
-    else:
-        token_out = _listed("token_out", token_out_text).symbol
     if token_in.symbol == token_out:
         raise InvalidOrder("same_token", "token_out", "token_in and token_out must differ")
-    if body.swap_mode is SwapMode.EXACT_OUT and body.type is not OrderType.MARKET:
+    if body.swap_mode is SwapMode.EXACT_OUT and not kind.exact_out:
         raise InvalidOrder("invalid_swap_mode", "swap_mode", "exact_out is for market orders")
     amount_token = token_in if body.swap_mode is SwapMode.EXACT_IN else _listed("token_out", token_out)
     amount = positive_decimal(
@@ -68,49 +70,23 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
     units = to_base_units(amount, amount_token.decimals)
     if units >= MAX_BASE_UNITS:
         raise InvalidOrder("invalid_amount", "amount", "must be under 2^64 base units")
-    if body.type is not OrderType.SNIPER and not connected(pairs, token_in.symbol, token_out, body.max_hops):
+    if kind.listed_token_out and not connected(pairs, token_in.symbol, token_out, body.max_hops):
         within = "directly" if body.max_hops == 1 else f"within {body.max_hops} hops"
         raise InvalidOrder(
             "unsupported_pair", "token_out", f"no route {within} from {token_in.symbol} to {token_out}"
         )
-    limit_price = None
-    if body.type is OrderType.LIMIT:
-        if body.limit_price is None:
-            raise InvalidOrder(
-                "invalid_limit_price",
-                "limit_price",
-                "a limit order needs limit_price (token_out per token_in)",
-            )
-        limit_price = positive_decimal("limit_price", body.limit_price)
-    elif body.limit_price is not None:
-        raise InvalidOrder("invalid_limit_price", "limit_price", f"{body.type} orders take no limit_price")
-    trigger_price = None
-    if body.type in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT):
-        if body.trigger_price is None:
-            raise InvalidOrder(
-                "invalid_trigger_price",
-                "trigger_price",
-                f"a {body.type} order needs trigger_price (token_out per token_in)",
-            )
-        trigger_price = positive_decimal("trigger_price", body.trigger_price)
-    elif body.type is OrderType.TRAILING_STOP and body.trigger_price is not None:
-        # A floor: the trailing stop fires at the trail or at this, whichever is higher.
-        trigger_price = positive_decimal("trigger_price", body.trigger_price)
-    elif body.trigger_price is not None:
+    prices = {field: _price(body, kind, field) for field in PriceField}
+    if kind.trails and body.trailing_bps is None:
         raise InvalidOrder(
-            "invalid_trigger_price", "trigger_price", f"{body.type} orders take no trigger_price"
+            "invalid_trailing_bps", "trailing_bps", f"a {body.type} needs trailing_bps (10–5000)"
         )
-    if body.type is OrderType.TRAILING_STOP and body.trailing_bps is None:
-        raise InvalidOrder(
-            "invalid_trailing_bps", "trailing_bps", "a trailing_stop needs trailing_bps (10–5000)"
-        )
-    if body.type is not OrderType.TRAILING_STOP and body.trailing_bps is not None:
+    if not kind.trails and body.trailing_bps is not None:
         raise InvalidOrder("invalid_trailing_bps", "trailing_bps", f"{body.type} orders take no trailing_bps")
     expires_in_s = None
-    if body.type is OrderType.MARKET:
+    if kind.waits is None:
         if body.expires_in_s is not None:
             raise InvalidOrder(
-                "invalid_expiry", "expires_in_s", "market orders do not wait, so they take no expiry"
+                "invalid_expiry", "expires_in_s", f"{body.type} orders do not wait, so they take no expiry"
             )
     else:
         expires_in_s = body.expires_in_s or DEFAULT_EXPIRY_S
@@ -120,14 +96,14 @@ def validate_order(body: OrderCreate, pairs: Collection[frozenset[str]]) -> Vali
         token_in,
         token_out,
         units,
-        limit_price,
+        prices[PriceField.LIMIT_PRICE],
         expires_in_s,
         landing,
         amount,
         body.swap_mode,
         body.max_hops,
         dexes,
-        trigger_price,
+        prices[PriceField.TRIGGER_PRICE],
         body.trailing_bps,
     )
 
@@ -141,6 +117,21 @@ def connected(pairs: Collection[frozenset[str]], start: str, end: str, max_hops:
         if end in reached:
             return True
     return end in reached
+
+
+def _price(body: OrderCreate, kind: OrderKind, field: PriceField) -> Decimal | None:
+    """A price field as the order's type wants it: required, allowed (a trailing stop's
+    floor), or refused."""
+    text: str | None = getattr(body, field.value)
+    if text is None:
+        if field is kind.requires:
+            raise InvalidOrder(
+                f"invalid_{field}", field, f"a {body.type} order needs {field} (token_out per token_in)"
+            )
+        return None
+    if field not in kind.price_fields:
+        raise InvalidOrder(f"invalid_{field}", field, f"{body.type} orders take no {field}")
+    return positive_decimal(field, text)
 
 
 def _required(field: str, value: str | None) -> str:

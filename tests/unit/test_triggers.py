@@ -21,7 +21,7 @@ from tests.unit.test_watcher import NOW, SOL_USDC, limit
 def exact_trigger(peak: Decimal, trailing_bps: int) -> Decimal:
     """The same trigger by rational arithmetic: peak × (1 − bps/10 000), floored to 1e-18."""
     units = floor(Fraction(peak) * (10_000 - trailing_bps) / 10_000 * 10**18)
-    return Decimal(units) / Decimal(10**18)
+    return Decimal(f"{units}E-18")  # from a string: a division would round to 28 digits
 
 
 def test_large_and_tiny_prices_have_a_trigger() -> None:
