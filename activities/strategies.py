@@ -21,7 +21,7 @@ from contracts.strategies import (
     ScheduleRequest,
     StrategyRecord,
 )
-from core.domain import OrderType
+from core.domain import OrderType, StrategyStatus, StrategyType
 from core.errors import DomainError, ServiceUnavailable
 from core.formatting import format_decimal, format_price
 from market.tokens import find_token
@@ -68,6 +68,14 @@ class StrategyActivities:
             return _placed(existing, request.strategy_id)
         if strategy is None or strategy.status.is_terminal:
             return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
+        if strategy.type is StrategyType.DCA:
+            # A round is started by the Schedule, not by the strategy's workflow: a
+            # workflow terminated or failed would leave the Schedule firing for ever.
+            # Such a round places nothing and ends the strategy (its Schedule with it).
+            gone = await self._strategies.workflow_gone(strategy)
+            if gone is not None:
+                await self._strategies.end_orphan(strategy, StrategyStatus.FAILED, gone)
+                return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
         try:
             body = OrderCreate(
                 type=OrderType(spec.type),

@@ -36,6 +36,7 @@ from orders.service import OrderService
 from storage.database import create_engine, create_sessionmaker, when_reachable
 from storage.events import EventHub
 from storage.redis import RedisBreaker, connect_redis
+from strategies.reconciler import run_strategy_reconciler
 from strategies.service import build_strategies
 
 access_log = structlog.get_logger("api.access")
@@ -68,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await when_reachable(market_.ensure_genesis, "creating the genesis market")
         await when_reachable(lambda: active.sync_from_database(sessions), "syncing the active orders")
         quotes = QuoteService(sessions, market_.pools, market_.fees, market_.clock)
+        strategies_ = build_strategies(settings, sessions, temporal, redis, quotes)
+        strategy_reconciler = asyncio.create_task(
+            run_strategy_reconciler(strategies_), name="strategy-reconciler"
+        )
         try:
             yield {
                 "settings": settings,
@@ -80,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "revocations": revocations,
                 "orders": OrderService(sessions, runs),
                 "placement": build_placement(settings, sessions, runs, redis, market_, quotes, breaker),
-                "strategies": build_strategies(settings, sessions, temporal, redis, quotes),
+                "strategies": strategies_,
                 "quotes": quotes,
                 "websocket_slots": WebSocketSlots(settings.websockets_per_key),
                 "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
@@ -88,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         finally:
             reconciler.cancel()
+            strategy_reconciler.cancel()
             revocation_watch.cancel()
             await hub.stop()
             await redis.aclose()

@@ -63,6 +63,26 @@ async def count_running(session: AsyncSession, owner: str) -> int:
     return int(result.scalar_one())
 
 
+async def running_after(session: AsyncSession, after_id: str, limit: int) -> list[Strategy]:
+    """Running or paused strategies after `after_id`, by id: the reconciler's next batch."""
+    result = await session.execute(
+        select(Strategy)
+        .where(col(Strategy.status).in_(RUNNING), col(Strategy.id) > after_id)
+        .order_by(col(Strategy.id))
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def running_of(session: AsyncSession, owner: str) -> list[Strategy]:
+    result = await session.execute(
+        select(Strategy)
+        .where(col(Strategy.owner) == owner, col(Strategy.status).in_(RUNNING))
+        .order_by(col(Strategy.id))
+    )
+    return list(result.scalars())
+
+
 async def list_page(
     session: AsyncSession,
     *,
@@ -110,15 +130,18 @@ async def children(session: AsyncSession, strategy_ids: list[str]) -> dict[str, 
     return found
 
 
-async def record(session: AsyncSession, change: StrategyRecord) -> RecordedStrategy | None:
+async def record(
+    session: AsyncSession, change: StrategyRecord, *, while_running: bool = False
+) -> RecordedStrategy | None:
     """Apply a change and append its event, once per event_key (a retried activity finds
-    it recorded: None). Locks the strategy row: its children end concurrently."""
+    it recorded: None). Locks the strategy row: its children end concurrently. With
+    `while_running`, a strategy that has ended already is left as it is (None)."""
     strategy = (
         await session.execute(
             select(Strategy).where(col(Strategy.id) == change.strategy_id).with_for_update()
         )
     ).scalar_one_or_none()
-    if strategy is None:
+    if strategy is None or (while_running and strategy.status.is_terminal):
         return None
     seen = await session.execute(
         select(col(StrategyEvent.id)).where(

@@ -17,6 +17,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
+    WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -116,6 +117,19 @@ class StrategyRuns:
         except Exception:
             return False
         return True
+
+    async def status(self, strategy_id: str) -> WorkflowExecutionStatus | None:
+        """What Temporal says of the strategy's workflow (its latest run: a DCA that
+        continued as new is RUNNING); None when there is none. Other errors raise."""
+        try:
+            description = await self._temporal.get_workflow_handle(strategy_id).describe(
+                rpc_timeout=timedelta(seconds=5)
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return description.status
 
     async def delete_schedule(self, strategy_id: str) -> None:
         try:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from accounts.keys import Principal
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
@@ -26,7 +26,7 @@ from core.settings import Settings
 from orders.quotes import QuoteService
 from orders.schemas import OrderCreate
 from orders.validation import ValidOrder
-from storage.models import Strategy, utcnow
+from storage.models import Strategy, StrategyEvent, utcnow
 from strategies import repository
 from strategies.errors import StrategyFinished, StrategyNotFound, StrategyStateConflict, TooManyStrategies
 from strategies.events import StrategyEventsPublisher
@@ -48,6 +48,19 @@ log = logging.getLogger(__name__)
 BRACKET_DEFAULT_EXPIRY_S = 604_800  # a week, the longest any order waits
 MAX_DCA_ORDERS = 10_000
 ACTIONS = ("pause", "resume", "cancel")
+# A strategy younger than this may still be waiting for its workflow's start (the request
+# that stored it is on its way to Temporal): no workflow yet does not make it an orphan.
+ORPHAN_AFTER = timedelta(seconds=15)
+RECONCILE_BATCH = 100
+# Why a strategy whose workflow closed without recording its end can place no more orders.
+WORKFLOW_GONE = {
+    WorkflowExecutionStatus.TERMINATED: "workflow terminated",
+    WorkflowExecutionStatus.FAILED: "workflow failed",
+    WorkflowExecutionStatus.TIMED_OUT: "workflow timed out",
+    WorkflowExecutionStatus.CANCELED: "workflow cancelled",
+    WorkflowExecutionStatus.COMPLETED: "workflow completed without recording its end",
+}
+NEVER_STARTED = "workflow never started"
 # Which fields each type takes (beyond type, tokens and slippage).
 FIELDS: dict[StrategyType, frozenset[str]] = {
     StrategyType.TWAP: frozenset({"amount", "slices", "interval_s", "limit_price"}),
@@ -187,6 +200,17 @@ class StrategyService:
                 now = await repository.get(session, strategy_id)
             if now is not None and now.status.is_terminal:  # it closed meanwhile
                 raise StrategyFinished(f"{strategy_id} ended {now.status}; nothing to {action}") from error
+            gone = await self.workflow_gone(strategy)
+            if gone is not None:
+                # Nothing will ever answer: the strategy ends here (its Schedule with it),
+                # cancelled when that is what was asked, failed otherwise.
+                ended = StrategyStatus.CANCELLED if action == "cancel" else StrategyStatus.FAILED
+                await self.end_orphan(strategy, ended, gone)
+                if action == "cancel":
+                    return StrategyActionAnswer(strategy_id=strategy_id, action=action, status=ended)
+                raise StrategyFinished(
+                    f"{strategy_id} ended {ended}: its {gone}; nothing to {action}"
+                ) from error
             log.warning("%s of %s did not get through: %s", action, strategy_id, error)
             raise ServiceUnavailable(f"could not {action} {strategy_id} now; retry") from error
         if not accepted:
@@ -207,10 +231,78 @@ class StrategyService:
             if recorded is None and await repository.get(session, change.strategy_id) is None:
                 raise StrategyNotFound(f"no strategy {change.strategy_id}")
         if recorded is not None:
+            await self._publish(recorded.event)
+
+    async def _publish(self, event: StrategyEvent) -> None:
+        try:
+            await self._events.publish(StrategyEventView.of(event))
+        except Exception as error:  # PostgreSQL has it: streams catch up from there
+            log.warning("could not publish %s event %s: %s", event.strategy_id, event.event_key, error)
+
+    async def workflow_gone(self, strategy: Strategy) -> str | None:
+        """Why the strategy's workflow can no longer run it (terminated, failed, …), or
+        None while it runs (or may still start)."""
+        status = await self._runs.status(strategy.id)
+        if status is None:
+            return NEVER_STARTED if utcnow() - strategy.created_at > ORPHAN_AFTER else None
+        if status is WorkflowExecutionStatus.RUNNING:
+            return None
+        return WORKFLOW_GONE.get(status, f"workflow {status.name.lower()}")
+
+    async def end_orphan(self, strategy: Strategy | str, status: StrategyStatus, reason: str) -> bool:
+        """End a strategy whose workflow is gone: its Schedule deleted (no round starts
+        again), the row ended with the reason, which frees the owner's slot. False when
+        it had ended already."""
+        if isinstance(strategy, str):
+            async with self._sessions() as session:
+                found = await repository.get(session, strategy)
+            if found is None:
+                return False
+            strategy = found
+        if strategy.type is StrategyType.DCA:
+            await self._runs.delete_schedule(strategy.id)
+        async with self._sessions() as session, session.begin():
+            recorded = await repository.record(
+                session,
+                StrategyRecord(strategy.id, f"end:{status}", "ended", status, {"reason": reason}),
+                while_running=True,
+            )
+        if recorded is None:
+            return False
+        log.warning("strategy %s ended %s: its %s", strategy.id, status, reason)
+        await self._publish(recorded.event)
+        return True
+
+    async def reconcile(self, after_id: str = "") -> tuple[int, str]:
+        """One batch of running strategies after `after_id` (by id): each whose workflow
+        is gone ends FAILED with the reason, its Schedule deleted. Returns how many ended
+        and where the next batch starts ("" once every strategy was seen)."""
+        async with self._sessions() as session:
+            batch = await repository.running_after(session, after_id, RECONCILE_BATCH)
+        ended = 0
+        for strategy in batch:
             try:
-                await self._events.publish(StrategyEventView.of(recorded.event))
-            except Exception as error:  # PostgreSQL has it: streams catch up from there
-                log.warning("could not publish %s event %s: %s", change.strategy_id, change.event_key, error)
+                gone = await self.workflow_gone(strategy)
+                if gone is not None and await self.end_orphan(strategy, StrategyStatus.FAILED, gone):
+                    ended += 1
+            except Exception as error:  # Temporal unreachable: this one waits for the next pass
+                log.warning("reconciler could not check strategy %s: %s", strategy.id, error)
+        return ended, batch[-1].id if len(batch) == RECONCILE_BATCH else ""
+
+    async def cancel_all(self, principal: Principal, owner: str) -> list[StrategyActionAnswer]:
+        """Cancel every running or paused strategy of `owner` (a revoked key's, at an
+        operator's word); one that ended meanwhile is left out."""
+        if not principal.operator and owner != principal.owner:
+            raise OperatorRequired("only an operator key may cancel another owner's strategies")
+        async with self._sessions() as session:
+            running = await repository.running_of(session, owner)
+        answers = []
+        for strategy in running:
+            try:
+                answers.append(await self.act(principal, strategy.id, "cancel"))
+            except (StrategyFinished, StrategyStateConflict):
+                continue
+        return answers
 
     async def _visible(self, session: AsyncSession, principal: Principal, strategy_id: str) -> Strategy:
         strategy = await repository.get(session, strategy_id) if is_strategy_id(strategy_id) else None

@@ -295,3 +295,79 @@ async def test_an_hourly_dca_places_its_first_order_at_once_not_at_the_next_alig
     assert (await trader.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
     done = await wait_status(trader, strategy_id, "CANCELLED")
     assert len(done["orders"]) == 1  # cancelled: no second round
+
+
+async def temporal_of(settings: Any) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+async def first_orders(client: httpx.AsyncClient, strategy_id: str, count: int = 1) -> dict[str, Any]:
+    for _ in range(300):
+        strategy: dict[str, Any] = (await client.get(f"/strategies/{strategy_id}")).json()
+        if len(strategy["orders"]) >= count:
+            return strategy
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{strategy_id} placed fewer than {count} orders")
+
+
+async def schedule_gone(temporal: Client, strategy_id: str) -> bool:
+    try:
+        await temporal.get_schedule_handle(dca_schedule_id(strategy_id)).describe()
+    except RPCError:
+        return True
+    return False
+
+
+async def test_a_dca_whose_workflow_was_terminated_places_nothing_more_and_ends(
+    trader: httpx.AsyncClient, settings: Any
+) -> None:
+    strategy_id = await start(trader, type="dca", amount_per_order="0.01", every="1s")
+    temporal = await temporal_of(settings)
+    before = len((await first_orders(trader, strategy_id))["orders"])
+    await temporal.get_workflow_handle(strategy_id).terminate(reason="operator terminated it")
+    # The next round finds the strategy's workflow gone: it places nothing, deletes the
+    # Schedule and ends the strategy with the reason (the reconciler would, too).
+    done = await wait_status(trader, strategy_id, "FAILED", "CANCELLED", timeout_s=30)
+    assert done["status"] == "FAILED"
+    assert await schedule_gone(temporal, strategy_id)
+    assert len(done["orders"]) <= before + 1  # at most a round that was placing already
+    events = (await trader.get(f"/strategies/{strategy_id}/events")).json()["items"]
+    assert events[-1]["event"] == "ended" and events[-1]["data"]["reason"] == "workflow terminated"
+
+
+async def test_cancelling_a_strategy_whose_workflow_is_gone_ends_it_and_frees_the_slot(
+    api_url: str, infra: InfraUrls, settings: Any
+) -> None:
+    key = await create_test_key(infra.database_url, "orphaned")
+    cap = settings.max_running_strategies_per_owner
+    body = {"type": "dca", "token_in": "SOL", "token_out": "USDC", "amount_per_order": "0.01", "every": "1h"}
+    temporal = await temporal_of(settings)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as client:
+        started = [await start(client, **body) for _ in range(cap)]
+        assert is_problem(await client.post("/strategies", json=body), 429, "too_many_strategies")
+        gone = started[0]
+        await schedule_of(temporal, gone)
+        await temporal.get_workflow_handle(gone).terminate(reason="operator terminated it")
+        cancelled = await client.post(f"/strategies/{gone}/cancel")
+        assert cancelled.status_code == 202, cancelled.text
+        assert cancelled.json()["status"] == "CANCELLED"
+        strategy = (await client.get(f"/strategies/{gone}")).json()
+        assert strategy["status"] == "CANCELLED"
+        assert await schedule_gone(temporal, gone)
+        # Its slot is free again.
+        started[0] = await start(client, **body)
+        for strategy_id in started:
+            assert (await client.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
+
+
+async def test_the_reconciler_ends_a_strategy_whose_workflow_is_gone(
+    trader: httpx.AsyncClient, settings: Any
+) -> None:
+    strategy_id = await start(trader, type="twap", amount="0.2", slices=2, interval_s=3600)
+    await first_orders(trader, strategy_id)
+    await (await temporal_of(settings)).get_workflow_handle(strategy_id).terminate(reason="stuck")
+    # Nothing else would notice: no round, no request. The API's reconciler passes every 10 s.
+    done = await wait_status(trader, strategy_id, "FAILED", "CANCELLED", "COMPLETED", timeout_s=40)
+    assert done["status"] == "FAILED" and len(done["orders"]) == 1
+    events = (await trader.get(f"/strategies/{strategy_id}/events")).json()["items"]
+    assert events[-1]["data"]["reason"] == "workflow terminated"
