@@ -12,6 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from accounts.keys import Principal
+from activities.records import OrderRecords
+from contracts.orders import Ended, TransitionRequest
 from contracts.strategies import (
     ENDED,
     CancelChildRequest,
@@ -21,7 +23,7 @@ from contracts.strategies import (
     ScheduleRequest,
     StrategyRecord,
 )
-from core.domain import OrderType, StrategyStatus, StrategyType
+from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
 from core.errors import DomainError, ServiceUnavailable
 from core.formatting import format_decimal, format_price
 from market.tokens import find_token
@@ -48,9 +50,11 @@ class StrategyActivities:
         strategies: StrategyService,
         order_runs: OrderRuns,
         strategy_runs: StrategyRuns,
+        records: OrderRecords,
     ) -> None:
         self._sessions, self._placement, self._quotes = sessions, placement, quotes
         self._strategies, self._order_runs, self._strategy_runs = strategies, order_runs, strategy_runs
+        self._records = records
 
     @activity.defn
     async def place_child(self, request: PlaceChildRequest) -> PlacedChild:
@@ -128,6 +132,19 @@ class StrategyActivities:
             if await self._order_runs.state(request.order_id) not in ("RUNNING",):
                 return False
             raise error
+
+    @activity.defn
+    async def withdraw_child(self, request: CancelChildRequest) -> None:
+        """An order stored while its strategy's cancel came: never started, it ends
+        CANCELLED and what it reserved goes back (once per order: its event key)."""
+        await self._records.transition(
+            TransitionRequest.of(
+                request.order_id,
+                "cancelled",
+                OrderStatus.CANCELLED,
+                Ended("its strategy was cancelled while the order was placed"),
+            )
+        )
 
     @activity.defn
     async def create_schedule(self, request: ScheduleRequest) -> None:

@@ -107,6 +107,7 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
             build_strategies(settings, sessions, client, redis, quotes),
             order_runs,
             StrategyRuns(client),
+            records,
         )
         watcher = MarketWatcher(market.pools, market.clock, sessions, signal_trigger(client))
         trader = BackgroundTrader(
@@ -166,6 +167,7 @@ def build_workers(
                 strategies.place_child,
                 strategies.record_strategy,
                 strategies.cancel_child,
+                strategies.withdraw_child,
                 strategies.create_schedule,
                 strategies.pause_schedule,
                 strategies.resume_schedule,

@@ -68,6 +68,9 @@ RETRY = RetryPolicy(
 CHILD_TASK_TIMEOUT = timedelta(seconds=4)
 # A long DCA keeps its history short: it continues as new after this many rounds.
 ROUNDS_PER_RUN = 500
+# A cancel answered while a placement was in flight: the order that placement stored is
+# withdrawn (CANCELLED, never started) instead of started after the 202.
+WITHDRAW_PLACED_AFTER_CANCEL = "withdraw-placed-after-cancel"
 
 
 async def _record(
@@ -273,6 +276,8 @@ class StrategyWorkflow:
                 limit_price=strategy.limit_price,
             )
             placed = await _place(strategy, spec)
+            if await self._withdrawn_after_cancel(placed):
+                return StrategyStatus.CANCELLED
             carried = 0
             data: dict[str, object] = {"slice": n + 1, "of": strategy.slices, "amount": spec.amount}
             match placed.outcome:
@@ -335,6 +340,11 @@ class StrategyWorkflow:
         )
         for spec in (take, stop):
             placed = await _place(strategy, spec)
+            if await self._withdrawn_after_cancel(placed):
+                for order_id in legs:
+                    await self._cancel_child(order_id)
+                await asyncio.gather(*(_outcome(h) for h in legs.values()))
+                return StrategyStatus.CANCELLED
             if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
                 await _record(
                     strategy.strategy_id,
@@ -381,6 +391,30 @@ class StrategyWorkflow:
         if fired is None:
             return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
         return StrategyStatus.COMPLETED if outcomes[fired] is OrderStatus.CONFIRMED else StrategyStatus.FAILED
+
+    async def _withdrawn_after_cancel(self, placed: PlacedChild) -> bool:
+        """Whether the cancel came while this placement was in flight: its order, stored
+        meanwhile, is then withdrawn, never started (no order starts after a 202)."""
+        if not (
+            self._cancelled
+            and placed.outcome is PlacementOutcome.PLACED
+            and placed.order_id is not None
+            and workflow.patched(WITHDRAW_PLACED_AFTER_CANCEL)
+        ):
+            return False
+        await workflow.execute_activity_method(
+            StrategyActivities.withdraw_child,
+            CancelChildRequest(placed.order_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        await _record(
+            self._strategy.strategy_id,
+            f"withdrawn:{placed.order_id}",
+            "order_withdrawn",
+            data={"order_id": placed.order_id, "reason": "the strategy was cancelled while it was placed"},
+        )
+        return True
 
     async def _cancel_child(self, order_id: str) -> None:
         await workflow.execute_activity_method(
