@@ -21,10 +21,10 @@ from core.domain import OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
 from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
 from core.formatting import format_price
-from core.ids import is_strategy_id, new_strategy_id
+from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
 from orders.quotes import QuoteService
-from orders.schemas import OrderCreate
+from orders.schemas import OrderCreate, OrderPage, OrderView
 from orders.validation import ValidOrder
 from storage.models import Strategy, StrategyEvent, utcnow
 from strategies import repository
@@ -32,6 +32,7 @@ from strategies.errors import StrategyFinished, StrategyNotFound, StrategyStateC
 from strategies.events import StrategyEventsPublisher
 from strategies.runs import StrategyRuns
 from strategies.schemas import (
+    CHILD_ORDERS_SHOWN,
     MAX_SLICES,
     StrategyAccepted,
     StrategyActionAnswer,
@@ -40,6 +41,7 @@ from strategies.schemas import (
     StrategyEventView,
     StrategyPage,
     StrategyView,
+    counts_of,
     progress_of,
 )
 
@@ -137,9 +139,22 @@ class StrategyService:
         """The strategy as it stands and the seq of its last event, from one read."""
         async with self._sessions() as session:
             strategy = await self._visible(session, principal, strategy_id)
-            children = (await repository.children(session, [strategy.id]))[strategy.id]
-        view = StrategyView.of(strategy, progress_of(strategy, children), [c.order_id for c in children])
+            (view,) = await _views(session, [strategy])
         return view, strategy.last_seq
+
+    async def orders(
+        self, principal: Principal, strategy_id: str, *, cursor: str | None, limit: int
+    ) -> OrderPage:
+        """Every order the strategy placed, newest first, a page at a time (as GET /orders)."""
+        if cursor is not None and not is_order_id(cursor):
+            raise InvalidInput("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
+        async with self._sessions() as session:
+            await self._visible(session, principal, strategy_id)
+            page = await repository.children_page(session, strategy_id, cursor, limit + 1)
+        items = page[:limit]
+        return OrderPage(
+            items=[OrderView.of(o) for o in items], next_cursor=items[-1].id if len(page) > limit else None
+        )
 
     async def page(
         self,
@@ -162,14 +177,8 @@ class StrategyService:
                 session, owner=owner, status=status, before_id=cursor, limit=limit + 1
             )
             items = page[:limit]
-            children = await repository.children(session, [s.id for s in items])
-        return StrategyPage(
-            items=[
-                StrategyView.of(s, progress_of(s, children[s.id]), [c.order_id for c in children[s.id]])
-                for s in items
-            ],
-            next_cursor=items[-1].id if len(page) > limit else None,
-        )
+            views = await _views(session, items)
+        return StrategyPage(items=views, next_cursor=items[-1].id if len(page) > limit else None)
 
     async def events(
         self, principal: Principal, strategy_id: str, after_seq: int = 0, limit: int = 500
@@ -443,6 +452,18 @@ class StrategyService:
             trailing_bps=body.trailing_bps,
             expires_in_s=expires_in_s,
         )
+
+
+async def _views(session: AsyncSession, strategies: list[Strategy]) -> list[StrategyView]:
+    """Each strategy with its progress and order counts (summed in PostgreSQL) and its
+    newest orders: bounded however many orders it has placed."""
+    ids = [s.id for s in strategies]
+    totals = await repository.child_totals(session, ids)
+    newest = await repository.newest_children(session, ids, CHILD_ORDERS_SHOWN)
+    return [
+        StrategyView.of(s, progress_of(s, totals[s.id]), newest[s.id], counts_of(totals[s.id]))
+        for s in strategies
+    ]
 
 
 def _plain(price: Decimal) -> str:

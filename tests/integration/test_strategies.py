@@ -11,13 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 from temporalio.client import Client, ScheduleDescription
 from temporalio.service import RPCError
 
 from contracts.strategies import dca_schedule_id
+from core.domain import OrderStatus
 from devstack import InfraUrls
+from storage.database import create_engine, create_sessionmaker
+from storage.models import Order, utcnow
+from strategies.schemas import CHILD_ORDERS_SHOWN
 from tests.http import is_problem
 from tests.keys import auth, create_test_key
+from tests.rows import insert_order
 from tests.streams import read_stream
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -371,3 +378,57 @@ async def test_the_reconciler_ends_a_strategy_whose_workflow_is_gone(
     assert done["status"] == "FAILED" and len(done["orders"]) == 1
     events = (await trader.get(f"/strategies/{strategy_id}/events")).json()["items"]
     assert events[-1]["data"]["reason"] == "workflow terminated"
+
+
+async def test_a_strategy_with_more_orders_than_a_page_shows_the_newest_and_counts_them_all(
+    trader: httpx.AsyncClient, api_url: str, settings: Any
+) -> None:
+    # Every slice skipped: the strategy ends with no orders of its own.
+    strategy_id = await start(
+        trader, type="twap", amount="0.2", slices=2, interval_s=1, limit_price="1000000"
+    )
+    await wait_status(trader, strategy_id, "COMPLETED")
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        sessions = create_sessionmaker(engine)
+        children = [
+            await insert_order(
+                sessions,
+                owner="strategist",
+                amount="0.001",
+                amount_out=Decimal("0.1"),
+                parent_id=strategy_id,
+                accepted_at=utcnow(),  # the reconciler leaves them alone
+            )
+            for _ in range(CHILD_ORDERS_SHOWN + 50)
+        ]
+        async with sessions() as session, session.begin():
+            await session.execute(
+                update(Order).where(col(Order.parent_id) == strategy_id).values(status=OrderStatus.CONFIRMED)
+            )
+    finally:
+        await engine.dispose()
+    ids = sorted(o.id for o in children)
+    strategy = (await trader.get(f"/strategies/{strategy_id}")).json()
+    assert strategy["orders"] == ids[-CHILD_ORDERS_SHOWN:]  # the newest, oldest first
+    assert strategy["order_counts"] == {"total": len(ids), "by_status": {"CONFIRMED": len(ids)}}
+    progress = strategy["progress"]  # still summed over every order
+    assert progress["orders_placed"] == len(ids) and Decimal(progress["amount_in_filled"]) == Decimal("0.15")
+    # Every order, a page at a time, newest first, each once.
+    listed: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 40, **({"cursor": cursor} if cursor else {})}
+        page = (await trader.get(f"/strategies/{strategy_id}/orders", params=params)).json()
+        listed += [o["order_id"] for o in page["items"]]
+        assert all(o["parent_id"] == strategy_id for o in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert listed == ids[::-1]
+    bad = await trader.get(f"/strategies/{strategy_id}/orders", params={"cursor": "nope"})
+    assert is_problem(bad, 422, "invalid_cursor")
+    token = trader.headers["Authorization"].removeprefix("Bearer ")
+    stream = await read_stream(api_url, f"strategyId={strategy_id}", key=token, path="/ws/strategies")
+    snapshot = stream.frames[0]["strategy"]
+    assert snapshot["orders"] == ids[-CHILD_ORDERS_SHOWN:] and snapshot["order_counts"]["total"] == len(ids)
