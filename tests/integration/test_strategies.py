@@ -5,8 +5,11 @@ one leg, and bad input is refused with nothing stored."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,14 +19,16 @@ from sqlmodel import col
 from temporalio.client import Client, ScheduleDescription
 from temporalio.service import RPCError
 
+from accounts.keys import key_id
 from contracts.strategies import dca_schedule_id
 from core.domain import OrderStatus
 from devstack import InfraUrls
+from devstack.engine import ROOT
 from storage.database import create_engine, create_sessionmaker
 from storage.models import Order, utcnow
 from strategies.schemas import CHILD_ORDERS_SHOWN
 from tests.http import is_problem
-from tests.keys import auth, create_test_key
+from tests.keys import KEY_SECRET_ENV, auth, create_test_key
 from tests.rows import insert_order
 from tests.streams import read_stream
 
@@ -432,3 +437,50 @@ async def test_a_strategy_with_more_orders_than_a_page_shows_the_newest_and_coun
     stream = await read_stream(api_url, f"strategyId={strategy_id}", key=token, path="/ws/strategies")
     snapshot = stream.frames[0]["strategy"]
     assert snapshot["orders"] == ids[-CHILD_ORDERS_SHOWN:] and snapshot["order_counts"]["total"] == len(ids)
+
+
+async def test_revoking_a_key_with_cancel_open_cancels_its_owners_strategies_and_waiting_orders(
+    api_url: str, infra: InfraUrls, operator: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    key = await create_test_key(infra.database_url, "departing")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(key)) as client:
+        dca = await start(client, type="dca", amount_per_order="0.01", every="1h")
+        twap = await start(client, type="twap", amount="0.2", slices=2, interval_s=3600)
+        await first_orders(client, twap)
+        waiting = await client.post(
+            "/orders",
+            json={
+                "type": "limit",
+                "token_in": "SOL",
+                "token_out": "USDC",
+                "amount": "0.01",
+                "limit_price": "1000000",
+            },
+        )
+        assert waiting.status_code == 202, waiting.text
+        order_id = waiting.json()["order_id"]
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        "keys",
+        "revoke",
+        key_id(key),
+        "--cancel-open",
+        cwd=ROOT,
+        env={**os.environ, **infra.as_env(), **KEY_SECRET_ENV, "ORDER_ENGINE_DATA_DIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await cli.communicate()
+    assert cli.returncode == 0, err.decode()
+    assert "departing: 2 strategies cancelled" in out.decode(), out.decode()
+    for strategy_id in (dca, twap):
+        assert (await wait_status(operator, strategy_id, "CANCELLED", "FAILED"))["status"] == "CANCELLED"
+    order = (await operator.get(f"/orders/{order_id}")).json()
+    for _ in range(100):
+        if order["status"] != "WAITING":
+            break
+        await asyncio.sleep(0.1)
+        order = (await operator.get(f"/orders/{order_id}")).json()
+    assert order["status"] == "CANCELLED"
