@@ -149,6 +149,16 @@ async def newest_children(session: AsyncSession, strategy_ids: list[str], limit:
     return found
 
 
+async def waiting_children(session: AsyncSession, strategy_id: str) -> list[str]:
+    """The strategy's orders still WAITING (a bracket's legs)."""
+    result = await session.execute(
+        select(col(Order.id)).where(
+            col(Order.parent_id) == strategy_id, col(Order.status) == OrderStatus.WAITING
+        )
+    )
+    return [str(order_id) for order_id in result.scalars()]
+
+
 async def children_page(
     session: AsyncSession, strategy_id: str, before_id: str | None, limit: int
 ) -> list[Order]:

@@ -24,6 +24,7 @@ from core.formatting import format_price
 from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
 from orders.quotes import QuoteService
+from orders.runs import OrderRuns
 from orders.schemas import OrderCreate, OrderPage, OrderView
 from orders.validation import ValidOrder
 from storage.models import Strategy, StrategyEvent, utcnow
@@ -87,9 +88,10 @@ class StrategyService:
         quotes: QuoteService,
         events: StrategyEventsPublisher,
         limits: StrategyLimits,
+        order_runs: OrderRuns,
     ) -> None:
         self._sessions, self._runs, self._quotes = sessions, runs, quotes
-        self._events, self._limits = events, limits
+        self._events, self._limits, self._order_runs = events, limits, order_runs
 
     async def create(self, principal: Principal, body: StrategyCreate) -> StrategyAccepted:
         strategy_input = await self._validate(principal.owner, body)
@@ -214,7 +216,11 @@ class StrategyService:
                 # Nothing will ever answer: the strategy ends here (its Schedule with it),
                 # cancelled when that is what was asked, failed otherwise.
                 ended = StrategyStatus.CANCELLED if action == "cancel" else StrategyStatus.FAILED
-                await self.end_orphan(strategy, ended, gone)
+                if not await self.end_orphan(strategy, ended, gone):  # a round or the reconciler did
+                    async with self._sessions() as session:
+                        now = await repository.get(session, strategy_id)
+                    ended = now.status if now is not None else ended
+                    raise StrategyFinished(f"{strategy_id} ended {ended}: its {gone}") from error
                 if action == "cancel":
                     return StrategyActionAnswer(strategy_id=strategy_id, action=action, status=ended)
                 raise StrategyFinished(
@@ -280,6 +286,15 @@ class StrategyService:
             return False
         log.warning("strategy %s ended %s: its %s", strategy.id, status, reason)
         await self._publish(recorded.event)
+        # A bracket's legs wait for a signal only its workflow would send: cancelled, they
+        # give back what they reserve instead of holding it until they expire.
+        async with self._sessions() as session:
+            waiting = await repository.waiting_children(session, strategy.id)
+        for order_id in waiting:
+            try:
+                await self._order_runs.cancel(order_id)
+            except Exception as error:
+                log.warning("could not cancel %s of ended strategy %s: %s", order_id, strategy.id, error)
         return True
 
     async def reconcile(self, after_id: str = "") -> tuple[int, str]:
@@ -513,4 +528,5 @@ def build_strategies(
         quotes,
         StrategyEventsPublisher(redis),
         StrategyLimits(settings.max_running_strategies_per_owner),
+        OrderRuns(temporal),
     )

@@ -358,7 +358,7 @@ async def test_cancelling_a_strategy_whose_workflow_is_gone_ends_it_and_frees_th
         started = [await start(client, **body) for _ in range(cap)]
         assert is_problem(await client.post("/strategies", json=body), 429, "too_many_strategies")
         gone = started[0]
-        await schedule_of(temporal, gone)
+        await first_orders(client, gone)  # its first round is over; the next is an hour away
         await temporal.get_workflow_handle(gone).terminate(reason="operator terminated it")
         cancelled = await client.post(f"/strategies/{gone}/cancel")
         assert cancelled.status_code == 202, cancelled.text
@@ -484,3 +484,33 @@ async def test_revoking_a_key_with_cancel_open_cancels_its_owners_strategies_and
         await asyncio.sleep(0.1)
         order = (await operator.get(f"/orders/{order_id}")).json()
     assert order["status"] == "CANCELLED"
+
+
+async def test_a_bracket_whose_workflow_is_gone_cancels_its_waiting_legs_when_it_ends(
+    trader: httpx.AsyncClient, settings: Any
+) -> None:
+    quote = (
+        await trader.post("/quotes", json={"token_in": "SOL", "token_out": "USDC", "amount": "1"})
+    ).json()
+    price = Decimal(quote["price"])
+    strategy_id = await start(
+        trader,
+        type="bracket",
+        amount="0.5",
+        take_profit_price=str((price * Decimal("1.5")).quantize(Decimal("0.01"))),
+        stop_loss_price=str((price * Decimal("0.5")).quantize(Decimal("0.01"))),
+    )
+    placed = await first_orders(trader, strategy_id, count=2)
+    for _ in range(100):  # both legs started
+        if all(o["status"] == "WAITING" for o in await orders_of(trader, placed)):
+            break
+        await asyncio.sleep(0.1)
+    await (await temporal_of(settings)).get_workflow_handle(strategy_id).terminate(reason="by hand")
+    # Nobody is left to fire either leg: they would hold their reservations for a week.
+    assert (await trader.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
+    for _ in range(100):
+        legs = await orders_of(trader, placed)
+        if all(o["status"] == "CANCELLED" for o in legs):
+            break
+        await asyncio.sleep(0.1)
+    assert [o["status"] for o in legs] == ["CANCELLED", "CANCELLED"], legs
