@@ -80,6 +80,11 @@ class StrategyActivities:
             if gone is not None:
                 await self._strategies.end_orphan(strategy, StrategyStatus.FAILED, gone)
                 return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
+            # Cancelled (answered 202) but not ended yet: its Schedule may still fire
+            # until the workflow deletes it. A workflow that cannot answer (stuck) fails
+            # this try: the round places nothing until it can.
+            if not await self._strategy_runs.accepts_orders(strategy.id):
+                return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
         try:
             body = OrderCreate(
                 type=OrderType(spec.type),

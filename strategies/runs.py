@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.strategies import (
+    ACCEPTS_ORDERS_QUERY,
     CANCEL_STRATEGY_UPDATE,
     DCA_ROUND_WORKFLOW,
     PAUSE_UPDATE,
@@ -130,6 +131,13 @@ class StrategyRuns:
                 return None
             raise
         return description.status
+
+    async def accepts_orders(self, strategy_id: str) -> bool:
+        """Whether the strategy's workflow still places orders (not cancelled, not ending)."""
+        accepts: bool = await self._temporal.get_workflow_handle(strategy_id).query(
+            ACCEPTS_ORDERS_QUERY, result_type=bool, rpc_timeout=timedelta(seconds=5)
+        )
+        return accepts
 
     async def delete_schedule(self, strategy_id: str) -> None:
         try:

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         TriggerReason,
     )
     from contracts.strategies import (
+        ACCEPTS_ORDERS_QUERY,
         CANCEL_STRATEGY_UPDATE,
         DCA_ROUND_WORKFLOW,
         ENDED,
@@ -203,6 +204,10 @@ class StrategyWorkflow:
             return False
         self._cancelled = True
         return True
+
+    @workflow.query(name=ACCEPTS_ORDERS_QUERY)
+    def accepts_orders(self) -> bool:
+        return not self._cancelled and not self._ended
 
     @workflow.signal(name=LEG_TRIGGERED_SIGNAL)
     def leg_triggered(self, leg: LegTriggered) -> None:

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, TRIGGER_SIGNAL, OrderInput, OrderOutcome, Trigger
 from contracts.strategies import (
+    ACCEPTS_ORDERS_QUERY,
     LEG_TRIGGERED_SIGNAL,
     CancelChildRequest,
     DcaRoundInput,
@@ -252,7 +253,10 @@ async def test_strategy_twap_cancelled_places_nothing_more(
     handle = await start(env.client, twap("stg-twap-cancel", slices=5))
     while not world.placed:
         await asyncio.sleep(0.01)
+    assert await handle.query(ACCEPTS_ORDERS_QUERY, result_type=bool)
     assert await handle.execute_update("cancel", result_type=bool)
+    # From the 202 on it says so (a DCA's rounds ask before they place).
+    assert not await handle.query(ACCEPTS_ORDERS_QUERY, result_type=bool)
     assert await finish(handle) is StrategyStatus.CANCELLED
     assert len(world.placed) == 1
 
