@@ -151,12 +151,15 @@ def keys_revoke(
             if not cancel_open:
                 return
             # Strategies first: a strategy still running could place another order.
-            strategies = await clients.strategies.cancel_all(CLI_OPERATOR, row.name)
+            strategies, unreachable = await clients.strategies.cancel_all(CLI_OPERATOR, row.name)
             cancelled, executing = await clients.orders.cancel_waiting(CLI_OPERATOR, row.name)
         typer.echo(
             f"{row.name}: {len(strategies)} strategies cancelled, {len(cancelled)} orders cancelled"
             f" ({len(executing)} already executing or ended: they finish)"
         )
+        if unreachable:
+            typer.echo(f"not answering now, run this again: {' '.join(unreachable)}", err=True)
+            raise typer.Exit(1)
 
     _run(main())
 

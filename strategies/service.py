@@ -264,16 +264,10 @@ class StrategyService:
             return None
         return WORKFLOW_GONE.get(status, f"workflow {status.name.lower()}")
 
-    async def end_orphan(self, strategy: Strategy | str, status: StrategyStatus, reason: str) -> bool:
+    async def end_orphan(self, strategy: Strategy, status: StrategyStatus, reason: str) -> bool:
         """End a strategy whose workflow is gone: its Schedule deleted (no round starts
         again), the row ended with the reason, which frees the owner's slot. False when
         it had ended already."""
-        if isinstance(strategy, str):
-            async with self._sessions() as session:
-                found = await repository.get(session, strategy)
-            if found is None:
-                return False
-            strategy = found
         if strategy.type is StrategyType.DCA:
             await self._runs.delete_schedule(strategy.id)
         async with self._sessions() as session, session.begin():
@@ -313,20 +307,24 @@ class StrategyService:
                 log.warning("reconciler could not check strategy %s: %s", strategy.id, error)
         return ended, batch[-1].id if len(batch) == RECONCILE_BATCH else ""
 
-    async def cancel_all(self, principal: Principal, owner: str) -> list[StrategyActionAnswer]:
+    async def cancel_all(self, principal: Principal, owner: str) -> tuple[list[str], list[str]]:
         """Cancel every running or paused strategy of `owner` (a revoked key's, at an
-        operator's word); one that ended meanwhile is left out."""
+        operator's word). Returns the ids cancelled and those whose workflow did not
+        answer (retry); one that ended meanwhile is in neither."""
         if not principal.operator and owner != principal.owner:
             raise OperatorRequired("only an operator key may cancel another owner's strategies")
         async with self._sessions() as session:
             running = await repository.running_of(session, owner)
-        answers = []
+        cancelled: list[str] = []
+        unreachable: list[str] = []
         for strategy in running:
             try:
-                answers.append(await self.act(principal, strategy.id, "cancel"))
+                cancelled.append((await self.act(principal, strategy.id, "cancel")).strategy_id)
             except (StrategyFinished, StrategyStateConflict):
                 continue
-        return answers
+            except ServiceUnavailable:
+                unreachable.append(strategy.id)
+        return cancelled, unreachable
 
     async def _visible(self, session: AsyncSession, principal: Principal, strategy_id: str) -> Strategy:
         strategy = await repository.get(session, strategy_id) if is_strategy_id(strategy_id) else None

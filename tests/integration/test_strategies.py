@@ -368,6 +368,13 @@ async def test_cancelling_a_strategy_whose_workflow_is_gone_ends_it_and_frees_th
         assert await schedule_gone(temporal, gone)
         # Its slot is free again.
         started[0] = await start(client, **body)
+        # Pause or resume cannot reach a workflow that is gone either: it ends FAILED.
+        await first_orders(client, started[1])
+        await temporal.get_workflow_handle(started[1]).terminate(reason="operator terminated it")
+        assert is_problem(await client.post(f"/strategies/{started[1]}/pause"), 409, "strategy_finished")
+        assert (await client.get(f"/strategies/{started[1]}")).json()["status"] == "FAILED"
+        assert await schedule_gone(temporal, started[1])
+        started.pop(1)
         for strategy_id in started:
             assert (await client.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
 
