@@ -348,7 +348,13 @@ class StrategyWorkflow:
             if await self._withdrawn_after_cancel(placed):
                 for order_id in legs:
                     await self._cancel_child(order_id)
-                await asyncio.gather(*(_outcome(h) for h in legs.values()))
+                for order_id, handle in legs.items():
+                    await _record(
+                        strategy.strategy_id,
+                        f"order_ended:{order_id}",
+                        "order_ended",
+                        data={"order_id": order_id, "order_status": str(await _outcome(handle))},
+                    )
                 return StrategyStatus.CANCELLED
             if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
                 await _record(

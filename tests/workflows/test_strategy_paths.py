@@ -297,6 +297,8 @@ async def test_strategy_bracket_cancelled_while_a_leg_is_placed_starts_no_leg(
     assert await env.client.get_workflow_handle(take, result_type=OrderOutcome).result() == OrderOutcome(
         take, OrderStatus.CANCELLED
     )
+    ended = [r.data for r in world.records if r.event == "order_ended"]
+    assert ended == [{"order_id": take, "order_status": "CANCELLED"}]
 
 
 async def test_strategy_bracket_fires_one_leg_when_both_trigger_at_once(
