@@ -19,7 +19,7 @@ from accounts.keys import Principal
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
 from core.domain import OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
-from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
+from core.errors import DomainError, InvalidInput, OperatorRequired, ServiceUnavailable
 from core.formatting import format_price
 from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
@@ -211,21 +211,14 @@ class StrategyService:
                 now = await repository.get(session, strategy_id)
             if now is not None and now.status.is_terminal:  # it closed meanwhile
                 raise StrategyFinished(f"{strategy_id} ended {now.status}; nothing to {action}") from error
-            gone = await self.workflow_gone(strategy)
-            if gone is not None:
-                # Nothing will ever answer: the strategy ends here (its Schedule with it),
-                # cancelled when that is what was asked, failed otherwise.
-                ended = StrategyStatus.CANCELLED if action == "cancel" else StrategyStatus.FAILED
-                if not await self.end_orphan(strategy, ended, gone):  # a round or the reconciler did
-                    async with self._sessions() as session:
-                        now = await repository.get(session, strategy_id)
-                    ended = now.status if now is not None else ended
-                    raise StrategyFinished(f"{strategy_id} ended {ended}: its {gone}") from error
-                if action == "cancel":
-                    return StrategyActionAnswer(strategy_id=strategy_id, action=action, status=ended)
-                raise StrategyFinished(
-                    f"{strategy_id} ended {ended}: its {gone}; nothing to {action}"
-                ) from error
+            try:
+                gone = await self.workflow_gone(strategy)
+                if gone is not None:
+                    return await self._act_on_orphan(strategy, action, gone)
+            except DomainError:
+                raise
+            except Exception as unreachable:  # Temporal or PostgreSQL: the client retries
+                log.warning("could not settle %s whose %s failed: %s", strategy_id, action, unreachable)
             log.warning("%s of %s did not get through: %s", action, strategy_id, error)
             raise ServiceUnavailable(f"could not {action} {strategy_id} now; retry") from error
         if not accepted:
@@ -238,6 +231,18 @@ class StrategyService:
         return StrategyActionAnswer(
             strategy_id=strategy_id, action=action, status=now.status if now else strategy.status
         )
+
+    async def _act_on_orphan(self, strategy: Strategy, action: str, gone: str) -> StrategyActionAnswer:
+        """Nothing will ever answer: the strategy ends here (its Schedule with it),
+        cancelled when that is what was asked, failed otherwise (409)."""
+        ended = StrategyStatus.CANCELLED if action == "cancel" else StrategyStatus.FAILED
+        if not await self.end_orphan(strategy, ended, gone):  # a round or the reconciler did
+            async with self._sessions() as session:
+                now = await repository.get(session, strategy.id)
+            raise StrategyFinished(f"{strategy.id} ended {now.status if now else ended}: its {gone}")
+        if action != "cancel":
+            raise StrategyFinished(f"{strategy.id} ended {ended}: its {gone}; nothing to {action}")
+        return StrategyActionAnswer(strategy_id=strategy.id, action=action, status=ended)
 
     async def record(self, change: StrategyRecord) -> None:
         """What a strategy workflow reports: stored once, then published."""
