@@ -286,8 +286,11 @@ def strategies_cancel(strategy_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            await clients.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
-        typer.echo(f"{strategy_id}: cancel asked; it ends once its executing order does")
+            answer = await clients.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
+        if answer.status.is_terminal:  # its workflow was gone: ended here
+            typer.echo(f"{strategy_id}: {answer.status} (its workflow was gone; its Schedule is deleted)")
+        else:
+            typer.echo(f"{strategy_id}: cancel asked; it ends once its executing order does")
 
     _run(main())
 
