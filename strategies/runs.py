@@ -80,12 +80,14 @@ class StrategyRuns:
                         priority=owner_priority(strategy.owner),
                     ),
                     # Intervals are aligned to the Unix epoch: the offset makes the first
-                    # round come about a second from now, not at the next aligned time.
+                    # round come a second or two from now, not at the next aligned time
+                    # (one second ahead could be a few milliseconds ahead: a time this
+                    # request reaches the server after, and the first round an hour late).
                     spec=ScheduleSpec(
                         intervals=[
                             ScheduleIntervalSpec(
                                 every=timedelta(seconds=strategy.every_s),
-                                offset=timedelta(seconds=(int(time.time()) + 1) % strategy.every_s),
+                                offset=timedelta(seconds=(int(time.time()) + 2) % strategy.every_s),
                             )
                         ]
                     ),
