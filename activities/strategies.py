@@ -12,8 +12,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from accounts.keys import Principal
-from activities.records import OrderRecords
-from contracts.orders import Ended, TransitionRequest
 from contracts.strategies import (
     ENDED,
     CancelChildRequest,
@@ -23,7 +21,7 @@ from contracts.strategies import (
     ScheduleRequest,
     StrategyRecord,
 )
-from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
+from core.domain import OrderType, StrategyStatus, StrategyType
 from core.errors import DomainError, ServiceUnavailable
 from core.formatting import format_decimal, format_price
 from market.tokens import find_token
@@ -50,11 +48,9 @@ class StrategyActivities:
         strategies: StrategyService,
         order_runs: OrderRuns,
         strategy_runs: StrategyRuns,
-        records: OrderRecords,
     ) -> None:
         self._sessions, self._placement, self._quotes = sessions, placement, quotes
         self._strategies, self._order_runs, self._strategy_runs = strategies, order_runs, strategy_runs
-        self._records = records
 
     @activity.defn
     async def place_child(self, request: PlaceChildRequest) -> PlacedChild:
@@ -142,13 +138,8 @@ class StrategyActivities:
     async def withdraw_child(self, request: CancelChildRequest) -> None:
         """An order stored while its strategy's cancel came: never started, it ends
         CANCELLED and what it reserved goes back (once per order: its event key)."""
-        await self._records.transition(
-            TransitionRequest.of(
-                request.order_id,
-                "cancelled",
-                OrderStatus.CANCELLED,
-                Ended("its strategy was cancelled while the order was placed"),
-            )
+        await self._strategies.withdraw_child(
+            request.order_id, "its strategy was cancelled while the order was placed"
         )
 
     @activity.defn

@@ -107,7 +107,6 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
             build_strategies(settings, sessions, client, redis, quotes),
             order_runs,
             StrategyRuns(client),
-            records,
         )
         watcher = MarketWatcher(market.pools, market.clock, sessions, signal_trigger(client))
         trader = BackgroundTrader(

@@ -149,14 +149,15 @@ async def newest_children(session: AsyncSession, strategy_ids: list[str], limit:
     return found
 
 
-async def waiting_children(session: AsyncSession, strategy_id: str) -> list[str]:
-    """The strategy's orders still WAITING (a bracket's legs)."""
+async def open_children(session: AsyncSession, strategy_id: str) -> list[tuple[str, OrderStatus]]:
+    """The strategy's orders not yet executing (PENDING or WAITING), with their status."""
     result = await session.execute(
-        select(col(Order.id)).where(
-            col(Order.parent_id) == strategy_id, col(Order.status) == OrderStatus.WAITING
+        select(col(Order.id), col(Order.status)).where(
+            col(Order.parent_id) == strategy_id,
+            col(Order.status).in_((OrderStatus.PENDING, OrderStatus.WAITING)),
         )
     )
-    return [str(order_id) for order_id in result.scalars()]
+    return [(str(order_id), OrderStatus(status)) for order_id, status in result]
 
 
 async def children_page(

@@ -16,16 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from accounts.keys import Principal
+from contracts.orders import Ended, TransitionRequest
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
-from core.domain import OrderType, StrategyStatus, StrategyType
+from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
 from core.errors import DomainError, InvalidInput, OperatorRequired, ServiceUnavailable
 from core.formatting import format_price
 from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
+from market.storage import WalletStore
+from orders import repository as orders_repository
+from orders.events import OrderEvents
 from orders.quotes import QuoteService
-from orders.runs import OrderRuns
-from orders.schemas import OrderCreate, OrderPage, OrderView
+from orders.runs import MISSING, OrderRuns
+from orders.schemas import EventView, OrderCreate, OrderPage, OrderView
+from orders.transitions import describe
 from orders.validation import ValidOrder
 from storage.models import Strategy, StrategyEvent, utcnow
 from strategies import repository
@@ -89,9 +94,11 @@ class StrategyService:
         events: StrategyEventsPublisher,
         limits: StrategyLimits,
         order_runs: OrderRuns,
+        order_events: OrderEvents,
     ) -> None:
         self._sessions, self._runs, self._quotes = sessions, runs, quotes
-        self._events, self._limits, self._order_runs = events, limits, order_runs
+        self._events, self._limits = events, limits
+        self._order_runs, self._order_events = order_runs, order_events
 
     async def create(self, principal: Principal, body: StrategyCreate) -> StrategyAccepted:
         strategy_input = await self._validate(principal.owner, body)
@@ -285,16 +292,44 @@ class StrategyService:
             return False
         log.warning("strategy %s ended %s: its %s", strategy.id, status, reason)
         await self._publish(recorded.event)
-        # A bracket's legs wait for a signal only its workflow would send: cancelled, they
-        # give back what they reserve instead of holding it until they expire.
-        async with self._sessions() as session:
-            waiting = await repository.waiting_children(session, strategy.id)
-        for order_id in waiting:
-            try:
-                await self._order_runs.cancel(order_id)
-            except Exception as error:
-                log.warning("could not cancel %s of ended strategy %s: %s", order_id, strategy.id, error)
+        await self._settle_children(strategy, reason)
         return True
+
+    async def _settle_children(self, strategy: Strategy, reason: str) -> None:
+        """A bracket's legs wait for a signal only its workflow would send: cancelled,
+        they give back what they reserve instead of holding it until they expire. A
+        TWAP's or bracket's order placed but never started (the workflow ended between
+        the two) is withdrawn. A DCA's orders are started by its rounds, which run on."""
+        async with self._sessions() as session:
+            children = await repository.open_children(session, strategy.id)
+        for order_id, status in children:
+            try:
+                if status is OrderStatus.WAITING:
+                    await self._order_runs.cancel(order_id)
+                elif (
+                    strategy.type is not StrategyType.DCA
+                    and await self._order_runs.state(order_id) == MISSING
+                ):
+                    await self.withdraw_child(order_id, f"its strategy's {reason} before it started")
+            except Exception as error:
+                log.warning("could not end %s of ended strategy %s: %s", order_id, strategy.id, error)
+
+    async def withdraw_child(self, order_id: str, reason: str) -> None:
+        """A child order that will never be started: CANCELLED, and what it reserved goes
+        back (once per order: its event key)."""
+        change = describe(TransitionRequest.of(order_id, "cancelled", OrderStatus.CANCELLED, Ended(reason)))
+        async with self._sessions() as session:
+            recorded = await orders_repository.record_transition(
+                session, order_id, "cancelled", change.status, change.patch, change.data
+            )
+        if recorded is None:
+            return
+        async with self._sessions() as session, session.begin():
+            await WalletStore.release_in(session, order_id)
+        try:
+            await self._order_events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
+        except Exception as error:  # PostgreSQL has it: streams catch up from there
+            log.warning("could not publish the withdrawal of %s: %s", order_id, error)
 
     async def reconcile(self, after_id: str = "") -> tuple[int, str]:
         """One batch of running strategies after `after_id` (by id): each whose workflow
@@ -532,4 +567,5 @@ def build_strategies(
         StrategyEventsPublisher(redis),
         StrategyLimits(settings.max_running_strategies_per_owner),
         OrderRuns(temporal),
+        OrderEvents(redis),
     )

@@ -21,11 +21,11 @@ from temporalio.service import RPCError
 
 from accounts.keys import key_id
 from contracts.strategies import dca_schedule_id
-from core.domain import OrderStatus
+from core.domain import OrderStatus, ReservationState
 from devstack import InfraUrls
 from devstack.engine import ROOT
 from storage.database import create_engine, create_sessionmaker
-from storage.models import Order, utcnow
+from storage.models import Order, Reservation, utcnow
 from strategies.schemas import CHILD_ORDERS_SHOWN
 from tests.http import is_problem
 from tests.keys import KEY_SECRET_ENV, auth, create_test_key
@@ -532,3 +532,26 @@ async def test_a_bracket_whose_workflow_is_gone_cancels_its_waiting_legs_when_it
             break
         await asyncio.sleep(0.1)
     assert [o["status"] for o in legs] == ["CANCELLED", "CANCELLED"], legs
+
+
+async def test_an_order_a_gone_strategy_placed_but_never_started_is_withdrawn(
+    trader: httpx.AsyncClient, settings: Any
+) -> None:
+    strategy_id = await start(trader, type="twap", amount="0.2", slices=2, interval_s=3600)
+    await first_orders(trader, strategy_id)
+    await (await temporal_of(settings)).get_workflow_handle(strategy_id).terminate(reason="by hand")
+    # As the workflow leaves an order it had placed but not started when it was ended.
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        sessions = create_sessionmaker(engine)
+        unstarted = await insert_order(
+            sessions, owner="strategist", amount="0.1", parent_id=strategy_id, accepted_at=utcnow()
+        )
+        assert (await trader.post(f"/strategies/{strategy_id}/cancel")).status_code == 202
+        order = (await trader.get(f"/orders/{unstarted.id}")).json()
+        assert order["status"] == "CANCELLED"
+        async with sessions() as session:
+            reservation = await session.get(Reservation, unstarted.id)
+        assert reservation is not None and reservation.state is ReservationState.RELEASED
+    finally:
+        await engine.dispose()
