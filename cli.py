@@ -131,14 +131,35 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="the key's id (oe_ + 8 characters) or the key")],
+    cancel_open: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-open",
+            help="also cancel its owner's running strategies, then its orders not yet executing",
+        ),
+    ] = False,
 ) -> None:
-    """Revoke a key: refused by every API process within seconds."""
+    """Revoke a key: refused by every API process within seconds. What its owner has
+    running goes on unless --cancel-open (strategies and orders belong to the owner)."""
+    from accounts.keys import CLI_OPERATOR
     from accounts.keys import key_id as public_id
 
     async def main() -> None:
-        async with _clients(temporal=False) as clients:
+        async with _clients(temporal=cancel_open) as clients:
             row = await clients.keys.revoke(public_id(key_id))
-        typer.echo(f"{row.id} ({row.name}) revoked")
+            typer.echo(f"{row.id} ({row.name}) revoked")
+            if not cancel_open:
+                return
+            # Strategies first: a strategy still running could place another order.
+            strategies, unreachable = await clients.strategies.cancel_all(CLI_OPERATOR, row.name)
+            cancelled, executing = await clients.orders.cancel_waiting(CLI_OPERATOR, row.name)
+        typer.echo(
+            f"{row.name}: {len(strategies)} strategies cancelled, {len(cancelled)} orders cancelled"
+            f" ({len(executing)} already executing or ended: they finish)"
+        )
+        if unreachable:
+            typer.echo(f"not answering now, run this again: {' '.join(unreachable)}", err=True)
+            raise typer.Exit(1)
 
     _run(main())
 
@@ -265,8 +286,11 @@ def strategies_cancel(strategy_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            await clients.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
-        typer.echo(f"{strategy_id}: cancel asked; it ends once its executing order does")
+            answer = await clients.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
+        if answer.status.is_terminal:  # its workflow was gone: ended here
+            typer.echo(f"{strategy_id}: {answer.status} (its workflow was gone; its Schedule is deleted)")
+        else:
+            typer.echo(f"{strategy_id}: cancel asked; it ends once its executing order does")
 
     _run(main())
 

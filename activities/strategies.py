@@ -21,7 +21,7 @@ from contracts.strategies import (
     ScheduleRequest,
     StrategyRecord,
 )
-from core.domain import OrderType
+from core.domain import OrderType, StrategyStatus, StrategyType
 from core.errors import DomainError, ServiceUnavailable
 from core.formatting import format_decimal, format_price
 from market.tokens import find_token
@@ -68,6 +68,19 @@ class StrategyActivities:
             return _placed(existing, request.strategy_id)
         if strategy is None or strategy.status.is_terminal:
             return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
+        if strategy.type is StrategyType.DCA:
+            # A round is started by the Schedule, not by the strategy's workflow: a
+            # workflow terminated or failed would leave the Schedule firing for ever.
+            # Such a round places nothing and ends the strategy (its Schedule with it).
+            gone = await self._strategies.workflow_gone(strategy)
+            if gone is not None:
+                await self._strategies.end_orphan(strategy, StrategyStatus.FAILED, gone)
+                return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
+            # Cancelled (answered 202) but not ended yet: its Schedule may still fire
+            # until the workflow deletes it. A workflow that cannot answer (stuck) fails
+            # this try: the round places nothing until it can.
+            if not await self._strategy_runs.accepts_orders(strategy.id):
+                return PlacedChild(PlacementOutcome.REFUSED, reason=ENDED)
         try:
             body = OrderCreate(
                 type=OrderType(spec.type),
@@ -120,6 +133,14 @@ class StrategyActivities:
             if await self._order_runs.state(request.order_id) not in ("RUNNING",):
                 return False
             raise error
+
+    @activity.defn
+    async def withdraw_child(self, request: CancelChildRequest) -> None:
+        """An order stored while its strategy's cancel came: never started, it ends
+        CANCELLED and what it reserved goes back (once per order: its event key)."""
+        await self._strategies.withdraw_child(
+            request.order_id, "its strategy was cancelled while the order was placed"
+        )
 
     @activity.defn
     async def create_schedule(self, request: ScheduleRequest) -> None:

@@ -38,6 +38,7 @@ from orders.service import OrderService
 from storage.database import create_engine, create_sessionmaker, when_reachable
 from storage.events import EventHub
 from storage.redis import RedisBreaker, connect_redis
+from strategies.reconciler import run_strategy_reconciler
 from strategies.service import build_strategies
 
 access_log = structlog.get_logger("api.access")
@@ -72,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         planning = ThreadPoolExecutor(settings.route_planning_threads, thread_name_prefix="route-planning")
         quotes = build_quotes(settings, sessions, market_, redis, breaker, planning)
         quote_purge = asyncio.create_task(quotes.run_purge(), name="quote-purge")
+        strategies_ = build_strategies(settings, sessions, temporal, redis, quotes)
+        strategy_reconciler = asyncio.create_task(
+            run_strategy_reconciler(strategies_), name="strategy-reconciler"
+        )
         try:
             yield {
                 "settings": settings,
@@ -84,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "revocations": revocations,
                 "orders": OrderService(sessions, runs),
                 "placement": build_placement(settings, sessions, runs, redis, market_, quotes, breaker),
-                "strategies": build_strategies(settings, sessions, temporal, redis, quotes),
+                "strategies": strategies_,
                 "quotes": quotes,
                 "websocket_slots": WebSocketSlots(settings.websockets_per_key),
                 "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         finally:
             reconciler.cancel()
+            strategy_reconciler.cancel()
             revocation_watch.cancel()
             quote_purge.cancel()
             planning.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ from accounts.keys import NAME_PATTERN
 from api.auth import KeyDep
 from api.deps import StrategiesDep
 from core.domain import StrategyStatus
+from orders.schemas import OrderPage
 from strategies.schemas import (
     StrategyAccepted,
     StrategyActionAnswer,
@@ -59,8 +60,21 @@ async def list_strategies(
 
 @router.get("/strategies/{strategy_id}", response_model=StrategyView)
 async def get_strategy(strategy_id: str, strategies: StrategiesDep, principal: KeyDep) -> StrategyView:
-    """The strategy, its progress and its orders."""
+    """The strategy, its progress, its order counts and its newest 100 orders."""
     return await strategies.get(principal, strategy_id)
+
+
+@router.get("/strategies/{strategy_id}/orders", response_model=OrderPage)
+async def strategy_orders(
+    strategy_id: str,
+    strategies: StrategiesDep,
+    principal: KeyDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> OrderPage:
+    """Every order the strategy placed, newest first (as `GET /orders`): pass
+    `next_cursor` back as `cursor` for the next page."""
+    return await strategies.orders(principal, strategy_id, cursor=cursor, limit=limit)
 
 
 @router.get("/strategies/{strategy_id}/events", response_model=StrategyEvents)

@@ -22,6 +22,9 @@ CANCEL_STRATEGY_UPDATE = "cancel"
 LEG_TRIGGERED_SIGNAL = "leg_triggered"
 # A DCA round (a scheduled workflow) finished its order.
 ROUND_FINISHED_SIGNAL = "round_finished"
+# Whether the strategy still places orders (False once cancelled or ending): a DCA round
+# asks before it places, since its Schedule may fire after a cancel's 202.
+ACCEPTS_ORDERS_QUERY = "accepts_orders"
 
 
 def dca_schedule_id(strategy_id: str) -> str:

@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.keys import Principal
 from core.domain import OrderStatus, OrderType
-from core.errors import InvalidInput, ServiceUnavailable
+from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
 from core.ids import is_order_id
 from market.storage import InsufficientFunds as StoreInsufficientFunds
 from market.storage import WalletStore
@@ -137,6 +137,32 @@ class OrderService:
         if not accepted:
             raise OrderNotCancellable(f"{order_id} is already executing")
         return CancelAnswer(order_id=order_id, status=order.status)
+
+    async def cancel_waiting(self, principal: Principal, owner: str) -> tuple[list[str], list[str]]:
+        """Cancel every order of `owner` that has not started executing (PENDING or
+        WAITING): a revoked key's, at an operator's word. Returns the ids cancelled and
+        those that had started executing (or ended) meanwhile."""
+        if not principal.may_see(owner):
+            raise OperatorRequired("only an operator key may cancel another owner's orders")
+        cancelled: list[str] = []
+        refused: list[str] = []
+        for status in (OrderStatus.WAITING, OrderStatus.PENDING):
+            cursor: str | None = None
+            while True:
+                async with self._sessions() as session:
+                    page = await repository.list_page(
+                        session, owner=owner, status=status, order_type=None, before_id=cursor, limit=200
+                    )
+                for order in page:
+                    try:
+                        await self.cancel(principal, order.id)
+                        cancelled.append(order.id)
+                    except OrderNotCancellable:
+                        refused.append(order.id)
+                if len(page) < 200:
+                    break
+                cursor = page[-1].id
+        return cancelled, refused
 
     async def stuck(self, older_than: timedelta) -> list[StuckOrder]:
         """Non-terminal orders (not WAITING) unchanged for longer than `older_than`, with

@@ -170,6 +170,7 @@ def build_workers(
                 strategies.place_child,
                 strategies.record_strategy,
                 strategies.cancel_child,
+                strategies.withdraw_child,
                 strategies.create_schedule,
                 strategies.pause_schedule,
                 strategies.resume_schedule,

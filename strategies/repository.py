@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from contracts.strategies import StrategyRecord
-from core.domain import StrategyStatus, SwapMode
+from core.domain import OrderStatus, StrategyStatus, SwapMode
 from storage.models import Order, Strategy, StrategyEvent, utcnow
-from strategies.schemas import ChildOrderRow
+from strategies.schemas import ChildTotals
 
 CREATED_EVENT_KEY = "created"
 RUNNING = (StrategyStatus.RUNNING, StrategyStatus.PAUSED)
@@ -94,6 +94,26 @@ async def count_running(session: AsyncSession, owner: str) -> int:
     return int(result.scalar_one())
 
 
+async def running_after(session: AsyncSession, after_id: str, limit: int) -> list[Strategy]:
+    """Running or paused strategies after `after_id`, by id: the reconciler's next batch."""
+    result = await session.execute(
+        select(Strategy)
+        .where(col(Strategy.status).in_(RUNNING), col(Strategy.id) > after_id)
+        .order_by(col(Strategy.id))
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def running_of(session: AsyncSession, owner: str) -> list[Strategy]:
+    result = await session.execute(
+        select(Strategy)
+        .where(col(Strategy.owner) == owner, col(Strategy.status).in_(RUNNING))
+        .order_by(col(Strategy.id))
+    )
+    return list(result.scalars())
+
+
 async def list_page(
     session: AsyncSession,
     *,
@@ -113,43 +133,88 @@ async def list_page(
     return list((await session.execute(query)).scalars())
 
 
-async def children(session: AsyncSession, strategy_ids: list[str]) -> dict[str, list[ChildOrderRow]]:
-    """Each strategy's orders, oldest first, with what progress sums."""
+async def child_totals(session: AsyncSession, strategy_ids: list[str]) -> dict[str, list[ChildTotals]]:
+    """Each strategy's orders counted by status, with what they spent and received: one
+    row per status, however many orders a strategy has placed."""
+    amount_in = case(
+        (col(Order.swap_mode) == SwapMode.EXACT_IN, col(Order.amount)), else_=col(Order.amount_in_filled)
+    )
     rows = await session.execute(
         select(
             col(Order.parent_id),
-            col(Order.id),
             col(Order.status),
-            col(Order.swap_mode),
-            col(Order.amount),
-            col(Order.amount_in_filled),
-            col(Order.amount_out),
+            func.count(),
+            func.sum(amount_in),
+            func.sum(col(Order.amount_out)),
         )
         .where(col(Order.parent_id).in_(strategy_ids))
-        .order_by(col(Order.id))
+        .group_by(col(Order.parent_id), col(Order.status))
     )
-    found: dict[str, list[ChildOrderRow]] = {strategy_id: [] for strategy_id in strategy_ids}
-    for parent_id, order_id, status, swap_mode, amount, filled, amount_out in rows:
-        found[str(parent_id)].append(
-            ChildOrderRow(
-                order_id=order_id,
-                status=str(status),
-                amount_in=amount if swap_mode == SwapMode.EXACT_IN else filled,
-                amount_out=amount_out,
-            )
-        )
+    found: dict[str, list[ChildTotals]] = {strategy_id: [] for strategy_id in strategy_ids}
+    for parent_id, status, count, spent, received in rows:
+        found[str(parent_id)].append(ChildTotals(OrderStatus(status), int(count), spent, received))
     return found
 
 
-async def record(session: AsyncSession, change: StrategyRecord) -> RecordedStrategy | None:
+async def newest_children(session: AsyncSession, strategy_ids: list[str], limit: int) -> dict[str, list[str]]:
+    """The ids of each strategy's newest `limit` orders, oldest first."""
+    ranked = (
+        select(
+            col(Order.parent_id).label("parent_id"),
+            col(Order.id).label("order_id"),
+            func.row_number()
+            .over(partition_by=col(Order.parent_id), order_by=col(Order.id).desc())
+            .label("rank"),
+        )
+        .where(col(Order.parent_id).in_(strategy_ids))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked.c.parent_id, ranked.c.order_id)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.parent_id, ranked.c.order_id)
+    )
+    found: dict[str, list[str]] = {strategy_id: [] for strategy_id in strategy_ids}
+    for parent_id, order_id in rows:
+        found[str(parent_id)].append(str(order_id))
+    return found
+
+
+async def open_children(session: AsyncSession, strategy_id: str) -> list[tuple[str, OrderStatus]]:
+    """The strategy's orders not yet executing (PENDING or WAITING), with their status."""
+    result = await session.execute(
+        select(col(Order.id), col(Order.status)).where(
+            col(Order.parent_id) == strategy_id,
+            col(Order.status).in_((OrderStatus.PENDING, OrderStatus.WAITING)),
+        )
+    )
+    return [(str(order_id), OrderStatus(status)) for order_id, status in result]
+
+
+async def children_page(
+    session: AsyncSession, strategy_id: str, before_id: str | None, limit: int
+) -> list[Order]:
+    """A strategy's orders, newest first; ULIDs sort by creation time, so the id is the cursor."""
+    query = (
+        select(Order).where(col(Order.parent_id) == strategy_id).order_by(col(Order.id).desc()).limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(col(Order.id) < before_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def record(
+    session: AsyncSession, change: StrategyRecord, *, while_running: bool = False
+) -> RecordedStrategy | None:
     """Apply a change and append its event, once per event_key (a retried activity finds
-    it recorded: None). Locks the strategy row: its children end concurrently."""
+    it recorded: None). Locks the strategy row: its children end concurrently. With
+    `while_running`, a strategy that has ended already is left as it is (None)."""
     strategy = (
         await session.execute(
             select(Strategy).where(col(Strategy.id) == change.strategy_id).with_for_update()
         )
     ).scalar_one_or_none()
-    if strategy is None:
+    if strategy is None or (while_running and strategy.status.is_terminal):
         return None
     seen = await session.execute(
         select(col(StrategyEvent.id)).where(

@@ -17,11 +17,13 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
+    WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.strategies import (
+    ACCEPTS_ORDERS_QUERY,
     CANCEL_STRATEGY_UPDATE,
     DCA_ROUND_WORKFLOW,
     PAUSE_UPDATE,
@@ -78,12 +80,14 @@ class StrategyRuns:
                         priority=owner_priority(strategy.owner),
                     ),
                     # Intervals are aligned to the Unix epoch: the offset makes the first
-                    # round come about a second from now, not at the next aligned time.
+                    # round come a second or two from now, not at the next aligned time
+                    # (one second ahead could be a few milliseconds ahead: a time this
+                    # request reaches the server after, and the first round an hour late).
                     spec=ScheduleSpec(
                         intervals=[
                             ScheduleIntervalSpec(
                                 every=timedelta(seconds=strategy.every_s),
-                                offset=timedelta(seconds=(int(time.time()) + 1) % strategy.every_s),
+                                offset=timedelta(seconds=(int(time.time()) + 2) % strategy.every_s),
                             )
                         ]
                     ),
@@ -116,6 +120,26 @@ class StrategyRuns:
         except Exception:
             return False
         return True
+
+    async def status(self, strategy_id: str) -> WorkflowExecutionStatus | None:
+        """What Temporal says of the strategy's workflow (its latest run: a DCA that
+        continued as new is RUNNING); None when there is none. Other errors raise."""
+        try:
+            description = await self._temporal.get_workflow_handle(strategy_id).describe(
+                rpc_timeout=timedelta(seconds=5)
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return description.status
+
+    async def accepts_orders(self, strategy_id: str) -> bool:
+        """Whether the strategy's workflow still places orders (not cancelled, not ending)."""
+        accepts: bool = await self._temporal.get_workflow_handle(strategy_id).query(
+            ACCEPTS_ORDERS_QUERY, result_type=bool, rpc_timeout=timedelta(seconds=5)
+        )
+        return accepts
 
     async def delete_schedule(self, strategy_id: str) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -9,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.strategies import dca_schedule_id
 from core.decimals import DecimalText
-from core.domain import StrategyStatus, StrategyType
+from core.domain import OrderStatus, StrategyStatus, StrategyType
 from core.formatting import format_decimal, format_time
 from storage.models import Strategy, StrategyEvent
 
 MAX_SLICES = 500
+# A strategy's view lists its newest orders, at most this many (a DCA may place thousands).
+CHILD_ORDERS_SHOWN = 100
 
 
 class StrategyCreate(BaseModel):
@@ -69,13 +72,21 @@ class Progress(BaseModel):
     average_price: str | None = None  # volume-weighted: amount_out / amount_in_filled
 
 
-class ChildOrderRow(BaseModel):
-    """What progress needs of each child order."""
+@dataclass(frozen=True)
+class ChildTotals:
+    """A strategy's orders of one status: how many, what they spent and received."""
 
-    order_id: str
-    status: str
+    status: OrderStatus
+    count: int
     amount_in: Decimal | None
     amount_out: Decimal | None
+
+
+class OrderCounts(BaseModel):
+    """Every order a strategy placed, counted (`orders` lists the newest few)."""
+
+    total: int = 0
+    by_status: dict[OrderStatus, int] = Field(default_factory=dict)
 
 
 class StrategyView(BaseModel):
@@ -88,14 +99,19 @@ class StrategyView(BaseModel):
     token_in: str
     token_out: str
     progress: Progress
+    # Its newest CHILD_ORDERS_SHOWN order ids, oldest first; every one, a page at a time:
+    # GET /strategies/{id}/orders.
     orders: list[str]
+    order_counts: OrderCounts = Field(default_factory=OrderCounts)
     schedule_id: str | None = None
     expires_at: str | None = None
     created_at: str
     updated_at: str
 
     @classmethod
-    def of(cls, strategy: Strategy, progress: Progress, orders: list[str]) -> StrategyView:
+    def of(
+        cls, strategy: Strategy, progress: Progress, orders: list[str], counts: OrderCounts | None = None
+    ) -> StrategyView:
         parameters = {k: v for k, v in strategy.params.items() if k not in ("type", "token_in", "token_out")}
         # A DCA's `orders` (how many) would clash with the list of its orders.
         if "orders" in parameters:
@@ -110,6 +126,7 @@ class StrategyView(BaseModel):
             token_out=strategy.params["token_out"],
             progress=progress,
             orders=orders,
+            order_counts=counts or OrderCounts(),
             schedule_id=dca_schedule_id(strategy.id) if strategy.type is StrategyType.DCA else None,
             expires_at=format_time(strategy.expires_at) if strategy.expires_at else None,
             created_at=format_time(strategy.created_at),
@@ -117,14 +134,14 @@ class StrategyView(BaseModel):
         )
 
 
-def progress_of(strategy: Strategy, children: list[ChildOrderRow]) -> Progress:
-    confirmed = [c for c in children if c.status == "CONFIRMED"]
-    failed = sum(1 for c in children if c.status in ("FAILED", "EXPIRED"))
-    amount_in = sum((c.amount_in or Decimal(0) for c in confirmed), Decimal(0))
-    amount_out = sum((c.amount_out or Decimal(0) for c in confirmed), Decimal(0))
+def progress_of(strategy: Strategy, totals: list[ChildTotals]) -> Progress:
+    confirmed = [t for t in totals if t.status is OrderStatus.CONFIRMED]
+    failed = sum(t.count for t in totals if t.status in (OrderStatus.FAILED, OrderStatus.EXPIRED))
+    amount_in = sum((t.amount_in or Decimal(0) for t in confirmed), Decimal(0))
+    amount_out = sum((t.amount_out or Decimal(0) for t in confirmed), Decimal(0))
     return Progress(
-        orders_placed=len(children),
-        orders_confirmed=len(confirmed),
+        orders_placed=sum(t.count for t in totals),
+        orders_confirmed=sum(t.count for t in confirmed),
         orders_failed=failed + strategy.orders_unfunded,
         orders_skipped=strategy.orders_skipped,
         amount_in_filled=format_decimal(amount_in) or "0",
@@ -132,6 +149,13 @@ def progress_of(strategy: Strategy, children: list[ChildOrderRow]) -> Progress:
         average_price=format_decimal((amount_out / amount_in).quantize(Decimal("1e-12")))
         if amount_in
         else None,
+    )
+
+
+def counts_of(totals: list[ChildTotals]) -> OrderCounts:
+    return OrderCounts(
+        total=sum(t.count for t in totals),
+        by_status={t.status: t.count for t in sorted(totals, key=lambda t: t.status)},
     )
 
 

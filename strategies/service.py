@@ -13,30 +13,37 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from accounts.keys import Principal
 from accounts.limits import KeyRateLimiter
+from contracts.orders import Ended, TransitionRequest
 from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
 from core.decimals import positive_decimal
-from core.domain import OrderType, StrategyStatus, StrategyType
+from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
 from core.durations import parse_duration
-from core.errors import InvalidInput, ServiceUnavailable
+from core.errors import DomainError, InvalidInput, OperatorRequired, ServiceUnavailable
 from core.formatting import format_price
-from core.ids import is_strategy_id, new_strategy_id
+from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
+from market.storage import WalletStore
+from orders import repository as orders_repository
 from orders.errors import IdempotencyKeyReused, IdempotencyRequestInFlight
+from orders.events import OrderEvents
 from orders.placement import IDEMPOTENCY_TTL, IN_FLIGHT_FOR, request_hash
 from orders.quotes import QuoteService
-from orders.schemas import OrderCreate
+from orders.runs import MISSING, OrderRuns
+from orders.schemas import EventView, OrderCreate, OrderPage, OrderView
+from orders.transitions import describe
 from orders.validation import ValidOrder
-from storage.models import Strategy, utcnow
+from storage.models import Strategy, StrategyEvent, utcnow
 from storage.redis import RedisBreaker
 from strategies import repository
 from strategies.errors import StrategyFinished, StrategyNotFound, StrategyStateConflict, TooManyStrategies
 from strategies.events import StrategyEventsPublisher
 from strategies.runs import StrategyRuns
 from strategies.schemas import (
+    CHILD_ORDERS_SHOWN,
     MAX_SLICES,
     StrategyAccepted,
     StrategyActionAnswer,
@@ -45,6 +52,7 @@ from strategies.schemas import (
     StrategyEventView,
     StrategyPage,
     StrategyView,
+    counts_of,
     progress_of,
 )
 
@@ -53,6 +61,19 @@ log = logging.getLogger(__name__)
 BRACKET_DEFAULT_EXPIRY_S = 604_800  # a week, the longest any order waits
 MAX_DCA_ORDERS = 10_000
 ACTIONS = ("pause", "resume", "cancel")
+# A strategy younger than this may still be waiting for its workflow's start (the request
+# that stored it is on its way to Temporal): no workflow yet does not make it an orphan.
+ORPHAN_AFTER = timedelta(seconds=15)
+RECONCILE_BATCH = 100
+# Why a strategy whose workflow closed without recording its end can place no more orders.
+WORKFLOW_GONE = {
+    WorkflowExecutionStatus.TERMINATED: "workflow terminated",
+    WorkflowExecutionStatus.FAILED: "workflow failed",
+    WorkflowExecutionStatus.TIMED_OUT: "workflow timed out",
+    WorkflowExecutionStatus.CANCELED: "workflow cancelled",
+    WorkflowExecutionStatus.COMPLETED: "workflow completed without recording its end",
+}
+NEVER_STARTED = "workflow never started"
 # Which fields each type takes (beyond type, tokens and slippage).
 FIELDS: dict[StrategyType, frozenset[str]] = {
     StrategyType.TWAP: frozenset({"amount", "slices", "interval_s", "limit_price"}),
@@ -78,9 +99,12 @@ class StrategyService:
         events: StrategyEventsPublisher,
         limits: StrategyLimits,
         rate: KeyRateLimiter,
+        order_runs: OrderRuns,
+        order_events: OrderEvents,
     ) -> None:
         self._sessions, self._runs, self._quotes = sessions, runs, quotes
         self._events, self._limits, self._rate = events, limits, rate
+        self._order_runs, self._order_events = order_runs, order_events
 
     async def create(
         self, principal: Principal, body: StrategyCreate, idempotency_key: str | None = None
@@ -194,9 +218,22 @@ class StrategyService:
         """The strategy as it stands and the seq of its last event, from one read."""
         async with self._sessions() as session:
             strategy = await self._visible(session, principal, strategy_id)
-            children = (await repository.children(session, [strategy.id]))[strategy.id]
-        view = StrategyView.of(strategy, progress_of(strategy, children), [c.order_id for c in children])
+            (view,) = await _views(session, [strategy])
         return view, strategy.last_seq
+
+    async def orders(
+        self, principal: Principal, strategy_id: str, *, cursor: str | None, limit: int
+    ) -> OrderPage:
+        """Every order the strategy placed, newest first, a page at a time (as GET /orders)."""
+        if cursor is not None and not is_order_id(cursor):
+            raise InvalidInput("invalid_cursor", "cursor", "not a cursor returned by this endpoint")
+        async with self._sessions() as session:
+            await self._visible(session, principal, strategy_id)
+            page = await repository.children_page(session, strategy_id, cursor, limit + 1)
+        items = page[:limit]
+        return OrderPage(
+            items=[OrderView.of(o) for o in items], next_cursor=items[-1].id if len(page) > limit else None
+        )
 
     async def page(
         self,
@@ -216,14 +253,8 @@ class StrategyService:
                 session, owner=owner, status=status, before_id=cursor, limit=limit + 1
             )
             items = page[:limit]
-            children = await repository.children(session, [s.id for s in items])
-        return StrategyPage(
-            items=[
-                StrategyView.of(s, progress_of(s, children[s.id]), [c.order_id for c in children[s.id]])
-                for s in items
-            ],
-            next_cursor=items[-1].id if len(page) > limit else None,
-        )
+            views = await _views(session, items)
+        return StrategyPage(items=views, next_cursor=items[-1].id if len(page) > limit else None)
 
     async def events(
         self, principal: Principal, strategy_id: str, after_seq: int = 0, limit: int = 500
@@ -254,6 +285,14 @@ class StrategyService:
                 now = await repository.get(session, strategy_id)
             if now is not None and now.status.is_terminal:  # it closed meanwhile
                 raise StrategyFinished(f"{strategy_id} ended {now.status}; nothing to {action}") from error
+            try:
+                gone = await self.workflow_gone(strategy)
+                if gone is not None:
+                    return await self._act_on_orphan(strategy, action, gone)
+            except DomainError:
+                raise
+            except Exception as unreachable:  # Temporal or PostgreSQL: the client retries
+                log.warning("could not settle %s whose %s failed: %s", strategy_id, action, unreachable)
             log.warning("%s of %s did not get through: %s", action, strategy_id, error)
             raise ServiceUnavailable(f"could not {action} {strategy_id} now; retry") from error
         if not accepted:
@@ -267,6 +306,18 @@ class StrategyService:
             strategy_id=strategy_id, action=action, status=now.status if now else strategy.status
         )
 
+    async def _act_on_orphan(self, strategy: Strategy, action: str, gone: str) -> StrategyActionAnswer:
+        """Nothing will ever answer: the strategy ends here (its Schedule with it),
+        cancelled when that is what was asked, failed otherwise (409)."""
+        ended = StrategyStatus.CANCELLED if action == "cancel" else StrategyStatus.FAILED
+        if not await self.end_orphan(strategy, ended, gone):  # a round or the reconciler did
+            async with self._sessions() as session:
+                now = await repository.get(session, strategy.id)
+            raise StrategyFinished(f"{strategy.id} ended {now.status if now else ended}: its {gone}")
+        if action != "cancel":
+            raise StrategyFinished(f"{strategy.id} ended {ended}: its {gone}; nothing to {action}")
+        return StrategyActionAnswer(strategy_id=strategy.id, action=action, status=ended)
+
     async def record(self, change: StrategyRecord) -> None:
         """What a strategy workflow reports: stored once, then published."""
         async with self._sessions() as session, session.begin():
@@ -274,10 +325,113 @@ class StrategyService:
             if recorded is None and await repository.get(session, change.strategy_id) is None:
                 raise StrategyNotFound(f"no strategy {change.strategy_id}")
         if recorded is not None:
+            await self._publish(recorded.event)
+
+    async def _publish(self, event: StrategyEvent) -> None:
+        try:
+            await self._events.publish(StrategyEventView.of(event))
+        except Exception as error:  # PostgreSQL has it: streams catch up from there
+            log.warning("could not publish %s event %s: %s", event.strategy_id, event.event_key, error)
+
+    async def workflow_gone(self, strategy: Strategy) -> str | None:
+        """Why the strategy's workflow can no longer run it (terminated, failed, …), or
+        None while it runs (or may still start)."""
+        status = await self._runs.status(strategy.id)
+        if status is None:
+            return NEVER_STARTED if utcnow() - strategy.created_at > ORPHAN_AFTER else None
+        if status is WorkflowExecutionStatus.RUNNING:
+            return None
+        return WORKFLOW_GONE.get(status, f"workflow {status.name.lower()}")
+
+    async def end_orphan(self, strategy: Strategy, status: StrategyStatus, reason: str) -> bool:
+        """End a strategy whose workflow is gone: its Schedule deleted (no round starts
+        again), the row ended with the reason, which frees the owner's slot. False when
+        it had ended already."""
+        if strategy.type is StrategyType.DCA:
+            await self._runs.delete_schedule(strategy.id)
+        async with self._sessions() as session, session.begin():
+            recorded = await repository.record(
+                session,
+                StrategyRecord(strategy.id, f"end:{status}", "ended", status, {"reason": reason}),
+                while_running=True,
+            )
+        if recorded is None:
+            return False
+        log.warning("strategy %s ended %s: its %s", strategy.id, status, reason)
+        await self._publish(recorded.event)
+        await self._settle_children(strategy, reason)
+        return True
+
+    async def _settle_children(self, strategy: Strategy, reason: str) -> None:
+        """A bracket's legs wait for a signal only its workflow would send: cancelled,
+        they give back what they reserve instead of holding it until they expire. A
+        TWAP's or bracket's order placed but never started (the workflow ended between
+        the two) is withdrawn. A DCA's orders are started by its rounds, which run on."""
+        async with self._sessions() as session:
+            children = await repository.open_children(session, strategy.id)
+        for order_id, status in children:
             try:
-                await self._events.publish(StrategyEventView.of(recorded.event))
-            except Exception as error:  # PostgreSQL has it: streams catch up from there
-                log.warning("could not publish %s event %s: %s", change.strategy_id, change.event_key, error)
+                if status is OrderStatus.WAITING:
+                    await self._order_runs.cancel(order_id)
+                elif (
+                    strategy.type is not StrategyType.DCA
+                    and await self._order_runs.state(order_id) == MISSING
+                ):
+                    await self.withdraw_child(order_id, f"its strategy's {reason} before it started")
+            except Exception as error:
+                log.warning("could not end %s of ended strategy %s: %s", order_id, strategy.id, error)
+
+    async def withdraw_child(self, order_id: str, reason: str) -> None:
+        """A child order that will never be started: CANCELLED, and what it reserved goes
+        back (once per order: its event key)."""
+        change = describe(TransitionRequest.of(order_id, "cancelled", OrderStatus.CANCELLED, Ended(reason)))
+        async with self._sessions() as session:
+            recorded = await orders_repository.record_transition(
+                session, order_id, "cancelled", change.status, change.patch, change.data
+            )
+        if recorded is None:
+            return
+        async with self._sessions() as session, session.begin():
+            await WalletStore.release_in(session, order_id)
+        try:
+            await self._order_events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
+        except Exception as error:  # PostgreSQL has it: streams catch up from there
+            log.warning("could not publish the withdrawal of %s: %s", order_id, error)
+
+    async def reconcile(self, after_id: str = "") -> tuple[int, str]:
+        """One batch of running strategies after `after_id` (by id): each whose workflow
+        is gone ends FAILED with the reason, its Schedule deleted. Returns how many ended
+        and where the next batch starts ("" once every strategy was seen)."""
+        async with self._sessions() as session:
+            batch = await repository.running_after(session, after_id, RECONCILE_BATCH)
+        ended = 0
+        for strategy in batch:
+            try:
+                gone = await self.workflow_gone(strategy)
+                if gone is not None and await self.end_orphan(strategy, StrategyStatus.FAILED, gone):
+                    ended += 1
+            except Exception as error:  # Temporal unreachable: this one waits for the next pass
+                log.warning("reconciler could not check strategy %s: %s", strategy.id, error)
+        return ended, batch[-1].id if len(batch) == RECONCILE_BATCH else ""
+
+    async def cancel_all(self, principal: Principal, owner: str) -> tuple[list[str], list[str]]:
+        """Cancel every running or paused strategy of `owner` (a revoked key's, at an
+        operator's word). Returns the ids cancelled and those whose workflow did not
+        answer (retry); one that ended meanwhile is in neither."""
+        if not principal.may_see(owner):
+            raise OperatorRequired("only an operator key may cancel another owner's strategies")
+        async with self._sessions() as session:
+            running = await repository.running_of(session, owner)
+        cancelled: list[str] = []
+        unreachable: list[str] = []
+        for strategy in running:
+            try:
+                cancelled.append((await self.act(principal, strategy.id, "cancel")).strategy_id)
+            except (StrategyFinished, StrategyStateConflict):
+                continue
+            except ServiceUnavailable:
+                unreachable.append(strategy.id)
+        return cancelled, unreachable
 
     async def _visible(self, session: AsyncSession, principal: Principal, strategy_id: str) -> Strategy:
         strategy = await repository.get(session, strategy_id) if is_strategy_id(strategy_id) else None
@@ -420,6 +574,18 @@ class StrategyService:
         )
 
 
+async def _views(session: AsyncSession, strategies: list[Strategy]) -> list[StrategyView]:
+    """Each strategy with its progress and order counts (summed in PostgreSQL) and its
+    newest orders: bounded however many orders it has placed."""
+    ids = [s.id for s in strategies]
+    totals = await repository.child_totals(session, ids)
+    newest = await repository.newest_children(session, ids, CHILD_ORDERS_SHOWN)
+    return [
+        StrategyView.of(s, progress_of(s, totals[s.id]), newest[s.id], counts_of(totals[s.id]))
+        for s in strategies
+    ]
+
+
 def _plain(price: Decimal) -> str:
     """A decimal string as orders take it: never in exponent form (`1E-7`)."""
     return format(price.normalize(), "f")
@@ -473,4 +639,6 @@ def build_strategies(
         StrategyEventsPublisher(redis),
         StrategyLimits(settings.max_running_strategies_per_owner),
         KeyRateLimiter(redis, settings.placement_rate_per_key, RedisBreaker()),
+        OrderRuns(temporal),
+        OrderEvents(redis),
     )

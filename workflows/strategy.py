@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         TriggerReason,
     )
     from contracts.strategies import (
+        ACCEPTS_ORDERS_QUERY,
         CANCEL_STRATEGY_UPDATE,
         DCA_ROUND_WORKFLOW,
         ENDED,
@@ -68,6 +69,9 @@ RETRY = RetryPolicy(
 CHILD_TASK_TIMEOUT = timedelta(seconds=4)
 # A long DCA keeps its history short: it continues as new after this many rounds.
 ROUNDS_PER_RUN = 500
+# A cancel answered while a placement was in flight: the order that placement stored is
+# withdrawn (CANCELLED, never started) instead of started after the 202.
+WITHDRAW_PLACED_AFTER_CANCEL = "withdraw-placed-after-cancel"
 
 
 async def _record(
@@ -201,6 +205,10 @@ class StrategyWorkflow:
         self._cancelled = True
         return True
 
+    @workflow.query(name=ACCEPTS_ORDERS_QUERY)
+    def accepts_orders(self) -> bool:
+        return not self._cancelled and not self._ended
+
     @workflow.signal(name=LEG_TRIGGERED_SIGNAL)
     def leg_triggered(self, leg: LegTriggered) -> None:
         # The first leg to fire wins; whatever arrives after is ignored, and so is a
@@ -273,6 +281,8 @@ class StrategyWorkflow:
                 limit_price=strategy.limit_price,
             )
             placed = await _place(strategy, spec)
+            if await self._withdrawn_after_cancel(placed):
+                return StrategyStatus.CANCELLED
             carried = 0
             data: dict[str, object] = {"slice": n + 1, "of": strategy.slices, "amount": spec.amount}
             match placed.outcome:
@@ -335,6 +345,17 @@ class StrategyWorkflow:
         )
         for spec in (take, stop):
             placed = await _place(strategy, spec)
+            if await self._withdrawn_after_cancel(placed):
+                for order_id in legs:
+                    await self._cancel_child(order_id)
+                for order_id, handle in legs.items():
+                    await _record(
+                        strategy.strategy_id,
+                        f"order_ended:{order_id}",
+                        "order_ended",
+                        data={"order_id": order_id, "order_status": str(await _outcome(handle))},
+                    )
+                return StrategyStatus.CANCELLED
             if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
                 await _record(
                     strategy.strategy_id,
@@ -381,6 +402,30 @@ class StrategyWorkflow:
         if fired is None:
             return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
         return StrategyStatus.COMPLETED if outcomes[fired] is OrderStatus.CONFIRMED else StrategyStatus.FAILED
+
+    async def _withdrawn_after_cancel(self, placed: PlacedChild) -> bool:
+        """Whether the cancel came while this placement was in flight: its order, stored
+        meanwhile, is then withdrawn, never started (no order starts after a 202)."""
+        if not (
+            self._cancelled
+            and placed.outcome is PlacementOutcome.PLACED
+            and placed.order_id is not None
+            and workflow.patched(WITHDRAW_PLACED_AFTER_CANCEL)
+        ):
+            return False
+        await workflow.execute_activity_method(
+            StrategyActivities.withdraw_child,
+            CancelChildRequest(placed.order_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        await _record(
+            self._strategy.strategy_id,
+            f"withdrawn:{placed.order_id}",
+            "order_withdrawn",
+            data={"order_id": placed.order_id, "reason": "the strategy was cancelled while it was placed"},
+        )
+        return True
 
     async def _cancel_child(self, order_id: str) -> None:
         await workflow.execute_activity_method(

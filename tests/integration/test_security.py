@@ -400,6 +400,7 @@ async def test_no_owner_sees_or_steers_another_owners_strategy(
     async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=auth(BOB)) as bob:
         assert is_problem(await bob.get(f"/strategies/{strategy_id}"), 404, "strategy_not_found")
         assert is_problem(await bob.get(f"/strategies/{strategy_id}/events"), 404, "strategy_not_found")
+        assert is_problem(await bob.get(f"/strategies/{strategy_id}/orders"), 404, "strategy_not_found")
         for action in ("pause", "resume", "cancel"):
             answer = await bob.post(f"/strategies/{strategy_id}/{action}")
             assert is_problem(answer, 404, "strategy_not_found")

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, TRIGGER_SIGNAL, OrderInput, OrderOutcome, Trigger
 from contracts.strategies import (
+    ACCEPTS_ORDERS_QUERY,
     LEG_TRIGGERED_SIGNAL,
     CancelChildRequest,
     DcaRoundInput,
@@ -78,6 +79,11 @@ class StrategyWorld:
     cancelled: list[str] = field(default_factory=list)
     schedule: list[str] = field(default_factory=list)
     placed_amounts: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+    # A placement of one of these keys waits for `release` (after saying so on `holding`).
+    hold: set[str] = field(default_factory=set)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def events(self) -> list[str]:
         return [r.event for r in self.records]
@@ -85,6 +91,9 @@ class StrategyWorld:
     @activity.defn(name="place_child")
     async def place_child(self, request: PlaceChildRequest) -> PlacedChild:
         spec = request.spec
+        if spec.key in self.hold:
+            self.holding.set()
+            await self.release.wait()
         if spec.key in self.skip_slices:
             return PlacedChild(PlacementOutcome.SKIPPED, reason="worse than the limit")
         self.placed_amounts.append(spec.amount)
@@ -126,6 +135,10 @@ class StrategyWorld:
             return False
         return accepted
 
+    @activity.defn(name="withdraw_child")
+    async def withdraw_child(self, request: CancelChildRequest) -> None:
+        self.withdrawn.append(request.order_id)
+
     @activity.defn(name="create_schedule")
     async def create_schedule(self, request: ScheduleRequest) -> None:
         self.schedule.append("created")
@@ -160,6 +173,7 @@ async def world(env: WorkflowEnvironment) -> AsyncIterator[StrategyWorld]:
             world.place_child,
             world.record_strategy,
             world.cancel_child,
+            world.withdraw_child,
             world.create_schedule,
             world.pause_schedule,
             world.resume_schedule,
@@ -239,9 +253,52 @@ async def test_strategy_twap_cancelled_places_nothing_more(
     handle = await start(env.client, twap("stg-twap-cancel", slices=5))
     while not world.placed:
         await asyncio.sleep(0.01)
+    assert await handle.query(ACCEPTS_ORDERS_QUERY, result_type=bool)
     assert await handle.execute_update("cancel", result_type=bool)
+    # From the 202 on it says so (a DCA's rounds ask before they place).
+    assert not await handle.query(ACCEPTS_ORDERS_QUERY, result_type=bool)
     assert await finish(handle) is StrategyStatus.CANCELLED
     assert len(world.placed) == 1
+
+
+async def test_strategy_twap_cancelled_while_a_slice_is_placed_starts_no_order(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    world.hold = {"slice-1"}
+    handle = await start(env.client, twap("stg-twap-cancel-placing"))
+    await world.holding.wait()  # the slice's placement is in flight
+    assert await handle.execute_update("cancel", result_type=bool)  # the client's 202
+    world.release.set()  # the placement stores its order after all
+    assert await finish(handle) is StrategyStatus.CANCELLED
+    order_id = "stg-twap-cancel-placing-slice-1"
+    assert [p.order_id for p in world.placed] == [order_id]
+    # The order it stored is withdrawn, never started.
+    assert world.withdrawn == [order_id]
+    with pytest.raises(RPCError):
+        await env.client.get_workflow_handle(order_id).describe()
+    assert "order_placed" not in world.events()
+    assert [r.data["order_id"] for r in world.records if r.event == "order_withdrawn"] == [order_id]
+
+
+async def test_strategy_bracket_cancelled_while_a_leg_is_placed_starts_no_leg(
+    env: WorkflowEnvironment, world: StrategyWorld
+) -> None:
+    world.hold = {"stop"}
+    handle = await start(env.client, bracket("stg-bracket-cancel-placing"))
+    await world.holding.wait()  # the take-profit leg runs; the stop leg is being placed
+    assert await handle.execute_update("cancel", result_type=bool)
+    world.release.set()
+    assert await finish(handle) is StrategyStatus.CANCELLED
+    take, stop = (p.order_id for p in world.placed)
+    assert take is not None and stop is not None
+    assert world.withdrawn == [stop] and world.cancelled == [take]
+    with pytest.raises(RPCError):  # the stop leg never started
+        await env.client.get_workflow_handle(stop).describe()
+    assert await env.client.get_workflow_handle(take, result_type=OrderOutcome).result() == OrderOutcome(
+        take, OrderStatus.CANCELLED
+    )
+    ended = [r.data for r in world.records if r.event == "order_ended"]
+    assert ended == [{"order_id": take, "order_status": "CANCELLED"}]
 
 
 async def test_strategy_bracket_fires_one_leg_when_both_trigger_at_once(
