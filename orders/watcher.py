@@ -204,7 +204,7 @@ def evaluate(
                 evaluation.triggers.append((order.order_id, _trigger(order)))
     ordered = take_turns(turns, first)
     for n, (order, prices) in enumerate(ordered):
-        if _spent(evaluation, deadline, clock, max_routes):
+        if n > 0 and _spent(evaluation, deadline, clock, max_routes):  # one turn at least: progress
             evaluation.deferred = [o.order_id for o, _ in ordered[n:]]
             break
         if _decide(order, prices, evaluation):
