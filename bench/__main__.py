@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.conditional import run_conditional
+from bench.conditional import run_conditional, run_protective
 from bench.cpu import CpuMeter
 from bench.engine import ORDER, OrdersResult, post_under_load, run_orders
 from bench.floor import STEPS, FloorResult, floor_worker, run_floor
@@ -126,6 +126,10 @@ CONDITIONAL = (
     f"{CONDITIONAL_ORDERS} waiting stop-loss and trailing-stop orders, {CONDITIONAL_TWAPS} running TWAPs"
 )
 CONDITIONAL_NEEDS_S = 80
+# One owner's undecided limits beside another owner's trailing stop (issue 21).
+PROTECTIVE_LIMITS, PROTECTIVE_MOVES = 1000, 7
+PROTECTIVE = f"{PROTECTIVE_LIMITS} undecided limits of one owner, a trailing stop of another"
+PROTECTIVE_NEEDS_S = 60
 # At the spec's rate, with simulated latencies 0: only admission holds an order back.
 FAIR_SETTINGS = {
     **ENGINE_SETTINGS,
@@ -157,6 +161,7 @@ SECTIONS = [
     PLANNER,
     QUOTES,
     CONDITIONAL,
+    PROTECTIVE,
 ]
 
 
@@ -382,6 +387,32 @@ async def run_sections(
                 conditional.delay_p50_s * 1000,
                 "ms",
                 note=f"{len(conditional.trigger_delays_s)} moves; max {max(conditional.trigger_delays_s, default=0) * 1000:.0f} ms",
+            ),
+        ]
+
+    if time.monotonic() - started + PROTECTIVE_NEEDS_S + SPEC_NEEDS_S + LOAD_NEEDS_S > BUDGET_S:
+        notes.append(f"{PROTECTIVE}: skipped for the time budget")
+    else:
+        progress(
+            f"protective: {PROTECTIVE_LIMITS} undecided limits of one owner, a trailing stop of another …"
+        )
+        protective = await run_protective(
+            engine.api_url,
+            engine.operator_key(),
+            engine.new_key("protective-bench"),
+            PROTECTIVE_LIMITS,
+            PROTECTIVE_MOVES,
+        )
+        notes += [f"{PROTECTIVE}: {error}" for error in protective.errors[:5]]
+        figures += [
+            Figure(PROTECTIVE, "placed", f"{protective.placed}/{PROTECTIVE_LIMITS}"),
+            Figure(PROTECTIVE, "price move → trailing stop ROUTING, p50", protective.p50_s * 1000, "ms"),
+            Figure(
+                PROTECTIVE,
+                "price move → trailing stop ROUTING, p99",
+                protective.p99_s * 1000,
+                "ms",
+                note=f"{len(protective.delays_s)} moves",
             ),
         ]
 
