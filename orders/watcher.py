@@ -5,16 +5,20 @@ of them polls. Once per tick the watcher reads the waiting orders (an index read
 the pools, and signals only the workflows whose condition holds.
 
 Its work per tick is bounded, whatever the waiting orders are:
-- Orders of one pair and direction share a price bound (the best marginal price, net of
-  fees): an order whose limit is above it cannot fill at any size, and costs nothing.
+- Orders of one pair, direction, allowed venues and hops share their prices, priced as
+  their workflow's planner would route them (through other tokens when their hops allow
+  and that pays more), and a price bound (the best marginal price, net of fees): an order
+  whose limit is above it cannot fill at any size, and costs nothing.
 - The rest are grouped in amount buckets (a factor of 2^¼ wide). One route per bucket
   and edge: at the bucket's largest amount the price per unit is the bucket's worst, at
   its smallest the best. An order whose limit the worst price meets is signalled; one
   whose limit the best price misses is not; only the few in between need a route of
   their own. Each pool's outputs are computed once per tick and amount, and shared.
-- That work runs in a thread, off the worker's event loop (heartbeats go on). The
-  buckets' routes are few (two per bucket in use); the undecided orders' own routes
-  stop at a time budget, and those left over are taken first on the next tick.
+- That work runs in a thread, off the worker's event loop (heartbeats go on), and stops
+  at a time budget. Every order that needs a route (its bucket's edges, its own, a
+  trailing stop's) takes its turn: owners in turn, each owner's kinds in turn, the
+  orders a tick left over first on the next. No owner's orders take the tick, and a
+  protective order never waits behind another owner's limits.
 
 A signal is a hint, not a decision: the workflow routes again before it executes and
 goes back to waiting when the price slipped (it never fills below its limit).
