@@ -175,3 +175,27 @@ async def test_a_trailing_stop_fires_while_another_owners_limits_take_the_watche
                 await operator.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
                 for order_id in limits:
                     await alice.post(f"/orders/{order_id}/cancel")
+
+
+async def test_a_limit_held_to_one_venue_is_not_woken_by_another_venues_price(
+    client: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
+    # Buy RAY with USDC once 10 USDC fetch 3 % more RAY than now; RAY then falls 8 % on
+    # Meteora alone. The order that may take Meteora fires; the one held to Raydium is
+    # never woken (it would route, miss its limit and wait again, spending admission).
+    quote = {"token_in": "USDC", "token_out": "RAY", "amount": "10", "max_hops": 1}
+    price = Decimal((await client.post("/quotes", json=quote)).json()["price"])
+    body = {**quote, "type": "limit", "limit_price": str((price * Decimal("1.03")).quantize(Decimal("1e-9")))}
+    anywhere = (await client.post("/orders", json=body)).json()["order_id"]
+    raydium = (await client.post("/orders", json={**body, "dexes": ["raydium"]})).json()["order_id"]
+    for order_id in (anywhere, raydium):
+        await wait_status(client, order_id, "WAITING")
+    moved = await operator.post("/sim/price", json={"pair": "RAY/USDC", "move_bps": -800, "dex": "meteora"})
+    assert moved.status_code == 200, moved.text
+    try:
+        assert (await wait_terminal(client, anywhere))["status"] == "CONFIRMED"
+        events = (await client.get(f"/orders/{raydium}/events")).json()["items"]
+        assert [e["status"] for e in events if e.get("status")] == ["PENDING", "WAITING"], events
+    finally:
+        await operator.post("/sim/price", json={"pair": "RAY/USDC", "move_bps": 800, "dex": "meteora"})
+        await client.post(f"/orders/{raydium}/cancel")
