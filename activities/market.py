@@ -37,8 +37,8 @@ class MarketActivities:
         )
 
 
-def signal_trigger(client: Client) -> Callable[[str, Trigger, str | None], Awaitable[None]]:
-    async def send(order_id: str, trigger: Trigger, parent_id: str | None) -> None:
+def signal_trigger(client: Client) -> Callable[[str, Trigger, str | None], Awaitable[bool]]:
+    async def send(order_id: str, trigger: Trigger, parent_id: str | None) -> bool:
         try:
             if parent_id is not None:
                 # A strategy's leg: the strategy decides which of its legs fires.
@@ -49,5 +49,7 @@ def signal_trigger(client: Client) -> Callable[[str, Trigger, str | None], Await
                 await client.get_workflow_handle(order_id).signal(TRIGGER_SIGNAL, trigger)
         except RPCError as error:  # finished meanwhile (cancelled, expired): nothing to wake
             activity.logger.info("could not signal %s: %s", order_id, error)
+            return False
+        return True
 
     return send

@@ -24,7 +24,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.conditional import CONDITIONAL_SECTION
+from bench.conditional import CONDITIONAL_SECTION, PROTECTIVE_SECTION
 from bench.engine import ENGINE_SECTION, LOAD_SECTION
 from bench.floor import FLOOR_SECTION
 from bench.landing import LANDING_SECTION
@@ -56,6 +56,7 @@ SECTIONS = [
     SHARING_SECTION,
     LANDING_SECTION,
     CONDITIONAL_SECTION,
+    PROTECTIVE_SECTION,
     SPEC_SECTION,
     LOAD_SECTION,
     FAIR_SECTION,
@@ -78,6 +79,7 @@ REPORT_ORDER = [
     PLANNER_SECTION,
     QUOTES_SECTION,
     CONDITIONAL_SECTION,
+    PROTECTIVE_SECTION,
 ]
 
 

@@ -205,8 +205,8 @@ async def time_watcher_ticks(database_url: str, ticks: int) -> TickTimes:
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)
 
-    async def no_signal(order_id: str, trigger: Trigger, parent_id: str | None) -> None:
-        return None
+    async def no_signal(order_id: str, trigger: Trigger, parent_id: str | None) -> bool:
+        return True
 
     watcher = MarketWatcher(PoolStore(sessions), MarketClock(), sessions, no_signal)
     times: list[float] = []

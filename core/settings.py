@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     max_concurrent_activities: int = Field(10, ge=1, alias="ORDER_ENGINE_MAX_CONCURRENT_ACTIVITIES")
     orders_per_minute: float = Field(100, gt=0, alias="ORDER_ENGINE_ORDERS_PER_MINUTE")
+    # Route computing per market-watcher tick (it always takes at least one order's turn).
+    watcher_tick_budget_ms: float = Field(100, gt=0, alias="ORDER_ENGINE_WATCHER_TICK_BUDGET_MS")
 
     sim_quote_latency_ms: float = Field(200, ge=0, alias="ORDER_ENGINE_SIM_QUOTE_LATENCY_MS")
     sim_execution_latency_ms: float = Field(2500, ge=0, alias="ORDER_ENGINE_SIM_EXECUTION_LATENCY_MS")

@@ -176,6 +176,13 @@ class WaitingOrder:
     trailing_bps: int | None = None
     peak_price: Decimal | None = None
     parent_id: str | None = None
+    # Whose it is: the watcher takes owners' orders in turns.
+    owner: str = ""
+    # The route it may take (as its workflow plans it): venues allowed (None: all), hops.
+    dexes: tuple[str, ...] | None = None
+    max_hops: int = 3
+    # The seq of its last event: the same while it stays in the same wait.
+    last_seq: int = 0
 
 
 async def waiting(session: AsyncSession) -> list[WaitingOrder]:
@@ -192,10 +199,35 @@ async def waiting(session: AsyncSession) -> list[WaitingOrder]:
             col(Order.trailing_bps),
             col(Order.peak_price),
             col(Order.parent_id),
+            col(Order.owner),
+            col(Order.dexes),
+            col(Order.max_hops),
+            col(Order.last_seq),
         ).where(col(Order.status) == OrderStatus.WAITING)
     )
-    values: list[tuple[Any, ...]] = [tuple(row) for row in rows]
-    return [WaitingOrder(*row) for row in values]
+    return [
+        WaitingOrder(
+            row.id,
+            row.type,
+            row.token_in,
+            row.token_out,
+            row.amount,
+            row.limit_price,
+            row.trigger_price,
+            row.trailing_bps,
+            row.peak_price,
+            row.parent_id,
+            owner=row.owner,
+            dexes=_venues(row.dexes),
+            max_hops=row.max_hops,
+            last_seq=row.last_seq,
+        )
+        for row in rows
+    ]
+
+
+def _venues(dexes: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(dexes) if dexes is not None else None
 
 
 async def raise_peaks(session: AsyncSession, peaks: dict[str, tuple[Decimal, Decimal]]) -> None:

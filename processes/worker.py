@@ -111,7 +111,13 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
             order_runs,
             StrategyRuns(client),
         )
-        watcher = MarketWatcher(market.pools, market.clock, sessions, signal_trigger(client))
+        watcher = MarketWatcher(
+            market.pools,
+            market.clock,
+            sessions,
+            signal_trigger(client),
+            budget_s=settings.watcher_tick_budget_ms / 1000,
+        )
         trader = BackgroundTrader(
             market.pools, market.clock, settings.sim_background_trades_per_s, settings.sim_seed
         )

@@ -19,6 +19,9 @@ from tests.keys import auth, create_test_key
 
 pytestmark = pytest.mark.usefixtures("worker")
 PAIR = "SOL/USDT"  # these tests move it; others trade SOL/USDC
+# Held to that pair's pools: an order that may route through USDC is priced by that route,
+# which a move of SOL/USDT alone leaves where it was (tests/unit/test_watcher.py).
+DIRECT = {"max_hops": 1}
 
 
 @pytest.fixture
@@ -30,14 +33,16 @@ async def trader(api_url: str, infra: InfraUrls) -> AsyncIterator[httpx.AsyncCli
 
 async def price_now(client: httpx.AsyncClient, amount: str = "10") -> Decimal:
     quote = (
-        await client.post("/quotes", json={"token_in": "SOL", "token_out": "USDT", "amount": amount})
+        await client.post(
+            "/quotes", json={"token_in": "SOL", "token_out": "USDT", "amount": amount, **DIRECT}
+        )
     ).json()
     return Decimal(quote["price"])
 
 
 async def place(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
     return await client.post(
-        "/orders", json={"token_in": "SOL", "token_out": "USDT", "amount": "10", **fields}
+        "/orders", json={"token_in": "SOL", "token_out": "USDT", "amount": "10", **DIRECT, **fields}
     )
 
 

@@ -194,15 +194,19 @@ async def test_a_bracket_executes_exactly_one_leg_when_a_move_crosses_both(
         if len(legs) == 2 and all(o["status"] == "WAITING" for o in legs):
             break
         await asyncio.sleep(0.1)
-    # Up past the take-profit and straight down past the stop, before either can execute.
+    # Up past the take-profit and straight down past the stop, before either can execute:
+    # SOL against both stablecoins (a leg is priced by the best route it may take, through
+    # USDC too).
     for bps in (600, -1100):
-        moved = await operator.post("/sim/price", json={"pair": PAIR, "move_bps": bps})
-        assert moved.status_code == 200, moved.text
+        for pair in (PAIR, "SOL/USDC"):
+            moved = await operator.post("/sim/price", json={"pair": pair, "move_bps": bps})
+            assert moved.status_code == 200, moved.text
     done = await wait_status(trader, strategy_id, "COMPLETED", "FAILED")
     legs = await orders_of(trader, done)
     assert sorted(o["status"] for o in legs) == ["CANCELLED", "CONFIRMED"], legs
     assert all(o["parent_id"] == strategy_id for o in legs)
-    await operator.post("/sim/price", json={"pair": PAIR, "move_bps": 500})
+    for pair in (PAIR, "SOL/USDC"):
+        await operator.post("/sim/price", json={"pair": pair, "move_bps": 500})
 
 
 @pytest.mark.parametrize(
