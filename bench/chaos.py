@@ -18,7 +18,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.recovery import NO_FAULT, Fault, KindRecovery, describe, task_timeouts, waited_on, worst_per_kind
+from bench.stats import percentile
 from contracts.policies import (
     RECOVERY_PROMISE,
     WORKFLOW_TASK_TIMEOUT,
@@ -266,6 +267,10 @@ class Chaos:
             "after a worker kill": found.after_worker_kill,
             "spurious (no kill: a starved worker)": found.spurious,
             "spurious in orders": sorted(set(found.spurious_orders))[:5],
+            "a timed-out task's wait for a worker (s)": {
+                "median": round(percentile(found.pickup_s, 50), 2),
+                "max": round(max(found.pickup_s, default=0.0), 2),
+            },
             "a spurious one's history": example,
         }
 
@@ -306,9 +311,11 @@ def bound_of(kind: str) -> dict[str, Any]:
 def print_recoveries(per_kind: dict[str, dict[str, Any]]) -> None:
     print(f"worst recovery per fault kind (promise: {PROMISE_S:g} s after any single fault)")
     for kind, entry in per_kind.items():
+        later = Counter(entry["compounded with"])
         compounded = (
-            f"; {entry['worst compounded (s)']:.2f} s with {', '.join(entry['compounded with'])} soon after"
-            if entry["compounded with"]
+            f"; {entry['worst compounded (s)']:.2f} s with {', '.join(f'{n} {k}' for k, n in later.items())}"
+            " more faults in its gap"
+            if later
             else ""
         )
         stalled = f"{entry['orders stalled']} stalls in {entry['faults']} faults, " if entry["faults"] else ""

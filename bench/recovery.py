@@ -164,6 +164,8 @@ class TaskTimeouts:
     after_worker_kill: int = 0
     spurious: int = 0
     spurious_orders: list[str] = field(default_factory=list)
+    # How long a timed-out task then waited on the shared queue for a worker to take it.
+    pickup_s: list[float] = field(default_factory=list)
 
 
 async def task_timeouts(
@@ -175,10 +177,17 @@ async def task_timeouts(
     async def one(order_id: str) -> None:
         async with gate:
             history = await client.get_workflow_handle(order_id).fetch_history()
+        timed_out_then: float | None = None  # the retry's scheduled time, once seen
         for event in history.events:
+            at = event.event_time.ToNanoseconds() / 1e9
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED and timed_out_then == 0.0:
+                timed_out_then = at
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and timed_out_then:
+                found.pickup_s.append(at - timed_out_then)
+                timed_out_then = None
             if event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
                 continue
-            at = event.event_time.ToNanoseconds() / 1e9
+            timed_out_then = 0.0
             # The task started task_timeout_s before it timed out: was its worker killed since?
             if any(at - task_timeout_s - 0.5 <= kill <= at for kill in worker_kills):
                 found.after_worker_kill += 1
