@@ -6,6 +6,9 @@ allowance for running the interrupted step again, and checks that the code uses 
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import pytest
 
 from bench.recovery import Fault, worst_per_kind
@@ -19,6 +22,10 @@ from contracts.policies import (
     recovery_bound,
     recovery_paths,
 )
+from core.domain import OrderStatus, OrderType
+from core.ids import new_order_id
+from orders.runs import OrderRuns
+from storage.models import Order, utcnow
 from workflows import order, strategy
 
 
@@ -65,3 +72,31 @@ def test_a_second_fault_within_the_promise_compounds_the_first() -> None:
     late = worst_per_kind(progress, [Fault("worker", 1.0), Fault("redis", 7.0)], promise_s=5.0)
     assert late["worker"].worst_s == 8.0
     assert late["worker"].over_promise == 1
+
+
+class RecordingTemporal:
+    """Stands in for the Temporal client: keeps what a workflow was started with."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, Any] = {}
+
+    async def start_workflow(self, *args: Any, **options: Any) -> None:
+        self.started = options
+
+
+async def test_an_order_workflow_starts_with_the_bounded_task_timeout() -> None:
+    temporal = RecordingTemporal()
+    order = Order(
+        id=new_order_id(),
+        owner="alice",
+        type=OrderType.MARKET,
+        status=OrderStatus.PENDING,
+        token_in="SOL",
+        token_out="USDC",
+        amount=Decimal("1.5"),
+        slippage_bps=50,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    await OrderRuns(temporal).start(order)  # type: ignore[arg-type]
+    assert temporal.started["task_timeout"] == WORKFLOW_TASK_TIMEOUT
