@@ -5,7 +5,10 @@ them with the default simulated faults, and meanwhile: SIGKILLs workers again an
 again, SIGKILLs an API, restarts Redis once and PostgreSQL once. Clients retry refused
 requests with their Idempotency-Key and follow a sample of orders over WebSockets,
 reconnecting with `after_seq` to whichever API lives. Then it waits for every accepted
-order and reports: placed, terminal, lost, executed twice, seq gaps, max recovery time.
+order and reports: placed, terminal, lost, executed twice, seq gaps; per fault kind the
+worst recovery (bench/recovery.py), the configured bound, and what the worst order's
+workflow history shows it waited on; and how many workflow task timeouts had no kill
+behind them (a starved worker) and how long a timed-out task waited for a worker.
 """
 
 from __future__ import annotations
@@ -313,8 +316,8 @@ def print_recoveries(per_kind: dict[str, dict[str, Any]]) -> None:
     for kind, entry in per_kind.items():
         later = Counter(entry["compounded with"])
         compounded = (
-            f"; {entry['worst compounded (s)']:.2f} s with {', '.join(f'{n} {k}' for k, n in later.items())}"
-            " more faults in its gap"
+            f"; compounded: {entry['worst compounded (s)']:.2f} s with"
+            f" {' and '.join(f'{n} more {k}' for k, n in later.items())} fault(s) in its gap"
             if later
             else ""
         )
