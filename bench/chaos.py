@@ -5,7 +5,10 @@ them with the default simulated faults, and meanwhile: SIGKILLs workers again an
 again, SIGKILLs an API, restarts Redis once and PostgreSQL once. Clients retry refused
 requests with their Idempotency-Key and follow a sample of orders over WebSockets,
 reconnecting with `after_seq` to whichever API lives. Then it waits for every accepted
-order and reports: placed, terminal, lost, executed twice, seq gaps, max recovery time.
+order and reports: placed, terminal, lost, executed twice, seq gaps; per fault kind the
+worst recovery (bench/recovery.py), the configured bound, and what the worst order's
+workflow history shows it waited on; and how many workflow task timeouts had no kill
+behind them (a starved worker) and how long a timed-out task waited for a worker.
 """
 
 from __future__ import annotations
@@ -18,25 +21,39 @@ import random
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from temporalio.client import Client
+from temporalio.service import RPCError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from bench.recovery import NO_FAULT, Fault, KindRecovery, describe, task_timeouts, waited_on, worst_per_kind
+from bench.stats import percentile
+from contracts.policies import (
+    RECOVERY_PROMISE,
+    WORKFLOW_TASK_TIMEOUT,
+    FaultKind,
+    recovery_bound,
+    recovery_paths,
+)
 from devstack import EmbeddedStack
 from devstack.engine import QUIET_MARKET, EngineProcess, EngineProcesses
 from migrations import run_migrations
+from orders.placement import IN_FLIGHT_FOR
+from orders.reconciler import ORPHAN_AFTER
 
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "500"))
 ORDERS_PER_S = 25.0
 FOLLOW_EVERY = 5  # one order in five is followed over a WebSocket
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"}
 RESULTS = Path(__file__).parent / "results"
+PROMISE_S = RECOVERY_PROMISE.total_seconds()
 
 
 def progress(message: str) -> None:
@@ -211,24 +228,108 @@ class Chaos:
             "seq gaps seen by WebSocket clients": len(self.stream_gaps),
             "orders followed over WebSockets": len(self.accepted[::FOLLOW_EVERY]),
             "faults": [what for what, _ in self.kills],
-            "max recovery after a fault (s)": self.recoveries(by_order),
+            "worst recovery per fault kind": {
+                kind: {
+                    "worst (s)": entry.worst_s,
+                    "faults": entry.faults,
+                    "orders stalled": entry.stalled_orders,
+                    "past the promise": entry.over_promise,
+                    "order": entry.worst.order_id if entry.worst else None,
+                    "worst compounded (s)": entry.worst_compounded_s,
+                    "compounded with": [f.kind for f in entry.worst_compounded.later_faults]
+                    if entry.worst_compounded
+                    else [],
+                    "bound": bound_of(kind),
+                    "its history": entry.waited_on,
+                }
+                for kind, entry in (await self.recoveries(by_order)).items()
+            },
+            "workflow task timeouts": await self.task_timeouts(),
             "statuses": statuses,
             "failure reasons": failures,
             "elapsed (s)": round(elapsed_s, 1),
         }
 
-    def recoveries(self, by_order: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
-        """Per kind of fault, the worst case of: how long until every order in flight at
-        that moment made progress again (an event after the fault)."""
-        worst: dict[str, float] = {}
-        for what, at in self.kills:
-            for seqs in by_order.values():
-                times = [t for _, t in seqs]
-                before = [t for t in times if t <= at]
-                after = [t for t in times if t > at]
-                if before and after:  # had started and had not finished at the fault
-                    worst[what] = round(max(worst.get(what, 0.0), min(after) - at), 2)
+    async def task_timeouts(self) -> dict[str, Any]:
+        client = await Client.connect(self.stack.urls.temporal_address)
+        found = await task_timeouts(
+            client,
+            self.accepted,
+            [at for what, at in self.kills if what == FaultKind.WORKER],
+            WORKFLOW_TASK_TIMEOUT.total_seconds(),
+        )
+        example: list[str] = []
+        if found.spurious_orders:
+            # The whole history of one: what its worker was doing when the task ran out.
+            history = await client.get_workflow_handle(found.spurious_orders[0]).fetch_history()
+            start = history.events[0].event_time.ToNanoseconds() / 1e9
+            example = [
+                f"{e.event_time.ToNanoseconds() / 1e9 - start:+6.2f}s {describe(e)}" for e in history.events
+            ]
+        return {
+            "after a worker kill": found.after_worker_kill,
+            "spurious (no kill: a starved worker)": found.spurious,
+            "spurious in orders": sorted(set(found.spurious_orders))[:5],
+            "a timed-out task's wait for a worker (s)": {
+                "median": round(percentile(found.pickup_s, 50), 2),
+                "max": round(max(found.pickup_s, default=0.0), 2),
+            },
+            "a spurious one's history": example,
+        }
+
+    async def recoveries(self, by_order: dict[str, list[tuple[int, float]]]) -> dict[str, KindRecovery]:
+        """Per kind of fault, the worst stall of an order it interrupted, and what that
+        order's workflow history shows it waited on."""
+        progress = {order_id: [t for _, t in seqs] for order_id, seqs in by_order.items()}
+        faults = [Fault(kind, at) for kind, at in self.kills]
+        worst = worst_per_kind(progress, faults, PROMISE_S)
+        client = await Client.connect(self.stack.urls.temporal_address)
+        for entry in worst.values():
+            if entry.worst is not None:
+                try:
+                    entry.waited_on = await waited_on(client, entry.worst)
+                except RPCError as error:
+                    entry.waited_on = [f"(no history: {error})"]
         return worst
+
+
+def bound_of(kind: str) -> dict[str, Any]:
+    """What bounds recovery from a fault of `kind`, from the configuration."""
+    if kind == NO_FAULT:
+        return {"bounded by": "", "paths": []}
+    fault = FaultKind(kind)
+    paths = [str(p) for p in recovery_paths(fault)]
+    bound = str(recovery_bound(fault))
+    if fault is FaultKind.API:
+        # An order whose placing request died between storing it and starting its workflow.
+        bound = (
+            "a placing request killed before it started the workflow: the client's retry waits out"
+            f" the in-flight window {IN_FLIGHT_FOR.total_seconds():g} s"
+            f" (the reconciler: {ORPHAN_AFTER.total_seconds():g} s)"
+        )
+        paths.append(bound)
+    return {"bounded by": bound, "paths": paths}
+
+
+def print_recoveries(per_kind: dict[str, dict[str, Any]]) -> None:
+    print(f"worst recovery per fault kind (promise: {PROMISE_S:g} s after any single fault)")
+    for kind, entry in per_kind.items():
+        later = Counter(entry["compounded with"])
+        compounded = (
+            f"; compounded: {entry['worst compounded (s)']:.2f} s with"
+            f" {' and '.join(f'{n} more {k}' for k, n in later.items())} fault(s) in its gap"
+            if later
+            else ""
+        )
+        stalled = f"{entry['orders stalled']} stalls in {entry['faults']} faults, " if entry["faults"] else ""
+        print(
+            f"  {kind:22} worst {entry['worst (s)']:5.2f} s ({entry['order']}): "
+            f"{stalled}{entry['past the promise']} past {PROMISE_S:g} s{compounded}"
+        )
+        if entry["bound"]["bounded by"]:
+            print(f"      bound: {entry['bound']['bounded by']}")
+        for line in entry["its history"]:
+            print(f"      {line}")
 
 
 async def main() -> int:
@@ -255,8 +356,16 @@ async def main() -> int:
         finally:
             engine.stop()
             stack.stop()
-    for key, value in result.items():
-        print(f"{key:40} {value}")
+    timeouts = dict(result["workflow task timeouts"])
+    example = timeouts.pop("a spurious one's history")
+    for key, value in {**result, "workflow task timeouts": timeouts}.items():
+        if key != "worst recovery per fault kind":
+            print(f"{key:40} {value}")
+    if example:
+        print("a spurious workflow task timeout, in its order's history:")
+        for line in example:
+            print(f"      {line}")
+    print_recoveries(result["worst recovery per fault kind"])
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(result, indent=2))

@@ -23,6 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, OrderInput
+from contracts.policies import WORKFLOW_TASK_TIMEOUT
 from core.domain import OrderStatus, OrderType, SwapMode
 from core.formatting import format_decimal, format_time, to_base_units
 from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR, owner_priority
@@ -34,7 +35,6 @@ from storage.models import Order
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = timedelta(seconds=5)
-WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
 CANCEL_TIMEOUT = timedelta(seconds=6)
 CANCEL_TRIES = 5
 MISSING = "MISSING"
@@ -175,7 +175,8 @@ class OrderRuns:
             static_summary=f"{order.type} {format_decimal(order.amount)} {order.token_in} → {order.token_out}",
             static_details=workflow_details(order),
             # A workflow task stuck on a worker that died (say, mid local activity) is
-            # retried elsewhere after this; long local activities heartbeat the task.
+            # retried elsewhere after this; long local activities heartbeat the task
+            # (contracts/policies.py: it bounds an order's recovery from a worker kill).
             task_timeout=WORKFLOW_TASK_TIMEOUT,
             # Task Queue Fairness: the workflow's tasks and its activities (admission
             # above all, where orders queue behind the system-wide rate) are dispatched

@@ -34,6 +34,7 @@ from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
 from activities.strategies import StrategyActivities
 from contracts.market import BACKGROUND_TRADING_WORKFLOW_ID, MARKET_WATCH_WORKFLOW_ID
+from contracts.policies import STICKY_TO_START
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDERS_TASK_QUEUE, connect_temporal
@@ -57,8 +58,6 @@ log = logging.getLogger("order_engine.worker")
 
 # Let in-flight activities finish on SIGTERM (the contract allows 30 s in all).
 GRACEFUL_SHUTDOWN = timedelta(seconds=25)
-# A workflow task left on a dead worker's sticky queue moves to another worker this fast.
-STICKY_TO_START = timedelta(seconds=1)
 # Workflow modules imported once per process, not once per workflow run: the per-run
 # re-import was an eighth of the worker's CPU per order. The cost is the sandbox's
 # import-time guard (a workflow calling datetime.now() is not refused here), so the
@@ -183,6 +182,7 @@ def build_workers(
                 strategies.delete_schedule,
             ],
             disable_eager_activity_execution=True,
+            # A workflow task left on a dead worker's sticky queue moves to another worker this fast.
             sticky_queue_schedule_to_start_timeout=STICKY_TO_START,
             **common,
         ),

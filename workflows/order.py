@@ -70,9 +70,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.policies import (
         BACKOFF_COEFFICIENT,
+        HEARTBEAT_TIMEOUT,
         INITIAL_INTERVAL,
         MAX_ATTEMPTS,
         MAXIMUM_INTERVAL,
+        RECORD_FIRST_RETRY,
+        RECORD_MAXIMUM_INTERVAL,
         Remedy,
     )
     from core.domain import DEXES, OrderStatus, SwapMode
@@ -91,11 +94,8 @@ def _retry(maximum_attempts: int = MAX_ATTEMPTS) -> RetryPolicy:
 
 # Recording is bookkeeping, not an order step: it keeps trying (PostgreSQL or Redis
 # may be restarting) so that every accepted order reaches its terminal record.
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
-)
+RECORD_RETRY = RetryPolicy(initial_interval=RECORD_FIRST_RETRY, maximum_interval=RECORD_MAXIMUM_INTERVAL)
 SHORT_STEP = timedelta(seconds=10)
-HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 HISTORY_LIMIT = 2_000  # events; a long wait continues as new past this
 CRASH_RERUNS = 10
 EXECUTION_STEP = timedelta(seconds=60)

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Trigger,
         TriggerReason,
     )
+    from contracts.policies import WORKFLOW_TASK_TIMEOUT
     from contracts.strategies import (
         ACCEPTS_ORDERS_QUERY,
         CANCEL_STRATEGY_UPDATE,
@@ -66,7 +67,7 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
 )
-CHILD_TASK_TIMEOUT = timedelta(seconds=4)
+CHILD_TASK_TIMEOUT = WORKFLOW_TASK_TIMEOUT  # as orders/runs.py starts an order's workflow
 # A long DCA keeps its history short: it continues as new after this many rounds.
 ROUNDS_PER_RUN = 500
 # A cancel answered while a placement was in flight: the order that placement stored is

@@ -31,6 +31,7 @@ from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
 from contracts.landing import LandingRequest
 from contracts.orders import OrderInput, RetryScheduled, TransitionRequest
+from contracts.policies import WORKFLOW_TASK_TIMEOUT
 from core.domain import OrderStatus, OrderType
 from core.ids import new_order_id
 from core.temporal import ADMISSION_TASK_QUEUE, SEARCH_ATTRIBUTE_KEYS
@@ -41,7 +42,6 @@ from market.pools import Pool, genesis_pools
 from market.storage import Landed, LandedLeg
 from market.transactions import SwapLeg
 from market.venues import SimulationConfig, Venues
-from orders.runs import WORKFLOW_TASK_TIMEOUT
 from orders.transitions import describe
 from workflows.order import OrderWorkflow
 
