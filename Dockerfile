@@ -18,6 +18,7 @@ COPY contracts ./contracts
 COPY accounts ./accounts
 COPY orders ./orders
 COPY strategies ./strategies
+COPY composition ./composition
 COPY market ./market
 COPY storage ./storage
 COPY activities ./activities

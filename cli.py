@@ -18,9 +18,7 @@ from core.logs import configure_logging
 from core.settings import INFRA_ENV_FILE, get_settings
 
 if TYPE_CHECKING:  # the commands import what they use, so that --help stays quick
-    from accounts.service import ApiKeys
-    from orders.service import OrderService
-    from strategies.service import StrategyService
+    from composition import Services
 
 app = typer.Typer(help="Order Engine: durable order execution for Solana DEX swaps.", no_args_is_help=True)
 orders_app = typer.Typer(help="Operate on orders (talks to PostgreSQL and Temporal directly).")
@@ -151,8 +149,8 @@ def keys_revoke(
             if not cancel_open:
                 return
             # Strategies first: a strategy still running could place another order.
-            strategies, unreachable = await clients.strategies.cancel_all(CLI_OPERATOR, row.name)
-            cancelled, executing = await clients.orders.cancel_waiting(CLI_OPERATOR, row.name)
+            strategies, unreachable = await clients.workflows.strategies.cancel_all(CLI_OPERATOR, row.name)
+            cancelled, executing = await clients.workflows.orders.cancel_waiting(CLI_OPERATOR, row.name)
         typer.echo(
             f"{row.name}: {len(strategies)} strategies cancelled, {len(cancelled)} orders cancelled"
             f" ({len(executing)} already executing or ended: they finish)"
@@ -178,7 +176,7 @@ def orders_stuck(
 
     async def main() -> None:
         async with _clients() as clients:
-            stuck = await clients.orders.stuck(threshold)
+            stuck = await clients.workflows.orders.stuck(threshold)
         if not stuck:
             typer.echo(f"no order stuck for more than {older_than}")
             return
@@ -196,7 +194,7 @@ def orders_replay(order_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            typer.echo(f"{order_id}: {await clients.orders.replay(CLI_OPERATOR, order_id)}")
+            typer.echo(f"{order_id}: {await clients.workflows.orders.replay(CLI_OPERATOR, order_id)}")
 
     _run(main())
 
@@ -208,7 +206,7 @@ def orders_cancel(order_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            await clients.orders.cancel(CLI_OPERATOR, order_id)
+            await clients.workflows.orders.cancel(CLI_OPERATOR, order_id)
         typer.echo(f"{order_id}: cancelled")
 
     _run(main())
@@ -222,7 +220,7 @@ def orders_show(order_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            history = await clients.orders.history(CLI_OPERATOR, order_id)
+            history = await clients.workflows.orders.history(CLI_OPERATOR, order_id)
         typer.echo(describe_history(history))
 
     _run(main())
@@ -245,7 +243,7 @@ def strategies_list(
 
     async def main() -> None:
         async with _clients() as clients:
-            page = await clients.strategies.page(
+            page = await clients.workflows.strategies.page(
                 CLI_OPERATOR, owner=owner, status=wanted, cursor=None, limit=limit
             )
         if not page.items:
@@ -269,8 +267,8 @@ def strategies_show(strategy_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            view = await clients.strategies.get(CLI_OPERATOR, strategy_id)
-            events = await clients.strategies.events(CLI_OPERATOR, strategy_id)
+            view = await clients.workflows.strategies.get(CLI_OPERATOR, strategy_id)
+            events = await clients.workflows.strategies.events(CLI_OPERATOR, strategy_id)
         typer.echo(view.model_dump_json(indent=2))
         for e in events.items:
             detail = " ".join(f"{k}={v}" for k, v in e.data.items()) if e.event != "created" else ""
@@ -286,7 +284,7 @@ def strategies_cancel(strategy_id: str) -> None:
 
     async def main() -> None:
         async with _clients() as clients:
-            answer = await clients.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
+            answer = await clients.workflows.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
         if answer.status.is_terminal:  # its workflow was gone: ended here
             typer.echo(f"{strategy_id}: {answer.status} (its workflow was gone; its Schedule is deleted)")
         else:
@@ -310,55 +308,21 @@ def temporal_setup() -> None:
     _run(main())
 
 
-class _Clients:
-    """What an operator command talks to: PostgreSQL, and Temporal unless it needs not."""
-
-    def __init__(
-        self, keys: ApiKeys, orders: OrderService | None, strategies: StrategyService | None = None
-    ) -> None:
-        self.keys = keys
-        self._orders = orders
-        self._strategies = strategies
-
-    @property
-    def strategies(self) -> StrategyService:
-        assert self._strategies is not None, "this command was set up without Temporal"
-        return self._strategies
-
-    @property
-    def orders(self) -> OrderService:
-        assert self._orders is not None, "this command was set up without Temporal"
-        return self._orders
-
-
 @contextlib.asynccontextmanager
-async def _clients(temporal: bool = True) -> AsyncIterator[_Clients]:
-    from accounts.service import ApiKeys
+async def _clients(temporal: bool = True) -> AsyncIterator[Services]:
+    """What an operator command talks to: the services every process builds, small (two
+    connections, planning inline), and on Temporal unless the command needs it not."""
+    from composition import built_services
     from core.temporal import connect_temporal
-    from market import build_market
-    from orders.quotes import build_quotes
-    from orders.runs import OrderRuns
-    from orders.service import OrderService
-    from storage.database import create_engine, create_sessionmaker
-    from storage.redis import RedisBreaker, connect_redis
-    from strategies.service import build_strategies
 
     settings = get_settings().require_infra()
-    engine = create_engine(settings.database_url, pool_size=2)
-    redis = connect_redis(settings.redis_url)
-    try:
-        sessions = create_sessionmaker(engine)
-        orders, strategies = None, None
-        if temporal:
-            client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
-            orders = OrderService(sessions, OrderRuns(client))
-            market = build_market(settings, sessions)
-            quotes = build_quotes(settings, sessions, market, redis, RedisBreaker(), planning=None)
-            strategies = build_strategies(settings, sessions, client, redis, quotes)
-        yield _Clients(ApiKeys(sessions, settings.key_secret()), orders, strategies)
-    finally:
-        await redis.aclose()
-        await engine.dispose()
+    client = (
+        await connect_temporal(settings.temporal_address, settings.temporal_namespace) if temporal else None
+    )
+    async with built_services(
+        settings, client, pool_size=2, planning_threads=0, ensure_market=False
+    ) as services:
+        yield services
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:

@@ -1,5 +1,6 @@
-"""The FastAPI application: a lifespan that builds the process's one Temporal client, DB
-engine, Redis client and event hub, and the domain services on them; and the routers."""
+"""The FastAPI application: a lifespan that connects the process's one Temporal client,
+builds the shared services on it (composition/), and adds the API's own: the event hub,
+the reconcilers, the limits; and the routers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,28 +18,21 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts.revocations import Revocations
-from accounts.service import ApiKeys
 from api import health, market, orders, sim, strategies, ws
 from api.auth import authenticate
 from api.client_address import ForwardedClient
 from api.limits import BodySizeLimit, FailedAuthLimit, WebSocketSlots
 from api.problems import install_error_handlers
+from composition import built_services
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
 from core.tracing import instrument_app, setup_tracing
-from market import build_market
 from orders.events import EVENT_STREAM, ActiveOrders
 from orders.metrics import CachedOrderMetrics
-from orders.placement import build_placement
-from orders.quotes import build_quotes
 from orders.reconciler import run_reconciler
-from orders.runs import OrderRuns
-from orders.service import OrderService
-from storage.database import create_engine, create_sessionmaker, when_reachable
+from storage.database import when_reachable
 from storage.events import EventHub
-from storage.redis import RedisBreaker, connect_redis
 from strategies.reconciler import run_strategy_reconciler
-from strategies.service import build_strategies
 
 access_log = structlog.get_logger("api.access")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -53,57 +46,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         temporal = await connect_temporal(
             settings.temporal_address, settings.temporal_namespace, interceptors=tracing
         )
-        engine = create_engine(settings.database_url)
-        sessions = create_sessionmaker(engine)
-        redis = connect_redis(settings.redis_url)
-        active = ActiveOrders(redis)
-        # After Redis comes back (possibly empty), rebuild active:order:* from PostgreSQL.
-        hub = EventHub(redis, EVENT_STREAM, on_reconnect=lambda: active.sync_from_database(sessions))
-        hub.start()
-        app.state.hub = hub  # for the server's shutdown: streams close with 1001 first
-        runs = OrderRuns(temporal)
-        breaker = RedisBreaker()
-        reconciler = asyncio.create_task(run_reconciler(sessions, runs), name="reconciler")
-        keys = ApiKeys(sessions, settings.key_secret())
-        revocations = Revocations(keys)
-        revocation_watch = asyncio.create_task(revocations.run(), name="revocations")
-        market_ = build_market(settings, sessions)
-        await when_reachable(market_.ensure_genesis, "creating the genesis market")
-        await when_reachable(lambda: active.sync_from_database(sessions), "syncing the active orders")
-        planning = ThreadPoolExecutor(settings.route_planning_threads, thread_name_prefix="route-planning")
-        quotes = build_quotes(settings, sessions, market_, redis, breaker, planning)
-        quote_purge = asyncio.create_task(quotes.run_purge(), name="quote-purge")
-        strategies_ = build_strategies(settings, sessions, temporal, redis, quotes)
-        strategy_reconciler = asyncio.create_task(
-            run_strategy_reconciler(strategies_), name="strategy-reconciler"
-        )
-        try:
-            yield {
-                "settings": settings,
-                "temporal": temporal,
-                "sessions": sessions,
-                "redis": redis,
-                "hub": hub,
-                "market": market_,
-                "keys": keys,
-                "revocations": revocations,
-                "orders": OrderService(sessions, runs),
-                "placement": build_placement(settings, sessions, runs, redis, market_, quotes, breaker),
-                "strategies": strategies_,
-                "quotes": quotes,
-                "websocket_slots": WebSocketSlots(settings.websockets_per_key),
-                "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
-                "order_metrics": CachedOrderMetrics(sessions, settings.metrics_cache_s),
-            }
-        finally:
-            reconciler.cancel()
-            strategy_reconciler.cancel()
-            revocation_watch.cancel()
-            quote_purge.cancel()
-            planning.shutdown(wait=False, cancel_futures=True)
-            await hub.stop()
-            await redis.aclose()
-            await engine.dispose()
+        async with built_services(settings, temporal) as services:
+            sessions, workflows = services.sessions, services.workflows
+            active = ActiveOrders(services.redis)
+            # After Redis comes back (possibly empty), rebuild active:order:* from PostgreSQL.
+            hub = EventHub(
+                services.redis, EVENT_STREAM, on_reconnect=lambda: active.sync_from_database(sessions)
+            )
+            hub.start()
+            app.state.hub = hub  # for the server's shutdown: streams close with 1001 first
+            revocations = Revocations(services.keys)
+            await when_reachable(lambda: active.sync_from_database(sessions), "syncing the active orders")
+            loops = [
+                asyncio.create_task(run_reconciler(sessions, workflows.order_runs), name="reconciler"),
+                asyncio.create_task(revocations.run(), name="revocations"),
+                asyncio.create_task(services.quotes.run_purge(), name="quote-purge"),
+                asyncio.create_task(
+                    run_strategy_reconciler(workflows.strategies), name="strategy-reconciler"
+                ),
+            ]
+            try:
+                yield {
+                    "settings": settings,
+                    "temporal": temporal,
+                    "sessions": sessions,
+                    "redis": services.redis,
+                    "hub": hub,
+                    "market": services.market,
+                    "keys": services.keys,
+                    "revocations": revocations,
+                    "orders": workflows.orders,
+                    "placement": workflows.placement,
+                    "strategies": workflows.strategies,
+                    "quotes": services.quotes,
+                    "websocket_slots": WebSocketSlots(settings.websockets_per_key),
+                    "failed_auth": FailedAuthLimit(settings.failed_auth_per_minute),
+                    "order_metrics": CachedOrderMetrics(sessions, settings.metrics_cache_s),
+                }
+            finally:
+                for loop in loops:
+                    loop.cancel()
+                await hub.stop()
 
     tracing = setup_tracing(settings.tracing, "order-engine-api")
     app = FastAPI(

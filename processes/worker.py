@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,23 +32,17 @@ from activities.market import MarketActivities, signal_trigger
 from activities.quotes import QuoteActivities
 from activities.records import OrderRecords
 from activities.strategies import StrategyActivities
+from composition import built_services
 from contracts.market import BACKGROUND_TRADING_WORKFLOW_ID, MARKET_WATCH_WORKFLOW_ID
 from contracts.policies import STICKY_TO_START
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import ADMISSION_TASK_QUEUE, EXECUTION_TASK_QUEUE, ORDERS_TASK_QUEUE, connect_temporal
 from core.tracing import setup_tracing
-from market import Market, build_market
+from market import Market
 from market.background import BackgroundTrader
 from orders.events import OrderEvents
-from orders.placement import build_placement
-from orders.quotes import build_quotes
-from orders.runs import OrderRuns
 from orders.watcher import MarketWatcher
-from storage.database import create_engine, create_sessionmaker, when_reachable
-from storage.redis import RedisBreaker, connect_redis
-from strategies.runs import StrategyRuns
-from strategies.service import build_strategies
 from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
 from workflows.order import OrderWorkflow
 from workflows.strategy import DcaRoundWorkflow, StrategyWorkflow
@@ -91,24 +84,17 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
         # The tracing interceptor on the client also traces this process's workers.
         interceptors=setup_tracing(settings.tracing, "order-engine-worker"),
     )
-    engine = create_engine(settings.database_url, pool_size=settings.max_concurrent_activities + 2)
-    redis = connect_redis(settings.redis_url)
-    # A strategy's child orders are priced here: off the loop the activities run on.
-    planning = ThreadPoolExecutor(settings.route_planning_threads, thread_name_prefix="route-planning")
-    try:
-        sessions = create_sessionmaker(engine)
-        market = build_market(settings, sessions)
-        await when_reachable(market.ensure_genesis, "creating the genesis market")
-        records = OrderRecords(sessions, OrderEvents(redis))
-        quotes = build_quotes(settings, sessions, market, redis, RedisBreaker(), planning)
-        order_runs = OrderRuns(client)
+    # A strategy's child orders are priced here too: off the loop the activities run on.
+    async with built_services(settings, client, pool_size=settings.max_concurrent_activities + 2) as services:
+        market, sessions, workflows = services.market, services.sessions, services.workflows
+        records = OrderRecords(sessions, OrderEvents(services.redis))
         strategies = StrategyActivities(
             sessions,
-            build_placement(settings, sessions, order_runs, redis, market, quotes, RedisBreaker()),
-            quotes,
-            build_strategies(settings, sessions, client, redis, quotes),
-            order_runs,
-            StrategyRuns(client),
+            workflows.placement,
+            services.quotes,
+            workflows.strategies,
+            workflows.order_runs,
+            workflows.strategy_runs,
         )
         watcher = MarketWatcher(
             market.pools,
@@ -123,10 +109,6 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
         yield WorkerProcess(
             build_workers(client, settings, market, records, trader, watcher, strategies), market
         )
-    finally:
-        planning.shutdown(wait=False, cancel_futures=True)
-        await redis.aclose()
-        await engine.dispose()
 
 
 def build_workers(

@@ -21,9 +21,10 @@ ALLOWED: dict[str, set[str]] = {
     "market": {"core", "contracts", "storage"},
     "orders": {"core", "contracts", "storage", "accounts", "market"},
     "strategies": {"core", "contracts", "storage", "accounts", "market", "orders"},
+    "composition": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
     "activities": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
     "workflows": {"core", "contracts", "activities"},
-    "api": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
+    "api": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies", "composition"},
     "devstack": {"core", "accounts"},
     "processes": {
         "core",
@@ -33,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
         "market",
         "orders",
         "strategies",
+        "composition",
         "activities",
         "workflows",
         "api",
@@ -97,3 +99,27 @@ def test_workflows_match_failure_codes_only_through_the_contracts_enum() -> None
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in codes
     }
     assert spelled == set(), "use contracts.failures.MarketErrorCode"
+
+
+# What only the composition root calls: a process that built its own would hold a second
+# engine, Redis client or market, and the real chain would need wiring in two places.
+BUILDERS = {
+    "build_market",
+    "build_quotes",
+    "build_placement",
+    "build_strategies",
+    "create_engine",
+    "connect_redis",
+}
+
+
+def test_processes_build_their_services_only_through_the_composition_root() -> None:
+    entry_points = [ROOT / f"{name}.py" for name in sorted(ENTRY_POINTS)]
+    places = [*(ROOT / "api").rglob("*.py"), *(ROOT / "processes").rglob("*.py"), *entry_points]
+    calls = {
+        f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+        for path in places
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and (name := ast.unparse(node.func).split(".")[-1]) in BUILDERS
+    }
+    assert calls == set(), "build them in composition/ (built_services)"
