@@ -35,10 +35,6 @@ class OrderType(StrEnum):
     TRAILING_STOP = "trailing_stop"  # fires trailing_bps below the best price seen
 
 
-# Orders that execute at market once their price condition holds (they may fill below it).
-TRIGGERED_TYPES = frozenset({OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP})
-
-
 class StrategyType(StrEnum):
     TWAP = "twap"  # an amount in equal slices, one every interval_s
     DCA = "dca"  # one order per period, on a Temporal Schedule

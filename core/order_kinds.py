@@ -49,6 +49,7 @@ class OrderKind:
     fires: Direction | None = None
     at_market: bool = False
     trails: bool = False  # takes trailing_bps
+    protects: bool = False  # limits a loss: the watcher gives it its owner's first turns
     exact_out: bool = False  # may buy an exact amount out
     listed_token_out: bool = True  # a sniper may name a token not listed yet
 
@@ -62,13 +63,22 @@ ORDER_KINDS: dict[OrderType, OrderKind] = {
     OrderType.LIMIT: OrderKind(WaitKind.LIMIT_PRICE, requires=PriceField.LIMIT_PRICE, fires=Direction.RISES),
     OrderType.SNIPER: OrderKind(WaitKind.POOL_OPEN, listed_token_out=False),
     OrderType.STOP_LOSS: OrderKind(
-        WaitKind.TRIGGER_PRICE, requires=PriceField.TRIGGER_PRICE, fires=Direction.FALLS, at_market=True
+        WaitKind.TRIGGER_PRICE,
+        requires=PriceField.TRIGGER_PRICE,
+        fires=Direction.FALLS,
+        at_market=True,
+        protects=True,
     ),
     OrderType.TAKE_PROFIT: OrderKind(
         WaitKind.TRIGGER_PRICE, requires=PriceField.TRIGGER_PRICE, fires=Direction.RISES, at_market=True
     ),
     OrderType.TRAILING_STOP: OrderKind(
-        WaitKind.TRAILING, allows=PriceField.TRIGGER_PRICE, fires=Direction.FALLS, at_market=True, trails=True
+        WaitKind.TRAILING,
+        allows=PriceField.TRIGGER_PRICE,
+        fires=Direction.FALLS,
+        at_market=True,
+        trails=True,
+        protects=True,
     ),
 }
 

@@ -24,8 +24,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.orders import CANCEL_UPDATE, ORDER_WORKFLOW, OrderInput
 from contracts.policies import WORKFLOW_TASK_TIMEOUT
-from core.domain import OrderStatus, OrderType, SwapMode
+from core.domain import OrderStatus, SwapMode
 from core.formatting import format_decimal, format_time, to_base_units
+from core.order_kinds import kind_of
 from core.temporal import ORDER_STATUS, ORDER_TYPE, ORDERS_TASK_QUEUE, TOKEN_PAIR, owner_priority
 from market.tokens import find_token
 from orders.landing import request_of
@@ -152,7 +153,7 @@ class OrderRuns:
 
     async def _start(self, order: Order, replay: int) -> None:
         token_in, token_out = find_token(order.token_in), find_token(order.token_out)
-        if token_in is None or (token_out is None and order.type is not OrderType.SNIPER):
+        if token_in is None or (token_out is None and kind_of(order.type).listed_token_out):
             raise LookupError(f"order {order.id} names a token this process does not know")
         await self._temporal.start_workflow(
             ORDER_WORKFLOW,

@@ -38,8 +38,9 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.orders import Trigger, TriggerReason
-from core.domain import TRIGGERED_TYPES, OrderType
+from core.domain import OrderType
 from core.formatting import to_base_units
+from core.order_kinds import Direction, WaitKind, kind_of
 from market.clock import MarketClock
 from market.pools import Pool
 from market.router import Output, best_route
@@ -194,9 +195,9 @@ def evaluate(
         for order in orders:
             # A sniper waits for a pool of its pair, on a venue it may take, to open.
             token = find_token(order.token_out)
-            if order.type is OrderType.SNIPER and direct and token is not None:
+            if kind_of(order.type).waits is WaitKind.POOL_OPEN and direct and token is not None:
                 evaluation.triggers.append((order.order_id, Trigger(TriggerReason.POOL_OPEN, token.decimals)))
-        priced = [order for order in orders if order.type is not OrderType.SNIPER]
+        priced = [order for order in orders if kind_of(order.type).waits is not WaitKind.POOL_OPEN]
         prices = _prices(allowed, direct, key, now, evaluation) if priced else None
         if prices is None:
             continue
@@ -223,13 +224,6 @@ TURN_ROUTES = 6
 # The route constraints orders share prices by: pair, direction, venues allowed, hops.
 RouteKey = tuple[str, str, tuple[str, ...] | None, int]
 Turn = tuple[WaitingOrder, "PairPrices | RoutedPrices"]
-# Within an owner's turns, protective kinds first.
-KIND_TURNS = (
-    OrderType.TRAILING_STOP,
-    OrderType.STOP_LOSS,
-    OrderType.TAKE_PROFIT,
-    OrderType.LIMIT,
-)
 
 
 def route_key(order: WaitingOrder) -> RouteKey:
@@ -259,15 +253,20 @@ def _kinds_in_turn(turns: list[Turn]) -> list[Turn]:
     by_kind: dict[OrderType, list[Turn]] = defaultdict(list)
     for turn in turns:
         by_kind[turn[0].type].append(turn)
-    kinds = sorted(
-        by_kind, key=lambda kind: KIND_TURNS.index(kind) if kind in KIND_TURNS else len(KIND_TURNS)
-    )
+    kinds = sorted(by_kind, key=_turn_rank)
     return [
         turn
         for round_ in itertools.zip_longest(*(by_kind[k] for k in kinds))
         for turn in round_
         if turn is not None
     ]
+
+
+def _turn_rank(order_type: OrderType) -> tuple[bool, bool, bool]:
+    """Within an owner's turns: protective orders first (trailing stops, then stops),
+    then the other triggered ones, then limits."""
+    kind = kind_of(order_type)
+    return (not kind.protects, not kind.at_market, not kind.trails)
 
 
 def _prices(
@@ -287,7 +286,7 @@ def _prices(
 
 
 def _trigger(order: WaitingOrder) -> Trigger:
-    if order.type in TRIGGERED_TYPES:
+    if kind_of(order.type).at_market:
         return Trigger(TriggerReason.PRICE_TRIGGERED)
     return Trigger(TriggerReason.LIMIT_REACHED)
 
@@ -297,15 +296,16 @@ def _settled_by_bound(order: WaitingOrder, prices: PairPrices | RoutedPrices) ->
     first unit. None: it needs a route."""
     if prices.units(order.amount) is None:
         return False
-    if order.type is OrderType.TRAILING_STOP:
+    kind = kind_of(order.type)
+    if kind.trails:
         return None if order.trailing_bps is not None else False  # its peak follows the price
-    if order.type in TRIGGERED_TYPES:
+    if kind.at_market:
         trigger = order.trigger_price
         if trigger is None:
             return False
-        if order.type is OrderType.TAKE_PROFIT and trigger > prices.bound:
+        if kind.fires is Direction.RISES and trigger > prices.bound:
             return False  # not even the first unit pays it
-        if order.type is OrderType.STOP_LOSS and prices.bound <= trigger:
+        if kind.fires is Direction.FALLS and prices.bound <= trigger:
             return True  # every amount's price is at or below the first unit's
         return None
     if order.limit_price is None or order.limit_price > prices.bound:
@@ -318,7 +318,8 @@ def _decide(order: WaitingOrder, prices: PairPrices | RoutedPrices, evaluation: 
     stop: its own route, and its peak raised when the price rose)."""
     units = prices.units(order.amount)
     assert units is not None
-    if order.type is OrderType.TRAILING_STOP:
+    kind = kind_of(order.type)
+    if kind.trails:
         assert order.trailing_bps is not None
         price = prices.price(units)
         peak = max(order.peak_price or price, price)
@@ -327,8 +328,8 @@ def _decide(order: WaitingOrder, prices: PairPrices | RoutedPrices, evaluation: 
         trigger = max(trailing_trigger(peak, order.trailing_bps), order.trigger_price or Decimal(0))
         if order.peak_price is None or peak > order.peak_price:
             evaluation.peaks[order.order_id] = (peak, trigger)
-        return fires(OrderType.TRAILING_STOP, price, trigger)
-    if order.type in TRIGGERED_TYPES:
+        return fires(order.type, price, trigger)
+    if kind.at_market:
         assert order.trigger_price is not None
         triggered = _triggered(order, prices, units)
         if triggered is None:
@@ -351,7 +352,7 @@ def _triggered(order: WaitingOrder, prices: PairPrices | RoutedPrices, units: in
     assert trigger is not None
     lo, hi = bucket_edges(units)
     best, worst = prices.price(lo), prices.price(hi)
-    if order.type is OrderType.TAKE_PROFIT:
+    if kind_of(order.type).fires is Direction.RISES:
         if worst * (1 - MARGIN) >= trigger:
             return True
         return None if best * (1 + MARGIN) >= trigger else False

@@ -123,3 +123,19 @@ def test_processes_build_their_services_only_through_the_composition_root() -> N
         if isinstance(node, ast.Call) and (name := ast.unparse(node.func).split(".")[-1]) in BUILDERS
     }
     assert calls == set(), "build them in composition/ (built_services)"
+
+
+def test_code_asks_the_order_types_table_not_the_type() -> None:
+    """Order types as data: what a type waits for, takes and fires on is a row of
+    core/order_kinds.py; code that compared `order.type is OrderType.X` would grow a
+    branch per type in every file again."""
+    compared = {
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in ALLOWED
+        for path in (ROOT / package).rglob("*.py")
+        if path != ROOT / "core" / "order_kinds.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Compare)
+        and any("OrderType." in ast.unparse(side) for side in [node.left, *node.comparators])
+    }
+    assert compared == set(), "read core.order_kinds.kind_of(order_type) instead"

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.domain import TRIGGERED_TYPES, OrderType
+from core.domain import OrderType
 from core.order_kinds import ORDER_KINDS, Direction, PriceField
 from orders.triggers import fires
 
@@ -31,7 +31,12 @@ def test_a_trigger_fires_one_way_and_only_on_a_waiting_order(order_type: OrderTy
 
 
 def test_the_orders_that_execute_at_market_once_triggered() -> None:
-    assert {t for t, kind in ORDER_KINDS.items() if kind.at_market} == TRIGGERED_TYPES
+    triggered = {OrderType.STOP_LOSS, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP}
+    assert {t for t, kind in ORDER_KINDS.items() if kind.at_market} == triggered
+    assert {t for t, kind in ORDER_KINDS.items() if kind.protects} == {
+        OrderType.STOP_LOSS,
+        OrderType.TRAILING_STOP,
+    }
 
 
 def test_only_a_market_order_executes_at_once_and_buys_exact_amounts() -> None:
