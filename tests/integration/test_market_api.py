@@ -37,7 +37,8 @@ async def test_price_moves_by_trading_against_the_pools(
     assert moved["dex"] == "raydium" and moved["token_in"] == "SOL"
     after = await markets(client, "SOL/USDT")
     ratio = Decimal(after["raydium"]["mid_price"]) / Decimal(before["raydium"]["mid_price"])
-    assert Decimal("0.968") < ratio <= Decimal("0.970")
+    # At least the move asked for (the mid prices shown are rounded to their last digit).
+    assert Decimal("0.968") < ratio <= Decimal("0.970") * (1 + Decimal("1e-9"))
     assert after["meteora"]["mid_price"] == before["meteora"]["mid_price"]
 
     up = await operator.post("/sim/price", json={"pair": "SOL/USDT", "move_bps": 200})

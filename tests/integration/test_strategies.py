@@ -33,7 +33,6 @@ from tests.rows import insert_order
 from tests.streams import read_stream
 
 pytestmark = pytest.mark.usefixtures("worker")
-PAIR = "SOL/USDT"  # the bracket test moves it; others trade SOL/USDC
 
 
 @pytest.fixture
@@ -174,17 +173,35 @@ async def test_a_paused_dca_pauses_its_schedule(trader: httpx.AsyncClient, setti
 async def test_a_bracket_executes_exactly_one_leg_when_a_move_crosses_both(
     trader: httpx.AsyncClient, operator: httpx.AsyncClient
 ) -> None:
-    quote = (
-        await trader.post("/quotes", json={"token_in": "SOL", "token_out": "USDT", "amount": "1"})
-    ).json()
+    # A token of its own, on one constant-product pool: no other route prices its legs, and
+    # the pool can move as far as the test asks whatever earlier tests did to SOL's pools.
+    listed = await operator.post(
+        "/sim/pools",
+        json={
+            "token": "BRACKET",
+            "dex": "raydium",
+            "quote_token": "SOL",
+            "liquidity": "1000",
+            "price": "0.01",
+            "activation_in_s": 0,
+        },
+    )
+    assert listed.status_code == 201, listed.text
+    owner = (await trader.get("/wallet")).json()["owner"]
+    funded = await operator.post("/sim/wallet", json={"owner": owner, "token": "BRACKET", "amount": "100"})
+    assert funded.status_code == 200, funded.text
+    quoted = await trader.post("/quotes", json={"token_in": "BRACKET", "token_out": "SOL", "amount": "1"})
+    assert quoted.status_code == 200, quoted.text
+    quote = quoted.json()
     price = Decimal(quote["price"])
     strategy_id = await start(
         trader,
-        token_out="USDT",
+        token_in="BRACKET",
+        token_out="SOL",
         type="bracket",
         amount="1",
-        take_profit_price=str((price * Decimal("1.03")).quantize(Decimal("0.01"))),
-        stop_loss_price=str((price * Decimal("0.97")).quantize(Decimal("0.01"))),
+        take_profit_price=format((price * Decimal("1.03")).quantize(Decimal("1e-9")), "f"),
+        stop_loss_price=format((price * Decimal("0.97")).quantize(Decimal("1e-9")), "f"),
         slippage_bps=1000,
     )
     placed: dict[str, Any] = {}
@@ -194,19 +211,14 @@ async def test_a_bracket_executes_exactly_one_leg_when_a_move_crosses_both(
         if len(legs) == 2 and all(o["status"] == "WAITING" for o in legs):
             break
         await asyncio.sleep(0.1)
-    # Up past the take-profit and straight down past the stop, before either can execute:
-    # SOL against both stablecoins (a leg is priced by the best route it may take, through
-    # USDC too).
+    # Up past the take-profit and straight down past the stop, before either can execute.
     for bps in (600, -1100):
-        for pair in (PAIR, "SOL/USDC"):
-            moved = await operator.post("/sim/price", json={"pair": pair, "move_bps": bps})
-            assert moved.status_code == 200, moved.text
+        moved = await operator.post("/sim/price", json={"pair": "BRACKET/SOL", "move_bps": bps})
+        assert moved.status_code == 200, moved.text
     done = await wait_status(trader, strategy_id, "COMPLETED", "FAILED")
     legs = await orders_of(trader, done)
     assert sorted(o["status"] for o in legs) == ["CANCELLED", "CONFIRMED"], legs
     assert all(o["parent_id"] == strategy_id for o in legs)
-    for pair in (PAIR, "SOL/USDC"):
-        await operator.post("/sim/price", json={"pair": pair, "move_bps": 500})
 
 
 @pytest.mark.parametrize(
