@@ -11,13 +11,19 @@ from enum import StrEnum
 from typing import Any
 
 from contracts.orders import OrderInput
-from core.domain import OrderStatus, StrategyStatus, StrategyType
+from core.domain import OrderStatus, StrategyAction, StrategyStatus, StrategyType
 
 STRATEGY_WORKFLOW = "StrategyWorkflow"
 DCA_ROUND_WORKFLOW = "DcaRoundWorkflow"
 PAUSE_UPDATE = "pause"
 RESUME_UPDATE = "resume"
 CANCEL_STRATEGY_UPDATE = "cancel"
+# The workflow update each action a client asks for is sent as.
+ACTION_UPDATES: dict[StrategyAction, str] = {
+    StrategyAction.PAUSE: PAUSE_UPDATE,
+    StrategyAction.RESUME: RESUME_UPDATE,
+    StrategyAction.CANCEL: CANCEL_STRATEGY_UPDATE,
+}
 # The market watcher found a bracket leg's condition holding: the parent decides.
 LEG_TRIGGERED_SIGNAL = "leg_triggered"
 # A DCA round (a scheduled workflow) finished its order.
