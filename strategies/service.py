@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from accounts.keys import Principal
 from accounts.limits import KeyRateLimiter
 from contracts.orders import Ended, TransitionRequest
-from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
+from contracts.strategies import StrategyEnded, StrategyInput, StrategyRecord, dca_schedule_id
 from core.decimals import positive_decimal
 from core.domain import OrderStatus, OrderType, StrategyAction, StrategyStatus, StrategyType
 from core.durations import parse_duration
@@ -55,6 +55,7 @@ from strategies.schemas import (
     counts_of,
     progress_of,
 )
+from strategies.transitions import describe as describe_strategy_step
 
 log = logging.getLogger(__name__)
 
@@ -325,12 +326,13 @@ class StrategyService:
             raise StrategyFinished(f"{strategy.id} ended {ended}: its {gone}; nothing to {action}")
         return StrategyActionAnswer(strategy_id=strategy.id, action=action, status=ended)
 
-    async def record(self, change: StrategyRecord) -> None:
+    async def record(self, record: StrategyRecord) -> None:
         """What a strategy workflow reports: stored once, then published."""
+        change = describe_strategy_step(record)
         async with self._sessions() as session, session.begin():
-            recorded = await repository.record(session, change)
-            if recorded is None and await repository.get(session, change.strategy_id) is None:
-                raise StrategyNotFound(f"no strategy {change.strategy_id}")
+            recorded = await repository.record(session, record.strategy_id, change)
+            if recorded is None and await repository.get(session, record.strategy_id) is None:
+                raise StrategyNotFound(f"no strategy {record.strategy_id}")
         if recorded is not None:
             await self._publish(recorded.event)
 
@@ -359,7 +361,8 @@ class StrategyService:
         async with self._sessions() as session, session.begin():
             recorded = await repository.record(
                 session,
-                StrategyRecord(strategy.id, f"end:{status}", "ended", status, {"reason": reason}),
+                strategy.id,
+                describe_strategy_step(StrategyRecord.of(strategy.id, StrategyEnded(status, reason))),
                 while_running=True,
             )
         if recorded is None:
