@@ -211,7 +211,11 @@ async def finish(
         ours = [
             change for change, by in zip(world.records, world.recorded_by, strict=True) if by == handle.id
         ]
-        assert sorted(map(_event_row, ours)) == sorted(map(_event_row, recorded_changes(recording)))
+        recorded = recorded_changes(recording)
+        assert sorted(map(_event_row, ours)) == sorted(map(_event_row, recorded)), (
+            "the events differ from the recorded run's; if what an event says changed on purpose, "
+            f"record again: {RECORD_ENV}=1 pytest tests/workflows"
+        )
     return status
 
 
