@@ -281,10 +281,11 @@ def strategies_show(strategy_id: str) -> None:
 def strategies_cancel(strategy_id: str) -> None:
     """Stop a strategy's future orders (one already executing finishes)."""
     from accounts.keys import CLI_OPERATOR
+    from core.domain import StrategyAction
 
     async def main() -> None:
         async with _clients() as clients:
-            answer = await clients.workflows.strategies.act(CLI_OPERATOR, strategy_id, "cancel")
+            answer = await clients.workflows.strategies.act(CLI_OPERATOR, strategy_id, StrategyAction.CANCEL)
         if answer.status.is_terminal:  # its workflow was gone: ended here
             typer.echo(f"{strategy_id}: {answer.status} (its workflow was gone; its Schedule is deleted)")
         else:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from accounts.keys import NAME_PATTERN
 from api.auth import KeyDep
 from api.deps import StrategiesDep
-from core.domain import StrategyStatus
+from core.domain import StrategyAction, StrategyStatus
 from orders.schemas import OrderPage
 from strategies.schemas import (
     StrategyAccepted,
@@ -94,14 +94,14 @@ async def pause_strategy(
     strategy_id: str, strategies: StrategiesDep, principal: KeyDep
 ) -> StrategyActionAnswer:
     """Hold future orders (a DCA pauses its Schedule)."""
-    return await strategies.act(principal, strategy_id, "pause")
+    return await strategies.act(principal, strategy_id, StrategyAction.PAUSE)
 
 
 @router.post("/strategies/{strategy_id}/resume", status_code=status.HTTP_202_ACCEPTED)
 async def resume_strategy(
     strategy_id: str, strategies: StrategiesDep, principal: KeyDep
 ) -> StrategyActionAnswer:
-    return await strategies.act(principal, strategy_id, "resume")
+    return await strategies.act(principal, strategy_id, StrategyAction.RESUME)
 
 
 @router.post("/strategies/{strategy_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
@@ -109,4 +109,4 @@ async def cancel_strategy(
     strategy_id: str, strategies: StrategiesDep, principal: KeyDep
 ) -> StrategyActionAnswer:
     """Stop future orders; an order already executing finishes."""
-    return await strategies.act(principal, strategy_id, "cancel")
+    return await strategies.act(principal, strategy_id, StrategyAction.CANCEL)

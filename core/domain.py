@@ -41,6 +41,14 @@ class StrategyType(StrEnum):
     BRACKET = "bracket"  # a take-profit and a stop; the first to fire cancels the other
 
 
+class StrategyAction(StrEnum):
+    """What a client may ask of a running strategy (POST /strategies/{id}/<action>)."""
+
+    PAUSE = "pause"  # hold future orders (a DCA pauses its Schedule)
+    RESUME = "resume"
+    CANCEL = "cancel"  # stop future orders; one already executing finishes
+
+
 class StrategyStatus(StrEnum):
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"

@@ -9,10 +9,11 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from contracts.strategies import StrategyRecord
+from contracts.strategies import StrategyEventType
 from core.domain import OrderStatus, StrategyStatus, SwapMode
 from storage.models import Order, Strategy, StrategyEvent, utcnow
 from strategies.schemas import ChildTotals
+from strategies.transitions import StrategyChange
 
 CREATED_EVENT_KEY = "created"
 RUNNING = (StrategyStatus.RUNNING, StrategyStatus.PAUSED)
@@ -32,7 +33,7 @@ def insert(session: AsyncSession, strategy: Strategy) -> None:
         seq=1,
         status=strategy.status,
         event_key=CREATED_EVENT_KEY,
-        data={"event": "created", **strategy.params},
+        data={"event": StrategyEventType.CREATED, **strategy.params},
         created_at=strategy.created_at,
     )
     session.add(strategy)
@@ -204,31 +205,30 @@ async def children_page(
 
 
 async def record(
-    session: AsyncSession, change: StrategyRecord, *, while_running: bool = False
+    session: AsyncSession, strategy_id: str, change: StrategyChange, *, while_running: bool = False
 ) -> RecordedStrategy | None:
     """Apply a change and append its event, once per event_key (a retried activity finds
     it recorded: None). Locks the strategy row: its children end concurrently. With
     `while_running`, a strategy that has ended already is left as it is (None)."""
     strategy = (
-        await session.execute(
-            select(Strategy).where(col(Strategy.id) == change.strategy_id).with_for_update()
-        )
+        await session.execute(select(Strategy).where(col(Strategy.id) == strategy_id).with_for_update())
     ).scalar_one_or_none()
     if strategy is None or (while_running and strategy.status.is_terminal):
         return None
     seen = await session.execute(
         select(col(StrategyEvent.id)).where(
-            col(StrategyEvent.strategy_id) == change.strategy_id,
+            col(StrategyEvent.strategy_id) == strategy_id,
             col(StrategyEvent.event_key) == change.event_key,
         )
     )
     if seen.first() is not None:
         return None
     now = utcnow()
-    if change.status is not None and not strategy.status.is_terminal:
-        strategy.status = change.status
-    strategy.orders_skipped += change.skipped
-    strategy.orders_unfunded += change.unfunded
+    patch = change.patch
+    if patch.status is not None and not strategy.status.is_terminal:
+        strategy.status = patch.status
+    strategy.orders_skipped += patch.skipped
+    strategy.orders_unfunded += patch.unfunded
     strategy.last_seq += 1
     strategy.updated_at = now
     event = StrategyEvent(

@@ -24,15 +24,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.strategies import (
     ACCEPTS_ORDERS_QUERY,
-    CANCEL_STRATEGY_UPDATE,
+    ACTION_UPDATES,
     DCA_ROUND_WORKFLOW,
-    PAUSE_UPDATE,
-    RESUME_UPDATE,
     STRATEGY_WORKFLOW,
     DcaRoundInput,
     StrategyInput,
     dca_schedule_id,
 )
+from core.domain import StrategyAction
 from core.temporal import ORDERS_TASK_QUEUE, owner_priority
 
 UPDATE_TIMEOUT = timedelta(seconds=10)
@@ -54,11 +53,10 @@ class StrategyRuns:
             rpc_timeout=timedelta(seconds=5),
         )
 
-    async def update(self, strategy_id: str, action: str) -> bool:
+    async def update(self, strategy_id: str, action: StrategyAction) -> bool:
         """pause, resume or cancel: True when the workflow took it."""
-        name = {"pause": PAUSE_UPDATE, "resume": RESUME_UPDATE, "cancel": CANCEL_STRATEGY_UPDATE}[action]
         accepted: bool = await self._temporal.get_workflow_handle(strategy_id).execute_update(
-            name, result_type=bool, rpc_timeout=UPDATE_TIMEOUT
+            ACTION_UPDATES[action], result_type=bool, rpc_timeout=UPDATE_TIMEOUT
         )
         return accepted
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.strategies import dca_schedule_id
 from core.decimals import DecimalText
-from core.domain import OrderStatus, StrategyStatus, StrategyType
+from core.domain import OrderStatus, StrategyAction, StrategyStatus, StrategyType
 from core.formatting import format_decimal, format_time
 from storage.models import Strategy, StrategyEvent
 
@@ -203,5 +203,5 @@ class StrategySnapshot(BaseModel):
 
 class StrategyActionAnswer(BaseModel):
     strategy_id: str
-    action: str
+    action: StrategyAction
     status: StrategyStatus  # as it stands; the workflow records the change as an event

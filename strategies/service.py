@@ -18,9 +18,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from accounts.keys import Principal
 from accounts.limits import KeyRateLimiter
 from contracts.orders import Ended, TransitionRequest
-from contracts.strategies import StrategyInput, StrategyRecord, dca_schedule_id
+from contracts.strategies import StrategyEnded, StrategyInput, StrategyRecord, dca_schedule_id
 from core.decimals import positive_decimal
-from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
+from core.domain import OrderStatus, OrderType, StrategyAction, StrategyStatus, StrategyType
 from core.durations import parse_duration
 from core.errors import DomainError, InvalidInput, OperatorRequired, ServiceUnavailable
 from core.formatting import format_price
@@ -55,12 +55,12 @@ from strategies.schemas import (
     counts_of,
     progress_of,
 )
+from strategies.transitions import describe as describe_strategy_step
 
 log = logging.getLogger(__name__)
 
 BRACKET_DEFAULT_EXPIRY_S = 604_800  # a week, the longest any order waits
 MAX_DCA_ORDERS = 10_000
-ACTIONS = ("pause", "resume", "cancel")
 # A strategy younger than this may still be waiting for its workflow's start (the request
 # that stored it is on its way to Temporal): no workflow yet does not make it an orphan.
 ORPHAN_AFTER = timedelta(seconds=15)
@@ -272,7 +272,9 @@ class StrategyService:
                 for e in await repository.events_after(session, strategy_id, after_seq, 10_000)
             ]
 
-    async def act(self, principal: Principal, strategy_id: str, action: str) -> StrategyActionAnswer:
+    async def act(
+        self, principal: Principal, strategy_id: str, action: StrategyAction
+    ) -> StrategyActionAnswer:
         """pause, resume or cancel (202): the workflow decides and records the change."""
         async with self._sessions() as session:
             strategy = await self._visible(session, principal, strategy_id)
@@ -298,7 +300,11 @@ class StrategyService:
         if not accepted:
             raise StrategyStateConflict(
                 f"{strategy_id} cannot {action} now: it is {strategy.status}"
-                + (" or already cancelled" if action != "cancel" else ", its cancel was asked already")
+                + (
+                    " or already cancelled"
+                    if action is not StrategyAction.CANCEL
+                    else ", its cancel was asked already"
+                )
             )
         async with self._sessions() as session:
             now = await repository.get(session, strategy_id)
@@ -306,24 +312,27 @@ class StrategyService:
             strategy_id=strategy_id, action=action, status=now.status if now else strategy.status
         )
 
-    async def _act_on_orphan(self, strategy: Strategy, action: str, gone: str) -> StrategyActionAnswer:
+    async def _act_on_orphan(
+        self, strategy: Strategy, action: StrategyAction, gone: str
+    ) -> StrategyActionAnswer:
         """Nothing will ever answer: the strategy ends here (its Schedule with it),
         cancelled when that is what was asked, failed otherwise (409)."""
-        ended = StrategyStatus.CANCELLED if action == "cancel" else StrategyStatus.FAILED
+        ended = StrategyStatus.CANCELLED if action is StrategyAction.CANCEL else StrategyStatus.FAILED
         if not await self.end_orphan(strategy, ended, gone):  # a round or the reconciler did
             async with self._sessions() as session:
                 now = await repository.get(session, strategy.id)
             raise StrategyFinished(f"{strategy.id} ended {now.status if now else ended}: its {gone}")
-        if action != "cancel":
+        if action is not StrategyAction.CANCEL:
             raise StrategyFinished(f"{strategy.id} ended {ended}: its {gone}; nothing to {action}")
         return StrategyActionAnswer(strategy_id=strategy.id, action=action, status=ended)
 
-    async def record(self, change: StrategyRecord) -> None:
+    async def record(self, record: StrategyRecord) -> None:
         """What a strategy workflow reports: stored once, then published."""
+        change = describe_strategy_step(record)
         async with self._sessions() as session, session.begin():
-            recorded = await repository.record(session, change)
-            if recorded is None and await repository.get(session, change.strategy_id) is None:
-                raise StrategyNotFound(f"no strategy {change.strategy_id}")
+            recorded = await repository.record(session, record.strategy_id, change)
+            if recorded is None and await repository.get(session, record.strategy_id) is None:
+                raise StrategyNotFound(f"no strategy {record.strategy_id}")
         if recorded is not None:
             await self._publish(recorded.event)
 
@@ -352,7 +361,8 @@ class StrategyService:
         async with self._sessions() as session, session.begin():
             recorded = await repository.record(
                 session,
-                StrategyRecord(strategy.id, f"end:{status}", "ended", status, {"reason": reason}),
+                strategy.id,
+                describe_strategy_step(StrategyRecord.of(strategy.id, StrategyEnded(status, reason))),
                 while_running=True,
             )
         if recorded is None:
@@ -426,7 +436,7 @@ class StrategyService:
         unreachable: list[str] = []
         for strategy in running:
             try:
-                cancelled.append((await self.act(principal, strategy.id, "cancel")).strategy_id)
+                cancelled.append((await self.act(principal, strategy.id, StrategyAction.CANCEL)).strategy_id)
             except (StrategyFinished, StrategyStateConflict):
                 continue
             except ServiceUnavailable:

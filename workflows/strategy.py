@@ -47,17 +47,30 @@ with workflow.unsafe.imports_passed_through():
         RESUME_UPDATE,
         ROUND_FINISHED_SIGNAL,
         STRATEGY_WORKFLOW,
+        BracketLeg,
         CancelChildRequest,
         ChildFinished,
         ChildOrderSpec,
         DcaRoundInput,
+        LegFired,
         LegTriggered,
+        OrderEnded,
+        OrderPlaced,
+        OrderRefused,
+        OrderWithdrawn,
+        Paused,
         PlaceChildRequest,
         PlacedChild,
         PlacementOutcome,
+        Resumed,
+        RunStarted,
         ScheduleRequest,
+        SliceSkipped,
+        StrategyEnded,
         StrategyInput,
         StrategyRecord,
+        StrategyStep,
+        TwapSlice,
         slice_units,
     )
     from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
@@ -75,20 +88,12 @@ ROUNDS_PER_RUN = 500
 WITHDRAW_PLACED_AFTER_CANCEL = "withdraw-placed-after-cancel"
 
 
-async def _record(
-    strategy_id: str,
-    event_key: str,
-    event: str,
-    status: StrategyStatus | None = None,
-    *,
-    data: dict[str, object] | None = None,
-    skipped: int = 0,
-    unfunded: int = 0,
-) -> None:
-    """Store a strategy's event (once per key) and its status change, if any."""
+async def _record(strategy_id: str, step: StrategyStep) -> None:
+    """Store a strategy's step: its event (once per key) and its status change, if any
+    (what each says: strategies/transitions.py)."""
     await workflow.execute_activity_method(
         StrategyActivities.record_strategy,
-        StrategyRecord(strategy_id, event_key, event, status, data or {}, skipped, unfunded),
+        StrategyRecord.of(strategy_id, step),
         start_to_close_timeout=ACTIVITY_TIMEOUT,
         retry_policy=RETRY,
     )
@@ -144,6 +149,9 @@ async def _outcome(handle: workflow.ChildWorkflowHandle[object, OrderOutcome]) -
     return outcome.status
 
 
+Legs = dict[str, workflow.ChildWorkflowHandle[object, OrderOutcome]]  # a bracket's, by order id
+
+
 @workflow.defn(name=STRATEGY_WORKFLOW)
 class StrategyWorkflow:
     @workflow.init
@@ -186,13 +194,8 @@ class StrategyWorkflow:
                 )
             self._paused = paused
             self._pause_changes += 1
-            event = "paused" if paused else "resumed"
-            await _record(
-                strategy.strategy_id,
-                f"{event}:{self._pause_changes}",
-                event,
-                StrategyStatus.PAUSED if paused else StrategyStatus.RUNNING,
-            )
+            change = self._pause_changes
+            await _record(strategy.strategy_id, Paused(change) if paused else Resumed(change))
             return True
 
     def _closing(self) -> bool:
@@ -225,7 +228,7 @@ class StrategyWorkflow:
     async def run(self, strategy: StrategyInput) -> StrategyStatus:
         # First, a record: a strategy whose row is missing (its start raced a failed
         # request) ends here instead of placing orders nobody can see.
-        await _record(strategy.strategy_id, f"run:{strategy.rounds_finished}", "started")
+        await _record(strategy.strategy_id, RunStarted(strategy.rounds_finished))
         match strategy.type:
             case StrategyType.TWAP:
                 status = await self._twap(strategy)
@@ -236,8 +239,11 @@ class StrategyWorkflow:
         await asyncio.gather(*self._children)
         self._ended = True
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await _record(strategy.strategy_id, f"end:{status}", "ended", status)
+        await _record(strategy.strategy_id, StrategyEnded(status))
         return status
+
+    # Shared by the types: following a child, holding while paused, withdrawing and
+    # cancelling a child.
 
     def _follow(
         self,
@@ -249,160 +255,12 @@ class StrategyWorkflow:
 
         async def follow() -> None:
             status = await _outcome(handle)
-            await _record(
-                strategy.strategy_id,
-                f"order_ended:{order_id}",
-                "order_ended",
-                data={"order_id": order_id, "order_status": str(status)},
-            )
+            await _record(strategy.strategy_id, OrderEnded(order_id, status))
 
         self._children.append(asyncio.create_task(follow()))
 
     async def _hold_while_paused(self) -> None:
         await workflow.wait_condition(lambda: not self._paused or self._cancelled)
-
-    async def _twap(self, strategy: StrategyInput) -> StrategyStatus:
-        sizes = slice_units(strategy.amount_units, strategy.slices)
-        carried = 0
-        for n in range(strategy.slices):
-            if n > 0:
-                # A cancel wakes the wait; the timer is durable across restarts.
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: self._cancelled, timeout=timedelta(seconds=strategy.interval_s)
-                    )
-            await self._hold_while_paused()
-            if self._cancelled:
-                return StrategyStatus.CANCELLED
-            units = sizes[n] + carried
-            spec = ChildOrderSpec(
-                key=f"slice-{n + 1}",
-                type=OrderType.MARKET,
-                amount=_human(units, strategy.decimals_in),
-                limit_price=strategy.limit_price,
-            )
-            placed = await _place(strategy, spec)
-            if await self._withdrawn_after_cancel(placed):
-                return StrategyStatus.CANCELLED
-            carried = 0
-            data: dict[str, object] = {"slice": n + 1, "of": strategy.slices, "amount": spec.amount}
-            match placed.outcome:
-                case PlacementOutcome.PLACED:
-                    assert placed.order_id is not None
-                    handle = await _start_child(placed, strategy.owner)
-                    self._follow(strategy, placed.order_id, handle)
-                    await _record(
-                        strategy.strategy_id,
-                        f"placed:{spec.key}",
-                        "order_placed",
-                        data={**data, "order_id": placed.order_id},
-                    )
-                case PlacementOutcome.SKIPPED:
-                    carried = units
-                    await _record(
-                        strategy.strategy_id,
-                        f"skipped:{spec.key}",
-                        "slice_skipped",
-                        data={**data, "reason": placed.reason},
-                        skipped=1,
-                    )
-                case PlacementOutcome.REFUSED:
-                    await _record(
-                        strategy.strategy_id,
-                        f"refused:{spec.key}",
-                        "order_refused",
-                        data={**data, "reason": placed.reason},
-                        unfunded=1,
-                    )
-        return StrategyStatus.COMPLETED
-
-    async def _bracket(self, strategy: StrategyInput) -> StrategyStatus:
-        assert strategy.amount is not None
-        legs: dict[str, workflow.ChildWorkflowHandle[object, OrderOutcome]] = {}
-        stop = (
-            ChildOrderSpec(
-                "stop",
-                OrderType.TRAILING_STOP,
-                strategy.amount,
-                trigger_price=strategy.stop_loss_price,
-                trailing_bps=strategy.trailing_bps,
-                expires_in_s=strategy.expires_in_s,
-            )
-            if strategy.trailing_bps is not None
-            else ChildOrderSpec(
-                "stop",
-                OrderType.STOP_LOSS,
-                strategy.amount,
-                trigger_price=strategy.stop_loss_price,
-                expires_in_s=strategy.expires_in_s,
-            )
-        )
-        take = ChildOrderSpec(
-            "take_profit",
-            OrderType.TAKE_PROFIT,
-            strategy.amount,
-            trigger_price=strategy.take_profit_price,
-            expires_in_s=strategy.expires_in_s,
-        )
-        for spec in (take, stop):
-            placed = await _place(strategy, spec)
-            if await self._withdrawn_after_cancel(placed):
-                for order_id in legs:
-                    await self._cancel_child(order_id)
-                for order_id, handle in legs.items():
-                    await _record(
-                        strategy.strategy_id,
-                        f"order_ended:{order_id}",
-                        "order_ended",
-                        data={"order_id": order_id, "order_status": str(await _outcome(handle))},
-                    )
-                return StrategyStatus.CANCELLED
-            if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
-                await _record(
-                    strategy.strategy_id,
-                    f"refused:{spec.key}",
-                    "order_refused",
-                    data={"leg": spec.key, "reason": placed.reason},
-                    unfunded=1,
-                )
-                for order_id in legs:
-                    await self._cancel_child(order_id)
-                await asyncio.gather(*(_outcome(h) for h in legs.values()))
-                return StrategyStatus.FAILED
-            self._legs.add(placed.order_id)
-            legs[placed.order_id] = await _start_child(placed, strategy.owner)
-            await _record(
-                strategy.strategy_id,
-                f"placed:{spec.key}",
-                "order_placed",
-                data={"leg": spec.key, "order_id": placed.order_id},
-            )
-        ended = {order_id: asyncio.create_task(_outcome(handle)) for order_id, handle in legs.items()}
-        # A leg may end on its own first: it expired, or its owner cancelled it.
-        await workflow.wait_condition(
-            lambda: self._decided is not None or self._cancelled or any(t.done() for t in ended.values())
-        )
-        expired = any(t.done() and t.result() is OrderStatus.EXPIRED for t in ended.values())
-        fired = self._decided if not self._cancelled and not any(t.done() for t in ended.values()) else None
-        if fired is not None and fired in legs:
-            await workflow.get_external_workflow_handle(fired).signal(
-                TRIGGER_SIGNAL, Trigger(TriggerReason.PRICE_TRIGGERED)
-            )
-            await _record(strategy.strategy_id, "fired", "leg_fired", data={"order_id": fired})
-        for order_id in legs:
-            if order_id != fired:
-                await self._cancel_child(order_id)
-        outcomes = {order_id: await task for order_id, task in ended.items()}
-        for order_id, outcome in outcomes.items():
-            await _record(
-                strategy.strategy_id,
-                f"order_ended:{order_id}",
-                "order_ended",
-                data={"order_id": order_id, "order_status": str(outcome)},
-            )
-        if fired is None:
-            return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
-        return StrategyStatus.COMPLETED if outcomes[fired] is OrderStatus.CONFIRMED else StrategyStatus.FAILED
 
     async def _withdrawn_after_cancel(self, placed: PlacedChild) -> bool:
         """Whether the cancel came while this placement was in flight: its order, stored
@@ -420,12 +278,7 @@ class StrategyWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
         )
-        await _record(
-            self._strategy.strategy_id,
-            f"withdrawn:{placed.order_id}",
-            "order_withdrawn",
-            data={"order_id": placed.order_id, "reason": "the strategy was cancelled while it was placed"},
-        )
+        await _record(self._strategy.strategy_id, OrderWithdrawn(placed.order_id))
         return True
 
     async def _cancel_child(self, order_id: str) -> None:
@@ -435,6 +288,118 @@ class StrategyWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
         )
+
+    # TWAP: one slice per interval, a skipped slice's amount carried to the next.
+
+    async def _twap(self, strategy: StrategyInput) -> StrategyStatus:
+        sizes = slice_units(strategy.amount_units, strategy.slices)
+        carried = 0
+        for n in range(strategy.slices):
+            if n > 0:
+                # A cancel wakes the wait; the timer is durable across restarts.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._cancelled, timeout=timedelta(seconds=strategy.interval_s)
+                    )
+            await self._hold_while_paused()
+            if self._cancelled:
+                return StrategyStatus.CANCELLED
+            units = sizes[n] + carried
+            placed = await self._twap_slice(strategy, n + 1, units)
+            if placed is None:
+                return StrategyStatus.CANCELLED
+            carried = units if placed.outcome is PlacementOutcome.SKIPPED else 0
+        return StrategyStatus.COMPLETED
+
+    async def _twap_slice(self, strategy: StrategyInput, number: int, units: int) -> PlacedChild | None:
+        """Place slice `number` and start or record it; None when the strategy's cancel
+        came while it was placed (its order withdrawn)."""
+        spec = ChildOrderSpec(
+            key=f"slice-{number}",
+            type=OrderType.MARKET,
+            amount=_human(units, strategy.decimals_in),
+            limit_price=strategy.limit_price,
+        )
+        placed = await _place(strategy, spec)
+        if await self._withdrawn_after_cancel(placed):
+            return None
+        twap_slice = TwapSlice(number, strategy.slices, spec.amount)
+        match placed.outcome:
+            case PlacementOutcome.PLACED:
+                assert placed.order_id is not None
+                handle = await _start_child(placed, strategy.owner)
+                self._follow(strategy, placed.order_id, handle)
+                await _record(strategy.strategy_id, OrderPlaced(spec.key, placed.order_id, slice=twap_slice))
+            case PlacementOutcome.SKIPPED:
+                await _record(strategy.strategy_id, SliceSkipped(spec.key, twap_slice, placed.reason))
+            case PlacementOutcome.REFUSED:
+                await _record(strategy.strategy_id, OrderRefused(spec.key, placed.reason, slice=twap_slice))
+        return placed
+
+    # Bracket: place both legs, wait for the first to fire (or end), then decide.
+
+    async def _bracket(self, strategy: StrategyInput) -> StrategyStatus:
+        legs = await self._place_legs(strategy)
+        if isinstance(legs, StrategyStatus):
+            return legs
+        ended = await self._wait_for_legs(legs)
+        return await self._decide(strategy, legs, ended)
+
+    async def _place_legs(self, strategy: StrategyInput) -> Legs | StrategyStatus:
+        """Place and start the take-profit, then the stop: both legs, or the status the
+        bracket ends with when one could not be (the other leg cancelled)."""
+        legs: Legs = {}
+        for leg, spec in _bracket_legs(strategy):
+            placed = await _place(strategy, spec)
+            if await self._withdrawn_after_cancel(placed):
+                for order_id in legs:
+                    await self._cancel_child(order_id)
+                for order_id, handle in legs.items():
+                    await _record(strategy.strategy_id, OrderEnded(order_id, await _outcome(handle)))
+                return StrategyStatus.CANCELLED
+            if placed.outcome is not PlacementOutcome.PLACED or placed.order_id is None:
+                await _record(strategy.strategy_id, OrderRefused(spec.key, placed.reason, leg=leg))
+                for order_id in legs:
+                    await self._cancel_child(order_id)
+                await asyncio.gather(*(_outcome(h) for h in legs.values()))
+                return StrategyStatus.FAILED
+            self._legs.add(placed.order_id)
+            legs[placed.order_id] = await _start_child(placed, strategy.owner)
+            await _record(strategy.strategy_id, OrderPlaced(spec.key, placed.order_id, leg=leg))
+        return legs
+
+    async def _wait_for_legs(self, legs: Legs) -> dict[str, asyncio.Task[OrderStatus]]:
+        """Until a leg fires, the bracket is cancelled, or a leg ends on its own first (it
+        expired, or its owner cancelled it). Returns each leg's end, to come."""
+        ended = {order_id: asyncio.create_task(_outcome(handle)) for order_id, handle in legs.items()}
+        await workflow.wait_condition(
+            lambda: self._decided is not None or self._cancelled or any(t.done() for t in ended.values())
+        )
+        return ended
+
+    async def _decide(
+        self, strategy: StrategyInput, legs: Legs, ended: dict[str, asyncio.Task[OrderStatus]]
+    ) -> StrategyStatus:
+        """Fire the leg that triggered first (none when cancelled or a leg ended on its
+        own), cancel the other, record how each ended: the bracket's status."""
+        expired = any(t.done() and t.result() is OrderStatus.EXPIRED for t in ended.values())
+        fired = self._decided if not self._cancelled and not any(t.done() for t in ended.values()) else None
+        if fired is not None and fired in legs:
+            await workflow.get_external_workflow_handle(fired).signal(
+                TRIGGER_SIGNAL, Trigger(TriggerReason.PRICE_TRIGGERED)
+            )
+            await _record(strategy.strategy_id, LegFired(fired))
+        for order_id in legs:
+            if order_id != fired:
+                await self._cancel_child(order_id)
+        outcomes = {order_id: await task for order_id, task in ended.items()}
+        for order_id, outcome in outcomes.items():
+            await _record(strategy.strategy_id, OrderEnded(order_id, outcome))
+        if fired is None:
+            return StrategyStatus.EXPIRED if expired else StrategyStatus.CANCELLED
+        return StrategyStatus.COMPLETED if outcomes[fired] is OrderStatus.CONFIRMED else StrategyStatus.FAILED
+
+    # DCA: the Schedule starts the rounds (DcaRoundWorkflow); this counts them.
 
     async def _dca(self, strategy: StrategyInput) -> StrategyStatus:
         if strategy.rounds_finished == 0:
@@ -460,6 +425,37 @@ class StrategyWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
         )
+
+
+def _bracket_legs(strategy: StrategyInput) -> list[tuple[BracketLeg, ChildOrderSpec]]:
+    """The take-profit, then the stop (a trailing stop with trailing_bps), as placed."""
+    assert strategy.amount is not None
+    take = ChildOrderSpec(
+        BracketLeg.TAKE_PROFIT.value,
+        OrderType.TAKE_PROFIT,
+        strategy.amount,
+        trigger_price=strategy.take_profit_price,
+        expires_in_s=strategy.expires_in_s,
+    )
+    stop = (
+        ChildOrderSpec(
+            BracketLeg.STOP.value,
+            OrderType.TRAILING_STOP,
+            strategy.amount,
+            trigger_price=strategy.stop_loss_price,
+            trailing_bps=strategy.trailing_bps,
+            expires_in_s=strategy.expires_in_s,
+        )
+        if strategy.trailing_bps is not None
+        else ChildOrderSpec(
+            BracketLeg.STOP.value,
+            OrderType.STOP_LOSS,
+            strategy.amount,
+            trigger_price=strategy.stop_loss_price,
+            expires_in_s=strategy.expires_in_s,
+        )
+    )
+    return [(BracketLeg.TAKE_PROFIT, take), (BracketLeg.STOP, stop)]
 
 
 def _carry(strategy: StrategyInput, rounds_finished: int, paused: bool) -> StrategyInput:
@@ -492,24 +488,11 @@ class DcaRoundWorkflow:
         if placed.reason == ENDED:
             return OrderStatus.CANCELLED  # the strategy ended while this round started
         if placed.outcome is PlacementOutcome.PLACED and placed.order_id is not None:
-            await _record(
-                strategy.strategy_id, f"placed:{key}", "order_placed", data={"order_id": placed.order_id}
-            )
+            await _record(strategy.strategy_id, OrderPlaced(key, placed.order_id))
             status = await _outcome(await _start_child(placed, strategy.owner))
-            await _record(
-                strategy.strategy_id,
-                f"order_ended:{placed.order_id}",
-                "order_ended",
-                data={"order_id": placed.order_id, "order_status": str(status)},
-            )
+            await _record(strategy.strategy_id, OrderEnded(placed.order_id, status))
         else:
-            await _record(
-                strategy.strategy_id,
-                f"refused:{key}",
-                "order_refused",
-                data={"reason": placed.reason},
-                unfunded=1,
-            )
+            await _record(strategy.strategy_id, OrderRefused(key, placed.reason))
         try:
             await workflow.get_external_workflow_handle(strategy.strategy_id).signal(
                 ROUND_FINISHED_SIGNAL, ChildFinished(placed.order_id or "", status)

@@ -139,3 +139,39 @@ def test_code_asks_the_order_types_table_not_the_type() -> None:
         and any("OrderType." in ast.unparse(side) for side in [node.left, *node.comparators])
     }
     assert compared == set(), "read core.order_kinds.kind_of(order_type) instead"
+
+
+def _calls_of(names: set[str], folders: tuple[str, ...]) -> dict[str, set[str]]:
+    """Where each of `names` is called (constructed), by file, in our packages."""
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and (name := ast.unparse(node.func).split(".")[-1]) in names:
+                    found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_workflows_build_no_event_data() -> None:
+    """A workflow reports typed steps; what an event says (its keys, its wording) is
+    orders/transitions.py's and strategies/transitions.py's, so it changes without a
+    change of workflow code (and without a patch)."""
+    spelled = {
+        f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)[:60]}"
+        for path in (ROOT / "workflows").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Dict)
+        and any(isinstance(key, ast.Constant) and isinstance(key.value, str) for key in node.keys)
+    }
+    assert spelled == set(), "report a typed step (contracts/) and describe it in <domain>/transitions.py"
+
+
+def test_strategy_events_are_described_only_in_strategies_transitions() -> None:
+    """Every strategy event is stored from a StrategyChange, and only strategies/
+    transitions.py makes one, from a typed step: StrategyRecord.of(step) is the way in,
+    never a record spelling out an event and its data by hand."""
+    production = tuple(name for name in ALLOWED if name != "migrations")
+    calls = _calls_of({"StrategyChange", "StrategyPatch", "StrategyRecord"}, production)
+    assert calls.get("StrategyChange", set()) <= {"strategies/transitions.py"}
+    assert calls.get("StrategyPatch", set()) <= {"strategies/transitions.py"}
+    assert calls.get("StrategyRecord", set()) <= {"contracts/strategies.py"}, "use StrategyRecord.of(step)"

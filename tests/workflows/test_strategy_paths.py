@@ -6,14 +6,17 @@ milliseconds."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -34,6 +37,7 @@ from contracts.strategies import (
 )
 from core.domain import OrderStatus, OrderType, StrategyStatus, StrategyType
 from core.temporal import ORDERS_TASK_QUEUE
+from strategies.transitions import StrategyChange, describe
 from tests.workflows.harness import PATHS, RECORD_AS, RECORD_ENV, SOL, time_skipping
 from workflows.strategy import DcaRoundWorkflow, StrategyWorkflow
 
@@ -75,7 +79,8 @@ class StrategyWorld:
     client: Client
     skip_slices: set[str] = field(default_factory=set)  # keys placed as SKIPPED
     placed: list[PlacedChild] = field(default_factory=list)
-    records: list[StrategyRecord] = field(default_factory=list)
+    records: list[StrategyChange] = field(default_factory=list)  # as the record activity stores them
+    recorded_by: list[str] = field(default_factory=list)  # each record's workflow id
     cancelled: list[str] = field(default_factory=list)
     schedule: list[str] = field(default_factory=list)
     placed_amounts: list[str] = field(default_factory=list)
@@ -86,7 +91,7 @@ class StrategyWorld:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def events(self) -> list[str]:
-        return [r.event for r in self.records]
+        return [str(r.event) for r in self.records]
 
     @activity.defn(name="place_child")
     async def place_child(self, request: PlaceChildRequest) -> PlacedChild:
@@ -120,8 +125,10 @@ class StrategyWorld:
         return placed
 
     @activity.defn(name="record_strategy")
-    async def record_strategy(self, change: StrategyRecord) -> None:
-        self.records.append(change)
+    async def record_strategy(self, record: StrategyRecord) -> None:
+        assert record.step is not None, "a workflow of this version records typed steps"
+        self.records.append(describe(record))
+        self.recorded_by.append(activity.info().workflow_id or "")
 
     @activity.defn(name="cancel_child")
     async def cancel_child(self, request: CancelChildRequest) -> bool:
@@ -190,13 +197,53 @@ async def start(client: Client, strategy: StrategyInput) -> WorkflowHandle[Strat
     return handle
 
 
-async def finish(handle: WorkflowHandle[StrategyWorkflow, StrategyStatus]) -> StrategyStatus:
+async def finish(
+    world: StrategyWorld, handle: WorkflowHandle[StrategyWorkflow, StrategyStatus]
+) -> StrategyStatus:
+    """The strategy's end; its events are those its recorded history recorded."""
     status = await handle.result()
+    recording = PATHS / f"{RECORD_AS.get()}.json"
     if os.environ.get(RECORD_ENV) and RECORD_AS.get():
         PATHS.mkdir(exist_ok=True)
         history = await handle.fetch_history()
-        (PATHS / f"{RECORD_AS.get()}.json").write_text(history.to_json())
+        recording.write_text(history.to_json())
+    elif recording.exists():
+        ours = [
+            change for change, by in zip(world.records, world.recorded_by, strict=True) if by == handle.id
+        ]
+        recorded = recorded_changes(recording)
+        assert sorted(map(_event_row, ours)) == sorted(map(_event_row, recorded)), (
+            "the events differ from the recorded run's; if what an event says changed on purpose, "
+            f"record again: {RECORD_ENV}=1 pytest tests/workflows"
+        )
     return status
+
+
+def recorded_changes(recording: Path) -> list[StrategyChange]:
+    """What the strategy workflow asked the record activity to store in a recorded run
+    (of whichever version recorded it), as the activity stores it today."""
+    text = recording.read_text()
+    history = WorkflowHistory.from_json(recording.stem, text)
+    converter = DataConverter.default.payload_converter
+    return [
+        describe(
+            converter.from_payloads(
+                event.activity_task_scheduled_event_attributes.input.payloads, [StrategyRecord]
+            )[0]
+        )
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "record_strategy"
+    ]
+
+
+def _event_row(change: StrategyChange) -> tuple[str, str, str, str, int, int]:
+    """A stored event as clients read it: key, name, status, data, counters. Without a
+    child's end status: a leg's race between its expiry and its cancel is the stand-in
+    order's timing, not the strategy's (that a status is said as it is: the unit tests)."""
+    patch = change.patch
+    data = json.dumps({k: v for k, v in change.data.items() if k != "order_status"}, sort_keys=True)
+    return change.event_key, str(change.event), str(patch.status), data, patch.skipped, patch.unfunded
 
 
 def twap(strategy_id: str, **fields: object) -> StrategyInput:
@@ -227,24 +274,26 @@ async def test_strategy_twap_places_every_slice_on_its_interval(
     env: WorkflowEnvironment, world: StrategyWorld
 ) -> None:
     before = await env.get_current_time()
-    status = await finish(await start(env.client, twap("stg-twap")))
+    status = await finish(world, await start(env.client, twap("stg-twap")))
     assert status is StrategyStatus.COMPLETED
     # Equal slices, the last with the remainder; the intervals passed on durable timers.
     assert world.placed_amounts == ["3.333333333", "3.333333333", "3.333333335"]
     assert await env.get_current_time() - before >= timedelta(hours=2)
     assert world.events().count("order_placed") == 3 and world.events().count("order_ended") == 3
-    assert world.records[-1].event == "ended" and world.records[-1].status is StrategyStatus.COMPLETED
+    assert world.records[-1].event == "ended" and world.records[-1].patch.status is StrategyStatus.COMPLETED
 
 
 async def test_strategy_twap_carries_a_skipped_slice_to_the_next(
     env: WorkflowEnvironment, world: StrategyWorld
 ) -> None:
     world.skip_slices = {"slice-1"}
-    status = await finish(await start(env.client, twap("stg-twap-skip", amount_units=2 * SOL, slices=2)))
+    status = await finish(
+        world, await start(env.client, twap("stg-twap-skip", amount_units=2 * SOL, slices=2))
+    )
     assert status is StrategyStatus.COMPLETED
     assert world.placed_amounts == ["2"]  # the skipped slice's amount went with the next
     skipped = [r for r in world.records if r.event == "slice_skipped"]
-    assert len(skipped) == 1 and skipped[0].skipped == 1
+    assert len(skipped) == 1 and skipped[0].patch.skipped == 1
 
 
 async def test_strategy_twap_cancelled_places_nothing_more(
@@ -257,7 +306,7 @@ async def test_strategy_twap_cancelled_places_nothing_more(
     assert await handle.execute_update("cancel", result_type=bool)
     # From the 202 on it says so (a DCA's rounds ask before they place).
     assert not await handle.query(ACCEPTS_ORDERS_QUERY, result_type=bool)
-    assert await finish(handle) is StrategyStatus.CANCELLED
+    assert await finish(world, handle) is StrategyStatus.CANCELLED
     assert len(world.placed) == 1
 
 
@@ -269,7 +318,7 @@ async def test_strategy_twap_cancelled_while_a_slice_is_placed_starts_no_order(
     await world.holding.wait()  # the slice's placement is in flight
     assert await handle.execute_update("cancel", result_type=bool)  # the client's 202
     world.release.set()  # the placement stores its order after all
-    assert await finish(handle) is StrategyStatus.CANCELLED
+    assert await finish(world, handle) is StrategyStatus.CANCELLED
     order_id = "stg-twap-cancel-placing-slice-1"
     assert [p.order_id for p in world.placed] == [order_id]
     # The order it stored is withdrawn, never started.
@@ -288,7 +337,7 @@ async def test_strategy_bracket_cancelled_while_a_leg_is_placed_starts_no_leg(
     await world.holding.wait()  # the take-profit leg runs; the stop leg is being placed
     assert await handle.execute_update("cancel", result_type=bool)
     world.release.set()
-    assert await finish(handle) is StrategyStatus.CANCELLED
+    assert await finish(world, handle) is StrategyStatus.CANCELLED
     take, stop = (p.order_id for p in world.placed)
     assert take is not None and stop is not None
     assert world.withdrawn == [stop] and world.cancelled == [take]
@@ -312,7 +361,7 @@ async def test_strategy_bracket_fires_one_leg_when_both_trigger_at_once(
     # One price move crossed both: the watcher signals both legs in the same tick.
     await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(stop))
     await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(take))
-    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert await finish(world, handle) is StrategyStatus.COMPLETED
     fired = [r.data["order_id"] for r in world.records if r.event == "leg_fired"]
     assert fired == [stop] and world.cancelled == [take]
     assert await env.client.get_workflow_handle(take, result_type=OrderOutcome).result() == OrderOutcome(
@@ -326,7 +375,7 @@ async def test_strategy_bracket_fires_one_leg_when_both_trigger_at_once(
 async def test_strategy_bracket_expires_when_neither_fires(
     env: WorkflowEnvironment, world: StrategyWorld
 ) -> None:
-    status = await finish(await start(env.client, bracket("stg-bracket-expiry", expires_in_s=3600)))
+    status = await finish(world, await start(env.client, bracket("stg-bracket-expiry", expires_in_s=3600)))
     assert status is StrategyStatus.EXPIRED
     assert [r.data["order_id"] for r in world.records if r.event == "leg_fired"] == []
 
@@ -349,7 +398,7 @@ async def test_strategy_dca_ends_after_its_rounds_and_deletes_its_schedule(
                 id=f"dca-stg-dca-2026-12-0{n + 1}T00:00:00Z",
                 task_queue=ORDERS_TASK_QUEUE,
             )
-    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert await finish(world, handle) is StrategyStatus.COMPLETED
     assert world.schedule == ["created", "paused", "resumed", "deleted"]
     assert world.placed_amounts == ["0.5", "0.5"]
     keys = [r.event_key for r in world.records if r.event == "order_placed"]
@@ -370,11 +419,11 @@ async def test_strategy_bracket_paused_fires_no_leg_until_resumed(
     assert await handle.execute_update("resume", result_type=bool)
     assert [r.event for r in world.records if r.event == "leg_fired"] == []
     await handle.signal(LEG_TRIGGERED_SIGNAL, LegTriggered(take))  # the watcher says it again
-    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert await finish(world, handle) is StrategyStatus.COMPLETED
     assert [r.data["order_id"] for r in world.records if r.event == "leg_fired"] == [take]
     assert world.cancelled == [stop]
     # Once a leg fired, the bracket can no longer be cancelled or paused.
-    assert [r.event for r in world.records].count("paused") == 1
+    assert world.events().count("paused") == 1
 
 
 async def test_strategy_dca_runs_a_week_of_hourly_rounds(
@@ -405,7 +454,7 @@ async def test_strategy_dca_runs_a_week_of_hourly_rounds(
                 id=f"dca-stg-dca-week-{hour}",
                 task_queue=ORDERS_TASK_QUEUE,
             )
-    assert await finish(handle) is StrategyStatus.COMPLETED
+    assert await finish(world, handle) is StrategyStatus.COMPLETED
     assert await env.get_current_time() - started >= timedelta(days=7)
     assert len(world.placed_amounts) == 168 and world.schedule == ["created", "deleted"]
     assert len({r.event_key for r in world.records if r.event == "order_placed"}) == 168
