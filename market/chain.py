@@ -23,7 +23,6 @@ import base64
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -33,22 +32,16 @@ from sqlmodel import col
 from contracts.landing import LandingReport, LandingRequest
 from core.domain import FailureStage, ReservationState
 from core.formatting import format_amount, from_base_units
+from market import pool_repository
 from market.clock import MarketClock
 from market.compute import estimate_limit, units_consumed, wraps_of
 from market.errors import MarketError, MarketErrorCode
 from market.fee_market import FeeMarket
 from market.fees import compute_unit_price, fee, landing_probability
+from market.ledger import Landed, LandedLeg, TransactionLedger, report_json
+from market.pool_store import PoolStore
 from market.pools import Pool, SwapResult
 from market.searchers import Sandwich, bite, front_run, sandwich_odds, slack_bps
-from market.storage import (
-    Landed,
-    LandedLeg,
-    PoolStore,
-    TransactionLedger,
-    WalletStore,
-    fee_held,
-    report_json,
-)
 from market.tokens import decimals_of
 from market.transactions import (
     ComputeBudget,
@@ -61,15 +54,11 @@ from market.transactions import (
 )
 from market.valuation import sol_value
 from market.venues import SimulationConfig, check_open, simulated_latency
-from market.wallet import Wallets
-from storage.models import (
-    ChainTransaction,
-    FailedTransaction,
-    MarketPool,
-    Reservation,
-    WalletBalance,
-    utcnow,
-)
+from storage.models import ChainTransaction, FailedTransaction, MarketPool, utcnow
+from wallets import repository as wallet_repository
+from wallets.errors import Overdrawn
+from wallets.repository import Reservation, fee_held
+from wallets.service import Wallets
 
 BLOCKHASH_VALID_SLOTS = 150
 # Failures of a transaction that landed: it executed nothing and pays its fee.
@@ -236,17 +225,17 @@ class Chain:
         """An order is about to be recorded FAILED: its transaction if one landed after
         all; otherwise its reservation is released, so that none can land any more."""
         async with self._sessions() as session, session.begin():
-            held = await WalletStore.reservation(session, order_id, lock=True)
+            held = await wallet_repository.reservation(session, order_id, lock=True)
             if held is None or held.state is ReservationState.SPENT:
                 return await self._ledger.find(idempotency_key)
-            await WalletStore.release_in(session, order_id)
+            await wallet_repository.release(session, order_id)
         return None
 
     async def _spender(self, order_id: str, token_in: str, amount_in: int) -> str:
         """The owner whose wallet the order spends from, if it may spend `amount_in`."""
         async with self._sessions() as session:
-            held = await WalletStore.reservation(session, order_id)
-        owner = held.owner if held is not None else await self._wallets.store.owner_of_order(order_id)
+            held = await wallet_repository.reservation(session, order_id)
+        owner = held.owner if held is not None else await self._wallets.owner_of_order(order_id)
         if owner is None:
             raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
         if held is not None and held.state is not ReservationState.HELD:
@@ -260,7 +249,7 @@ class Chain:
                 f"{_human(int(held.amount), token_in)} were reserved",
             )
         if held is None:  # accepted before reservations existed: the wallet's available
-            balances = {b.token: int(b.total - b.reserved) for b in await self._wallets.store.balances(owner)}
+            balances = {b.token: b.available for b in await self._wallets.balances(owner)}
             if balances.get(token_in, 0) < amount_in:
                 raise MarketError(
                     MarketErrorCode.INSUFFICIENT_FUNDS,
@@ -518,12 +507,12 @@ class Chain:
         failure: MarketError | None = None
         landed: Landed | None = None
         async with self._sessions() as session, session.begin():
-            held = await WalletStore.reservation(session, order_id, lock=True) if order_id else None
+            held = await wallet_repository.reservation(session, order_id, lock=True) if order_id else None
             if held is not None and held.state is not ReservationState.HELD:
                 raise MarketError(
                     MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
                 )
-            locked = await PoolStore.lock_pools(
+            locked = await pool_repository.lock_pools(
                 session, {(leg.dex, leg.token_in, leg.token_out) for leg in swap.legs}
             )
             try:
@@ -585,10 +574,9 @@ class Chain:
         _add(deltas, swap.token_in, -amount_in, -int(held.amount) if held is not None else 0)
         _add(deltas, "SOL", -paid, -fee_held(held) if held is not None else 0)
         _add(deltas, swap.token_out, execution.amount_out, 0)
-        await WalletStore.move(session, owner, deltas)
+        await _move(session, owner, deltas)
         if held is not None:
-            held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
-            held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
+            wallet_repository.spend(held, amount_in, paid)
         stamp = utcnow()
         for key, (row, _) in locked.items():
             row.state = execution.pools[key].to_state()
@@ -657,8 +645,7 @@ class Chain:
         if charged.first() is None:
             return  # charged when it first landed
         from_budget = min(paid, fee_held(held)) if held is not None else 0
-        sol = await session.get(WalletBalance, (owner, "SOL"), with_for_update=True)
-        available = int(sol.total - sol.reserved) if sol is not None else 0
+        available = await wallet_repository.available(session, owner, "SOL")
         from_held_amount = max(paid - from_budget - available, 0)
         if from_held_amount > (int(held.amount) if held is not None and held.token == "SOL" else 0):
             raise MarketError(
@@ -666,10 +653,21 @@ class Chain:
                 f"the fee payer cannot pay the fee of {_human(paid, 'SOL')} SOL",
                 stage=FailureStage.LANDING,
             )
-        await WalletStore.move(session, owner, {"SOL": (-paid, -from_budget - from_held_amount)})
+        await _move(session, owner, {"SOL": (-paid, -from_budget - from_held_amount)})
         if held is not None:
-            held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
-            held.amount -= from_held_amount
+            wallet_repository.charge_fee(held, paid, from_held_amount)
+
+
+async def _move(session: AsyncSession, owner: str, deltas: dict[str, tuple[int, int]]) -> None:
+    """The owner's balances moved within the landing; INSUFFICIENT_FUNDS when a total
+    would fall below what stays reserved."""
+    try:
+        await wallet_repository.move(session, owner, deltas)
+    except Overdrawn as short:
+        raise MarketError(
+            MarketErrorCode.INSUFFICIENT_FUNDS,
+            f"wallet holds {_human(short.available, short.token)} {short.token} available",
+        ) from None
 
 
 def _add(deltas: dict[str, tuple[int, int]], token: str, total: int, reserved: int) -> None:

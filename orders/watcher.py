@@ -41,10 +41,10 @@ from contracts.orders import Trigger, TriggerReason
 from core.domain import TRIGGERED_TYPES, OrderType
 from core.formatting import to_base_units
 from market.clock import MarketClock
+from market.pool_store import PoolStore
 from market.pools import Pool
 from market.router import Output, best_route
 from market.routing import NoRoute, plan_route
-from market.storage import PoolStore
 from market.tokens import find_token
 from orders import repository
 from orders.repository import WaitingOrder
