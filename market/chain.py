@@ -24,10 +24,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
 from contracts.landing import LandingReport, LandingRequest
 from core.domain import FailureStage, ReservationState
@@ -38,7 +36,7 @@ from market.compute import estimate_limit, units_consumed, wraps_of
 from market.errors import MarketError, MarketErrorCode
 from market.fee_market import FeeMarket
 from market.fees import compute_unit_price, fee, landing_probability
-from market.ledger import Landed, LandedLeg, TransactionLedger, report_json
+from market.ledger import Landed, LandedLeg, TransactionLedger, record_executed, record_failed
 from market.pool_store import PoolStore
 from market.pools import Pool, SwapResult
 from market.searchers import Sandwich, bite, front_run, sandwich_odds, slack_bps
@@ -54,7 +52,7 @@ from market.transactions import (
 )
 from market.valuation import sol_value
 from market.venues import SimulationConfig, check_open, simulated_latency
-from storage.models import ChainTransaction, FailedTransaction, MarketPool, utcnow
+from storage.models import FailedTransaction, MarketPool, utcnow
 from wallets import repository as wallet_repository
 from wallets.errors import Overdrawn
 from wallets.repository import Reservation, fee_held
@@ -581,33 +579,15 @@ class Chain:
         for key, (row, _) in locked.items():
             row.state = execution.pools[key].to_state()
             row.updated_at = stamp
-        session.add(
-            ChainTransaction(
-                tx_hash=swap.signature,
-                idempotency_key=swap.idempotency_key,
-                order_id=order_id,
-                dex=swap.legs[0].dex if len({leg.dex for leg in swap.legs}) == 1 else "split",
-                token_in=swap.token_in,
-                token_out=swap.token_out,
-                legs=[
-                    {
-                        "dex": leg.dex,
-                        "pool": leg.pool,
-                        "hop": leg.hop,
-                        "token_in": leg.token_in,
-                        "token_out": leg.token_out,
-                        "amount_in": _human(leg.amount_in, leg.token_in or swap.token_in),
-                        "amount_out": _human(leg.amount_out, leg.token_out or swap.token_out),
-                        "min_amount_out": _human(leg.min_amount_out, leg.token_out or swap.token_out),
-                    }
-                    for leg in execution.filled
-                ],
-                amount_in=from_base_units(amount_in, decimals_of(swap.token_in)),
-                amount_out=from_base_units(execution.amount_out, decimals_of(swap.token_out)),
-                slot=slot,
-                at=stamp,
-                landing=report_json(report),
-            )
+        record_executed(
+            session,
+            Landed(swap.signature, amount_in, execution.amount_out, slot, tuple(execution.filled), report),
+            idempotency_key=swap.idempotency_key,
+            order_id=order_id,
+            dex=swap.legs[0].dex if len({leg.dex for leg in swap.legs}) == 1 else "split",
+            token_in=swap.token_in,
+            token_out=swap.token_out,
+            at=stamp,
         )
 
     @staticmethod
@@ -626,9 +606,9 @@ class Chain:
         that from the SOL the order itself holds to spend (a landed transaction's fee
         payer pays; `total ≥ reserved` must hold). A wallet that cannot pay it at all
         could not have landed it: that raises, and nothing moves."""
-        charged = await session.execute(
-            insert(FailedTransaction)
-            .values(
+        if not await record_failed(
+            session,
+            FailedTransaction(
                 signature=swap.signature,
                 idempotency_key=swap.idempotency_key,
                 order_id=order_id,
@@ -638,11 +618,8 @@ class Chain:
                 fee_lamports=paid,
                 slot=slot,
                 at=utcnow(),
-            )
-            .on_conflict_do_nothing()
-            .returning(col(FailedTransaction.signature))
-        )
-        if charged.first() is None:
+            ),
+        ):
             return  # charged when it first landed
         from_budget = min(paid, fee_held(held)) if held is not None else 0
         available = await wallet_repository.available(session, owner, "SOL")

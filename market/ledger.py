@@ -4,15 +4,17 @@ and transactions that landed and failed, as the chain recorded them."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from contracts.landing import Fees, LandingReport
-from core.formatting import to_base_units
+from core.formatting import format_amount, from_base_units, to_base_units
 from market.tokens import decimals_of
 from storage.models import ChainTransaction, FailedTransaction, Order
 
@@ -71,6 +73,67 @@ class TransactionLedger:
             query = query.where(col(ChainTransaction.order_id) == order_id)
         async with self._sessions() as session:
             return list((await session.execute(query)).scalars())
+
+
+def record_executed(
+    session: AsyncSession,
+    landed: Landed,
+    *,
+    idempotency_key: str,
+    order_id: str | None,
+    dex: str,
+    token_in: str,
+    token_out: str,
+    at: datetime,
+) -> None:
+    """Record an executed transaction in the caller's transaction (its landing): the
+    unique idempotency key makes a second execution of the same key fail there."""
+    assert landed.report is not None
+
+    def human(amount: int, symbol: str) -> str:
+        return format_amount(amount, decimals_of(symbol))
+
+    session.add(
+        ChainTransaction(
+            tx_hash=landed.tx_hash,
+            idempotency_key=idempotency_key,
+            order_id=order_id,
+            dex=dex,
+            token_in=token_in,
+            token_out=token_out,
+            legs=[
+                {
+                    "dex": leg.dex,
+                    "pool": leg.pool,
+                    "hop": leg.hop,
+                    "token_in": leg.token_in,
+                    "token_out": leg.token_out,
+                    "amount_in": human(leg.amount_in, leg.token_in or token_in),
+                    "amount_out": human(leg.amount_out, leg.token_out or token_out),
+                    "min_amount_out": human(leg.min_amount_out, leg.token_out or token_out),
+                }
+                for leg in landed.legs
+            ],
+            amount_in=from_base_units(landed.amount_in, decimals_of(token_in)),
+            amount_out=from_base_units(landed.amount_out, decimals_of(token_out)),
+            slot=landed.slot,
+            at=at,
+            landing=report_json(landed.report),
+        )
+    )
+
+
+async def record_failed(session: AsyncSession, failed: FailedTransaction) -> bool:
+    """Record a transaction that landed and failed, in the caller's transaction, once
+    per signature: False when it was recorded (and charged) before."""
+    values = {column.name: getattr(failed, column.name) for column in FailedTransaction.__table__.columns}  # type: ignore[attr-defined]
+    charged = await session.execute(
+        insert(FailedTransaction)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(col(FailedTransaction.signature))
+    )
+    return charged.first() is not None
 
 
 def landed_of(row: ChainTransaction) -> Landed:
