@@ -27,7 +27,7 @@ from contracts.orders import (
 )
 from core.domain import SwapMode
 from market.chain import SignedTransaction, decode_raw, encode_raw
-from market.storage import Landed
+from market.ledger import Landed
 from market.transactions import ComputeBudget, SwapLeg
 
 

@@ -10,12 +10,12 @@ from temporalio.exceptions import ApplicationError
 
 from contracts.orders import RetryScheduled, TransitionRequest
 from core.domain import FailureStage, OrderStatus
-from market.storage import WalletStore
 from orders import repository
 from orders.events import OrderEvents
 from orders.schemas import EventView, OrderView
 from orders.transitions import describe
 from storage.models import OrderFailure
+from wallets import repository as wallet_repository
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class OrderRecords:
             )
         if change.status in RELEASING:
             async with self._sessions() as session, session.begin():
-                await WalletStore.release_in(session, request.order_id)
+                await wallet_repository.release(session, request.order_id)
         await self._events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
         return recorded.event.seq
 

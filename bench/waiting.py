@@ -30,7 +30,7 @@ from bench.sections import Section, Workbench
 from bench.stats import Figure, percentile
 from contracts.orders import Trigger
 from market.clock import MarketClock
-from market.storage import PoolStore
+from market.pool_store import PoolStore
 from orders import repository
 from orders.watcher import TICK_S, MarketWatcher
 from storage.database import create_engine, create_sessionmaker

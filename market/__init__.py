@@ -1,9 +1,10 @@
 """The simulated Solana market: tokens, pools with their swap math, the router, the
-venues' quote endpoints, the chain, its fee market and the wallet.
+venues' quote endpoints, the chain and its fee market. Owners' wallets are not the
+market's: they live in wallets/, and the chain moves their balances through it.
 
 Pure (no I/O, no clock): tokens, pools, dlmm, router, valuation, transactions. With
-state in PostgreSQL (storage.py), every process sees one market: venues (quotes), chain
-(build, submit, land), wallet (balances), controls (/sim), background (other traders).
+state in PostgreSQL (pool_store.py, ledger.py), every process sees one market: venues
+(quotes), chain (build, submit, land), controls (/sim), background (other traders).
 `build_market(settings, sessions)` assembles them the same way in every process.
 """
 
@@ -22,9 +23,11 @@ from market.chain import Chain
 from market.clock import MarketClock
 from market.controls import SimulationControls
 from market.fee_market import FeeMarket
-from market.storage import PoolStore, TransactionLedger, WalletStore
+from market.ledger import TransactionLedger
+from market.pool_store import PoolStore
+from market.tokens import genesis_wallet
 from market.venues import SimulationConfig, Venues
-from market.wallet import Wallets
+from wallets.service import Wallets
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def build_market(
     fee_market = FeeMarket(sessions, market_clock, config.seed or 0, settings.sim_background_trades_per_s)
     pools = PoolStore(sessions)
     ledger = TransactionLedger(sessions)
-    wallets = Wallets(sessions, WalletStore(sessions), settings.sim_genesis_funds)
+    wallets = Wallets(sessions, genesis_wallet() if settings.sim_genesis_funds else {})
     return Market(
         clock=market_clock,
         pools=pools,

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from market.clock import MarketClock
+from market.pool_store import PoolStore
 from market.pools import ConstantProductPool, Pool, genesis_pools
-from market.storage import PoolStore
 from market.tokens import decimals_of
 
 # Pull towards the genesis price, so a long run wanders but does not drift away.

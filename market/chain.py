@@ -23,32 +23,23 @@ import base64
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
 from contracts.landing import LandingReport, LandingRequest
 from core.domain import FailureStage, ReservationState
 from core.formatting import format_amount, from_base_units
+from market import pool_repository
 from market.clock import MarketClock
 from market.compute import estimate_limit, units_consumed, wraps_of
 from market.errors import MarketError, MarketErrorCode
 from market.fee_market import FeeMarket
 from market.fees import compute_unit_price, fee, landing_probability
+from market.ledger import Landed, LandedLeg, TransactionLedger, record_executed, record_failed
+from market.pool_store import PoolStore
 from market.pools import Pool, SwapResult
 from market.searchers import Sandwich, bite, front_run, sandwich_odds, slack_bps
-from market.storage import (
-    Landed,
-    LandedLeg,
-    PoolStore,
-    TransactionLedger,
-    WalletStore,
-    fee_held,
-    report_json,
-)
 from market.tokens import decimals_of
 from market.transactions import (
     ComputeBudget,
@@ -61,15 +52,11 @@ from market.transactions import (
 )
 from market.valuation import sol_value
 from market.venues import SimulationConfig, check_open, simulated_latency
-from market.wallet import Wallets
-from storage.models import (
-    ChainTransaction,
-    FailedTransaction,
-    MarketPool,
-    Reservation,
-    WalletBalance,
-    utcnow,
-)
+from storage.models import FailedTransaction, MarketPool, utcnow
+from wallets import repository as wallet_repository
+from wallets.errors import Overdrawn
+from wallets.repository import Reservation, fee_held
+from wallets.service import Wallets
 
 BLOCKHASH_VALID_SLOTS = 150
 # Failures of a transaction that landed: it executed nothing and pays its fee.
@@ -236,17 +223,17 @@ class Chain:
         """An order is about to be recorded FAILED: its transaction if one landed after
         all; otherwise its reservation is released, so that none can land any more."""
         async with self._sessions() as session, session.begin():
-            held = await WalletStore.reservation(session, order_id, lock=True)
+            held = await wallet_repository.reservation(session, order_id, lock=True)
             if held is None or held.state is ReservationState.SPENT:
                 return await self._ledger.find(idempotency_key)
-            await WalletStore.release_in(session, order_id)
+            await wallet_repository.release(session, order_id)
         return None
 
     async def _spender(self, order_id: str, token_in: str, amount_in: int) -> str:
         """The owner whose wallet the order spends from, if it may spend `amount_in`."""
         async with self._sessions() as session:
-            held = await WalletStore.reservation(session, order_id)
-        owner = held.owner if held is not None else await self._wallets.store.owner_of_order(order_id)
+            held = await wallet_repository.reservation(session, order_id)
+        owner = held.owner if held is not None else await self._wallets.owner_of_order(order_id)
         if owner is None:
             raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
         if held is not None and held.state is not ReservationState.HELD:
@@ -260,7 +247,7 @@ class Chain:
                 f"{_human(int(held.amount), token_in)} were reserved",
             )
         if held is None:  # accepted before reservations existed: the wallet's available
-            balances = {b.token: int(b.total - b.reserved) for b in await self._wallets.store.balances(owner)}
+            balances = {b.token: b.available for b in await self._wallets.balances(owner)}
             if balances.get(token_in, 0) < amount_in:
                 raise MarketError(
                     MarketErrorCode.INSUFFICIENT_FUNDS,
@@ -518,12 +505,12 @@ class Chain:
         failure: MarketError | None = None
         landed: Landed | None = None
         async with self._sessions() as session, session.begin():
-            held = await WalletStore.reservation(session, order_id, lock=True) if order_id else None
+            held = await wallet_repository.reservation(session, order_id, lock=True) if order_id else None
             if held is not None and held.state is not ReservationState.HELD:
                 raise MarketError(
                     MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
                 )
-            locked = await PoolStore.lock_pools(
+            locked = await pool_repository.lock_pools(
                 session, {(leg.dex, leg.token_in, leg.token_out) for leg in swap.legs}
             )
             try:
@@ -585,41 +572,22 @@ class Chain:
         _add(deltas, swap.token_in, -amount_in, -int(held.amount) if held is not None else 0)
         _add(deltas, "SOL", -paid, -fee_held(held) if held is not None else 0)
         _add(deltas, swap.token_out, execution.amount_out, 0)
-        await WalletStore.move(session, owner, deltas)
+        await _move(session, owner, deltas)
         if held is not None:
-            held.state, held.spent, held.closed_at = ReservationState.SPENT, Decimal(amount_in), utcnow()
-            held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
+            wallet_repository.spend(held, amount_in, paid)
         stamp = utcnow()
         for key, (row, _) in locked.items():
             row.state = execution.pools[key].to_state()
             row.updated_at = stamp
-        session.add(
-            ChainTransaction(
-                tx_hash=swap.signature,
-                idempotency_key=swap.idempotency_key,
-                order_id=order_id,
-                dex=swap.legs[0].dex if len({leg.dex for leg in swap.legs}) == 1 else "split",
-                token_in=swap.token_in,
-                token_out=swap.token_out,
-                legs=[
-                    {
-                        "dex": leg.dex,
-                        "pool": leg.pool,
-                        "hop": leg.hop,
-                        "token_in": leg.token_in,
-                        "token_out": leg.token_out,
-                        "amount_in": _human(leg.amount_in, leg.token_in or swap.token_in),
-                        "amount_out": _human(leg.amount_out, leg.token_out or swap.token_out),
-                        "min_amount_out": _human(leg.min_amount_out, leg.token_out or swap.token_out),
-                    }
-                    for leg in execution.filled
-                ],
-                amount_in=from_base_units(amount_in, decimals_of(swap.token_in)),
-                amount_out=from_base_units(execution.amount_out, decimals_of(swap.token_out)),
-                slot=slot,
-                at=stamp,
-                landing=report_json(report),
-            )
+        record_executed(
+            session,
+            Landed(swap.signature, amount_in, execution.amount_out, slot, tuple(execution.filled), report),
+            idempotency_key=swap.idempotency_key,
+            order_id=order_id,
+            dex=swap.legs[0].dex if len({leg.dex for leg in swap.legs}) == 1 else "split",
+            token_in=swap.token_in,
+            token_out=swap.token_out,
+            at=stamp,
         )
 
     @staticmethod
@@ -638,9 +606,9 @@ class Chain:
         that from the SOL the order itself holds to spend (a landed transaction's fee
         payer pays; `total ≥ reserved` must hold). A wallet that cannot pay it at all
         could not have landed it: that raises, and nothing moves."""
-        charged = await session.execute(
-            insert(FailedTransaction)
-            .values(
+        if not await record_failed(
+            session,
+            FailedTransaction(
                 signature=swap.signature,
                 idempotency_key=swap.idempotency_key,
                 order_id=order_id,
@@ -650,15 +618,11 @@ class Chain:
                 fee_lamports=paid,
                 slot=slot,
                 at=utcnow(),
-            )
-            .on_conflict_do_nothing()
-            .returning(col(FailedTransaction.signature))
-        )
-        if charged.first() is None:
+            ),
+        ):
             return  # charged when it first landed
         from_budget = min(paid, fee_held(held)) if held is not None else 0
-        sol = await session.get(WalletBalance, (owner, "SOL"), with_for_update=True)
-        available = int(sol.total - sol.reserved) if sol is not None else 0
+        available = await wallet_repository.available(session, owner, "SOL")
         from_held_amount = max(paid - from_budget - available, 0)
         if from_held_amount > (int(held.amount) if held is not None and held.token == "SOL" else 0):
             raise MarketError(
@@ -666,10 +630,21 @@ class Chain:
                 f"the fee payer cannot pay the fee of {_human(paid, 'SOL')} SOL",
                 stage=FailureStage.LANDING,
             )
-        await WalletStore.move(session, owner, {"SOL": (-paid, -from_budget - from_held_amount)})
+        await _move(session, owner, {"SOL": (-paid, -from_budget - from_held_amount)})
         if held is not None:
-            held.fees_paid = Decimal(int(held.fees_paid or 0) + paid)
-            held.amount -= from_held_amount
+            wallet_repository.charge_fee(held, paid, from_held_amount)
+
+
+async def _move(session: AsyncSession, owner: str, deltas: dict[str, tuple[int, int]]) -> None:
+    """The owner's balances moved within the landing; INSUFFICIENT_FUNDS when a total
+    would fall below what stays reserved."""
+    try:
+        await wallet_repository.move(session, owner, deltas)
+    except Overdrawn as short:
+        raise MarketError(
+            MarketErrorCode.INSUFFICIENT_FUNDS,
+            f"wallet holds {_human(short.available, short.token)} {short.token} available",
+        ) from None
 
 
 def _add(deltas: dict[str, tuple[int, int]], token: str, total: int, reserved: int) -> None:

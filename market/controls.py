@@ -13,10 +13,11 @@ from core.errors import Conflict, InvalidInput
 from core.formatting import to_base_units
 from market.clock import MarketClock
 from market.errors import MarketError, MarketErrorCode
+from market.pool_store import PoolStore
 from market.pools import Pool, meteora_pool, raydium_pool
-from market.storage import PoolStore
 from market.tokens import Token, find_token, new_token, register_token
-from market.wallet import Balance, Wallets
+from wallets.schemas import Balance
+from wallets.service import Wallets
 
 # A top-up is a test convenience, not a mint: at most this many base units at a time.
 MAX_TOP_UP_UNITS = 2**63

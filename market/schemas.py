@@ -19,8 +19,8 @@ from core.formatting import (
 )
 from market.pools import Pool
 from market.tokens import Token, decimals_of, find_token
-from market.wallet import Balance, WalletView
 from storage.models import ChainTransaction
+from wallets.schemas import Balance, WalletView
 
 
 class TokenView(BaseModel):

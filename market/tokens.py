@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from decimal import Decimal
 
 from solders.pubkey import Pubkey
 
+from core.formatting import to_base_units
 from market.errors import MarketError, MarketErrorCode
 
 
@@ -53,3 +55,13 @@ def new_token(symbol: str, decimals: int) -> Token:
     """A token listed by the simulation, with a mint address derived from its symbol."""
     mint = Pubkey(hashlib.sha256(f"order-engine mint {symbol}".encode()).digest())
     return Token(symbol, str(mint), decimals)
+
+
+# What each owner's wallet starts with on the simulated chain (unless
+# ORDER_ENGINE_SIM_GENESIS_FUNDS=false), whole tokens.
+GENESIS_WALLET = {"SOL": Decimal(10_000), "USDC": Decimal(10_000_000), "USDT": Decimal(10_000_000)}
+
+
+def genesis_wallet() -> dict[str, int]:
+    """The genesis wallet in base units."""
+    return {symbol: to_base_units(amount, decimals_of(symbol)) for symbol, amount in GENESIS_WALLET.items()}

@@ -63,7 +63,7 @@ class TokenBucket:
 
 
 class PoolSource(Protocol):
-    """Where venues read their pools (market/storage.py's PoolStore; memory in tests)."""
+    """Where venues read their pools (market/pool_store.py's PoolStore; memory in tests)."""
 
     async def all(self, token_a: str | None = None, token_b: str | None = None) -> list[Pool]: ...
 

@@ -26,11 +26,9 @@ from core.metrics import ORDERS_CREATED
 from core.order_kinds import Direction, PriceField, kind_of
 from core.settings import Settings
 from market import Market
-from market.storage import Hold, PoolStore, WalletStore
-from market.storage import InsufficientFunds as StoreInsufficientFunds
+from market.pool_store import PoolStore
 from market.tokens import decimals_of
 from market.valuation import sol_value
-from market.wallet import Wallets
 from orders import quote_repository, repository
 from orders.errors import (
     IdempotencyKeyReused,
@@ -52,6 +50,10 @@ from orders.triggers import fires, trailing_trigger
 from orders.validation import ValidOrder
 from storage.models import Order, Quote, utcnow
 from storage.redis import RedisBreaker
+from wallets import repository as wallet_repository
+from wallets.errors import InsufficientFunds as StoreInsufficientFunds
+from wallets.schemas import Hold
+from wallets.service import Wallets
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,7 @@ class OrderPlacement:
             # One unit of work: the order and its first event stored, its quote claimed, its
             # owner's open orders counted, what it may spend reserved: all or nothing.
             async with session.begin():
-                await self._wallets.ensure_in(session, principal.owner)
+                await self._wallets.ensure(session, principal.owner)
                 existing = await self._insert(session, order, data, now)
                 if existing is None:
                     if quoted is not None and not await quote_repository.claim(
@@ -192,7 +194,7 @@ class OrderPlacement:
         can (the reservation needs no lock: it is one conditional update)."""
         if principal.operator:
             return
-        await WalletStore.lock(session, principal.owner)
+        await wallet_repository.lock(session, principal.owner)
         open_orders = await repository.count_open(session, principal.owner)
         if open_orders > self._limits.max_open_orders:
             raise TooManyOpenOrders(
@@ -249,7 +251,7 @@ class OrderPlacement:
         # What it trades, and the fees of every attempt it may make (in SOL).
         hold = Hold(order.owner, valid.token_in.symbol, spend, valid.landing.fee_budget_lamports)
         try:
-            await WalletStore.reserve(session, order.id, hold)
+            await wallet_repository.reserve(session, order.id, hold)
         except StoreInsufficientFunds as short:
             decimals = decimals_of(short.token)
             budget = (

@@ -30,8 +30,8 @@ from market.clock import MarketClock
 from market.compute import estimate_limit, wraps_of
 from market.fee_market import FeeMarket
 from market.fees import compute_unit_price, fee
+from market.pool_store import PoolStore
 from market.routing import NoRoute, RoutePlan, plan_route
-from market.storage import PoolStore
 from market.tokens import decimals_of
 from orders import quote_repository
 from orders.errors import InvalidOrder, QuoteExpired, QuoteNotFound, QuoteUsed

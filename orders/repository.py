@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from core.domain import TERMINAL_STATUSES, OrderStatus, OrderType
-from market.storage import WalletStore
 from orders.transitions import OrderPatch
 from storage.models import Order, OrderEvent, OrderFailure, utcnow
+from wallets import repository as wallet_repository
 
 CREATED_EVENT_KEY = "created"
 
@@ -81,7 +81,7 @@ async def delete_unaccepted(session: AsyncSession, order_id: str) -> None:
     Temporal): the client got an error. Its reservation goes with it."""
     order = await session.get(Order, order_id)
     if order is not None and order.accepted_at is None:
-        await WalletStore.forget_in(session, order_id)
+        await wallet_repository.forget(session, order_id)
         events = await session.execute(select(OrderEvent).where(col(OrderEvent.order_id) == order_id))
         for event in events.scalars():
             await session.delete(event)

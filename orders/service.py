@@ -14,13 +14,13 @@ from accounts.keys import Principal
 from core.domain import OrderStatus, OrderType
 from core.errors import InvalidInput, OperatorRequired, ServiceUnavailable
 from core.ids import is_order_id
-from market.storage import InsufficientFunds as StoreInsufficientFunds
-from market.storage import WalletStore
 from orders import repository
 from orders.errors import InsufficientFunds, NothingToReplay, OrderNotCancellable, OrderNotFound
 from orders.runs import MISSING, NoWorkflowTaskYet, OrderRuns
 from orders.schemas import CancelAnswer, EventView, FailureView, OrderPage, OrderView, Timeline
 from storage.models import Order, OrderEvent, OrderFailure, utcnow
+from wallets import repository as wallet_repository
+from wallets.errors import InsufficientFunds as StoreInsufficientFunds
 
 STUCK_LIMIT = 500
 
@@ -54,9 +54,9 @@ class OrderService:
         """A failed order re-driven may spend again: reserve what it held before (True
         when reserved now, False when it still held it)."""
         async with self._sessions() as session, session.begin():
-            await WalletStore.lock(session, order.owner)
+            await wallet_repository.lock(session, order.owner)
             try:
-                return await WalletStore.hold_again(session, order.id)
+                return await wallet_repository.hold_again(session, order.id)
             except StoreInsufficientFunds as short:
                 raise InsufficientFunds(
                     f"{order.owner} has {short.available} base units of {short.token} available; "
@@ -207,7 +207,8 @@ class OrderService:
             # so the order stays as it was with its funds available. Should the start land
             # after all, that run finds the reservation released and cannot execute.
             if held_now:
-                await WalletStore(self._sessions).release(order_id)
+                async with self._sessions() as session, session.begin():
+                    await wallet_repository.release(session, order_id)
             raise ServiceUnavailable(
                 f"the workflow engine did not start a new run of {order_id} ({error}); "
                 "its funds are as they were, retry"

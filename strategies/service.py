@@ -26,7 +26,6 @@ from core.errors import DomainError, InvalidInput, OperatorRequired, ServiceUnav
 from core.formatting import format_price
 from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
-from market.storage import WalletStore
 from orders import repository as orders_repository
 from orders.errors import IdempotencyKeyReused, IdempotencyRequestInFlight
 from orders.events import OrderEvents
@@ -56,6 +55,7 @@ from strategies.schemas import (
     progress_of,
 )
 from strategies.transitions import describe as describe_strategy_step
+from wallets import repository as wallet_repository
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ class StrategyService:
         if recorded is None:
             return
         async with self._sessions() as session, session.begin():
-            await WalletStore.release_in(session, order_id)
+            await wallet_repository.release(session, order_id)
         try:
             await self._order_events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
         except Exception as error:  # PostgreSQL has it: streams catch up from there

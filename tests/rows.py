@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.domain import OrderStatus, OrderType
 from core.formatting import to_base_units
 from core.ids import new_order_id
-from market.storage import Hold, WalletStore
-from market.wallet import Wallets
+from market.tokens import genesis_wallet
 from orders import repository
 from storage.models import Order, utcnow
+from wallets import repository as wallet_repository
+from wallets.schemas import Hold
+from wallets.service import Wallets
 
 
 async def insert_order(
@@ -44,9 +46,9 @@ async def insert_order(
     )
     async with sessions() as session, session.begin():
         # As placement does: the owner's wallet (funded at first use), the order, its reservation.
-        await Wallets(sessions, WalletStore(sessions), genesis_funds=True).ensure_in(session, owner)
+        await Wallets(sessions, genesis_wallet()).ensure(session, owner)
         assert await repository.insert_order(session, order, {"type": order.type})
-        await WalletStore.reserve(
+        await wallet_repository.reserve(
             session, order.id, Hold(owner, order.token_in, to_base_units(order.amount, 9))
         )
     return order

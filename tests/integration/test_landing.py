@@ -23,11 +23,13 @@ from market.chain import SignedTransaction
 from market.clock import SLOT_MS
 from market.errors import MarketError, MarketErrorCode
 from market.fees import fee
-from market.storage import Hold, WalletStore
 from market.transactions import ComputeBudget, SwapLeg, build_swap
 from storage.database import create_engine, create_sessionmaker
 from storage.models import WalletBalance
 from tests.rows import insert_order
+from wallets import repository as wallet_repository
+from wallets.schemas import Hold
+from wallets.service import Wallets
 
 pytestmark = pytest.mark.usefixtures("worker")  # the market exists (genesis pools)
 
@@ -220,11 +222,13 @@ async def test_a_landed_and_failed_transaction_pays_a_fee_beyond_its_orders_budg
     # and 3 000 lamports left available in the wallet.
     order = await insert_order(sessions, owner=owner, amount="0.001")
     async with sessions() as session, session.begin():
-        await WalletStore.forget_in(session, order.id)
+        await wallet_repository.forget(session, order.id)
         sol = await session.get(WalletBalance, (owner, "SOL"))
         assert sol is not None
         held_amount = int(sol.total - sol.reserved) - 4_000 - 3_000
-        await WalletStore.reserve(session, order.id, Hold(owner, "SOL", held_amount, fee_lamports=4_000))
+        await wallet_repository.reserve(
+            session, order.id, Hold(owner, "SOL", held_amount, fee_lamports=4_000)
+        )
     before = await wallet_sol(sessions, owner)
 
     # Its work needs more than its 20 000 compute units: it lands, fails, and pays 16 000.
@@ -247,11 +251,11 @@ async def test_a_landed_and_failed_transaction_pays_a_fee_beyond_its_orders_budg
     assert reserved == before[1] - 4_000 - 9_000
     assert total - reserved == 0
     async with sessions() as session:
-        held = await WalletStore.reservation(session, order.id)
+        held = await wallet_repository.reservation(session, order.id)
     assert held is not None and held.state is ReservationState.HELD
     assert (int(held.amount), int(held.fees_paid or 0)) == (held_amount - 9_000, paid)
     # Released, the order gives back exactly what it still holds.
-    assert await WalletStore(sessions).release(order.id)
+    assert await Wallets(sessions, {}).release(order.id)
     assert await wallet_sol(sessions, owner) == (before[0] - paid, before[1] - 4_000 - held_amount)
 
 
@@ -265,12 +269,12 @@ async def test_a_fee_no_sol_of_the_order_or_wallet_can_pay_does_not_land(
     order = await insert_order(sessions, owner=owner, amount="0.001")
     other = await insert_order(sessions, owner=owner, amount="0.001")
     async with sessions() as session, session.begin():
-        await WalletStore.forget_in(session, order.id)
-        await WalletStore.reserve(session, order.id, Hold(owner, "USDC", 10**6))
-        await WalletStore.forget_in(session, other.id)
+        await wallet_repository.forget(session, order.id)
+        await wallet_repository.reserve(session, order.id, Hold(owner, "USDC", 10**6))
+        await wallet_repository.forget(session, other.id)
         sol = await session.get(WalletBalance, (owner, "SOL"))
         assert sol is not None
-        await WalletStore.reserve(
+        await wallet_repository.reserve(
             session, other.id, Hold(owner, "SOL", int(sol.total - sol.reserved) - 3_000)
         )
     before = await wallet_sol(sessions, owner)

@@ -15,7 +15,6 @@ from accounts.keys import Principal
 from core.domain import OrderStatus, ReservationState
 from core.errors import ServiceUnavailable
 from devstack import InfraUrls
-from market.storage import WalletStore
 from orders import repository
 from orders.runs import OrderRuns
 from orders.service import OrderService
@@ -23,6 +22,8 @@ from orders.transitions import OrderPatch
 from storage.database import create_engine, create_sessionmaker
 from storage.models import Order, WalletBalance
 from tests.rows import insert_order
+from wallets import repository as wallet_repository
+from wallets.service import Wallets
 
 OPERATOR = Principal(key_id="test-operator", owner="operator", operator=True)
 
@@ -63,7 +64,7 @@ async def sol_reserved(sessions: async_sessionmaker[AsyncSession], owner: str) -
 async def failed_order(sessions: async_sessionmaker[AsyncSession], owner: str) -> Order:
     """A FAILED order whose reservation was released, as the workflow leaves it."""
     order = await insert_order(sessions, owner=owner, amount="2")
-    assert await WalletStore(sessions).release(order.id)
+    assert await Wallets(sessions, {}).release(order.id)
     async with sessions() as session:
         recorded = await repository.record_transition(
             session, order.id, "failed", OrderStatus.FAILED, OrderPatch(failure_reason="no route"), {}
@@ -86,7 +87,7 @@ async def test_a_replay_whose_start_fails_leaves_the_order_failed_and_its_funds_
 
     assert await sol_reserved(sessions, owner) == free
     async with sessions() as session:
-        held = await WalletStore.reservation(session, order.id)
+        held = await wallet_repository.reservation(session, order.id)
         stored = await repository.get(session, order.id)
     assert held is not None and held.state is ReservationState.RELEASED
     assert stored is not None

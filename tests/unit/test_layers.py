@@ -18,19 +18,31 @@ ALLOWED: dict[str, set[str]] = {
     "contracts": {"core"},
     "storage": {"core"},
     "accounts": {"core", "storage"},
-    "market": {"core", "contracts", "storage"},
-    "orders": {"core", "contracts", "storage", "accounts", "market"},
-    "strategies": {"core", "contracts", "storage", "accounts", "market", "orders"},
-    "composition": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
-    "activities": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies"},
+    "wallets": {"core", "contracts", "storage"},
+    "market": {"core", "contracts", "storage", "wallets"},
+    "orders": {"core", "contracts", "storage", "accounts", "wallets", "market"},
+    "strategies": {"core", "contracts", "storage", "accounts", "wallets", "market", "orders"},
+    "composition": {"core", "contracts", "storage", "accounts", "wallets", "market", "orders", "strategies"},
+    "activities": {"core", "contracts", "storage", "accounts", "wallets", "market", "orders", "strategies"},
     "workflows": {"core", "contracts", "activities"},
-    "api": {"core", "contracts", "storage", "accounts", "market", "orders", "strategies", "composition"},
+    "api": {
+        "core",
+        "contracts",
+        "storage",
+        "accounts",
+        "wallets",
+        "market",
+        "orders",
+        "strategies",
+        "composition",
+    },
     "devstack": {"core", "accounts"},
     "processes": {
         "core",
         "contracts",
         "storage",
         "accounts",
+        "wallets",
         "market",
         "orders",
         "strategies",
@@ -175,3 +187,76 @@ def test_strategy_events_are_described_only_in_strategies_transitions() -> None:
     assert calls.get("StrategyChange", set()) <= {"strategies/transitions.py"}
     assert calls.get("StrategyPatch", set()) <= {"strategies/transitions.py"}
     assert calls.get("StrategyRecord", set()) <= {"contracts/strategies.py"}, "use StrategyRecord.of(step)"
+
+
+# Owners' money has one home: a chain, a placement or a route that wrote these tables
+# itself could promise a base unit twice or spend one without its reservation, and the
+# real chain would have two places to keep in step.
+MONEY_ROWS = {"Wallet", "WalletBalance", "Reservation"}
+MONEY_HOMES = {"wallets", "storage", "migrations"}
+
+
+def _money_row_uses(path: Path) -> set[str]:
+    """Where `path` imports a wallet or reservation model from storage, or uses one
+    other than in a type annotation (constructing, inserting, updating, querying)."""
+    tree = ast.parse(path.read_text())
+    annotations = {
+        id(node)
+        for owner in ast.walk(tree)
+        for annotation in (
+            [owner.returns] + [a.annotation for a in (*owner.args.args, *owner.args.kwonlyargs)]
+            if isinstance(owner, ast.FunctionDef | ast.AsyncFunctionDef)
+            else [owner.annotation]
+            if isinstance(owner, ast.AnnAssign)
+            else []
+        )
+        if annotation is not None
+        for node in ast.walk(annotation)
+    }
+    uses = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "storage.models":
+            uses |= {f"{node.lineno} imports {a.name}" for a in node.names if a.name in MONEY_ROWS}
+        elif isinstance(node, ast.Name) and node.id in MONEY_ROWS and id(node) not in annotations:
+            uses.add(f"{node.lineno} uses {node.id}")
+        elif isinstance(node, ast.Attribute) and node.attr in MONEY_ROWS and id(node) not in annotations:
+            uses.add(f"{node.lineno} uses {ast.unparse(node)}")
+    return uses
+
+
+def test_only_the_wallets_package_touches_wallet_and_reservation_rows() -> None:
+    touched = {
+        f"{path.relative_to(ROOT)}:{use}"
+        for package in sorted(set(ALLOWED) - MONEY_HOMES)
+        for path in (ROOT / package).rglob("*.py")
+        for use in _money_row_uses(path)
+    }
+    assert touched == set(), "go through wallets/repository.py (queries) or wallets/service.py"
+
+
+def _repository_modules() -> list[Path]:
+    return sorted(
+        path
+        for package in ALLOWED
+        for path in (ROOT / package).rglob("*.py")
+        if path.stem == "repository" or path.stem.endswith("_repository")
+    )
+
+
+def test_repositories_take_the_callers_session_and_never_open_one() -> None:
+    """The caller owns the transaction: a query that opened its own session would
+    commit apart from the rest of the caller's unit of work (a reservation apart from
+    its order), and would need an `_in` twin to join one."""
+    assert {path.parent.name for path in _repository_modules()} >= {"wallets", "orders", "market"}
+    opened = {
+        f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)[:60]}"
+        for path in _repository_modules()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1].lstrip("_") == "sessions")
+        or (
+            isinstance(node, ast.Name)
+            and node.id in {"async_sessionmaker", "AsyncEngine", "create_sessionmaker"}
+        )
+        or (isinstance(node, ast.Call) and ast.unparse(node.func) == "AsyncSession")
+    }
+    assert opened == set(), "take `session: AsyncSession` from the caller; services open sessions"

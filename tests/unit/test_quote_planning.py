@@ -16,9 +16,9 @@ from accounts.limits import KeyRateLimiter, RateBucket
 from core.domain import OrderType
 from market.clock import MarketClock
 from market.fee_market import FeeMarket
+from market.pool_store import PoolStore
 from market.pools import Pool, genesis_pools
 from market.routing import RoutePlan, plan_route
-from market.storage import PoolStore
 from orders.quotes import QuoteService
 from orders.schemas import OrderCreate
 from orders.validation import validate_order

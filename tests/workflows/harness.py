@@ -38,8 +38,8 @@ from core.temporal import ADMISSION_TASK_QUEUE, SEARCH_ATTRIBUTE_KEYS
 from market.chain import SignedTransaction
 from market.clock import MarketClock
 from market.errors import MarketError, MarketErrorCode
+from market.ledger import Landed, LandedLeg
 from market.pools import Pool, genesis_pools
-from market.storage import Landed, LandedLeg
 from market.transactions import SwapLeg
 from market.venues import SimulationConfig, Venues
 from orders.transitions import describe

@@ -16,8 +16,8 @@ from contracts.landing import LandingRequest
 from contracts.orders import ConfirmRequest, ConfirmResult, Trigger, TriggerReason
 from core.domain import OrderStatus, OrderType
 from market.errors import MarketErrorCode
+from market.ledger import Landed
 from market.pools import ConstantProductPool, raydium_pool
-from market.storage import Landed
 from tests.workflows.harness import SOL, USDC, ScriptedChain, market_order, order_world, time_skipping
 from workflows.order import OrderWorkflow
 
