@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -160,35 +161,42 @@ async def _place_all(
 async def _trigger_delay(http: httpx.AsyncClient, errors: list[str]) -> float | None:
     """A stop 1 % under the price, then a 3 % fall: seconds until the order is ROUTING."""
     price = await _price(http)
-    answer = await http.post(
-        "/orders",
-        json={
-            "type": "stop_loss",
-            "token_in": "SOL",
-            "token_out": "USDC",
-            "amount": AMOUNT,
-            "trigger_price": f"{price * Decimal('0.99'):.4f}",
-            "slippage_bps": 500,
-        },
-    )
+    stop = {
+        "type": "stop_loss",
+        "token_in": "SOL",
+        "token_out": "USDC",
+        "amount": AMOUNT,
+        "trigger_price": f"{price * Decimal('0.99'):.4f}",
+        "slippage_bps": 500,
+    }
+    return await _seconds_to_fire(http, http, stop, errors)
+
+
+async def _seconds_to_fire(
+    http: httpx.AsyncClient, operator: httpx.AsyncClient, body: dict[str, Any], errors: list[str]
+) -> float | None:
+    """Place a protective order (`http`), wait until it is WAITING, make SOL/USDC fall 3 %
+    (`operator`): seconds until it is ROUTING. The price is put back either way."""
+    answer = await http.post("/orders", json=body)
     if answer.status_code != 202:
-        errors.append(f"stop: {answer.status_code} {answer.text[:120]}")
+        errors.append(f"{body['type']}: {answer.status_code} {answer.text[:120]}")
         return None
     order_id = answer.json()["order_id"]
     while (await http.get(f"/orders/{order_id}")).json()["status"] != "WAITING":
         await asyncio.sleep(0.02)
     moved = time.monotonic()
-    await http.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -300})
+    await operator.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -300})
     try:
         async with asyncio.timeout(30):
             while (await http.get(f"/orders/{order_id}")).json()["status"] in ("WAITING", "PENDING"):
                 await asyncio.sleep(0.01)
     except TimeoutError:
         errors.append(f"{order_id} did not fire within 30 s")
+        await http.post(f"/orders/{order_id}/cancel")
         return None
-    delay = time.monotonic() - moved
-    await http.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
-    return delay
+    finally:
+        await operator.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
+    return time.monotonic() - moved
 
 
 async def _cancel_all(http: httpx.AsyncClient, ids: list[str], path: str = "/orders/{}/cancel") -> None:
@@ -308,37 +316,16 @@ async def _trailing_delay(
 ) -> float | None:
     """A trailing stop 1 % under its best on the SOL/USDC pools (the direct pair: the move
     is theirs alone), then a 3 % fall: seconds until the order is ROUTING."""
-    answer = await http.post(
-        "/orders",
-        json={
-            "type": "trailing_stop",
-            "token_in": "SOL",
-            "token_out": "USDC",
-            "amount": AMOUNT,
-            "trailing_bps": 100,
-            "max_hops": 1,
-            "slippage_bps": 500,
-        },
-    )
-    if answer.status_code != 202:
-        errors.append(f"trailing stop: {answer.status_code} {answer.text[:120]}")
-        return None
-    order_id = answer.json()["order_id"]
-    while (await http.get(f"/orders/{order_id}")).json()["status"] != "WAITING":
-        await asyncio.sleep(0.02)
-    moved = time.monotonic()
-    await operator.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": -300})
-    try:
-        async with asyncio.timeout(30):
-            while (await http.get(f"/orders/{order_id}")).json()["status"] in ("WAITING", "PENDING"):
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        errors.append(f"{order_id} did not fire within 30 s")
-        await http.post(f"/orders/{order_id}/cancel")
-        return None
-    finally:
-        await operator.post("/sim/price", json={"pair": "SOL/USDC", "move_bps": 300})
-    return time.monotonic() - moved
+    trailing = {
+        "type": "trailing_stop",
+        "token_in": "SOL",
+        "token_out": "USDC",
+        "amount": AMOUNT,
+        "trailing_bps": 100,
+        "max_hops": 1,
+        "slippage_bps": 500,
+    }
+    return await _seconds_to_fire(http, operator, trailing, errors)
 
 
 CONDITIONAL_ORDERS = 1000
