@@ -159,7 +159,8 @@ async def _place_all(
 
 
 async def _trigger_delay(http: httpx.AsyncClient, errors: list[str]) -> float | None:
-    """A stop 1 % under the price, then a 3 % fall: seconds until the order is ROUTING."""
+    """A stop 1 % under the price on the SOL/USDC pools, then a 3 % fall: seconds until
+    the order is ROUTING."""
     price = await _price(http)
     stop = {
         "type": "stop_loss",
@@ -167,6 +168,7 @@ async def _trigger_delay(http: httpx.AsyncClient, errors: list[str]) -> float | 
         "token_out": "USDC",
         "amount": AMOUNT,
         "trigger_price": f"{price * Decimal('0.99'):.4f}",
+        "max_hops": 1,  # the move is SOL/USDC's alone: through USDT the price would hold
         "slippage_bps": 500,
     }
     return await _seconds_to_fire(http, http, stop, errors)
