@@ -192,11 +192,13 @@ def evaluate(
         token_in, token_out, dexes, _ = key
         allowed = [p for p in pools if dexes is None or p.dex in dexes]
         direct = [p for p in allowed if {p.base, p.quote} == {token_in, token_out} and p.opens_at <= now]
-        for order in orders:
-            # A sniper waits for a pool of its pair, on a venue it may take, to open.
-            token = find_token(order.token_out)
-            if kind_of(order.type).waits is WaitKind.POOL_OPEN and direct and token is not None:
-                evaluation.triggers.append((order.order_id, Trigger(TriggerReason.POOL_OPEN, token.decimals)))
+        snipers = [order for order in orders if kind_of(order.type).waits is WaitKind.POOL_OPEN]
+        # A sniper waits for a pool of its pair, on a venue it may take, to open.
+        token = find_token(token_out) if snipers and direct else None
+        if token is not None:
+            evaluation.triggers += [
+                (order.order_id, Trigger(TriggerReason.POOL_OPEN, token.decimals)) for order in snipers
+            ]
         priced = [order for order in orders if kind_of(order.type).waits is not WaitKind.POOL_OPEN]
         prices = _prices(allowed, direct, key, now, evaluation) if priced else None
         if prices is None:
