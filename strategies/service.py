@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from accounts.keys import Principal
 from accounts.limits import KeyRateLimiter
@@ -358,6 +359,9 @@ class StrategyService:
         it had ended already."""
         if strategy.type is StrategyType.DCA:
             await self._runs.delete_schedule(strategy.id)
+        # Children first: once the row has ended no pass of the reconciler comes back to
+        # it, so a leg left WAITING would hold its funds until it expires.
+        await self._settle_children(strategy, reason)
         async with self._sessions() as session, session.begin():
             recorded = await repository.record(
                 session,
@@ -369,7 +373,6 @@ class StrategyService:
             return False
         log.warning("strategy %s ended %s: its %s", strategy.id, status, reason)
         await self._publish(recorded.event)
-        await self._settle_children(strategy, reason)
         return True
 
     async def _settle_children(self, strategy: Strategy, reason: str) -> None:
@@ -379,6 +382,7 @@ class StrategyService:
         the two) is withdrawn. A DCA's orders are started by its rounds, which run on."""
         async with self._sessions() as session:
             children = await repository.open_children(session, strategy.id)
+        unsettled: list[str] = []
         for order_id, status in children:
             try:
                 if status is OrderStatus.WAITING:
@@ -389,7 +393,13 @@ class StrategyService:
                 ):
                     await self.withdraw_child(order_id, f"its strategy's {reason} before it started")
             except Exception as error:
-                log.warning("could not end %s of ended strategy %s: %s", order_id, strategy.id, error)
+                log.warning("could not end %s of strategy %s: %s", order_id, strategy.id, error)
+                # No workflow to ask: nothing of the strategy's to settle (the orders'
+                # reconciler looks after an order without its workflow).
+                if not (isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND):
+                    unsettled.append(order_id)
+        if unsettled:  # the strategy stays open: the next try (or pass) settles these
+            raise ServiceUnavailable(f"could not end {', '.join(unsettled)} of {strategy.id} now; retry")
 
     async def withdraw_child(self, order_id: str, reason: str) -> None:
         """A child order that will never be started: CANCELLED, and what it reserved goes
