@@ -9,19 +9,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from contracts.orders import RetryScheduled, TransitionRequest
-from core.domain import FailureStage, OrderStatus
+from core.domain import FailureStage
 from orders import repository
 from orders.events import OrderEvents
-from orders.schemas import EventView, OrderView
-from orders.transitions import describe
+from orders.recording import apply_transition
 from storage.models import OrderFailure
-from wallets import repository as wallet_repository
 
 log = logging.getLogger(__name__)
-
-
-# An order ending here never executed: what it reserved goes back to its owner.
-RELEASING = frozenset({OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
 
 
 class OrderRecords:
@@ -35,21 +29,13 @@ class OrderRecords:
         return await self.transition(request)
 
     async def transition(self, request: TransitionRequest) -> int:
-        change = describe(request)
-        async with self._sessions() as session:
-            recorded = await repository.record_transition(
-                session, request.order_id, request.event_key, change.status, change.patch, change.data
-            )
+        recorded = await apply_transition(self._sessions, self._events, request)
         if recorded is None:
             # A workflow whose order row is missing (its start raced a failed request):
             # nothing will ever be recorded for it, so it ends instead of retrying forever.
             raise ApplicationError(
                 f"order {request.order_id} does not exist", type="ORDER_NOT_FOUND", non_retryable=True
             )
-        if change.status in RELEASING:
-            async with self._sessions() as session, session.begin():
-                await wallet_repository.release(session, request.order_id)
-        await self._events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
         return recorded.event.seq
 
     async def attempt_failed(

@@ -27,14 +27,13 @@ from core.errors import DomainError, InvalidInput, OperatorRequired, ServiceUnav
 from core.formatting import format_price
 from core.ids import is_order_id, is_strategy_id, new_strategy_id
 from core.settings import Settings
-from orders import repository as orders_repository
 from orders.errors import IdempotencyKeyReused, IdempotencyRequestInFlight
 from orders.events import OrderEvents
 from orders.placement import IDEMPOTENCY_TTL, IN_FLIGHT_FOR, request_hash
 from orders.quotes import QuoteService
+from orders.recording import apply_transition
 from orders.runs import MISSING, OrderRuns
-from orders.schemas import EventView, OrderCreate, OrderPage, OrderView
-from orders.transitions import describe
+from orders.schemas import OrderCreate, OrderPage, OrderView
 from orders.validation import ValidOrder
 from storage.models import Strategy, StrategyEvent, utcnow
 from storage.redis import RedisBreaker
@@ -56,7 +55,6 @@ from strategies.schemas import (
     progress_of,
 )
 from strategies.transitions import describe as describe_strategy_step
-from wallets import repository as wallet_repository
 
 log = logging.getLogger(__name__)
 
@@ -404,19 +402,8 @@ class StrategyService:
     async def withdraw_child(self, order_id: str, reason: str) -> None:
         """A child order that will never be started: CANCELLED, and what it reserved goes
         back (once per order: its event key)."""
-        change = describe(TransitionRequest.of(order_id, "cancelled", OrderStatus.CANCELLED, Ended(reason)))
-        async with self._sessions() as session:
-            recorded = await orders_repository.record_transition(
-                session, order_id, "cancelled", change.status, change.patch, change.data
-            )
-        if recorded is None:
-            return
-        async with self._sessions() as session, session.begin():
-            await wallet_repository.release(session, order_id)
-        try:
-            await self._order_events.publish(OrderView.of(recorded.order), EventView.of(recorded.event))
-        except Exception as error:  # PostgreSQL has it: streams catch up from there
-            log.warning("could not publish the withdrawal of %s: %s", order_id, error)
+        request = TransitionRequest.of(order_id, "cancelled", OrderStatus.CANCELLED, Ended(reason))
+        await apply_transition(self._sessions, self._order_events, request)
 
     async def reconcile(self, after_id: str = "") -> tuple[int, str]:
         """One batch of running strategies after `after_id` (by id): each whose workflow
