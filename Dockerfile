@@ -20,6 +20,7 @@ COPY orders ./orders
 COPY strategies ./strategies
 COPY composition ./composition
 COPY market ./market
+COPY onchain ./onchain
 COPY wallets ./wallets
 COPY storage ./storage
 COPY activities ./activities

@@ -77,6 +77,13 @@ class Dex(StrEnum):
 DEXES: tuple[Dex, ...] = tuple(Dex)
 
 
+class MarketMode(StrEnum):
+    """What orders trade on: the simulated market, or a Solana cluster over JSON-RPC."""
+
+    SIM = "sim"
+    RPC = "rpc"
+
+
 class ReservationState(StrEnum):
     """What became of the funds an order reserved when it was accepted."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -10,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.domain import MarketMode
 from core.secrets import load_or_create_secret
 
 INFRA_ENV_FILE = "infra.env"
@@ -60,6 +62,17 @@ class Settings(BaseSettings):
     # empty: the header is ignored and the connection's peer is the client.
     trusted_proxies: str = Field("", alias="ORDER_ENGINE_TRUSTED_PROXIES")
     max_order_sol: Decimal = Field(Decimal(10_000), gt=0, alias="ORDER_ENGINE_MAX_ORDER_SOL")
+    # Which market orders trade on: the simulated one (default) or a Solana cluster over
+    # JSON-RPC (docs/venues.md). In `rpc` mode the four below are read, and a process
+    # refuses to start unless `require_chain()` passes.
+    market: MarketMode = Field(MarketMode.SIM, alias="ORDER_ENGINE_MARKET")
+    rpc_url: str = Field("", alias="ORDER_ENGINE_RPC_URL")
+    venues_file: Path | None = Field(None, alias="ORDER_ENGINE_VENUES_FILE")
+    # Fernet key (URL-safe base64 of 32 bytes) sealing owners' keypairs at rest.
+    wallet_key: SecretStr | None = Field(None, alias="ORDER_ENGINE_WALLET_KEY")
+    allow_mainnet: bool = Field(False, alias="ORDER_ENGINE_ALLOW_MAINNET")
+    # Per JSON-RPC request; a slower answer is a transient fault the step retries.
+    rpc_timeout_s: float = Field(10, gt=0, alias="ORDER_ENGINE_RPC_TIMEOUT_S")
     # For everyone: request bodies above this answer 413.
     max_body_bytes: int = Field(64 * 1024, ge=1024, alias="ORDER_ENGINE_MAX_BODY_BYTES")
     # Protocol-level WebSocket pings; a client that does not answer in time is closed.
@@ -80,6 +93,11 @@ class Settings(BaseSettings):
     def _proxies_are_networks(cls, value: str) -> str:
         _networks(value)  # a typo must not silently trust nobody (or everybody)
         return value
+
+    @field_validator("venues_file", "wallet_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("sim_seed", mode="before")
     @classmethod
@@ -119,6 +137,25 @@ class Settings(BaseSettings):
             )
         return settings
 
+    def require_chain(self) -> Settings:
+        """In `rpc` mode: these settings, or a clear error naming what is missing or
+        invalid (a process refuses to start on it). The venues file and the cluster are
+        checked where they are loaded (onchain/)."""
+        if self.market is MarketMode.SIM:
+            return self
+        problems = []
+        if not self.rpc_url:
+            problems.append("ORDER_ENGINE_RPC_URL is not set")
+        if self.venues_file is None:
+            problems.append("ORDER_ENGINE_VENUES_FILE is not set")
+        if self.wallet_key is None:
+            problems.append("ORDER_ENGINE_WALLET_KEY is not set (a Fernet key: Fernet.generate_key())")
+        elif not is_fernet_key(self.wallet_key.get_secret_value()):
+            problems.append("ORDER_ENGINE_WALLET_KEY is not a Fernet key (URL-safe base64 of 32 bytes)")
+        if problems:
+            raise RuntimeError("ORDER_ENGINE_MARKET=rpc: " + "; ".join(problems))
+        return self
+
     def key_secret(self) -> str:
         if self.api_key_secret is not None:
             return self.api_key_secret.get_secret_value()
@@ -141,6 +178,14 @@ class Settings(BaseSettings):
 
 # The environment variables Settings reads.
 SETTINGS_NAMES = frozenset(field.alias for field in Settings.model_fields.values() if field.alias)
+
+
+def is_fernet_key(text: str) -> bool:
+    """URL-safe base64 of exactly 32 bytes, as `Fernet.generate_key()` makes."""
+    try:
+        return len(base64.urlsafe_b64decode(text.encode("ascii"))) == 32 and len(text) == 44
+    except (ValueError, UnicodeEncodeError):
+        return False
 
 
 def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
