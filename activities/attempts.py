@@ -21,6 +21,7 @@ T = TypeVar("T")
 REMEDIES: dict[MarketErrorCode, Remedy] = {
     MarketErrorCode.RATE_LIMITED: Remedy.RETRY,
     MarketErrorCode.ACCOUNT_IN_USE: Remedy.RETRY,
+    MarketErrorCode.RPC_UNAVAILABLE: Remedy.RETRY,
     MarketErrorCode.TRANSACTION_DROPPED: Remedy.RETRY,
     MarketErrorCode.BLOCKHASH_EXPIRED: Remedy.FRESH_QUOTE,
     MarketErrorCode.SLIPPAGE_EXCEEDED: Remedy.FRESH_QUOTE,

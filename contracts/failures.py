@@ -8,7 +8,8 @@ from enum import StrEnum
 
 
 class MarketErrorCode(StrEnum):
-    RATE_LIMITED = "RATE_LIMITED"  # a venue's quote endpoint answered 429
+    RATE_LIMITED = "RATE_LIMITED"  # a venue's quote endpoint (or the RPC endpoint) answered 429
+    RPC_UNAVAILABLE = "RPC_UNAVAILABLE"  # the RPC endpoint failed (5xx, timeout, refused)
     ACCOUNT_IN_USE = "ACCOUNT_IN_USE"
     TRANSACTION_DROPPED = "TRANSACTION_DROPPED"
     BLOCKHASH_EXPIRED = "BLOCKHASH_EXPIRED"
