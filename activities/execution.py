@@ -6,13 +6,10 @@ rest as the order workflow's local activities.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from temporalio import activity
 
 from activities.attempts import run_attempt
 from activities.records import OrderRecords
-from contracts.landing import LandingRequest
 from contracts.orders import (
     AdmitRequest,
     BuildRequest,
@@ -28,29 +25,8 @@ from contracts.orders import (
 from core.domain import SwapMode
 from market.chain import SignedTransaction, decode_raw, encode_raw
 from market.ledger import Landed
+from market.sources import SwapChain
 from market.transactions import ComputeBudget, SwapLeg
-
-
-class SwapChain(Protocol):
-    """What execution needs of the chain (market/chain.py's Chain; scripted in tests)."""
-
-    async def build(
-        self,
-        *,
-        order_id: str,
-        idempotency_key: str,
-        token_in: str,
-        token_out: str,
-        legs: list[SwapLeg],
-        landing: LandingRequest | None = None,
-        escalation: int = 0,
-    ) -> SignedTransaction: ...
-
-    async def submit(self, tx: SignedTransaction, simulate: bool = False) -> str: ...
-
-    async def confirm(self, tx: SignedTransaction) -> Landed: ...
-
-    async def close(self, order_id: str, idempotency_key: str) -> Landed | None: ...
 
 
 class ExecutionActivities:

@@ -14,7 +14,8 @@ from temporalio.client import Client
 
 from accounts.revocations import Revocations
 from api.limits import WebSocketSlots
-from market import Market
+from core.errors import NotFound
+from market import Market, Simulation
 from orders.metrics import CachedOrderMetrics
 from orders.placement import OrderPlacement
 from orders.quotes import QuoteService
@@ -37,6 +38,19 @@ TemporalDep = Annotated[Client, _state("temporal")]
 RedisDep = Annotated[Redis, _state("redis")]
 HubDep = Annotated[EventHub, _state("hub")]
 MarketDep = Annotated[Market, _state("market")]
+
+
+async def simulation_only(conn: HTTPConnection) -> Simulation:
+    """The simulated market's controls; a real cluster has none (/sim/* answers 404)."""
+    simulation: Simulation | None = conn.state.market.simulation
+    if simulation is None:
+        raise NotFound(
+            "the market is a real cluster (ORDER_ENGINE_MARKET=rpc): there is no simulation to drive"
+        )
+    return simulation
+
+
+SimulationDep = Annotated[Simulation, Depends(simulation_only)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], _state("sessions")]
 OrdersDep = Annotated[OrderService, _state("orders")]
 PlacementDep = Annotated[OrderPlacement, _state("placement")]

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, status
 
 from api.auth import OperatorDep, require_operator
-from api.deps import MarketDep
+from api.deps import SimulationDep, simulation_only
 from core.formatting import format_amount, format_price
 from market.schemas import (
     BalanceView,
@@ -21,14 +21,18 @@ from market.schemas import (
 )
 from market.tokens import decimals_of
 
-router = APIRouter(prefix="/sim", tags=["simulation"], dependencies=[Depends(require_operator)])
+router = APIRouter(
+    prefix="/sim", tags=["simulation"], dependencies=[Depends(require_operator), Depends(simulation_only)]
+)
 
 
 @router.post("/wallet")
-async def top_up_wallet(body: WalletTopUp, market: MarketDep, principal: OperatorDep) -> dict[str, Any]:
+async def top_up_wallet(
+    body: WalletTopUp, simulation: SimulationDep, principal: OperatorDep
+) -> dict[str, Any]:
     """Add funds to an owner's simulated wallet (the caller's own by default)."""
     owner = body.owner or principal.owner
-    token, balance = await market.controls.top_up(owner, body.token, Decimal(body.amount))
+    token, balance = await simulation.controls.top_up(owner, body.token, Decimal(body.amount))
     return {
         "owner": owner,
         "token": token.symbol,
@@ -39,9 +43,9 @@ async def top_up_wallet(body: WalletTopUp, market: MarketDep, principal: Operato
 
 
 @router.post("/pools", status_code=status.HTTP_201_CREATED)
-async def list_new_pool(body: NewPool, market: MarketDep) -> dict[str, Any]:
+async def list_new_pool(body: NewPool, simulation: SimulationDep) -> dict[str, Any]:
     """List a new token in a pool that opens later (what sniper orders wait for)."""
-    pool, token = await market.controls.list_pool(
+    pool, token = await simulation.controls.list_pool(
         symbol=body.token,
         decimals=body.decimals,
         quote_symbol=body.quote_token,
@@ -61,9 +65,9 @@ async def list_new_pool(body: NewPool, market: MarketDep) -> dict[str, Any]:
 
 
 @router.post("/price")
-async def move_price(body: PriceMove, market: MarketDep) -> dict[str, Any]:
+async def move_price(body: PriceMove, simulation: SimulationDep) -> dict[str, Any]:
     """Move the pair's pools (or one venue's) by trading against them."""
-    moved = await market.controls.move_pair(body.pair, body.move_bps, body.dex)
+    moved = await simulation.controls.move_pair(body.pair, body.move_bps, body.dex)
     return {
         "items": [
             {
@@ -81,8 +85,8 @@ async def move_price(body: PriceMove, market: MarketDep) -> dict[str, Any]:
 
 
 @router.post("/congestion", response_model=CongestionView)
-async def fix_congestion(body: CongestionFix, market: MarketDep) -> CongestionView:
+async def fix_congestion(body: CongestionFix, simulation: SimulationDep) -> CongestionView:
     """Hold the chain's congestion at `level` for `duration_s` (then it follows the
     background load again): what landing costs and how long it takes follow."""
-    fixed = await market.fees.fix(body.level, body.duration_s)
+    fixed = await simulation.fee_market.fix(body.level, body.duration_s)
     return CongestionView(level=fixed.level, from_slot=fixed.from_slot, until_slot=fixed.until_slot)

@@ -65,11 +65,11 @@ async def measure_landing(settings: Settings) -> LandingFigures:
         await slotted.wallets.fund(OWNER, "SOL", 1_000_000 * SOL)
         try:
             for congestion in CONGESTIONS:
-                await slotted.fees.fix(congestion, 600)
+                await slotted.sim.fee_market.fix(congestion, 600)
                 for level in LEVELS:
                     await _landing_times(slotted, congestion, level, figures)
         finally:
-            await slotted.fees.release()
+            await slotted.sim.fee_market.release()
         instant = build_market(_tuned(settings, latency_ms=0, failure_rate=0.05), sessions)
         for size in SIZES_SOL:
             for slippage in SLIPPAGES_BPS:

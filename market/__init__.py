@@ -5,7 +5,8 @@ market's: they live in wallets/, and the chain moves their balances through it.
 Pure (no I/O, no clock): tokens, pools, dlmm, router, valuation, transactions. With
 state in PostgreSQL (pool_store.py, ledger.py), every process sees one market: venues
 (quotes), chain (build, submit, land), controls (/sim), background (other traders).
-`build_market(settings, sessions)` assembles them the same way in every process.
+`build_market(settings, sessions)` assembles them the same way in every process; a
+real cluster's market (onchain/) fills the same `Market` with `simulation=None`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.domain import MarketMode
 from core.settings import Settings
 from market.chain import Chain
 from market.clock import MarketClock
@@ -25,27 +27,52 @@ from market.controls import SimulationControls
 from market.fee_market import FeeMarket
 from market.ledger import TransactionLedger
 from market.pool_store import PoolStore
+from market.sources import FeeLevelSource, MarketPools, SwapChain
 from market.tokens import genesis_wallet
 from market.venues import SimulationConfig, Venues
 from wallets.service import Wallets
 
 
 @dataclass(frozen=True)
-class Market:
-    clock: MarketClock
-    pools: PoolStore
-    venues: Venues
+class Simulation:
+    """What only the simulated market has: its stored pools (other traders move them),
+    the operator's controls (/sim) and the fee market's congestion."""
+
+    store: PoolStore
     chain: Chain
+    controls: SimulationControls
+    fee_market: FeeMarket
+    config: SimulationConfig
+
+
+@dataclass(frozen=True)
+class Market:
+    mode: MarketMode
+    clock: MarketClock
+    pools: MarketPools
+    venues: Venues
+    chain: SwapChain
     wallets: Wallets
     ledger: TransactionLedger
-    controls: SimulationControls
-    config: SimulationConfig
-    fees: FeeMarket
+    fees: FeeLevelSource
+    simulation: Simulation | None  # None on a real cluster
+    close: Callable[[], Awaitable[None]] = lambda: _nothing()
+
+    @property
+    def sim(self) -> Simulation:
+        """The simulation's parts, for what only runs on it (benchmarks, the trader)."""
+        if self.simulation is None:
+            raise RuntimeError("the market is a real cluster, not the simulation")
+        return self.simulation
 
     async def ensure_genesis(self) -> None:
-        """Create the genesis pools on first start; never overwrite. (Wallets are made
-        and funded at their owner's first use.)"""
+        """Simulated: create the genesis pools on first start, never overwrite (wallets
+        are made and funded at their owner's first use). Real: load the venues' pools."""
         await self.pools.ensure_genesis()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def simulation_config(settings: Settings) -> SimulationConfig:
@@ -71,14 +98,17 @@ def build_market(
     pools = PoolStore(sessions)
     ledger = TransactionLedger(sessions)
     wallets = Wallets(sessions, genesis_wallet() if settings.sim_genesis_funds else {})
+    chain = Chain(sessions, pools, wallets, ledger, market_clock, config, rng, fee_market)
     return Market(
+        mode=MarketMode.SIM,
         clock=market_clock,
         pools=pools,
         venues=Venues(pools, market_clock, config, rng),
-        chain=Chain(sessions, pools, wallets, ledger, market_clock, config, rng, fee_market),
+        chain=chain,
         fees=fee_market,
         wallets=wallets,
         ledger=ledger,
-        controls=SimulationControls(pools, wallets, market_clock),
-        config=config,
+        simulation=Simulation(
+            pools, chain, SimulationControls(pools, wallets, market_clock), fee_market, config
+        ),
     )

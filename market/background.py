@@ -23,10 +23,11 @@ TYPICAL_TRADE = 0.0005
 
 class BackgroundTrader:
     def __init__(
-        self, pools: PoolStore, clock: MarketClock, trades_per_s: float, seed: int | None = None
+        self, pools: PoolStore | None, clock: MarketClock, trades_per_s: float, seed: int | None = None
     ) -> None:
+        """`pools` None: a real cluster, where other traders are real; this one idles."""
         self._pools, self._clock = pools, clock
-        self._rate = trades_per_s
+        self._rate = trades_per_s if pools is not None else 0.0
         self._rng = random.Random(seed)
         self._targets = {pool.pool_id: pool.mid_price() for pool in genesis_pools()}
 
@@ -55,6 +56,8 @@ class BackgroundTrader:
         return self._rng.expovariate(self._rate) if self._rate > 0 else math.inf
 
     async def _trade_once(self) -> int:
+        if self._pools is None:
+            return 0
         pool_ids = await self._pools.ids()
         if not pool_ids:
             return 0

@@ -147,7 +147,13 @@ class Chain:
         landing = landing or LandingRequest()
         await simulated_latency(self._rng, self._config.execution_latency_ms * 0.1)
         await self._pools.learn_tokens(token_in, token_out)
-        owner = await self._spender(order_id, token_in, sum(leg.amount_in for leg in legs if leg.hop == 0))
+        owner = await order_spender(
+            self._sessions,
+            self._wallets,
+            order_id,
+            token_in,
+            sum(leg.amount_in for leg in legs if leg.hop == 0),
+        )
         limit = estimate_limit(
             await self._bins_crossed(token_in, token_out, legs), wraps_of(token_in, token_out)
         )
@@ -228,33 +234,6 @@ class Chain:
                 return await self._ledger.find(idempotency_key)
             await wallet_repository.release(session, order_id)
         return None
-
-    async def _spender(self, order_id: str, token_in: str, amount_in: int) -> str:
-        """The owner whose wallet the order spends from, if it may spend `amount_in`."""
-        async with self._sessions() as session:
-            held = await wallet_repository.reservation(session, order_id)
-        owner = held.owner if held is not None else await self._wallets.owner_of_order(order_id)
-        if owner is None:
-            raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
-        if held is not None and held.state is not ReservationState.HELD:
-            raise MarketError(
-                MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
-            )
-        if held is not None and amount_in > held.amount:
-            raise MarketError(
-                MarketErrorCode.INSUFFICIENT_FUNDS,
-                f"the route spends {_human(amount_in, token_in)} {token_in}, "
-                f"{_human(int(held.amount), token_in)} were reserved",
-            )
-        if held is None:  # accepted before reservations existed: the wallet's available
-            balances = {b.token: b.available for b in await self._wallets.balances(owner)}
-            if balances.get(token_in, 0) < amount_in:
-                raise MarketError(
-                    MarketErrorCode.INSUFFICIENT_FUNDS,
-                    f"wallet holds {_human(balances.get(token_in, 0), token_in)} {token_in} available, "
-                    f"order needs {_human(amount_in, token_in)}",
-                )
-        return owner
 
     async def _bins_crossed(
         self, token_in: str, token_out: str, legs: list[SwapLeg]
@@ -645,6 +624,35 @@ async def _move(session: AsyncSession, owner: str, deltas: dict[str, tuple[int, 
             MarketErrorCode.INSUFFICIENT_FUNDS,
             f"wallet holds {_human(short.available, short.token)} {short.token} available",
         ) from None
+
+
+async def order_spender(
+    sessions: async_sessionmaker[AsyncSession], wallets: Wallets, order_id: str, token_in: str, amount_in: int
+) -> str:
+    """The owner whose wallet the order spends from, if it may spend `amount_in` (its
+    reservation, or the wallet's available for an order accepted before reservations)."""
+    async with sessions() as session:
+        held = await wallet_repository.reservation(session, order_id)
+    owner = held.owner if held is not None else await wallets.owner_of_order(order_id)
+    if owner is None:
+        raise MarketError(MarketErrorCode.INVALID_ORDER, f"no order {order_id}")
+    if held is not None and held.state is not ReservationState.HELD:
+        raise MarketError(MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}")
+    if held is not None and amount_in > held.amount:
+        raise MarketError(
+            MarketErrorCode.INSUFFICIENT_FUNDS,
+            f"the route spends {_human(amount_in, token_in)} {token_in}, "
+            f"{_human(int(held.amount), token_in)} were reserved",
+        )
+    if held is None:  # accepted before reservations existed: the wallet's available
+        balances = {b.token: b.available for b in await wallets.balances(owner)}
+        if balances.get(token_in, 0) < amount_in:
+            raise MarketError(
+                MarketErrorCode.INSUFFICIENT_FUNDS,
+                f"wallet holds {_human(balances.get(token_in, 0), token_in)} {token_in} available, "
+                f"order needs {_human(amount_in, token_in)}",
+            )
+    return owner
 
 
 def _add(deltas: dict[str, tuple[int, int]], token: str, total: int, reserved: int) -> None:

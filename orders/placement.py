@@ -26,7 +26,7 @@ from core.metrics import ORDERS_CREATED
 from core.order_kinds import Direction, PriceField, kind_of
 from core.settings import Settings
 from market import Market
-from market.pool_store import PoolStore
+from market.sources import MarketPools
 from market.tokens import decimals_of
 from market.valuation import sol_value
 from orders import quote_repository, repository
@@ -92,7 +92,7 @@ class OrderPlacement:
         sessions: async_sessionmaker[AsyncSession],
         runs: OrderRuns,
         events: OrderEvents,
-        pools: PoolStore,
+        pools: MarketPools,
         wallets: Wallets,
         rate: KeyRateLimiter,
         limits: PlacementLimits,

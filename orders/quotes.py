@@ -28,10 +28,9 @@ from core.settings import Settings
 from market import Market
 from market.clock import MarketClock
 from market.compute import estimate_limit, wraps_of
-from market.fee_market import FeeMarket
 from market.fees import compute_unit_price, fee
-from market.pool_store import PoolStore
 from market.routing import NoRoute, RoutePlan, plan_route
+from market.sources import FeeLevelSource, MarketPools
 from market.tokens import decimals_of
 from orders import quote_repository
 from orders.errors import InvalidOrder, QuoteExpired, QuoteNotFound, QuoteUsed
@@ -57,8 +56,8 @@ class QuoteService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        pools: PoolStore,
-        fees: FeeMarket,
+        pools: MarketPools,
+        fees: FeeLevelSource,
         clock: MarketClock,
         rate: KeyRateLimiter,
         planning: Executor | None,

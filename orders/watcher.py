@@ -42,10 +42,10 @@ from core.domain import OrderType
 from core.formatting import to_base_units
 from core.order_kinds import Direction, WaitKind, kind_of
 from market.clock import MarketClock
-from market.pool_store import PoolStore
 from market.pools import Pool
 from market.router import Output, best_route
 from market.routing import NoRoute, plan_route
+from market.sources import MarketPools
 from market.tokens import find_token
 from orders import repository
 from orders.repository import WaitingOrder
@@ -116,7 +116,7 @@ class SignalLog:
 class MarketWatcher:
     def __init__(
         self,
-        pools: PoolStore,
+        pools: MarketPools,
         market_clock: MarketClock,
         sessions: async_sessionmaker[AsyncSession],
         signal: Signal,

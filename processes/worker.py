@@ -104,7 +104,10 @@ async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
             budget_s=settings.watcher_tick_budget_ms / 1000,
         )
         trader = BackgroundTrader(
-            market.pools, market.clock, settings.sim_background_trades_per_s, settings.sim_seed
+            market.simulation.store if market.simulation else None,
+            market.clock,
+            settings.sim_background_trades_per_s,
+            settings.sim_seed,
         )
         yield WorkerProcess(
             build_workers(client, settings, market, records, trader, watcher, strategies), market

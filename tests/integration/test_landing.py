@@ -148,7 +148,7 @@ async def test_a_transaction_that_never_lands_expires_right_after_its_last_valid
     clock = TurnedClock()
     market = chain_market(settings, sessions, clock)
     dice = Dice(clock, lands=lambda slot: False)
-    market.chain._rng = dice
+    market.sim.chain._rng = dice
     tx = await signed(market, "expiring", amount=SOL)
     before = await balances(market, "expiring")
 
@@ -169,7 +169,7 @@ async def test_a_transaction_may_still_land_in_its_last_valid_slot(
     clock = TurnedClock()
     market = chain_market(settings, sessions, clock)
     tx = await signed(market, "last-minute", amount=SOL)
-    market.chain._rng = Dice(clock, lands=lambda slot: slot == tx.last_valid_slot)
+    market.sim.chain._rng = Dice(clock, lands=lambda slot: slot == tx.last_valid_slot)
 
     landed = await market.chain.confirm(tx)
 

@@ -11,7 +11,7 @@ from market.pools import genesis_pools
 
 async def test_background_traders_move_the_pools(worker: Market) -> None:
     before = {p.pool_id: p.mid_price() for p in await worker.pools.all()}
-    trader = BackgroundTrader(worker.pools, worker.clock, trades_per_s=100, seed=1)
+    trader = BackgroundTrader(worker.sim.store, worker.clock, trades_per_s=100, seed=1)
     beats: list[int] = []
     trades = await trader.run(1.0, heartbeat=beats.append)
     after = {p.pool_id: p.mid_price() for p in await worker.pools.all()}
