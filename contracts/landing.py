@@ -57,6 +57,9 @@ class Fees:
     network_lamports: int = 0
     priority_lamports: int = 0
     tip_lamports: int = 0
+    # A real chain: lamports deposited as rent into token accounts the transaction
+    # created (the output's account, say). Not a fee, but spent; not in the total.
+    rent_lamports: int = 0
 
     @property
     def total_lamports(self) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -389,6 +390,24 @@ class StrategyEvent(SQLModel, table=True):
     status: StrategyStatus = Field(sa_column=Column(EnumText(StrategyStatus, 16), nullable=False))
     event_key: str = Field(max_length=200)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class SentTransaction(SQLModel, table=True):
+    """A signed transaction of an order on a real cluster, recorded before it is first
+    sent: what a retried or recovered step asks the chain about before it may send
+    another (onchain/chain.py). Never deleted: the order's history of what it sent."""
+
+    __tablename__ = "sent_transactions"
+    __table_args__ = (Index("ix_sent_transactions_order_id", "order_id", "created_at"),)
+
+    signature: str = Field(primary_key=True, max_length=100)
+    order_id: str = Field(max_length=30)
+    raw: str = Field(sa_column=Column(Text, nullable=False))  # base64 of the signed wire bytes
+    last_valid_block_height: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sent_slot: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -222,3 +222,24 @@ def _held_by_token(held: Reservation) -> dict[str, int]:
 def fee_held(held: Reservation) -> int:
     """What is still reserved of the order's fee budget: the budget less the fees paid."""
     return max(int(held.fee_lamports) - int(held.fees_paid or 0), 0)
+
+
+async def settle_on_chain(
+    session: AsyncSession, held: Reservation, amount_in: int, fees_paid: int, balances_after: dict[str, int]
+) -> None:
+    """A real chain's landed transaction: the reservation became the spend, and the
+    owner's balances are what the chain says they are after it (`balances_after`, from
+    the transaction's meta). `total` never falls below what other orders keep reserved:
+    availability is max(0, on chain − reserved), as at placement."""
+    released = _held_by_token(held)
+    spend(held, amount_in, fees_paid)
+    for token in sorted(set(released) | set(balances_after)):
+        row = await session.get(WalletBalance, (held.owner, token), with_for_update=True)
+        if row is None:
+            row = WalletBalance(owner=held.owner, token=token, total=Decimal(0), reserved=Decimal(0))
+            session.add(row)
+        row.reserved = max(row.reserved - released.get(token, 0), Decimal(0))
+        if token in balances_after:
+            row.total = max(Decimal(balances_after[token]), row.reserved)
+        else:
+            row.total = max(row.total, row.reserved)

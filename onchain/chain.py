@@ -1,0 +1,537 @@
+"""Build, send and confirm an order's swap on a real cluster, never landing two.
+
+The same four steps as the simulated chain (activities/execution.py's `SwapChain`):
+
+- build: a v0 transaction signed by the order's owner: compute-unit limit and price,
+  the output's token account created if missing (idempotent), native SOL wrapped and
+  unwrapped, one swap instruction per leg, an optional tip; the limit is the simulated
+  consumption plus a margin, the price from `getRecentPrioritizationFees` at the order's
+  level (raised after each attempt that did not land).
+- submit: **never two landed swaps for one order.** Every signed transaction is
+  recorded (signature, bytes, `lastValidBlockHeight`) before it is first sent. Before
+  sending, the step asks the chain about every signature the order has sent: if one
+  landed, that is the order's transaction; if one may still land (its
+  `lastValidBlockHeight` not passed), its bytes are sent again instead of the new
+  ones. So at any moment at most one transaction of the order can land, whatever
+  crashed, timed out or lagged (docs/decisions/0012-exactly-once-on-a-real-chain.md).
+- confirm: polls the statuses of all the order's signatures at `confirmed`, re-sending
+  the live one's bytes, until one lands (the fill report comes from `getTransaction`'s
+  meta) or all have expired (TRANSACTION_EXPIRED: the workflow builds anew).
+- close: before an order is recorded FAILED, its landed transaction if any; it waits
+  (raising, so the step retries) while one may still land, then releases the
+  reservation so that no new one can be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
+from spl.token.instructions import close_account, create_idempotent_associated_token_account, sync_native
+from spl.token.models import CloseAccountParams, SyncNativeParams
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from contracts.failures import MarketErrorCode
+from contracts.landing import SIGNATURE_LAMPORTS, Fees, LandingReport, LandingRequest
+from core.domain import FailureStage, ReservationState
+from market.chain import SignedTransaction, order_spender
+from market.errors import MarketError
+from market.fees import compute_unit_price
+from market.ledger import Landed, LandedLeg, TransactionLedger, record_executed, record_failed
+from market.transactions import ComputeBudget, SwapLeg
+from onchain.fees import ChainFees
+from onchain.pools import ChainPools
+from onchain.rpc import LandedTransaction, SignatureState, SolanaRpc
+from onchain.spl import NATIVE_MINT, associated_token_address
+from storage.models import FailedTransaction, SentTransaction, utcnow
+from wallets import repository as wallet_repository
+from wallets.service import Wallets
+
+BLOCKHASH_VALID_BLOCKS = 150
+MAX_COMPUTE_UNITS = 1_400_000
+# The limit asks this much more than the simulation consumed (pools move between the
+# simulation and the landing; a DLMM swap may cross one bin more).
+COMPUTE_MARGIN = 1.2
+COMPUTE_HEADROOM = 5_000
+POLL_S = 0.4  # one slot
+RESEND_S = 2.0
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    signature: str
+    raw: bytes
+    last_valid_block_height: int
+    sent_slot: int
+
+
+class RpcChain:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        rpc: SolanaRpc,
+        pools: ChainPools,
+        wallets: Wallets,
+        ledger: TransactionLedger,
+        fees: ChainFees,
+        tip_accounts: Sequence[Pubkey] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions, self._rpc, self._pools, self._wallets = sessions, rpc, pools, wallets
+        self._ledger, self._fees, self._tips = ledger, fees, tuple(tip_accounts)
+        self._sleep, self._clock = sleep, clock
+
+    # -- build ---------------------------------------------------------------------
+
+    async def build(
+        self,
+        *,
+        order_id: str,
+        idempotency_key: str,
+        token_in: str,
+        token_out: str,
+        legs: list[SwapLeg],
+        landing: LandingRequest | None = None,
+        escalation: int = 0,
+    ) -> SignedTransaction:
+        landing = landing or LandingRequest()
+        if landing.tip_lamports > 0 and not self._tips:
+            raise MarketError(
+                MarketErrorCode.INVALID_ORDER,
+                "a tip was asked for, but the venues file names no [landing] tip_accounts",
+            )
+        owner = await order_spender(
+            self._sessions,
+            self._wallets,
+            order_id,
+            token_in,
+            sum(leg.amount_in for leg in legs if leg.hop == 0),
+        )
+        signer = await self._wallets.keypair(owner)
+        (blockhash, last_valid), levels, _ = await asyncio.gather(
+            self._rpc.latest_blockhash(),
+            self._fees.levels(),
+            self._pools.refresh(),  # the route's pools as they are now
+        )
+        swaps = self._swap_instructions(signer.pubkey(), token_in, token_out, legs)
+        tip = self._tip(signer.pubkey(), landing.tip_lamports, order_id)
+        probe = _signed(signer, blockhash, MAX_COMPUTE_UNITS, 0, swaps + tip)
+        simulation = await self._rpc.simulate(probe)
+        if simulation.error is not None:
+            code = self._pools.error_code(simulation.error, probe)
+            raise MarketError(
+                code, f"simulation: {_describe(simulation.error)}", stage=FailureStage.SIMULATION
+            )
+        limit = min(
+            MAX_COMPUTE_UNITS, math.ceil(simulation.units_consumed * COMPUTE_MARGIN) + COMPUTE_HEADROOM
+        )
+        price = compute_unit_price(landing, levels, limit, escalation)
+        tx = _signed(signer, blockhash, limit, price, swaps + tip)
+        return SignedTransaction(
+            str(tx.signatures[0]),
+            bytes(tx),
+            idempotency_key,
+            # On a real chain the validity is by block height: last valid = this + 150.
+            last_valid - BLOCKHASH_VALID_BLOCKS,
+            ComputeBudget(limit, price, landing.tip_lamports),
+        )
+
+    def _swap_instructions(
+        self, user: Pubkey, token_in: str, token_out: str, legs: list[SwapLeg]
+    ) -> list[Instruction]:
+        """Token plumbing around the swaps: every token account a leg writes exists (made
+        idempotently), native SOL in is wrapped first and out unwrapped last."""
+        accounts: dict[str, Pubkey] = {}
+        plumbing: list[Instruction] = []
+        for symbol in dict.fromkeys([leg.token_in for leg in legs] + [leg.token_out for leg in legs]):
+            mint = self._pools.mint(symbol)
+            accounts[symbol] = associated_token_address(user, mint.address, mint.program)
+            plumbing.append(
+                create_idempotent_associated_token_account(user, user, mint.address, mint.program)
+            )
+        wrapped = sum(leg.amount_in for leg in legs if leg.hop == 0 and leg.token_in == "SOL")
+        if wrapped:
+            plumbing.append(
+                transfer(TransferParams(from_pubkey=user, to_pubkey=accounts["SOL"], lamports=wrapped))
+            )
+            plumbing.append(
+                sync_native(
+                    SyncNativeParams(program_id=self._pools.mint("SOL").program, account=accounts["SOL"])
+                )
+            )
+        swaps = [
+            self._pools.swap_instruction(leg, user, accounts[leg.token_in], accounts[leg.token_out])
+            for leg in legs
+        ]
+        closing: list[Instruction] = []
+        if "SOL" in accounts:  # what is left of wrapped SOL (and SOL bought) back to lamports
+            closing.append(
+                close_account(
+                    CloseAccountParams(
+                        program_id=self._pools.mint("SOL").program,
+                        account=accounts["SOL"],
+                        dest=user,
+                        owner=user,
+                    )
+                )
+            )
+        return plumbing + swaps + closing
+
+    def _tip(self, user: Pubkey, lamports: int, order_id: str) -> list[Instruction]:
+        if lamports <= 0:
+            return []
+        # One tip account per order, spread over the listed ones (they exist to spread load).
+        account = self._tips[sum(order_id.encode()) % len(self._tips)]
+        return [transfer(TransferParams(from_pubkey=user, to_pubkey=account, lamports=lamports))]
+
+    # -- submit ----------------------------------------------------------------------
+
+    async def submit(self, tx: SignedTransaction, simulate: bool = False) -> str:
+        order_id = _order_of(tx)
+        sent = await self._sent(order_id)
+        if sent:
+            statuses = await self._rpc.statuses([s.signature for s in sent])
+            for record, status in zip(sent, statuses, strict=True):
+                if status is not None and status.error is None:
+                    return record.signature  # it landed: confirm reports it
+            height = await self._rpc.block_height()
+            live = [
+                record
+                for record, status in zip(sent, statuses, strict=True)
+                if status is None and height <= record.last_valid_block_height
+            ]
+            if live and tx.signature not in {record.signature for record in live}:
+                # One of its transactions may still land: that one, never a second.
+                await self._rpc.send(live[-1].raw)
+                return live[-1].signature
+        if simulate:
+            simulation = await self._rpc.simulate(VersionedTransaction.from_bytes(tx.raw))
+            if simulation.error is not None:
+                raise MarketError(
+                    self._pools.error_code(simulation.error, VersionedTransaction.from_bytes(tx.raw)),
+                    f"simulation: {_describe(simulation.error)}",
+                    stage=FailureStage.SIMULATION,
+                )
+        await self._record_sending(order_id, tx)
+        await self._rpc.send(tx.raw)
+        return tx.signature
+
+    async def _record_sending(self, order_id: str, tx: SignedTransaction) -> None:
+        """Recorded before it is first sent, in the transaction that checks the order may
+        still spend: a `close` that released the reservation first makes this refuse,
+        and one that comes after sees this record and waits for it to expire."""
+        async with self._sessions() as session, session.begin():
+            held = await wallet_repository.reservation(session, order_id, lock=True)
+            if held is not None and held.state is not ReservationState.HELD:
+                raise MarketError(
+                    MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
+                )
+            if await session.get(SentTransaction, tx.signature) is None:
+                session.add(
+                    SentTransaction(
+                        signature=tx.signature,
+                        order_id=order_id,
+                        raw=base64.b64encode(tx.raw).decode(),
+                        last_valid_block_height=tx.last_valid_slot,
+                        sent_slot=tx.recent_blockhash_slot,
+                    )
+                )
+
+    # -- confirm -----------------------------------------------------------------------
+
+    async def confirm(self, tx: SignedTransaction) -> Landed:
+        order_id = _order_of(tx)
+        earlier = await self._ledger.find(tx.idempotency_key)
+        if earlier is not None:
+            return earlier
+        resent = self._clock()
+        while True:
+            sent = await self._sent(order_id)
+            if not sent:
+                raise MarketError(
+                    MarketErrorCode.TRANSACTION_DROPPED,
+                    "no transaction of the order was sent",
+                    stage=FailureStage.LANDING,
+                )
+            statuses = await self._rpc.statuses([s.signature for s in sent])
+            outcome = await self._outcome(order_id, tx, sent, statuses)
+            if outcome is not None:
+                return outcome
+            height = await self._rpc.block_height()
+            live = [
+                record
+                for record, status in zip(sent, statuses, strict=True)
+                if status is None and height <= record.last_valid_block_height
+            ]
+            if not live:
+                raise MarketError(
+                    MarketErrorCode.TRANSACTION_EXPIRED,
+                    f"not landed by block height {sent[-1].last_valid_block_height}; it never can",
+                    stage=FailureStage.LANDING,
+                )
+            if self._clock() - resent >= RESEND_S:
+                await self._rpc.send(live[-1].raw)
+                resent = self._clock()
+            await self._sleep(POLL_S)
+
+    async def _outcome(
+        self,
+        order_id: str,
+        tx: SignedTransaction,
+        sent: list[SentRecord],
+        statuses: list[SignatureState | None],
+    ) -> Landed | None:
+        """The order's landed transaction (recorded once), or the failure of its latest
+        one if that landed and failed (charged once); None while nothing is decided."""
+        for record, status in zip(sent, statuses, strict=True):
+            if status is not None and status.confirmed and status.error is None:
+                return await self._landed(order_id, tx.idempotency_key, record)
+        latest, status = sent[-1], statuses[-1]
+        if status is not None and status.confirmed and status.error is not None:
+            await self._failed(order_id, tx.idempotency_key, latest, status)
+        return None
+
+    async def _landed(self, order_id: str, key: str, record: SentRecord) -> Landed:
+        meta = await self._transaction(record.signature)
+        swap = VersionedTransaction.from_bytes(record.raw)
+        budget = _budget_of(swap)
+        tip = _tip_of(swap, self._tips)
+        owner_key = meta.account_keys[0]
+        filled = self._pools.fill(meta, owner_key)
+        rent = _rent_deposited(meta, owner_key)
+        network = SIGNATURE_LAMPORTS * len(swap.signatures)
+        fees = Fees(network, max(meta.fee - network, 0), tip, rent)
+        sol_delta = meta.post_balances[0] - meta.pre_balances[0]
+        # Native SOL moves in lamports (wrapped and unwrapped in the transaction): what is
+        # not the fee, the tip or rent is the swap's.
+        swapped_sol = sol_delta + meta.fee + tip + rent
+        legs = self._pools.planned_legs(swap)
+        token_in, token_out = legs[0].token_in, legs[-1].token_out
+        amount_in = -swapped_sol if token_in == "SOL" else -filled.get(token_in, 0)
+        amount_out = swapped_sol if token_out == "SOL" else filled.get(token_out, 0)
+        report = LandingReport(
+            fees,
+            budget.compute_unit_limit,
+            meta.units_consumed,
+            budget.micro_lamports_per_cu,
+            record.sent_slot,
+            meta.slot,
+        )
+        landed = Landed(
+            record.signature, amount_in, amount_out, meta.slot, _shared(legs, amount_in, amount_out), report
+        )
+        balances_after = self._pools.balances_after(meta, owner_key)
+        try:
+            async with self._sessions() as session, session.begin():
+                held = await wallet_repository.reservation(session, order_id, lock=True)
+                if held is not None and held.state is ReservationState.HELD:
+                    await wallet_repository.settle_on_chain(
+                        session, held, amount_in, fees.total_lamports + rent, balances_after
+                    )
+                record_executed(
+                    session,
+                    landed,
+                    idempotency_key=key,
+                    order_id=order_id,
+                    dex=legs[0].dex if len({leg.dex for leg in legs}) == 1 else "split",
+                    token_in=token_in,
+                    token_out=token_out,
+                    at=utcnow(),
+                )
+        except IntegrityError:
+            found = await self._ledger.find(key)  # recorded a moment ago by another step
+            if found is None:
+                raise
+            return found
+        return landed
+
+    async def _failed(self, order_id: str, key: str, record: SentRecord, status: SignatureState) -> None:
+        meta = await self._transaction(record.signature)
+        code = self._pools.error_code(status.error, VersionedTransaction.from_bytes(record.raw))
+        async with self._sessions() as session, session.begin():
+            held = await wallet_repository.reservation(session, order_id, lock=True)
+            first = await record_failed(
+                session,
+                FailedTransaction(
+                    signature=record.signature,
+                    idempotency_key=key,
+                    order_id=order_id,
+                    owner=held.owner if held is not None else "",
+                    code=str(code),
+                    reason=_describe(status.error),
+                    fee_lamports=meta.fee,
+                    slot=meta.slot,
+                    at=utcnow(),
+                ),
+            )
+            if first and held is not None:
+                wallet_repository.charge_fee(held, meta.fee, 0)
+        raise MarketError(
+            code,
+            f"landed and failed: {_describe(status.error)}",
+            stage=FailureStage.CHAIN,
+            fee_lamports=meta.fee,
+        )
+
+    async def _transaction(self, signature: str) -> LandedTransaction:
+        for _ in range(10):  # a node may answer the status a moment before the transaction
+            meta = await self._rpc.transaction(signature)
+            if meta is not None:
+                return meta
+            await self._sleep(POLL_S)
+        raise MarketError(
+            MarketErrorCode.RPC_UNAVAILABLE, f"{signature} landed but getTransaction does not know it yet"
+        )
+
+    # -- close -------------------------------------------------------------------------
+
+    async def find_landed(self, idempotency_key: str) -> Landed | None:
+        return await self._ledger.find(idempotency_key)
+
+    async def close(self, order_id: str, idempotency_key: str) -> Landed | None:
+        earlier = await self._ledger.find(idempotency_key)
+        if earlier is not None:
+            return earlier
+        sent = await self._sent(order_id)
+        if sent:
+            statuses = await self._rpc.statuses([s.signature for s in sent])
+            for record, status in zip(sent, statuses, strict=True):
+                if status is not None and status.error is None:
+                    if not status.confirmed:
+                        raise MarketError(MarketErrorCode.RPC_UNAVAILABLE, f"{record.signature} is landing")
+                    return await self._landed(order_id, idempotency_key, record)
+            height = await self._rpc.block_height()
+            waiting = [
+                r
+                for r, s in zip(sent, statuses, strict=True)
+                if s is None and height <= r.last_valid_block_height
+            ]
+            if waiting:
+                # The step retries until it has expired: until then it may still land.
+                raise MarketError(
+                    MarketErrorCode.RPC_UNAVAILABLE,
+                    f"{waiting[-1].signature} may land until block height {waiting[-1].last_valid_block_height}",
+                )
+        async with self._sessions() as session, session.begin():
+            held = await wallet_repository.reservation(session, order_id, lock=True)
+            if held is not None and held.state is ReservationState.HELD:
+                await wallet_repository.release(session, order_id)
+        return None
+
+    async def _sent(self, order_id: str) -> list[SentRecord]:
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(SentTransaction)
+                    .where(col(SentTransaction.order_id) == order_id)
+                    .order_by(col(SentTransaction.created_at))
+                )
+            ).scalars()
+            return [
+                SentRecord(
+                    row.signature, base64.b64decode(row.raw), row.last_valid_block_height, row.sent_slot
+                )
+                for row in rows
+            ]
+
+
+def _order_of(tx: SignedTransaction) -> str:
+    return tx.idempotency_key.split(":")[0]
+
+
+def _signed(
+    signer: Keypair, blockhash: Hash, limit: int, price: int, body: list[Instruction]
+) -> VersionedTransaction:
+    instructions = [set_compute_unit_limit(limit), set_compute_unit_price(price), *body]
+    message = MessageV0.try_compile(signer.pubkey(), instructions, [], blockhash)
+    return VersionedTransaction(message, [signer])
+
+
+def _budget_of(tx: VersionedTransaction) -> ComputeBudget:
+    """The limit and price the transaction asked (its ComputeBudget instructions)."""
+    message = tx.message
+    limit, price = 200_000, 0
+    keys = message.account_keys
+    for ix in message.instructions:
+        if str(keys[ix.program_id_index]) != "ComputeBudget111111111111111111111111111111":
+            continue
+        data = bytes(ix.data)
+        if data[0] == 2:
+            limit = int.from_bytes(data[1:5], "little")
+        elif data[0] == 3:
+            price = int.from_bytes(data[1:9], "little")
+    return ComputeBudget(limit, price)
+
+
+def _tip_of(tx: VersionedTransaction, tip_accounts: Sequence[Pubkey]) -> int:
+    """Lamports the transaction transfers to a tip account."""
+    message = tx.message
+    keys = message.account_keys
+    tips = set(tip_accounts)
+    total = 0
+    for ix in message.instructions:
+        if str(keys[ix.program_id_index]) != "11111111111111111111111111111111":
+            continue
+        data = bytes(ix.data)
+        if len(data) == 12 and int.from_bytes(data[:4], "little") == 2 and keys[ix.accounts[1]] in tips:
+            total += int.from_bytes(data[4:12], "little")
+    return total
+
+
+def _rent_deposited(meta: LandedTransaction, owner: Pubkey) -> int:
+    """Lamports put into token accounts of the owner's that the transaction created and
+    left open (an account closed in it gave its rent back)."""
+    created = 0
+    owned = {entry.account_index for entry in meta.post_token_balances if entry.owner == str(owner)}
+    for index in owned:
+        if meta.pre_balances[index] == 0 and meta.post_balances[index] > 0:
+            created += meta.post_balances[index]
+    return created
+
+
+def _shared(legs: list[LandedLeg], amount_in: int, amount_out: int) -> tuple[LandedLeg, ...]:
+    """Per-leg fills from the transaction's totals: the first hop's inputs are exact (the
+    instructions carry them); the last hop's outputs share the measured total in the
+    planned proportions (the meta reports balances, not instructions)."""
+    last = max(leg.hop for leg in legs)
+    planned_out = sum(leg.amount_out for leg in legs if leg.hop == last) or 1
+    out_legs = [leg for leg in legs if leg.hop == last]
+    shares = [amount_out * leg.amount_out // planned_out for leg in out_legs[:-1]]
+    shares.append(amount_out - sum(shares))
+    share_of = {id(leg): share for leg, share in zip(out_legs, shares, strict=True)}
+    return tuple(
+        LandedLeg(
+            leg.dex,
+            leg.amount_in,
+            share_of.get(id(leg), leg.amount_out),
+            leg.min_amount_out,
+            leg.pool,
+            leg.token_in,
+            leg.token_out,
+            leg.hop,
+        )
+        for leg in legs
+    )
+
+
+def _describe(error: object) -> str:
+    return str(error)[:300]
+
+
+__all__ = ["NATIVE_MINT", "RpcChain"]
