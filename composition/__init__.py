@@ -2,8 +2,8 @@
 
 The API, the worker and the operator CLI each hold one PostgreSQL engine, one Redis
 client and one Temporal client, and the domain services built on them; what is built
-depends on the settings (which market: `build_market(settings, …)` is the seam where the
-real chain plugs in). A process adds only what is its own: the API its event hub and
+depends on the settings (which market: the simulated one, `build_market`, or a real
+cluster over JSON-RPC, onchain's `build_chain_market`, when ORDER_ENGINE_MARKET=rpc). A process adds only what is its own: the API its event hub and
 limits, the worker its activities and watcher.
 """
 
@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from accounts.service import ApiKeys
+from core.domain import MarketMode
 from core.settings import Settings
 from market import Market, build_market
+from onchain.market import build_chain_market
 from orders.placement import OrderPlacement, build_placement
 from orders.quotes import QuoteService, build_quotes
 from orders.runs import OrderRuns
@@ -82,9 +84,15 @@ async def built_services(
     redis = connect_redis(settings.redis_url)
     threads = settings.route_planning_threads if planning_threads is None else planning_threads
     planning = ThreadPoolExecutor(threads, thread_name_prefix="route-planning") if threads > 0 else None
+    market: Market | None = None
     try:
         sessions = create_sessionmaker(engine)
-        market = build_market(settings, sessions)
+        # The seam: the simulated market, or a real cluster over JSON-RPC (onchain/).
+        market = (
+            build_chain_market(settings, sessions)
+            if settings.market is MarketMode.RPC
+            else build_market(settings, sessions)
+        )
         if ensure_market:
             await when_reachable(market.ensure_genesis, "creating the genesis market")
         breaker = RedisBreaker()
@@ -113,5 +121,7 @@ async def built_services(
     finally:
         if planning is not None:
             planning.shutdown(wait=False, cancel_futures=True)
+        if market is not None:
+            await market.close()
         await redis.aclose()
         await engine.dispose()

@@ -29,7 +29,7 @@ import base64
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
@@ -177,7 +177,7 @@ class RpcChain:
             )
         swaps = [
             self._pools.swap_instruction(leg, user, accounts[leg.token_in], accounts[leg.token_out])
-            for leg in legs
+            for leg in intermediate_minimums(legs)
         ]
         closing: list[Instruction] = []
         if "SOL" in accounts:  # what is left of wrapped SOL (and SOL bought) back to lamports
@@ -449,6 +449,26 @@ class RpcChain:
                 )
                 for row in rows
             ]
+
+
+def intermediate_minimums(legs: list[SwapLeg]) -> list[SwapLeg]:
+    """Exact-in multi-hop on a real chain: a later hop's instructions carry fixed
+    inputs (the planned intermediate amounts), so each earlier hop must pay out at least
+    what the next one takes — its minimum, shared by input — or the venue refuses it on
+    slippage (the fee only; the order re-quotes). What an earlier hop pays beyond that
+    stays in the owner's account of the intermediate token."""
+    last = max((leg.hop for leg in legs), default=0)
+    if last == 0 or any(leg.exact_out for leg in legs):
+        return legs
+    total_in = {hop: sum(leg.amount_in for leg in legs if leg.hop == hop) for hop in range(last + 1)}
+    return [
+        leg
+        if leg.hop == last
+        else replace(
+            leg, min_amount_out=-(-total_in[leg.hop + 1] * leg.amount_in // max(total_in[leg.hop], 1))
+        )
+        for leg in legs
+    ]
 
 
 def _order_of(tx: SignedTransaction) -> str:

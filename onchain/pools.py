@@ -28,7 +28,7 @@ from market.ledger import LandedLeg
 from market.pools import Pool
 from market.tokens import Token, register_token
 from market.transactions import SwapLeg
-from onchain.rpc import AccountData, LandedTransaction, SolanaRpc
+from onchain.rpc import AccountData, LandedTransaction, SolanaRpc, check_cluster
 from onchain.spl import Mint, NotATokenAccount, decode_mint
 from onchain.venues_file import PoolEntry, VenueKind, VenuesFile
 
@@ -107,8 +107,10 @@ class ChainPools:
         venues: VenuesFile,
         adapters: Sequence[VenueAdapter],
         clock: Callable[[], float] = time.monotonic,
+        allow_mainnet: bool = False,
     ) -> None:
         self._rpc, self._venues, self._clock = rpc, venues, clock
+        self._allow_mainnet = allow_mainnet
         self._adapters = {adapter.kind: adapter for adapter in adapters}
         self.tokens = TokenBook()
         self._snapshots: dict[str, PoolSnapshot] = {}  # by pool id
@@ -197,7 +199,14 @@ class ChainPools:
     # -- the pool source (as market/pool_store.py's PoolStore) --------------------------
 
     async def ensure_genesis(self) -> None:
-        await self.load()
+        """A process's start: the cluster may be traded on, and every pool loads."""
+        await check_cluster(self._rpc, self._allow_mainnet)
+        errors = await self.load()
+        if errors:
+            listed = "; ".join(f"{address}: {why}" for address, why in errors.items())
+            raise PoolLoadError(
+                f"the venues file does not load ({listed}); `order-engine venues check` tells more"
+            )
 
     async def all(self, token_a: str | None = None, token_b: str | None = None) -> list[Pool]:
         await self.refresh(force=False)

@@ -254,6 +254,21 @@ class SolanaRpc:
             raise _unavailable(type(error).__name__) from None
 
 
+class ClusterRefused(RuntimeError):
+    """The cluster may not be traded on with these settings."""
+
+
+async def check_cluster(rpc: SolanaRpc, allow_mainnet: bool) -> str:
+    """The cluster's genesis hash; mainnet is refused unless explicitly allowed (real
+    money: an operator opts in, a typo in a URL does not)."""
+    genesis = await rpc.genesis_hash()
+    if genesis == MAINNET_GENESIS_HASH and not allow_mainnet:
+        raise ClusterRefused(
+            f"{rpc.url} is Solana mainnet (genesis {genesis}); set ORDER_ENGINE_ALLOW_MAINNET=true to trade there"
+        )
+    return genesis
+
+
 def _unavailable(why: str) -> MarketError:
     return MarketError(
         MarketErrorCode.RPC_UNAVAILABLE, f"the RPC endpoint failed: {why}", stage=FailureStage.LANDING
