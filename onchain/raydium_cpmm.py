@@ -19,7 +19,7 @@ from solders.pubkey import Pubkey
 
 from contracts.failures import MarketErrorCode
 from core.domain import Dex
-from market.cpmm import CpmmFeeRates, CpmmPool, CreatorFeeOn
+from market.cpmm import CpmmFeeRates, CpmmPool, CpmmSwap, CreatorFeeOn
 
 PROGRAM_ID = Pubkey.from_string("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C")
 DEVNET_PROGRAM_ID = Pubkey.from_string("DRaycpLY18LhpbydsBWbVJtxpNv9oXPgjRSfpF2bWpYb")
@@ -307,32 +307,26 @@ def cpmm_pool(
     )
 
 
-def with_fees_owed(
-    state: PoolState,
-    zero_for_one: bool,
-    protocol_fee: int,
-    fund_fee: int,
-    creator_fee: int,
-    creator_fee_on_input: bool,
-) -> PoolState:
-    """The pool state after a swap added its fees to what the pool owes (pool.rs 326-369):
-    protocol and fund fees in the input token, the creator fee on its side."""
-    creator_on_token_0 = creator_fee_on_input == zero_for_one
+def with_fees_owed(state: PoolState, swap: CpmmSwap, zero_for_one: bool) -> PoolState:
+    """The pool state once `swap` landed: its fees added to what the pool owes
+    (pool.rs 326-369), protocol and fund fees in the input token, the creator fee on its
+    side."""
+    creator_fee_on_token_0 = swap.creator_fee_on_input == zero_for_one
     if zero_for_one:
         state = replace(
             state,
-            protocol_fees_token_0=state.protocol_fees_token_0 + protocol_fee,
-            fund_fees_token_0=state.fund_fees_token_0 + fund_fee,
+            protocol_fees_token_0=state.protocol_fees_token_0 + swap.protocol_fee,
+            fund_fees_token_0=state.fund_fees_token_0 + swap.fund_fee,
         )
     else:
         state = replace(
             state,
-            protocol_fees_token_1=state.protocol_fees_token_1 + protocol_fee,
-            fund_fees_token_1=state.fund_fees_token_1 + fund_fee,
+            protocol_fees_token_1=state.protocol_fees_token_1 + swap.protocol_fee,
+            fund_fees_token_1=state.fund_fees_token_1 + swap.fund_fee,
         )
-    if creator_on_token_0:
-        return replace(state, creator_fees_token_0=state.creator_fees_token_0 + creator_fee)
-    return replace(state, creator_fees_token_1=state.creator_fees_token_1 + creator_fee)
+    if creator_fee_on_token_0:
+        return replace(state, creator_fees_token_0=state.creator_fees_token_0 + swap.creator_fee)
+    return replace(state, creator_fees_token_1=state.creator_fees_token_1 + swap.creator_fee)
 
 
 def _swap_instruction(

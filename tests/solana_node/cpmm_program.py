@@ -39,12 +39,17 @@ from onchain.raydium_cpmm import (
 from onchain.spl import NotATokenAccount, decode_token_account
 from tests.solana_node.programs import AccountReader, ProgramEffect, ProgramFailure, TokenMove, VenueProgram
 
-# Anchor's framework errors (anchor-lang error.rs): a require_gt! that fails, an account
-# that is not the one the constraint names.
-REQUIRE_GT_VIOLATED = 2505
-CONSTRAINT_RAW = 2003
-ACCOUNT_NOT_ENOUGH_KEYS = 3005
+# Anchor's framework errors (anchor-lang src/error.rs), which the `Swap` accounts'
+# constraints (swap_base_input.rs 9-73) and require_gt! raise.
 INSTRUCTION_FALLBACK_NOT_FOUND = 101
+CONSTRAINT_RAW = 2003
+CONSTRAINT_SEEDS = 2006
+CONSTRAINT_ADDRESS = 2012
+REQUIRE_GT_VIOLATED = 2505
+ACCOUNT_DISCRIMINATOR_MISMATCH = 3002
+ACCOUNT_DID_NOT_DESERIALIZE = 3003
+ACCOUNT_NOT_ENOUGH_KEYS = 3005
+ACCOUNT_NOT_INITIALIZED = 3012
 SWAP_COMPUTE_UNITS = 40_000
 
 
@@ -55,7 +60,7 @@ def _fail(code: int) -> ProgramFailure:
 def _read(read: AccountReader, key: Pubkey) -> bytes:
     data = read(key)
     if data is None:
-        raise ProgramFailure(3012, f"account {key} not initialized")  # AccountNotInitialized
+        raise ProgramFailure(ACCOUNT_NOT_INITIALIZED, f"account {key} not initialized")
     return data
 
 
@@ -87,11 +92,14 @@ def _swap(
         state = decode_pool_state(pool_key, _read(read, pool_key))
         config = decode_amm_config(config_key, _read(read, config_key))
     except NotACpmmAccount as error:
-        raise ProgramFailure(3002, str(error)) from error  # AccountDiscriminatorMismatch
-    if authority != authority_address(program_id) or config_key != state.amm_config:
-        raise ProgramFailure(CONSTRAINT_RAW, "authority or amm_config is not the pool's")
-    if observation != state.observation_key:
-        raise ProgramFailure(CONSTRAINT_RAW, "observation_state is not the pool's")
+        raise ProgramFailure(ACCOUNT_DISCRIMINATOR_MISMATCH, str(error)) from error
+    if authority != authority_address(program_id):  # swap_base_input.rs 15-20
+        raise ProgramFailure(CONSTRAINT_SEEDS, "authority is not the program's PDA")
+    if config_key != state.amm_config or observation != state.observation_key:  # 24, 71
+        raise ProgramFailure(CONSTRAINT_ADDRESS, "amm_config or observation_state is not the pool's")
+    pool_vaults = (state.token_0_vault, state.token_1_vault)
+    if vault_in_key not in pool_vaults or vault_out_key not in pool_vaults:  # 40-51
+        raise ProgramFailure(CONSTRAINT_RAW, "a vault is not the pool's")
     if not state.is_open(now):  # swap_base_input.rs 79-83
         raise _fail(NOT_APPROVED)
     if (vault_in_key, vault_out_key) == (state.token_0_vault, state.token_1_vault):
@@ -109,7 +117,7 @@ def _swap(
             vault_out_key, programs[1 if zero_for_one else 0], _read(read, vault_out_key)
         )
     except NotATokenAccount as error:
-        raise ProgramFailure(3003, str(error)) from error  # AccountDidNotDeserialize
+        raise ProgramFailure(ACCOUNT_DID_NOT_DESERIALIZE, str(error)) from error
     owed_in, owed_out = (
         (state.fees_owed_token_0, state.fees_owed_token_1)
         if zero_for_one
@@ -123,9 +131,7 @@ def _swap(
     )
     on_input = creator_fee_on_input(CreatorFeeOn(state.creator_fee_on), zero_for_one)
     swap = _computed(tag, first, second, reserve_in, reserve_out, rates, on_input)
-    after = with_fees_owed(
-        state, zero_for_one, swap.protocol_fee, swap.fund_fee, swap.creator_fee, swap.creator_fee_on_input
-    )
+    after = with_fees_owed(state, swap, zero_for_one)
     return ProgramEffect(
         writes={pool_key: encode_pool_state(after)},
         moves=(

@@ -444,8 +444,11 @@ def token_account(mint: Pubkey, owner: Pubkey, amount: int) -> bytes:
 class Ledger:
     """The accounts a node would hold for one synthetic pool."""
 
-    def __init__(self, state: PoolState, vault_0: int, vault_1: int) -> None:
-        config = AmmConfig(state.amm_config, 255, False, 0, 2500, 120_000, 40_000, 0, key("p"), key("f"), 0)
+    def __init__(self, state: PoolState, vault_0: int, vault_1: int, creator_fee_rate: int = 0) -> None:
+        config = AmmConfig(
+            state.amm_config, 255, False, 0, 2500, 120_000, 40_000, 0, key("p"), key("f"), creator_fee_rate
+        )
+        self.config = config
         self.accounts: dict[Pubkey, bytes] = {
             state.address: encode_pool_state(state),
             state.amm_config: encode_amm_config(config),
@@ -480,6 +483,30 @@ def test_the_emulated_swap_base_input_moves_exactly_the_quote() -> None:
     assert after.protocol_fees_token_0 == 11 + trade_fee * 12 // 100
     assert after.fund_fees_token_0 == 13 + trade_fee * 4 // 100
     assert (after.protocol_fees_token_1, after.fund_fees_token_1) == (12, 14)
+
+
+@pytest.mark.parametrize("creator_fee_on", list(CreatorFeeOn))
+def test_the_emulated_landing_leaves_the_pool_the_quote_predicts(creator_fee_on: CreatorFeeOn) -> None:
+    """Fees owed written back (pool.rs 326-369) and vaults moved: decoding them again
+    gives the pool CpmmPool.swap predicted, creator fee included on either side."""
+    state = synthetic_state(enable_creator_fee=True, creator_fee_on=int(creator_fee_on))
+    ledger = Ledger(state, 40_000_000_000, 6_000_000_000, creator_fee_rate=1_000)
+    quote, predicted = ledger.pool.swap("USDC", 150_000_000)
+    ix = swap_base_input_instruction(
+        state, key("payer"), key("a"), key("b"), state.token_1_mint, 150_000_000, quote.amount_out
+    )
+
+    effect = raydium_cpmm_program(
+        bytes(ix.data), [m.pubkey for m in ix.accounts], ledger.read, state.open_time
+    )
+
+    landed = decode_pool_state(state.address, effect.writes[state.address])
+    vault_0, vault_1 = 40_000_000_000 - quote.amount_out, 6_000_000_000 + 150_000_000
+    assert cpmm_pool(landed, ledger.config, vault_0, vault_1, "SOL", "USDC") == predicted
+    assert (
+        landed.fees_owed_token_0 + landed.fees_owed_token_1
+        > state.fees_owed_token_0 + state.fees_owed_token_1
+    )
 
 
 def test_the_emulation_fails_with_the_programs_codes() -> None:
