@@ -82,8 +82,8 @@ def swap_base_input(
     amount_in: int, reserve_in: int, reserve_out: int, rates: CpmmFeeRates, creator_fee_on_input: bool
 ) -> CpmmSwap | None:
     """calculator.rs 95-143. None where the program fails (nothing to swap, no reserves)."""
-    if amount_in <= 0 or reserve_in <= 0 or reserve_out <= 0:
-        return None
+    if not 0 < amount_in <= U64_MAX or reserve_in <= 0 or reserve_out <= 0:
+        return None  # the instruction's amount_in is a u64 (lib.rs 270-274)
     if creator_fee_on_input and rates.trade_fee_rate + rates.creator_fee_rate == 0:
         return None  # fees.rs 19-22: the split divides by the combined rate
     creator_fee = 0

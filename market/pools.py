@@ -2,6 +2,7 @@
 
 - Raydium: constant-product pools (x · y = k), as Raydium's CPMM / AMM v4 compute it:
   the fee (0.25 %) is taken from the input and rounded up, the output rounded down.
+- Raydium CPMM on the real chain: `market.cpmm.CpmmPool`, the program's exact math.
 - Meteora: DLMM pools (`market.dlmm`): liquidity in price bins, a swap walks the bins,
   fees rise with volatility.
 

@@ -554,5 +554,6 @@ def test_the_emulated_swap_base_output_charges_the_quote_and_honours_max_amount_
 
 def test_swap_math_refuses_what_the_program_refuses() -> None:
     assert swap_base_input(0, 10, 10, MAINNET_FEES, True) is None
+    assert swap_base_input(2**64, 10**18, 10**18, MAINNET_FEES, True) is None  # amount_in is a u64
     assert swap_base_output(10, 10, 10, MAINNET_FEES, True) is None  # the whole reserve
     assert swap_base_input(10, 10, 10, CpmmFeeRates(0, 0, 0), True) is None  # fees.rs 19-22
