@@ -11,6 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from market.clock import MarketClock
+from market.cpmm import CpmmPool
 from market.pool_store import PoolStore
 from market.pools import ConstantProductPool, Pool, genesis_pools
 from market.tokens import decimals_of
@@ -80,7 +81,7 @@ class BackgroundTrader:
 
 def _quote_liquidity(pool: Pool) -> int:
     """Quote-token base units that trade near the price: the reserve, or the bins' total."""
-    if isinstance(pool, ConstantProductPool):
+    if isinstance(pool, ConstantProductPool | CpmmPool):
         return pool.reserve_quote
     return sum(y for _, y in pool.book.bins.values())
 

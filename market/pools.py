@@ -2,6 +2,7 @@
 
 - Raydium: constant-product pools (x · y = k), as Raydium's CPMM / AMM v4 compute it:
   the fee (0.25 %) is taken from the input and rounded up, the output rounded down.
+- Raydium CPMM on the real chain: `market.cpmm.CpmmPool`, the program's exact math.
 - Meteora: DLMM pools (`market.dlmm`): liquidity in price bins, a swap walks the bins,
   fees rise with volatility.
 
@@ -18,35 +19,13 @@ from typing import Any
 
 from core.domain import Dex
 from core.formatting import format_amount
+from market.cpmm import CpmmPool
 from market.dlmm import Q64, DlmmBook, FeeParameters, Volatility, bin_id_for_price
+from market.swaps import BPS as BPS
+from market.swaps import NamedPool as _Named
+from market.swaps import SwapResult as SwapResult
+from market.swaps import impact_bps as _impact_bps
 from market.tokens import Token, decimals_of, register_token
-
-BPS = 10_000
-
-
-@dataclass(frozen=True)
-class SwapResult:
-    amount_in: int
-    amount_out: int
-    fee: int  # in units of the input token
-    fee_bps: int
-    price_impact_bps: int
-    complete: bool = True  # False: the pool cannot fill this swap at all (a DLMM out of bins)
-    bins_crossed: int = 0  # DLMM: bins the swap moved through (what compute units charge)
-
-
-class _Named:
-    dex: Dex
-    base: str
-    quote: str
-
-    @property
-    def pool_id(self) -> str:
-        return f"{self.dex}:{self.base}/{self.quote}"
-
-    @property
-    def pair(self) -> str:
-        return f"{self.base}/{self.quote}"
 
 
 @dataclass(frozen=True)
@@ -245,7 +224,7 @@ class DlmmPool(_Named):
         }
 
 
-Pool = ConstantProductPool | DlmmPool
+Pool = ConstantProductPool | DlmmPool | CpmmPool
 
 
 def pool_from_state(state: dict[str, Any]) -> Pool:
@@ -254,6 +233,8 @@ def pool_from_state(state: dict[str, Any]) -> Pool:
     for token in listed:
         register_token(token)
     opens_at = float(state.get("opens_at", 0.0))
+    if state.get("kind") == "raydium_cpmm":
+        return CpmmPool.from_state(state, listed)
     if state.get("kind") == "dlmm":
         return DlmmPool(
             dex, str(state["base"]), str(state["quote"]), DlmmBook.from_state(state), opens_at, listed
@@ -345,12 +326,6 @@ def genesis_pools() -> list[Pool]:
 
 def pools_for_pair(pools: list[Pool], token_in: str, token_out: str) -> list[Pool]:
     return [p for p in pools if {p.base, p.quote} == {token_in, token_out}]
-
-
-def _impact_bps(amount_out: int, ideal_out: float) -> int:
-    if ideal_out <= 0:
-        return 0
-    return max(round((1 - amount_out / ideal_out) * BPS), 0)
 
 
 def _human(amount: int, symbol: str) -> str:
