@@ -63,15 +63,22 @@ class DecodedLeg:
 
 class VenueAdapter(Protocol):
     kind: VenueKind
-    program_id: Pubkey
+    program_ids: frozenset[Pubkey]  # mainnet's, and devnet's where it differs
 
     def dependencies(self, address: Pubkey, data: bytes) -> list[Pubkey]:
         """What else decoding this pool needs (config, vaults, bin arrays, …)."""
         ...
 
     def snapshot(
-        self, entry: PoolEntry, data: bytes, accounts: dict[Pubkey, AccountData | None], tokens: TokenBook
-    ) -> PoolSnapshot: ...
+        self,
+        entry: PoolEntry,
+        program: Pubkey,
+        data: bytes,
+        accounts: dict[Pubkey, AccountData | None],
+        tokens: TokenBook,
+    ) -> PoolSnapshot:
+        """The pool owned by `program` (its swap instructions go to that program)."""
+        ...
 
     def swap_instruction(
         self, snapshot: PoolSnapshot, leg: SwapLeg, user: Pubkey, user_in: Pubkey, user_out: Pubkey
@@ -176,7 +183,7 @@ class ChainPools:
         for entry in entries:
             main = fetched.get(entry.address)
             adapter = self._adapters[entry.venue]
-            if main is None or main.owner != adapter.program_id:
+            if main is None or main.owner not in adapter.program_ids:
                 continue
             try:
                 needed = adapter.dependencies(entry.address, main.data)
@@ -190,11 +197,10 @@ class ChainPools:
         main = fetched.get(entry.address)
         if main is None:
             raise PoolLoadError(f"no account at {entry.address}")
-        if main.owner != adapter.program_id:
-            raise PoolLoadError(
-                f"{entry.address} is owned by {main.owner}, not {entry.venue} ({adapter.program_id})"
-            )
-        return adapter.snapshot(entry, main.data, fetched, self.tokens)
+        if main.owner not in adapter.program_ids:
+            programs = ", ".join(sorted(str(p) for p in adapter.program_ids))
+            raise PoolLoadError(f"{entry.address} is owned by {main.owner}, not {entry.venue} ({programs})")
+        return adapter.snapshot(entry, main.owner, main.data, fetched, self.tokens)
 
     # -- the pool source (as market/pool_store.py's PoolStore) --------------------------
 
@@ -277,7 +283,7 @@ class ChainPools:
             inner = error.err
             if isinstance(inner, InstructionErrorCustom):
                 program = _program_at(tx, error.index) if tx is not None else None
-                adapters = [a for a in self._adapters.values() if program is None or a.program_id == program]
+                adapters = [a for a in self._adapters.values() if program is None or program in a.program_ids]
                 for adapter in adapters:
                     code = adapter.error_code(inner.code)
                     if code is not MarketErrorCode.INVALID_ORDER:
@@ -329,7 +335,7 @@ class ChainPools:
             program = keys[ix.program_id_index]
             accounts = [keys[i] for i in ix.accounts]
             snapshot = next((by_address[a] for a in accounts if a in by_address), None)
-            if snapshot is None or self._adapters[snapshot.entry.venue].program_id != program:
+            if snapshot is None or program not in self._adapters[snapshot.entry.venue].program_ids:
                 continue
             decoded = self._adapters[snapshot.entry.venue].read_swap(snapshot, bytes(ix.data), accounts)
             if decoded is None:
