@@ -76,9 +76,7 @@ def is_token_account(account: Account | None) -> bool:
 def read_token(data: bytes) -> TokenState:
     (amount,) = struct.unpack_from("<Q", data, 64)
     (native_tag, native_reserve) = struct.unpack_from("<IQ", data, 109)
-    return TokenState(
-        Pubkey(data[0:32]), Pubkey(data[32:64]), amount, native_reserve if native_tag else None
-    )
+    return TokenState(Pubkey(data[0:32]), Pubkey(data[32:64]), amount, native_reserve if native_tag else None)
 
 
 def with_amount(data: bytes, amount: int) -> bytes:

@@ -73,7 +73,9 @@ class ComputeBudget:
         return -(-self.unit_limit * self.unit_price_micro_lamports // 1_000_000)
 
 
-def compute_budget(program_ids: Sequence[Pubkey], instructions: Sequence[CompiledInstruction]) -> ComputeBudget:
+def compute_budget(
+    program_ids: Sequence[Pubkey], instructions: Sequence[CompiledInstruction]
+) -> ComputeBudget:
     """The limit and price a transaction asks for: SetComputeUnitLimit (2, u32) and
     SetComputeUnitPrice (3, u64); without a limit, 200 000 per other instruction."""
     limit: int | None = None
@@ -108,7 +110,9 @@ def _memo_program(invocation: Invocation, data: bytes, keys: list[Pubkey]) -> in
 def _debit(invocation: Invocation, key: Pubkey, lamports: int) -> None:
     account = invocation.existing(key)
     if account.lamports < lamports:
-        raise custom(RESULT_WITH_NEGATIVE_LAMPORTS, f"{key} has {account.lamports} lamports, needs {lamports}")
+        raise custom(
+            RESULT_WITH_NEGATIVE_LAMPORTS, f"{key} has {account.lamports} lamports, needs {lamports}"
+        )
     invocation.put(key, account.with_lamports(account.lamports - lamports))
 
 
@@ -190,14 +194,18 @@ def transfer_tokens(
         raise custom(INSUFFICIENT_FUNDS, "Error: insufficient funds")
     if source == destination:
         return
-    invocation.put(source, source_account.with_data(with_amount(source_account.data, source_state.amount - amount)))
+    invocation.put(
+        source, source_account.with_data(with_amount(source_account.data, source_state.amount - amount))
+    )
     received = destination_state.amount + amount - fee
     destination_data = withhold(with_amount(destination_account.data, received), fee)
     invocation.put(destination, destination_account.with_data(destination_data))
     if source_state.native_reserve is not None:  # wrapped SOL: the lamports are the tokens
         _debit(invocation, source, amount)
         _credit(invocation, destination, amount)
-    invocation.logs.append(f"Program log: Instruction: Transfer{'Checked' if checked_decimals is not None else ''}")
+    invocation.logs.append(
+        f"Program log: Instruction: Transfer{'Checked' if checked_decimals is not None else ''}"
+    )
 
 
 def _token_program(program: Pubkey) -> BuiltinProgram:
@@ -215,7 +223,10 @@ def _token_program(program: Pubkey) -> BuiltinProgram:
             account = _token_state(invocation, keys[0], program)
             state = read_token(account.data)
             if state.native_reserve is None and state.amount:
-                raise custom(NON_NATIVE_HAS_BALANCE, "Error: Non-native account can only be closed if its balance is zero")
+                raise custom(
+                    NON_NATIVE_HAS_BALANCE,
+                    "Error: Non-native account can only be closed if its balance is zero",
+                )
             if state.owner != keys[2]:
                 raise custom(OWNER_MISMATCH, "Error: owner does not match")
             invocation.require_signer(keys[2])
@@ -227,7 +238,9 @@ def _token_program(program: Pubkey) -> BuiltinProgram:
             account = _token_state(invocation, keys[0], program)
             state = read_token(account.data)
             if state.native_reserve is None:
-                raise custom(NON_NATIVE_NOT_SUPPORTED, "Error: Instruction does not support non-native tokens")
+                raise custom(
+                    NON_NATIVE_NOT_SUPPORTED, "Error: Instruction does not support non-native tokens"
+                )
             amount = account.lamports - state.native_reserve
             invocation.put(keys[0], account.with_data(with_amount(account.data, amount)))
             invocation.logs.append("Program log: Instruction: SyncNative")
@@ -282,7 +295,10 @@ def _associated_token_program(invocation: Invocation, data: bytes, keys: list[Pu
     lamports = max(required, held)
     native_reserve = required if mint == NATIVE_MINT else None
     amount = lamports - required if native_reserve is not None else 0
-    invocation.put(address, Account(lamports, token_program, token_account_data(mint, wallet, amount, native_reserve, tlv)))
+    invocation.put(
+        address,
+        Account(lamports, token_program, token_account_data(mint, wallet, amount, native_reserve, tlv)),
+    )
     invocation.logs.append("Program log: Create")
     return 21_000
 

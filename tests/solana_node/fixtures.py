@@ -16,7 +16,6 @@ from solders.pubkey import Pubkey
 from onchain.spl import NATIVE_MINT
 from tests.solana_node.accounts import Account, is_token_account, read_token, rent_exempt_minimum
 
-
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 

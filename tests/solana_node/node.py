@@ -25,13 +25,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 
-from solders.message import MessageV0
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from onchain.spl import TOKEN_PROGRAMS
-from tests.solana_node.accounts import Account, is_token_account, mint_decimals, read_token, rent_exempt_minimum
+from tests.solana_node.accounts import (
+    Account,
+    is_token_account,
+    mint_decimals,
+    read_token,
+    rent_exempt_minimum,
+)
 from tests.solana_node.programs import VenueProgram
 from tests.solana_node.runtime import Execution, TokenBalance, TransactionRejected
 from tests.solana_node.state import ChainState, LandedTransaction
@@ -123,9 +129,8 @@ def _status(error: object) -> JsonObject:
 
 
 def _config(params: list[Any], index: int) -> JsonObject:
-    if len(params) > index and isinstance(params[index], dict):
-        return params[index]
-    return {}
+    config = params[index] if len(params) > index else None
+    return dict(config) if isinstance(config, dict) else {}
 
 
 def _pubkey(value: object) -> Pubkey:
@@ -193,7 +198,10 @@ class SolanaNode:
 
     def start(self) -> SolanaNode:
         serving = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="solana-node-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="solana-node-http",
+            daemon=True,
         )
         serving.start()
         self._threads.append(serving)
@@ -298,16 +306,28 @@ class SolanaNode:
 
     def _handle_one(self, request: object) -> tuple[JsonObject, _Timeout | int | None]:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-            return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request"}, "id": None}, None
+            return {
+                "jsonrpc": "2.0",
+                "error": {"code": -32600, "message": "Invalid request"},
+                "id": None,
+            }, None
         request_id = request.get("id")
         method = request["method"]
         params = request.get("params") or []
         self.calls.append(method)
         fault = self._take_fault(method)
         if fault == "429":
-            return {"jsonrpc": "2.0", "error": {"code": 429, "message": "Too many requests"}, "id": request_id}, 429
+            return {
+                "jsonrpc": "2.0",
+                "error": {"code": 429, "message": "Too many requests"},
+                "id": request_id,
+            }, 429
         if fault == "500":
-            return {"jsonrpc": "2.0", "error": {"code": -32603, "message": "Internal error"}, "id": request_id}, 500
+            return {
+                "jsonrpc": "2.0",
+                "error": {"code": -32603, "message": "Internal error"},
+                "id": request_id,
+            }, 500
         try:
             if fault == "blockhash_not_found":
                 result = self._blockhash_not_found(method)
@@ -329,7 +349,10 @@ class SolanaNode:
         raise RpcError(-32002, "Transaction simulation failed: Blockhash not found", failed)
 
     def _context(self, value: object, commitment: str = "processed") -> JsonObject:
-        return {"context": {"apiVersion": API_VERSION, "slot": self.state.visible_slot(commitment)}, "value": value}
+        return {
+            "context": {"apiVersion": API_VERSION, "slot": self.state.visible_slot(commitment)},
+            "value": value,
+        }
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -366,7 +389,11 @@ class SolanaNode:
             if not is_token_account(account):
                 continue
             state = read_token(account.data)
-            if state.owner == owner and (mint is None or state.mint == mint) and (program is None or account.owner == program):
+            if (
+                state.owner == owner
+                and (mint is None or state.mint == mint)
+                and (program is None or account.owner == program)
+            ):
                 found.append({"pubkey": str(address), "account": account_json(account)})
         return self._context(found)
 
@@ -400,7 +427,9 @@ class SolanaNode:
     def _get_recent_prioritization_fees(self, params: list[Any]) -> object:
         tip = self.state.visible_slot()
         fees = self.prioritization_fees
-        return [{"slot": tip - len(fees) + 1 + index, "prioritizationFee": fee} for index, fee in enumerate(fees)]
+        return [
+            {"slot": tip - len(fees) + 1 + index, "prioritizationFee": fee} for index, fee in enumerate(fees)
+        ]
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -410,10 +439,16 @@ class SolanaNode:
             raw = base64.b64decode(params[0]) if encoding == "base64" else _from_base58(str(params[0]))
             transaction = VersionedTransaction.from_bytes(raw)
         except Exception as error:
-            raise RpcError(-32602, f"invalid transaction: failed to deserialize VersionedTransaction: {error}") from error
+            raise RpcError(
+                -32602, f"invalid transaction: failed to deserialize VersionedTransaction: {error}"
+            ) from error
         message = transaction.message
+        if not isinstance(message, Message | MessageV0):
+            raise RpcError(-32602, "invalid transaction: only legacy and v0 messages are supported")
         if isinstance(message, MessageV0) and list(message.address_table_lookups):
-            raise RpcError(-32602, "invalid transaction: address lookup tables are not supported by this node")
+            raise RpcError(
+                -32602, "invalid transaction: address lookup tables are not supported by this node"
+            )
         return transaction
 
     def _simulation_value(
@@ -613,13 +648,17 @@ def _handler_for(node: SolanaNode) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
             try:
                 request = json.loads(raw)
             except ValueError:
-                answer: object = {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
+                answer: object = {
+                    "jsonrpc": "2.0",
+                    "error": {"code": -32700, "message": "Parse error"},
+                    "id": None,
+                }
                 fault: _Timeout | int | None = None
             else:
                 answer, fault = node.handle(request)
@@ -641,4 +680,3 @@ def _handler_for(node: SolanaNode) -> type[BaseHTTPRequestHandler]:
 
 
 __all__ = ["MAINNET_GENESIS_HASH", "TEST_GENESIS_HASH", "RpcError", "SolanaNode", "base58"]
-

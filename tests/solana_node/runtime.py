@@ -151,7 +151,9 @@ def execute(
                 error = {"InstructionError": [index, "ComputationalBudgetExceeded"]}
                 break
             consumed += units
-            logs.append(f"Program {program_id} consumed {units} of {budget.unit_limit - consumed + units} compute units")
+            logs.append(
+                f"Program {program_id} consumed {units} of {budget.unit_limit - consumed + units} compute units"
+            )
             logs.append(f"Program {program_id} success")
         except InstructionFailure as failure:
             logs.append(f"Program {program_id} failed: {failure.message or failure.error}")
@@ -168,7 +170,9 @@ def execute(
             if key in invocation.changes and _leaves_rent_unpaid(base.get(key), invocation.changes[key]):
                 error = {"InsufficientFundsForRent": {"account_index": index}}
                 break
-    changes: Mapping[Pubkey, Account | None] = {payer: charged} if error is not None else dict(invocation.changes)
+    changes: Mapping[Pubkey, Account | None] = (
+        {payer: charged} if error is not None else dict(invocation.changes)
+    )
     pre = _view(base, keys, {})
     post = _view(base, keys, changes)
     return Execution(

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from solders.hash import Hash
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -104,7 +105,10 @@ class ChainState:
     # -- clock -------------------------------------------------------------------------
 
     def unix_time(self, slot: int | None = None) -> int:
-        return self._first_unix_time + ((self.slot if slot is None else slot) - FIRST_SLOT) * self.slot_ms // 1000
+        return (
+            self._first_unix_time
+            + ((self.slot if slot is None else slot) - FIRST_SLOT) * self.slot_ms // 1000
+        )
 
     def epoch(self) -> int:
         return self.slot // SLOTS_PER_EPOCH
@@ -164,10 +168,15 @@ class ChainState:
             except TransactionRejected:
                 continue  # the fee payer cannot pay: dropped, as a leader drops it
             self._commit(execution)
-            self.landed[signature] = LandedTransaction(signature, transaction, self.slot, self.unix_time(), execution)
+            self.landed[signature] = LandedTransaction(
+                signature, transaction, self.slot, self.unix_time(), execution
+            )
 
     def execute(self, transaction: VersionedTransaction) -> Execution:
-        return execute(transaction.message, self.accounts, self.venues, self.unix_time(), self.epoch())
+        message = transaction.message
+        if not isinstance(message, Message | MessageV0):
+            raise TransactionRejected("UnsupportedVersion")
+        return execute(message, self.accounts, self.venues, self.unix_time(), self.epoch())
 
     def _commit(self, execution: Execution) -> None:
         for key, account in execution.changes.items():

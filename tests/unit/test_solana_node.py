@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -48,7 +47,8 @@ PUMP_POOL = Pubkey.from_string("EtAdVRLFH22rjWh3mcUasKFF27WtHhsaCvK27tPFFWig")
 PUMP_MINT = Pubkey.from_string("Df6yfrKC8kZE3KNkrHERKzAetSxbrWeniQfyJY4Jpump")
 PUMP_RESERVE = Pubkey.from_string("BmW4cCRpJwwL8maFB1AoAuEQf96t64Eq5gUvXikZardM")
 SOL_RESERVE = Pubkey.from_string("FDZDrPtCjmSHeq14goCxp5pCJSRekSXY3XSgGz5Rvass")
-FEE_MINT = Pubkey.from_string("B4rGSdcBrmLEPUQXpZa91PMsRE3GqNcjLd6EMvM3yaj2")  # Token-2022, 50 bps capped at 5000
+# Token-2022 with a transfer fee of 50 bps capped at 5 000 base units
+FEE_MINT = Pubkey.from_string("B4rGSdcBrmLEPUQXpZa91PMsRE3GqNcjLd6EMvM3yaj2")
 TOKEN_ACCOUNT_RENT = 2_039_280
 SOL = 1_000_000_000
 
@@ -81,7 +81,9 @@ async def signed(
     return VersionedTransaction(message, [payer])
 
 
-async def send(client: AsyncClient, transaction: VersionedTransaction, skip_preflight: bool = False) -> Signature:
+async def send(
+    client: AsyncClient, transaction: VersionedTransaction, skip_preflight: bool = False
+) -> Signature:
     return (await client.send_transaction(transaction, TxOpts(skip_preflight=skip_preflight))).value
 
 
@@ -98,12 +100,22 @@ def create_ata(payer: Pubkey, owner: Pubkey, mint: Pubkey, program: Pubkey = TOK
 
 
 def token_transfer(source: Pubkey, destination: Pubkey, authority: Pubkey, amount: int) -> Instruction:
-    accounts = [AccountMeta(source, False, True), AccountMeta(destination, False, True), AccountMeta(authority, True, False)]
+    accounts = [
+        AccountMeta(source, False, True),
+        AccountMeta(destination, False, True),
+        AccountMeta(authority, True, False),
+    ]
     return Instruction(TOKEN_PROGRAM, bytes([3]) + struct.pack("<Q", amount), accounts)
 
 
 def transfer_checked(
-    source: Pubkey, mint: Pubkey, destination: Pubkey, authority: Pubkey, amount: int, decimals: int, program: Pubkey
+    source: Pubkey,
+    mint: Pubkey,
+    destination: Pubkey,
+    authority: Pubkey,
+    amount: int,
+    decimals: int,
+    program: Pubkey,
 ) -> Instruction:
     accounts = [
         AccountMeta(source, False, True),
@@ -119,7 +131,11 @@ def sync_native(account: Pubkey) -> Instruction:
 
 
 def close_account(account: Pubkey, destination: Pubkey, owner: Pubkey) -> Instruction:
-    accounts = [AccountMeta(account, False, True), AccountMeta(destination, False, True), AccountMeta(owner, True, False)]
+    accounts = [
+        AccountMeta(account, False, True),
+        AccountMeta(destination, False, True),
+        AccountMeta(owner, True, False),
+    ]
     return Instruction(TOKEN_PROGRAM, bytes([9]), accounts)
 
 
@@ -146,14 +162,17 @@ def test_fixture_accounts_load_with_their_owners_and_bytes() -> None:
     pool = accounts[PUMP_POOL]
     assert pool.owner == DLMM_PROGRAM
     assert pool.data == (FIXTURES / "meteora-dlmm" / str(PUMP_POOL) / "lb_pair.bin").read_bytes()
-    assert accounts[Pubkey.from_string("D4FPEruKEHrG5TenZ2mpDGEfu1iUvTiqBxvpU8HLBvC2")].owner == Pubkey.from_string(
-        "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
-    )
+    assert accounts[
+        Pubkey.from_string("D4FPEruKEHrG5TenZ2mpDGEfu1iUvTiqBxvpU8HLBvC2")
+    ].owner == Pubkey.from_string("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C")
     reserve = decode_token_account(SOL_RESERVE, TOKEN_PROGRAM, accounts[SOL_RESERVE].data)
-    assert accounts[SOL_RESERVE].lamports == TOKEN_ACCOUNT_RENT + reserve.amount  # wrapped SOL is its lamports
+    # wrapped SOL: its lamports are the rent reserve and the tokens
+    assert accounts[SOL_RESERVE].lamports == TOKEN_ACCOUNT_RENT + reserve.amount
 
 
-async def test_accounts_are_served_base64_and_missing_ones_as_null(node: SolanaNode, client: AsyncClient) -> None:
+async def test_accounts_are_served_base64_and_missing_ones_as_null(
+    node: SolanaNode, client: AsyncClient
+) -> None:
     info = (await client.get_account_info(PUMP_POOL)).value
     assert info is not None and info.owner == DLMM_PROGRAM
     assert info.data == (FIXTURES / "meteora-dlmm" / str(PUMP_POOL) / "lb_pair.bin").read_bytes()
@@ -177,11 +196,16 @@ async def test_balances_token_accounts_rent_genesis_and_health(node: SolanaNode,
     assert (balance.amount, balance.decimals, balance.ui_amount_string) == ("1234567", 6, "1.234567")
     by_mint = (await client.get_token_accounts_by_owner(owner, TokenAccountOpts(mint=PUMP_MINT))).value
     assert [entry.pubkey for entry in by_mint] == [pump_account]
-    by_program = (await client.get_token_accounts_by_owner(owner, TokenAccountOpts(program_id=TOKEN_PROGRAM))).value
+    by_program = (
+        await client.get_token_accounts_by_owner(owner, TokenAccountOpts(program_id=TOKEN_PROGRAM))
+    ).value
     assert {entry.pubkey for entry in by_program} == {pump_account, wsol_account}
-    token_2022 = (await client.get_token_accounts_by_owner(owner, TokenAccountOpts(program_id=TOKEN_2022_PROGRAM))).value
+    token_2022 = (
+        await client.get_token_accounts_by_owner(owner, TokenAccountOpts(program_id=TOKEN_2022_PROGRAM))
+    ).value
     assert [entry.pubkey for entry in token_2022] == [fee_account]
-    assert len(token_2022[0].account.data) == 182  # ImmutableOwner and TransferFeeAmount, as the ATA program makes it
+    # ImmutableOwner and TransferFeeAmount, as the ATA program makes it
+    assert len(token_2022[0].account.data) == 182
 
     assert (await client.get_minimum_balance_for_rent_exemption(165)).value == TOKEN_ACCOUNT_RENT
     assert str((await client.get_genesis_hash()).value) == TEST_GENESIS_HASH
@@ -190,7 +214,9 @@ async def test_balances_token_accounts_rent_genesis_and_health(node: SolanaNode,
     assert await client.is_connected()
 
 
-async def test_slots_heights_and_blockhashes_advance_with_the_clock(node: SolanaNode, client: AsyncClient) -> None:
+async def test_slots_heights_and_blockhashes_advance_with_the_clock(
+    node: SolanaNode, client: AsyncClient
+) -> None:
     slot = (await client.get_slot(Processed)).value
     height = (await client.get_block_height(Processed)).value
     latest = (await client.get_latest_blockhash(Processed)).value
@@ -208,14 +234,21 @@ async def test_prioritization_fees_are_what_the_test_sets(node: SolanaNode, clie
     node.set_prioritization_fees([0, 1_000, 50_000])
     fees = (await client.get_recent_prioritization_fees([PUMP_POOL])).value
     slot = (await client.get_slot(Processed)).value
-    assert [(fee.slot, fee.prioritization_fee) for fee in fees] == [(slot - 2, 0), (slot - 1, 1_000), (slot, 50_000)]
+    assert [(fee.slot, fee.prioritization_fee) for fee in fees] == [
+        (slot - 2, 0),
+        (slot - 1, 1_000),
+        (slot, 50_000),
+    ]
 
 
 async def test_any_other_method_is_not_found(node: SolanaNode) -> None:
     async with httpx.AsyncClient() as http:
         answer = (await http.post(node.url, json={"jsonrpc": "2.0", "id": 7, "method": "getVersion"})).json()
         assert answer == {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": 7}
-        batch = [{"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, {"jsonrpc": "2.0", "id": 2, "method": "getSlot"}]
+        batch = [
+            {"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
+            {"jsonrpc": "2.0", "id": 2, "method": "getSlot"},
+        ]
         answers = (await http.post(node.url, json=batch)).json()
         assert [answer["id"] for answer in answers] == [1, 2] and answers[0]["result"] == "ok"
     assert node.calls == ["getVersion", "getHealth", "getSlot"]
@@ -244,7 +277,11 @@ async def test_a_sol_transfer_lands_with_exact_balances_and_fee(
     assert (await client.get_signature_statuses([signature])).value == [None]
     node.advance(1)
     status = (await client.get_signature_statuses([signature])).value[0]
-    assert status is not None and status.err is None and str(status.confirmation_status) == "TransactionConfirmationStatus.Processed"
+    assert (
+        status is not None
+        and status.err is None
+        and str(status.confirmation_status) == "TransactionConfirmationStatus.Processed"
+    )
     node.advance(1)
     status = (await client.get_signature_statuses([signature])).value[0]
     assert status is not None and status.confirmations == 1
@@ -259,12 +296,15 @@ async def test_a_sol_transfer_lands_with_exact_balances_and_fee(
     index = {str(key): position for position, key in enumerate(keys)}
     assert meta.pre_balances[index[str(payer.pubkey())]] == 2 * SOL
     assert meta.post_balances[index[str(payer.pubkey())]] == 2 * SOL - SOL // 2 - 7_500
-    assert (meta.pre_balances[index[str(recipient)]], meta.post_balances[index[str(recipient)]]) == (0, SOL // 2)
+    assert (meta.pre_balances[index[str(recipient)]], meta.post_balances[index[str(recipient)]]) == (
+        0,
+        SOL // 2,
+    )
     assert meta.compute_units_consumed == 450
     assert (await client.get_balance(payer.pubkey())).value == 2 * SOL - SOL // 2 - 7_500
 
     wire = (await client.get_transaction(signature, "base64", max_supported_transaction_version=0)).value
-    assert wire is not None and bytes(wire.transaction.transaction) == bytes(transaction)  # type: ignore[arg-type]
+    assert wire is not None and bytes(wire.transaction.transaction) == bytes(transaction)
     node.advance(31)
     status = (await client.get_signature_statuses([signature])).value[0]
     assert status is not None and status.confirmations is None
@@ -274,13 +314,17 @@ async def test_a_sol_transfer_lands_with_exact_balances_and_fee(
 async def test_a_v0_transaction_needs_max_supported_version_to_be_read(
     node: SolanaNode, client: AsyncClient, payer: Keypair
 ) -> None:
-    signature = await send(client, await signed(client, payer, [sol_transfer(payer.pubkey(), Keypair().pubkey(), SOL)]))
+    signature = await send(
+        client, await signed(client, payer, [sol_transfer(payer.pubkey(), Keypair().pubkey(), SOL)])
+    )
     node.advance(2)
     with pytest.raises(RPCException):
         await client.get_transaction(signature)
 
 
-async def test_an_expired_transaction_never_lands(node: SolanaNode, client: AsyncClient, payer: Keypair) -> None:
+async def test_an_expired_transaction_never_lands(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
     recipient = Keypair().pubkey()
     latest = (await client.get_latest_blockhash(Processed)).value
     held = await signed(client, payer, [sol_transfer(payer.pubkey(), recipient, SOL)], latest.blockhash)
@@ -301,10 +345,15 @@ async def test_an_expired_transaction_never_lands(node: SolanaNode, client: Asyn
     node.advance(2)
     assert resent == signature and (await client.get_signature_statuses([resent])).value == [None]
     with pytest.raises(RPCException, match="Blockhash not found"):
-        await send(client, await signed(client, payer, [sol_transfer(payer.pubkey(), recipient, 1)], Hash.new_unique()))
+        await send(
+            client,
+            await signed(client, payer, [sol_transfer(payer.pubkey(), recipient, 1)], Hash.new_unique()),
+        )
 
 
-async def test_a_failing_instruction_charges_only_the_fee(node: SolanaNode, client: AsyncClient, payer: Keypair) -> None:
+async def test_a_failing_instruction_charges_only_the_fee(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
     recipient = Keypair().pubkey()
     pump = node.mint_tokens_to(payer.pubkey(), PUMP_MINT, 100)
     other = node.mint_tokens_to(recipient, PUMP_MINT, 0)
@@ -339,7 +388,9 @@ async def test_a_transfer_leaving_an_account_below_rent_fails(
     assert simulated.err is not None and "InsufficientFundsForRent" in str(simulated.err)
 
 
-async def test_a_transaction_sent_twice_lands_once(node: SolanaNode, client: AsyncClient, payer: Keypair) -> None:
+async def test_a_transaction_sent_twice_lands_once(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
     recipient = Keypair().pubkey()
     transaction = await signed(client, payer, [sol_transfer(payer.pubkey(), recipient, SOL)])
     first = await send(client, transaction)
@@ -384,8 +435,14 @@ async def test_wrapping_creating_and_closing_token_accounts_moves_exact_lamports
     meta = landed.transaction.meta
     assert meta.pre_token_balances == []
     [balance] = meta.post_token_balances or []
-    assert (str(balance.mint), str(balance.owner), str(balance.program_id)) == (str(NATIVE_MINT), str(owner), str(TOKEN_PROGRAM))
-    assert balance.ui_token_amount.amount == str(SOL // 4) and balance.ui_token_amount.ui_amount_string == "0.25"
+    assert (str(balance.mint), str(balance.owner), str(balance.program_id)) == (
+        str(NATIVE_MINT),
+        str(owner),
+        str(TOKEN_PROGRAM),
+    )
+    assert (
+        balance.ui_token_amount.amount == str(SOL // 4) and balance.ui_token_amount.ui_amount_string == "0.25"
+    )
 
     await send(client, await signed(client, payer, [close_account(wsol, owner, owner)]))
     node.advance(2)
@@ -413,7 +470,9 @@ async def test_token_2022_transfers_withhold_the_mint_transfer_fee(
 # -- faults --------------------------------------------------------------------------------
 
 
-async def test_rate_limits_and_server_errors_reach_the_client_as_errors(node: SolanaNode, client: AsyncClient) -> None:
+async def test_rate_limits_and_server_errors_reach_the_client_as_errors(
+    node: SolanaNode, client: AsyncClient
+) -> None:
     node.fail_next("getSlot", 2, "429")
     node.fail_next("getBlockHeight", 1, "500")
     for _ in range(2):
@@ -449,8 +508,12 @@ async def test_an_injected_blockhash_not_found_is_the_real_error(
     await send(client, transaction)
 
 
-async def test_a_lagging_node_answers_as_of_slots_ago(node: SolanaNode, client: AsyncClient, payer: Keypair) -> None:
-    signature = await send(client, await signed(client, payer, [sol_transfer(payer.pubkey(), Keypair().pubkey(), SOL)]))
+async def test_a_lagging_node_answers_as_of_slots_ago(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
+    signature = await send(
+        client, await signed(client, payer, [sol_transfer(payer.pubkey(), Keypair().pubkey(), SOL)])
+    )
     node.advance(2)
     slot = (await client.get_slot(Processed)).value
     node.behind(5)
@@ -558,7 +621,11 @@ async def test_exceeding_the_compute_unit_limit_fails_the_transaction(
     user = payer.pubkey()
     node.mint_tokens_to(user, PUMP_MINT, 5_000_000)
     node.mint_tokens_to(user, NATIVE_MINT, 0)
-    instructions = [set_compute_unit_limit(50_000), set_compute_unit_price(1_000_000), swap_instruction(user, 10, 1)]
+    instructions = [
+        set_compute_unit_limit(50_000),
+        set_compute_unit_price(1_000_000),
+        swap_instruction(user, 10, 1),
+    ]
     simulated = (await client.simulate_transaction(await signed(client, payer, instructions))).value
     assert simulated.err is not None and "ComputationalBudgetExceeded" in str(simulated.err)
     assert simulated.units_consumed == 50_000
@@ -569,12 +636,16 @@ async def test_a_pool_authority_that_is_not_the_owner_cannot_move_tokens(
     node: SolanaNode, client: AsyncClient, payer: Keypair
 ) -> None:
     def thief(data: bytes, keys: list[Pubkey], read: AccountReader, unix_ts: int) -> ProgramEffect:
-        return ProgramEffect(moves=(TokenMove(SOL_RESERVE, keys[2], 1, Pubkey.find_program_address([b"x"], DLMM_PROGRAM)[0]),))
+        return ProgramEffect(
+            moves=(TokenMove(SOL_RESERVE, keys[2], 1, Pubkey.find_program_address([b"x"], DLMM_PROGRAM)[0]),)
+        )
 
     node.register_program(DLMM_PROGRAM, thief)
     user = payer.pubkey()
     node.mint_tokens_to(user, NATIVE_MINT, 0)
-    simulated = (await client.simulate_transaction(await signed(client, payer, [swap_instruction(user, 1, 0)]))).value
+    simulated = (
+        await client.simulate_transaction(await signed(client, payer, [swap_instruction(user, 1, 0)]))
+    ).value
     assert simulated.err is not None and "Custom(4)" in str(simulated.err)  # OwnerMismatch
 
 
@@ -584,14 +655,14 @@ async def test_a_pool_authority_that_is_not_the_owner_cannot_move_tokens(
 async def test_the_node_runs_as_a_subprocess() -> None:
     repository = Path(__file__).resolve().parents[2]
     command = [sys.executable, "-m", "tests.solana_node", "--fixtures", str(FIXTURES), "--slot-ms", "0"]
-    process = subprocess.Popen(command, cwd=repository, stdout=subprocess.PIPE, text=True)
+    process = await asyncio.create_subprocess_exec(*command, cwd=repository, stdout=asyncio.subprocess.PIPE)
     try:
         assert process.stdout is not None
-        ready = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        ready = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
         assert ready.startswith("ready http://127.0.0.1:")
         async with AsyncClient(ready.split()[1]) as remote:
             assert (await remote.get_account_info(PUMP_POOL)).value is not None
     finally:
         process.terminate()
-        process.wait(10)
+        await asyncio.wait_for(process.wait(), 10)
     assert process.returncode == 0
