@@ -148,6 +148,14 @@ def withhold(data: bytes, fee: int) -> bytes:
     return data[:offset] + struct.pack("<Q", withheld + fee) + data[offset + 8 :]
 
 
+def withheld_fees(data: bytes) -> int:
+    entry = extensions(data, ACCOUNT_LEN).get(TRANSFER_FEE_AMOUNT)
+    if entry is None:
+        return 0
+    (withheld,) = struct.unpack_from("<Q", data, entry[0])
+    return int(withheld)
+
+
 def associated_account_extensions(mint: Account) -> bytes:
     """The extensions the Associated Token Account program gives a new Token-2022 account:
     always ImmutableOwner, plus TransferFeeAmount when the mint charges transfer fees."""

@@ -36,6 +36,7 @@ from tests.solana_node.accounts import (
     token_account_data,
     transfer_fee,
     with_amount,
+    withheld_fees,
     withhold,
 )
 from tests.solana_node.invocation import InstructionFailure, Invocation, custom
@@ -58,7 +59,9 @@ ALREADY_IN_USE = 6
 NON_NATIVE_HAS_BALANCE = 11
 MINT_DECIMALS_MISMATCH = 18
 NON_NATIVE_NOT_SUPPORTED = 19
-MINT_REQUIRED_FOR_TRANSFER = 31  # Token-2022: plain Transfer on a mint with transfer fees
+# Token-2022's additions (spl-token-2022 error.rs, "// 30" onwards)
+MINT_REQUIRED_FOR_TRANSFER = 31  # a plain Transfer of a token that charges transfer fees
+ACCOUNT_HAS_WITHHELD_TRANSFER_FEES = 35  # closing an account whose withheld fees were not harvested
 
 # A built-in program: (invocation, instruction data, the instruction's accounts) -> units.
 BuiltinProgram = Callable[[Invocation, bytes, list[Pubkey]], int]
@@ -230,6 +233,8 @@ def _token_program(program: Pubkey) -> BuiltinProgram:
             if state.owner != keys[2]:
                 raise custom(OWNER_MISMATCH, "Error: owner does not match")
             invocation.require_signer(keys[2])
+            if withheld_fees(account.data):
+                raise custom(ACCOUNT_HAS_WITHHELD_TRANSFER_FEES, "Error: account has withheld transfer fees")
             invocation.put(keys[0], None)
             _credit(invocation, keys[1], account.lamports)
             invocation.logs.append("Program log: Instruction: CloseAccount")

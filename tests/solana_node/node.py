@@ -481,15 +481,23 @@ class SolanaNode:
         return value
 
     def _simulate(
-        self, transaction: VersionedTransaction, *, replace_blockhash: bool, wanted: list[Pubkey] | None
+        self,
+        transaction: VersionedTransaction,
+        *,
+        commitment: str,
+        replace_blockhash: bool,
+        wanted: list[Pubkey] | None,
     ) -> JsonObject:
+        """In the bank at `commitment` (what it knows of blockhashes and landed
+        signatures; the accounts are the tip's, a simplification)."""
         replacement = None
+        bank_slot = self.state.visible_slot(commitment)
         if replace_blockhash:
-            blockhash, last_valid = self.state.latest_blockhash()
+            blockhash, last_valid = self.state.latest_blockhash(commitment)
             replacement = {"blockhash": str(blockhash), "lastValidBlockHeight": last_valid}
-        elif not self.state.blockhash_is_valid(transaction.message.recent_blockhash):
+        elif not self.state.blockhash_is_valid(transaction.message.recent_blockhash, bank_slot):
             return self._simulation_value(None, error="BlockhashNotFound")
-        if transaction.signatures[0] in self.state.landed:
+        if self.state.landed_at(transaction.signatures[0], commitment) is not None:
             return self._simulation_value(None, error="AlreadyProcessed")
         try:
             execution = self.state.execute(transaction)
@@ -513,22 +521,29 @@ class SolanaNode:
         if isinstance(wanted_config, dict):
             _encoding(wanted_config)
             wanted = [_pubkey(key) for key in wanted_config.get("addresses", [])]
-        return self._context(self._simulate(transaction, replace_blockhash=replace_blockhash, wanted=wanted))
+        commitment = str(config.get("commitment", "finalized"))
+        value = self._simulate(
+            transaction, commitment=commitment, replace_blockhash=replace_blockhash, wanted=wanted
+        )
+        return self._context(value, commitment)
 
     def _verify_signatures(self, transaction: VersionedTransaction) -> None:
         if not all(transaction.verify_with_results()):
             raise RpcError(-32003, "Transaction signature verification failure")
 
     def _send_transaction(self, params: list[Any]) -> object:
-        """Signatures are always verified; preflight (unless skipped) simulates and refuses
-        a failing, expired or already landed transaction with the real -32002 error. With
+        """Signatures are always verified; preflight (unless skipped) simulates in the bank
+        at `preflightCommitment` (solana-py's default: finalized, so a blockhash fetched at
+        a lower commitment is not found there, as on a real cluster) and refuses a failing,
+        expired or already landed transaction with the real -32002 error. With
         preflight skipped, an expired one is accepted and silently never lands, as on a
         real cluster."""
         config = _config(params, 1)
         transaction = self._transaction(params, config)
         self._verify_signatures(transaction)
         if not config.get("skipPreflight"):
-            value = self._simulate(transaction, replace_blockhash=False, wanted=None)
+            commitment = str(config.get("preflightCommitment", "finalized"))
+            value = self._simulate(transaction, commitment=commitment, replace_blockhash=False, wanted=None)
             if value["err"] is not None:
                 raise RpcError(-32002, f"Transaction simulation failed: {_describe(value['err'])}", value)
         return str(self.state.receive(transaction))

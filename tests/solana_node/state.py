@@ -94,9 +94,9 @@ class ChainState:
         self.slot = FIRST_SLOT
         self.block_height = FIRST_BLOCK_HEIGHT
         self._first_unix_time = int(time.time()) if unix_time is None else unix_time
-        self._blockhash_heights: dict[Hash, int] = {}
+        self._blockhash_slots: dict[Hash, int] = {}
         for back in range(MAX_PROCESSING_AGE + 64, -1, -1):  # history for lagging commitments
-            self._blockhash_heights[_blockhash_of(self.slot - back)] = self.block_height - back
+            self._blockhash_slots[_blockhash_of(self.slot - back)] = self.slot - back
         self.pending: dict[Signature, VersionedTransaction] = {}
         self.landed: dict[Signature, LandedTransaction] = {}
         self.holding = False
@@ -125,14 +125,16 @@ class ChainState:
         height = self.visible_block_height(commitment)
         return _blockhash_of(slot), height + MAX_PROCESSING_AGE
 
-    def last_valid_block_height(self, blockhash: Hash) -> int | None:
-        """None: a blockhash this chain never produced."""
-        height = self._blockhash_heights.get(blockhash)
-        return None if height is None else height + MAX_PROCESSING_AGE
-
-    def blockhash_is_valid(self, blockhash: Hash) -> bool:
-        last_valid = self.last_valid_block_height(blockhash)
-        return last_valid is not None and self.block_height <= last_valid
+    def blockhash_is_valid(self, blockhash: Hash, bank_slot: int | None = None) -> bool:
+        """Whether the bank at `bank_slot` (the tip by default) knows the blockhash and
+        its block height has not passed the blockhash's last valid block height: a
+        blockhash younger than a finalized bank is as unknown to it as a stale one."""
+        slot = self._blockhash_slots.get(blockhash)
+        bank_slot = self.slot if bank_slot is None else bank_slot
+        if slot is None or slot > bank_slot:
+            return False
+        # heights advance with slots, so "height <= its height + 150" compares slots
+        return bank_slot <= slot + MAX_PROCESSING_AGE
 
     def advance(self, slots: int = 1) -> None:
         """Produce `slots` blocks; each lands what was received before it."""
@@ -140,7 +142,7 @@ class ChainState:
             for _ in range(slots):
                 self.slot += 1
                 self.block_height += 1
-                self._blockhash_heights[_blockhash_of(self.slot)] = self.block_height
+                self._blockhash_slots[_blockhash_of(self.slot)] = self.slot
                 self._land_pending()
 
     # -- transactions --------------------------------------------------------------------

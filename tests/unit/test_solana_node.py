@@ -76,7 +76,7 @@ async def signed(
     client: AsyncClient, payer: Keypair, instructions: list[Instruction], blockhash: Hash | None = None
 ) -> VersionedTransaction:
     if blockhash is None:
-        blockhash = (await client.get_latest_blockhash(Processed)).value.blockhash
+        blockhash = (await client.get_latest_blockhash()).value.blockhash  # at the client's commitment
     message = MessageV0.try_compile(payer.pubkey(), instructions, [], blockhash)
     return VersionedTransaction(message, [payer])
 
@@ -84,7 +84,10 @@ async def signed(
 async def send(
     client: AsyncClient, transaction: VersionedTransaction, skip_preflight: bool = False
 ) -> Signature:
-    return (await client.send_transaction(transaction, TxOpts(skip_preflight=skip_preflight))).value
+    # TxOpts' preflight commitment defaults to finalized, whose bank does not know a blockhash
+    # fetched at confirmed yet (as on a real cluster)
+    options = TxOpts(skip_preflight=skip_preflight, preflight_commitment=Confirmed)
+    return (await client.send_transaction(transaction, options)).value
 
 
 def create_ata(payer: Pubkey, owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM) -> Instruction:
@@ -130,13 +133,15 @@ def sync_native(account: Pubkey) -> Instruction:
     return Instruction(TOKEN_PROGRAM, bytes([17]), [AccountMeta(account, False, True)])
 
 
-def close_account(account: Pubkey, destination: Pubkey, owner: Pubkey) -> Instruction:
+def close_account(
+    account: Pubkey, destination: Pubkey, owner: Pubkey, program: Pubkey = TOKEN_PROGRAM
+) -> Instruction:
     accounts = [
         AccountMeta(account, False, True),
         AccountMeta(destination, False, True),
         AccountMeta(owner, True, False),
     ]
-    return Instruction(TOKEN_PROGRAM, bytes([9]), accounts)
+    return Instruction(program, bytes([9]), accounts)
 
 
 def sol_transfer(source: Pubkey, destination: Pubkey, lamports: int) -> Instruction:
@@ -326,7 +331,7 @@ async def test_an_expired_transaction_never_lands(
     node: SolanaNode, client: AsyncClient, payer: Keypair
 ) -> None:
     recipient = Keypair().pubkey()
-    latest = (await client.get_latest_blockhash(Processed)).value
+    latest = (await client.get_latest_blockhash()).value
     held = await signed(client, payer, [sol_transfer(payer.pubkey(), recipient, SOL)], latest.blockhash)
     node.hold_landing()
     signature = await send(client, held)
@@ -666,3 +671,30 @@ async def test_the_node_runs_as_a_subprocess() -> None:
         process.terminate()
         await asyncio.wait_for(process.wait(), 10)
     assert process.returncode == 0
+
+
+async def test_preflight_runs_in_the_bank_at_its_commitment(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
+    transaction = await signed(client, payer, [sol_transfer(payer.pubkey(), Keypair().pubkey(), SOL)])
+    with pytest.raises(RPCException, match="Blockhash not found"):  # the finalized bank is 31 slots older
+        await client.send_transaction(transaction, TxOpts(preflight_commitment=Finalized))
+    node.advance(31)
+    await client.send_transaction(transaction, TxOpts(preflight_commitment=Finalized))
+
+
+async def test_a_token_2022_account_holding_withheld_fees_cannot_be_closed(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
+    source = node.mint_tokens_to(payer.pubkey(), FEE_MINT, 10_000)
+    receiver = Keypair()
+    node.fund_sol(receiver.pubkey(), SOL)
+    target = node.mint_tokens_to(receiver.pubkey(), FEE_MINT, 0)
+    move = transfer_checked(source, FEE_MINT, target, payer.pubkey(), 10_000, 9, TOKEN_2022_PROGRAM)
+    await send(client, await signed(client, payer, [move]))
+    node.advance(2)
+    assert token_amount(node, target) == 10_000 - 50
+    give_back = transfer_checked(target, FEE_MINT, source, receiver.pubkey(), 9_950, 9, TOKEN_2022_PROGRAM)
+    close = close_account(target, receiver.pubkey(), receiver.pubkey(), TOKEN_2022_PROGRAM)
+    simulated = (await client.simulate_transaction(await signed(client, receiver, [give_back, close]))).value
+    assert simulated.err is not None and "Custom(35)" in str(simulated.err)  # AccountHasWithheldTransferFees
