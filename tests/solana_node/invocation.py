@@ -41,6 +41,7 @@ class Invocation:
         self.unix_timestamp = unix_timestamp
         self.epoch = epoch
         self.logs: list[str] = []
+        self.panics: list[Exception] = []  # exceptions a venue emulation raised (its bugs)
 
     def get(self, key: Pubkey) -> Account | None:
         if key in self.changes:

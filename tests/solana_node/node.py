@@ -3,12 +3,14 @@ uses (issue 22), answering in the shapes the real RPC gives (agave `rpc/src/rpc.
 `rpc-client-api` response types) so that solana-py's `AsyncClient` and solders parse
 them, over a `ChainState`, with faults a test can inject.
 
-    with SolanaNode(load_fixture_accounts(FIXTURES), slot_ms=None) as node:
-        node.register_program(DLMM_PROGRAM_ID, dlmm_program)
+    with SolanaNode(load_fixture_accounts(fixtures_directory()), slot_ms=None) as node:
+        node.register_program(DLMM_PROGRAM_ID, DlmmProgram(epoch=node.epoch))
         node.fund_sol(owner, 10**9)
-        client = AsyncClient(node.url)
-        ...
-        node.advance(1)            # the next slot: what was sent lands
+        node.mint_tokens_to(owner, mint, 1_000_000)
+        client = AsyncClient(node.url, commitment=Confirmed)
+        ...                        # send with TxOpts(preflight_commitment=Confirmed)
+        node.advance(1)            # the next slot: what was sent lands (processed)
+        node.advance(1)            # one more: confirmed (finalized after 32)
         node.fail_next("sendTransaction", 1, "429")
         assert node.calls.count("getTransaction") == 1
 """
@@ -252,7 +254,32 @@ class SolanaNode:
         return self.state.mint_tokens_to(owner, mint, amount)
 
     def advance(self, slots: int = 1) -> None:
+        """Produce `slots` blocks now; each lands what was sent before it."""
         self.state.advance(slots)
+
+    @property
+    def program_panics(self) -> list[Exception]:
+        """Exceptions venue emulations raised (other than ProgramFailure): each failed its
+        instruction with ProgramFailedToComplete; a test can assert there were none."""
+        return self.state.program_panics
+
+    @property
+    def slot(self) -> int:
+        return self.state.slot
+
+    @property
+    def block_height(self) -> int:
+        return self.state.block_height
+
+    @property
+    def epoch(self) -> int:
+        """What Token-2022 picks its transfer fee by (slot // 432 000)."""
+        return self.state.epoch()
+
+    @property
+    def unix_time(self) -> int:
+        """The cluster clock a venue program is called with."""
+        return self.state.unix_time()
 
     def hold_landing(self) -> None:
         """Keep what is sent pending (it expires once its blockhash does)."""
@@ -340,6 +367,12 @@ class SolanaNode:
             answer: JsonObject = {"jsonrpc": "2.0", "result": result, "id": request_id}
         except RpcError as error:
             answer = {"jsonrpc": "2.0", "error": error.body(), "id": request_id}
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            answer = {
+                "jsonrpc": "2.0",
+                "error": {"code": -32602, "message": f"Invalid params: {error!r}"},
+                "id": request_id,
+            }
         return answer, _Timeout(self.timeout_fault_seconds) if fault == "timeout" else None
 
     def _blockhash_not_found(self, method: str) -> object:

@@ -59,6 +59,7 @@ class Execution:
     post_balances: tuple[int, ...]
     pre_token_balances: tuple[TokenBalance, ...]
     post_token_balances: tuple[TokenBalance, ...]
+    panics: tuple[Exception, ...] = ()  # what venue emulations raised other than ProgramFailure
 
     def account(self, base: Mapping[Pubkey, Account], key: Pubkey) -> Account | None:
         return self.changes[key] if key in self.changes else base.get(key)
@@ -185,6 +186,7 @@ def execute(
         post_balances=tuple(_lamports(post.get(key)) for key in keys),
         pre_token_balances=token_balances(keys, pre),
         post_token_balances=token_balances(keys, post),
+        panics=tuple(invocation.panics),
     )
 
 
@@ -214,7 +216,13 @@ def _run(
     venue = venues.get(program_id)
     if venue is None:
         raise InstructionFailure("UnsupportedProgramId", f"no program {program_id} on this node")
-    effect = venue(data, accounts, _reader(invocation), invocation.unix_timestamp)
+    try:
+        effect = venue(data, accounts, _reader(invocation), invocation.unix_timestamp)
+    except ProgramFailure:
+        raise
+    except Exception as bug:  # an emulation's bug fails its instruction, as a panic would
+        invocation.panics.append(bug)
+        raise InstructionFailure("ProgramFailedToComplete", f"panicked: {bug!r}") from bug
     for key, new_data in effect.writes.items():
         account = invocation.existing(key)
         if account.owner != program_id:

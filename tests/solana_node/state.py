@@ -101,6 +101,7 @@ class ChainState:
         self.landed: dict[Signature, LandedTransaction] = {}
         self.holding = False
         self.lag_slots = 0
+        self.program_panics: list[Exception] = []  # venue emulation bugs, for tests to surface
 
     # -- clock -------------------------------------------------------------------------
 
@@ -178,7 +179,9 @@ class ChainState:
         message = transaction.message
         if not isinstance(message, Message | MessageV0):
             raise TransactionRejected("UnsupportedVersion")
-        return execute(message, self.accounts, self.venues, self.unix_time(), self.epoch())
+        execution = execute(message, self.accounts, self.venues, self.unix_time(), self.epoch())
+        self.program_panics.extend(execution.panics)
+        return execution
 
     def _commit(self, execution: Execution) -> None:
         for key, account in execution.changes.items():

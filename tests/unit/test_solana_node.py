@@ -698,3 +698,19 @@ async def test_a_token_2022_account_holding_withheld_fees_cannot_be_closed(
     close = close_account(target, receiver.pubkey(), receiver.pubkey(), TOKEN_2022_PROGRAM)
     simulated = (await client.simulate_transaction(await signed(client, receiver, [give_back, close]))).value
     assert simulated.err is not None and "Custom(35)" in str(simulated.err)  # AccountHasWithheldTransferFees
+
+
+async def test_a_venue_emulation_bug_fails_its_instruction_and_is_kept_for_the_test(
+    node: SolanaNode, client: AsyncClient, payer: Keypair
+) -> None:
+    def broken(data: bytes, keys: list[Pubkey], read: AccountReader, unix_ts: int) -> ProgramEffect:
+        raise ZeroDivisionError("division by zero")
+
+    node.register_program(DLMM_PROGRAM, broken)
+    simulated = (
+        await client.simulate_transaction(
+            await signed(client, payer, [swap_instruction(payer.pubkey(), 1, 0)])
+        )
+    ).value
+    assert simulated.err is not None and "ProgramFailedToComplete" in str(simulated.err)
+    assert [type(bug) for bug in node.program_panics] == [ZeroDivisionError]
