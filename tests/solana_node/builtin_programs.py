@@ -26,6 +26,7 @@ from onchain.spl import (
 )
 from tests.solana_node.accounts import (
     SYSTEM_PROGRAM,
+    TRANSFER_FEE_AMOUNT,
     Account,
     associated_account_extensions,
     extensions,
@@ -170,12 +171,13 @@ def transfer_tokens(
     *,
     authority_is_program: bool = False,
     checked_decimals: int | None = None,
+    token_program: Pubkey | None = None,
 ) -> None:
     """Move tokens as SPL Token does: the authority owns the source and signed (or is a
     PDA of the calling program), the mints match, the source holds enough; Token-2022
     withholds its transfer fee in the destination; wrapped SOL moves its lamports too."""
     source_account = invocation.existing(source)
-    program = source_account.owner
+    program = token_program or source_account.owner  # a venue's CPI goes to the source's program
     source_account = _token_state(invocation, source, program)
     destination_account = _token_state(invocation, destination, program)
     source_state = read_token(source_account.data)
@@ -190,9 +192,9 @@ def transfer_tokens(
     if checked_decimals is not None and mint is not None and mint_decimals(mint) != checked_decimals:
         raise custom(MINT_DECIMALS_MISMATCH, "Error: decimals different from the Mint decimals")
     fee = transfer_fee(mint, amount, invocation.epoch) if mint is not None else 0
-    if checked_decimals is None and program == TOKEN_2022_PROGRAM and mint is not None:
-        if 1 in extensions(mint.data, 82):  # TransferFeeConfig: only TransferChecked may move it
-            raise custom(MINT_REQUIRED_FOR_TRANSFER, "Error: mint required for this account to transfer")
+    # an account of a mint that charges transfer fees moves only with TransferChecked
+    if checked_decimals is None and TRANSFER_FEE_AMOUNT in extensions(source_account.data, ACCOUNT_LEN):
+        raise custom(MINT_REQUIRED_FOR_TRANSFER, "Error: mint required for this account to transfer")
     if source_state.amount < amount:
         raise custom(INSUFFICIENT_FUNDS, "Error: insufficient funds")
     if source == destination:
@@ -216,11 +218,13 @@ def _token_program(program: Pubkey) -> BuiltinProgram:
         kind = data[0] if data else -1
         if kind == 3:  # Transfer { amount }: source, destination, authority
             (amount,) = struct.unpack_from("<Q", data, 1)
-            transfer_tokens(invocation, keys[0], keys[1], amount, keys[2])
+            transfer_tokens(invocation, keys[0], keys[1], amount, keys[2], token_program=program)
             return 4_645
         if kind == 12:  # TransferChecked { amount, decimals }: source, mint, destination, authority
             (amount,) = struct.unpack_from("<Q", data, 1)
-            transfer_tokens(invocation, keys[0], keys[2], amount, keys[3], checked_decimals=data[9])
+            transfer_tokens(
+                invocation, keys[0], keys[2], amount, keys[3], checked_decimals=data[9], token_program=program
+            )
             return 6_200
         if kind == 9:  # CloseAccount: account, destination, owner
             account = _token_state(invocation, keys[0], program)

@@ -102,13 +102,15 @@ def create_ata(payer: Pubkey, owner: Pubkey, mint: Pubkey, program: Pubkey = TOK
     return Instruction(ASSOCIATED_TOKEN_PROGRAM, b"\x01", accounts)
 
 
-def token_transfer(source: Pubkey, destination: Pubkey, authority: Pubkey, amount: int) -> Instruction:
+def token_transfer(
+    source: Pubkey, destination: Pubkey, authority: Pubkey, amount: int, program: Pubkey = TOKEN_PROGRAM
+) -> Instruction:
     accounts = [
         AccountMeta(source, False, True),
         AccountMeta(destination, False, True),
         AccountMeta(authority, True, False),
     ]
-    return Instruction(TOKEN_PROGRAM, bytes([3]) + struct.pack("<Q", amount), accounts)
+    return Instruction(program, bytes([3]) + struct.pack("<Q", amount), accounts)
 
 
 def transfer_checked(
@@ -470,6 +472,15 @@ async def test_token_2022_transfers_withhold_the_mint_transfer_fee(
     node.advance(2)
     assert token_amount(node, source) == 10**12 - small - large
     assert token_amount(node, destination) == small - 50 + large - 5_000
+    for refused, error in [
+        (
+            token_transfer(source, destination, payer.pubkey(), 1, TOKEN_2022_PROGRAM),
+            "Custom(31)",
+        ),  # MintRequiredForTransfer
+        (token_transfer(source, destination, payer.pubkey(), 1, TOKEN_PROGRAM), "IncorrectProgramId"),
+    ]:
+        simulated = (await client.simulate_transaction(await signed(client, payer, [refused]))).value
+        assert simulated.err is not None and error in str(simulated.err)
 
 
 # -- faults --------------------------------------------------------------------------------
