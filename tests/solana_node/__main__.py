@@ -4,6 +4,8 @@
         --program LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo=tests.solana_node.dlmm_program:PROGRAM
 
 It prints one line `ready <url>` on stdout once it answers, then serves until killed.
+A test drives it over HTTP: POST {"call": "advance", "args": [2]} to <url>/control (also
+fail_next, behind, hold_landing, release_landing, fund_sol, mint_tokens_to, calls, ...).
 """
 
 from __future__ import annotations

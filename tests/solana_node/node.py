@@ -47,6 +47,7 @@ from tests.solana_node.state import ChainState, LandedTransaction
 MAINNET_GENESIS_HASH = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"
 TEST_GENESIS_HASH = "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"  # not a public cluster's
 API_VERSION = "2.2.7"
+CONTROL_PATH = "/control"  # not JSON-RPC: the test's handle on a node in another process
 U64_MAX = 2**64 - 1
 
 FaultKind = Literal["429", "500", "timeout", "blockhash_not_found"]
@@ -311,6 +312,26 @@ class SolanaNode:
     def landed(self, signature: Signature) -> LandedTransaction | None:
         with self.state.lock:
             return self.state.landed.get(signature)
+
+    def control(self, request: object) -> object:
+        """What a test drives a node in another process with: POST {"call": name, "args":
+        [...]} to CONTROL_PATH (public keys as base58 strings); answers {"result": ...}."""
+        calls: dict[str, Callable[..., object]] = {
+            "advance": self.advance,
+            "hold_landing": self.hold_landing,
+            "release_landing": self.release_landing,
+            "behind": self.behind,
+            "fail_next": self.fail_next,
+            "set_prioritization_fees": self.set_prioritization_fees,
+            "fund_sol": lambda owner, lamports: self.fund_sol(Pubkey.from_string(owner), lamports),
+            "mint_tokens_to": lambda owner, mint, amount: str(
+                self.mint_tokens_to(Pubkey.from_string(owner), Pubkey.from_string(mint), amount)
+            ),
+            "calls": lambda: list(self.calls),
+        }
+        if not isinstance(request, dict) or request.get("call") not in calls:
+            return {"error": f"unknown control call; one of {sorted(calls)}"}
+        return {"result": calls[request["call"]](*request.get("args", []))}
 
     # -- JSON-RPC --------------------------------------------------------------------------
 
@@ -709,7 +730,10 @@ def _handler_for(node: SolanaNode) -> type[BaseHTTPRequestHandler]:
                 }
                 fault: _Timeout | int | None = None
             else:
-                answer, fault = node.handle(request)
+                if self.path == CONTROL_PATH:
+                    answer, fault = node.control(request), None
+                else:
+                    answer, fault = node.handle(request)
             if isinstance(fault, _Timeout):
                 node._stopping.wait(fault.seconds)
                 self.close_connection = True

@@ -676,8 +676,15 @@ async def test_the_node_runs_as_a_subprocess() -> None:
         assert process.stdout is not None
         ready = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
         assert ready.startswith("ready http://127.0.0.1:")
-        async with AsyncClient(ready.split()[1]) as remote:
+        url = ready.split()[1]
+        async with AsyncClient(url, commitment=Confirmed) as remote, httpx.AsyncClient() as http:
             assert (await remote.get_account_info(PUMP_POOL)).value is not None
+            slot = (await remote.get_slot()).value
+            control = {"call": "advance", "args": [3]}
+            assert (await http.post(f"{url}/control", json=control)).json() == {"result": None}
+            assert (await remote.get_slot()).value == slot + 3
+            calls = (await http.post(f"{url}/control", json={"call": "calls"})).json()
+            assert calls == {"result": ["getAccountInfo", "getSlot", "getSlot"]}
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 10)
