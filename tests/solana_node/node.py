@@ -354,28 +354,16 @@ class SolanaNode:
 
     def _handle_one(self, request: object) -> tuple[JsonObject, _Timeout | int | None]:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-            return {
-                "jsonrpc": "2.0",
-                "error": {"code": -32600, "message": "Invalid request"},
-                "id": None,
-            }, None
+            return _error_answer(None, RpcError(-32600, "Invalid request")), None
         request_id = request.get("id")
         method = request["method"]
         params = request.get("params") or []
         self.calls.append(method)
         fault = self._take_fault(method)
         if fault == "429":
-            return {
-                "jsonrpc": "2.0",
-                "error": {"code": 429, "message": "Too many requests"},
-                "id": request_id,
-            }, 429
+            return _error_answer(request_id, RpcError(429, "Too many requests")), 429
         if fault == "500":
-            return {
-                "jsonrpc": "2.0",
-                "error": {"code": -32603, "message": "Internal error"},
-                "id": request_id,
-            }, 500
+            return _error_answer(request_id, RpcError(-32603, "Internal error")), 500
         try:
             if fault == "blockhash_not_found":
                 result = self._blockhash_not_found(method)
@@ -387,13 +375,9 @@ class SolanaNode:
                     result = handler(list(params))
             answer: JsonObject = {"jsonrpc": "2.0", "result": result, "id": request_id}
         except RpcError as error:
-            answer = {"jsonrpc": "2.0", "error": error.body(), "id": request_id}
+            answer = _error_answer(request_id, error)
         except (KeyError, IndexError, TypeError, ValueError) as error:
-            answer = {
-                "jsonrpc": "2.0",
-                "error": {"code": -32602, "message": f"Invalid params: {error!r}"},
-                "id": request_id,
-            }
+            answer = _error_answer(request_id, RpcError(-32602, f"Invalid params: {error!r}"))
         return answer, _Timeout(self.timeout_fault_seconds) if fault == "timeout" else None
 
     def _blockhash_not_found(self, method: str) -> object:
@@ -665,6 +649,10 @@ class SolanaNode:
         }
 
 
+def _error_answer(request_id: object, error: RpcError) -> JsonObject:
+    return {"jsonrpc": "2.0", "error": error.body(), "id": request_id}
+
+
 def _describe(error: object) -> str:
     if error == "BlockhashNotFound":
         return "Blockhash not found"
@@ -723,11 +711,7 @@ def _handler_for(node: SolanaNode) -> type[BaseHTTPRequestHandler]:
             try:
                 request = json.loads(raw)
             except ValueError:
-                answer: object = {
-                    "jsonrpc": "2.0",
-                    "error": {"code": -32700, "message": "Parse error"},
-                    "id": None,
-                }
+                answer: object = _error_answer(None, RpcError(-32700, "Parse error"))
                 fault: _Timeout | int | None = None
             else:
                 if self.path == CONTROL_PATH:
