@@ -25,10 +25,14 @@ orders_app = typer.Typer(help="Operate on orders (talks to PostgreSQL and Tempor
 strategies_app = typer.Typer(help="Operate on strategies (talks to PostgreSQL and Temporal directly).")
 keys_app = typer.Typer(help="API keys (talks to PostgreSQL directly).")
 temporal_app = typer.Typer(help="Temporal cluster set-up.")
+venues_app = typer.Typer(
+    help="The venues of the real chain (ORDER_ENGINE_VENUES_FILE, over ORDER_ENGINE_RPC_URL)."
+)
 app.add_typer(orders_app, name="orders")
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(keys_app, name="keys")
 app.add_typer(temporal_app, name="temporal")
+app.add_typer(venues_app, name="venues")
 
 
 @app.command()
@@ -305,6 +309,39 @@ def temporal_setup() -> None:
             await connect_temporal(settings.temporal_address, settings.temporal_namespace)
         )
         typer.echo(f"search attributes registered: {', '.join(k.name for k in SEARCH_ATTRIBUTE_KEYS)}")
+
+    _run(main())
+
+
+@venues_app.command("check")
+def venues_check() -> None:
+    """Load the venues file, fetch every pool from the cluster and print what was found
+    (pair, venue, price, liquidity, fee) or why a pool cannot be traded; exit 1 if any."""
+    from onchain.cluster import render_report, venues_report
+    from onchain.market import chain_pools
+    from onchain.rpc import ClusterRefused
+    from onchain.venues_file import VenuesFileError
+
+    async def main() -> None:
+        settings = get_settings()
+        if not settings.rpc_url or settings.venues_file is None:
+            typer.echo("set ORDER_ENGINE_RPC_URL and ORDER_ENGINE_VENUES_FILE", err=True)
+            raise typer.Exit(2)
+        try:
+            pools, venues, rpc = chain_pools(settings)
+        except VenuesFileError as error:
+            typer.echo(f"the venues file does not load: {error}", err=True)
+            raise typer.Exit(1) from None
+        try:
+            report = await venues_report(pools, venues, rpc, settings.allow_mainnet)
+        except ClusterRefused as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(1) from None
+        finally:
+            await rpc.close()
+        typer.echo(render_report(report))
+        if not report.ok:
+            raise typer.Exit(1)
 
     _run(main())
 

@@ -21,10 +21,10 @@ from onchain.balances import ChainBalances
 from onchain.chain import RpcChain
 from onchain.fees import ChainFees
 from onchain.meteora_dlmm_venue import MeteoraDlmmVenue
-from onchain.pools import ChainPools
+from onchain.pools import ChainPools, VenueAdapter
 from onchain.raydium_cpmm_venue import RaydiumCpmmVenue
 from onchain.rpc import SolanaRpc
-from onchain.venues_file import load_venues_file
+from onchain.venues_file import VenuesFile, VenuesFileError, load_venues_file
 from wallets.service import Wallets
 
 # Quotes come from decoded chain state: no simulated latency, failures or rate limit.
@@ -35,12 +35,7 @@ def build_chain_market(settings: Settings, sessions: async_sessionmaker[AsyncSes
     """Everything but I/O: the venues file is read (VenuesFileError when it does not
     load); the cluster is first asked in `ensure_genesis` (a process's start)."""
     settings.require_chain()
-    assert settings.venues_file is not None
-    venues = load_venues_file(settings.venues_file)
-    rpc = SolanaRpc(settings.rpc_url, settings.rpc_timeout_s)
-    pools = ChainPools(
-        rpc, venues, [MeteoraDlmmVenue(), RaydiumCpmmVenue()], allow_mainnet=settings.allow_mainnet
-    )
+    pools, venues, rpc = chain_pools(settings)
     fees = ChainFees(rpc, pools.pool_addresses)
     wallets = Wallets(
         sessions, {}, seal=KeypairSeal.from_settings(settings), chain=ChainBalances(rpc, venues.tokens)
@@ -60,3 +55,14 @@ def build_chain_market(settings: Settings, sessions: async_sessionmaker[AsyncSes
         simulation=None,
         close=rpc.close,
     )
+
+
+def chain_pools(settings: Settings) -> tuple[ChainPools, VenuesFile, SolanaRpc]:
+    """The venues file's pools over the settings' endpoint (VenuesFileError when the
+    file does not load). Close the endpoint when done."""
+    if settings.venues_file is None:
+        raise VenuesFileError("ORDER_ENGINE_VENUES_FILE is not set")
+    venues = load_venues_file(settings.venues_file)
+    rpc = SolanaRpc(settings.rpc_url, settings.rpc_timeout_s)
+    adapters: list[VenueAdapter] = [MeteoraDlmmVenue(), RaydiumCpmmVenue()]
+    return ChainPools(rpc, venues, adapters, allow_mainnet=settings.allow_mainnet), venues, rpc
