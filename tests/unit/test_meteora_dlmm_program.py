@@ -1,0 +1,160 @@
+"""Optional tier: our swap2 / swap_exact_out2 instructions run by the real DLMM program
+(solders' LiteSVM) over the mainnet fixture accounts, and what lands equals our quote to
+the base unit. Skipped unless VENUE_PROGRAMS_DIR holds the program binary, as
+`solana program dump LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo <dir>/LBUZ….so` writes it
+(never committed)."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from solders.account import Account
+from solders.clock import Clock
+from solders.compute_budget import set_compute_unit_limit
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from onchain.meteora_dlmm import (
+    PROGRAM_ID,
+    bin_array_address,
+    bin_arrays_for_swap,
+    dlmm_book,
+    quote_exact_in,
+    quote_exact_out,
+    swap2_instruction,
+    swap_exact_out2_instruction,
+    transfer_fees,
+)
+from tests.unit.meteora_dlmm_fixtures import DlmmFixture, dlmm_fixtures, native_mint_data
+
+
+def program_binary() -> Path | None:
+    folder = os.environ.get("VENUE_PROGRAMS_DIR")
+    if not folder:
+        return None
+    for name in (f"{PROGRAM_ID}.so", "lb_clmm.so", "meteora_dlmm.so"):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+pytestmark = pytest.mark.skipif(program_binary() is None, reason="VENUE_PROGRAMS_DIR has no DLMM program")
+
+AFTER_LAST_UPDATE = 45  # seconds past the pair's last update: inside its decay window
+SLOT, EPOCH = 460_000_000, 900  # past 9t3E…'s activation slot and B5Ei…'s fee epoch
+
+
+def _token_account(template: bytes, owner: Pubkey, amount: int) -> bytes:
+    """A copy of a reserve (same mint, same Token-2022 extensions) owned by `owner`."""
+    data = bytearray(template)
+    data[32:64] = bytes(owner)
+    struct.pack_into("<Q", data, 64, amount)
+    return bytes(data)
+
+
+def _node(pool: DlmmFixture, user: Keypair) -> tuple[LiteSVM, Pubkey, Pubkey]:
+    svm = LiteSVM()
+    binary = program_binary()
+    assert binary is not None
+    svm.add_program(PROGRAM_ID, binary.read_bytes())
+    for account in pool.accounts.values():
+        data = account.data if account.data is not None else native_mint_data()
+        svm.set_account(account.address, Account(10**10, data, account.owner, False, 0))
+    pair = pool.pair()
+    svm.set_clock(Clock(SLOT, 0, EPOCH, EPOCH, pair.last_update_timestamp + AFTER_LAST_UPDATE))
+    svm.airdrop(user.pubkey(), 10**10)
+    accounts = []
+    for reserve in ("reserve_x", "reserve_y"):
+        address = Keypair().pubkey()
+        template = pool.accounts[reserve]
+        data = _token_account(pool.data(reserve), user.pubkey(), 10**18)
+        svm.set_account(address, Account(10**10, data, template.owner, False, 0))
+        accounts.append(address)
+    return svm, accounts[0], accounts[1]
+
+
+def _amount(svm: LiteSVM, account: Pubkey) -> int:
+    found = svm.get_account(account)
+    assert found is not None
+    return int(struct.unpack_from("<Q", bytes(found.data), 64)[0])
+
+
+def _run(svm: LiteSVM, user: Keypair, instruction: Instruction) -> object:
+    budget = set_compute_unit_limit(1_400_000)  # a swap across dozens of bins needs more than 200k
+    message = MessageV0.try_compile(user.pubkey(), [budget, instruction], [], svm.latest_blockhash())
+    return svm.send_transaction(VersionedTransaction(message, [user]))
+
+
+@pytest.mark.parametrize("pool", dlmm_fixtures(), ids=lambda pool: pool.name[:6])
+@pytest.mark.parametrize("swap_for_y", [True, False])
+@pytest.mark.parametrize("fraction", [10**-6, 10**-3, 0.2, 0.9])
+def test_the_program_pays_what_we_quote(pool: DlmmFixture, swap_for_y: bool, fraction: float) -> None:
+    pair = pool.pair()
+    user = Keypair()
+    svm, user_x, user_y = _node(pool, user)
+    book = dlmm_book(pair, pool.bin_arrays())
+    fees = transfer_fees(pair, pool.mint("token_x_mint"), pool.mint("token_y_mint"), swap_for_y, EPOCH)
+    now = pair.last_update_timestamp + AFTER_LAST_UPDATE
+    side = 1 if swap_for_y else 0  # what the pool pays out: Y when selling X
+    liquidity = sum(amounts[side] for amounts in book.bins.values())
+    wanted = max(1, int(liquidity * fraction))
+    exact_out = quote_exact_out(book, wanted, swap_for_y, now, *fees)
+    assert exact_out.complete
+    amount_in = exact_out.amount_in
+    quote = quote_exact_in(book, amount_in, swap_for_y, now, *fees)
+    arrays = [bin_array_address(pair.address, i) for i in bin_arrays_for_swap(pair, None, swap_for_y)]
+    arrays = [a for a in arrays if svm.get_account(a) is not None]
+    user_in, user_out = (user_x, user_y) if swap_for_y else (user_y, user_x)
+    before = _amount(svm, user_in), _amount(svm, user_out)
+    result = _run(
+        svm,
+        user,
+        swap2_instruction(pair, user.pubkey(), user_in, user_out, amount_in, quote.amount_out, arrays),
+    )
+    assert not hasattr(result, "err"), result
+    paid, got = before[0] - _amount(svm, user_in), _amount(svm, user_out) - before[1]
+    assert (paid, got) == (amount_in, quote.amount_out)
+    assert got >= wanted
+
+
+@pytest.mark.parametrize("pool", dlmm_fixtures(), ids=lambda pool: pool.name[:6])
+@pytest.mark.parametrize("swap_for_y", [True, False])
+@pytest.mark.parametrize("fraction", [10**-6, 10**-3, 0.2, 0.9])
+def test_the_program_takes_what_we_quote_for_an_exact_out(
+    pool: DlmmFixture, swap_for_y: bool, fraction: float
+) -> None:
+    if pool.name.startswith("EtAd") and swap_for_y and fraction > 10**-6:
+        # Found here: beyond the active bin's market liquidity (28 777 lamports) the program
+        # fails with 6085 UndeterminedError (state/bin.rs:417) filling that bin's processed
+        # orders (a version-1 bin array), whatever max_in_amount; exact in over the same
+        # bins lands exactly our quote (the test above).
+        pytest.xfail("the program refuses exact out into this bin's processed orders")
+    pair = pool.pair()
+    user = Keypair()
+    svm, user_x, user_y = _node(pool, user)
+    book = dlmm_book(pair, pool.bin_arrays())
+    fees = transfer_fees(pair, pool.mint("token_x_mint"), pool.mint("token_y_mint"), swap_for_y, EPOCH)
+    now = pair.last_update_timestamp + AFTER_LAST_UPDATE
+    side = 1 if swap_for_y else 0
+    wanted = max(1, int(sum(amounts[side] for amounts in book.bins.values()) * fraction))
+    quote = quote_exact_out(book, wanted, swap_for_y, now, *fees)
+    arrays = [bin_array_address(pair.address, i) for i in bin_arrays_for_swap(pair, None, swap_for_y)]
+    arrays = [a for a in arrays if svm.get_account(a) is not None]
+    user_in, user_out = (user_x, user_y) if swap_for_y else (user_y, user_x)
+    before = _amount(svm, user_in), _amount(svm, user_out)
+    instruction = swap_exact_out2_instruction(
+        pair, user.pubkey(), user_in, user_out, quote.amount_in, wanted, arrays
+    )
+    result = _run(svm, user, instruction)
+    assert not hasattr(result, "err"), result
+    assert (before[0] - _amount(svm, user_in), _amount(svm, user_out) - before[1]) == (
+        quote.amount_in,
+        wanted,
+    )
