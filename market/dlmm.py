@@ -168,6 +168,7 @@ class DlmmBook:
             crossed += 1
             if remaining > 0:
                 current += step
+        active_id = max(lowest, min(highest, current)) if self.bins else current
         return BinSwap(
             amount_in=amount_in - remaining,
             amount_out=out_total,
@@ -175,8 +176,8 @@ class DlmmBook:
             bins_crossed=crossed,
             complete=remaining == 0,
             bins=touched,
-            active_id=max(lowest, min(highest, current)) if self.bins else current,
-            volatility=replace(volatility, last_update=now),
+            active_id=active_id,
+            volatility=self._stamped(volatility, active_id, now),
             first_fee_rate=first_fee_rate,
             fee_out=fee_out_total,
             orders=orders,
@@ -247,6 +248,7 @@ class DlmmBook:
             crossed += 1
             if wanted > 0:
                 current += step
+        active_id = max(lowest, min(highest, current)) if self.bins else current
         return BinSwap(
             amount_in=paid_total,
             amount_out=amount_out - wanted,
@@ -254,12 +256,18 @@ class DlmmBook:
             bins_crossed=crossed,
             complete=wanted == 0,
             bins=touched,
-            active_id=max(lowest, min(highest, current)) if self.bins else current,
-            volatility=replace(volatility, last_update=now),
+            active_id=active_id,
+            volatility=self._stamped(volatility, active_id, now),
             first_fee_rate=first_fee_rate,
             fee_out=fee_out_total,
             orders=orders,
         )
+
+    def _stamped(self, volatility: Volatility, active_id: int, now: float) -> Volatility:
+        """The program stamps the pair's last update only when a swap moves the active bin
+        (found running it: a swap within the active bin leaves the timestamp), so the decay
+        of the next swap's reference counts from the last move."""
+        return replace(volatility, last_update=now) if active_id != self.active_id else volatility
 
     def _orders_filling(self, bin_id: int, swap_for_y: bool) -> tuple[int, int]:
         """(processed, open) limit orders a swap this way fills: selling X fills bids (not
