@@ -467,8 +467,8 @@ def _swap_accounts(
     bitmap_extension: Pubkey | None,
     host_fee_in: Pubkey | None,
 ) -> list[AccountMeta]:
-    """swap2 / swap_exact_out2 accounts in the program's order (idls/dlmm.json, the
-    instructions swap2 and swap_exact_out2; the struct is Swap2 in dlmm-sdk
+    """swap2 / swap_exact_out2 accounts in the program's order (idls/dlmm.json lines
+    4089-4189 and 4281-4381; the struct is Swap2 in dlmm-sdk
     programs/lb_clmm/src/instructions/v2/swap2.rs 13-61 at b65bd20). An absent optional
     account is the program id, read-only (Anchor's convention; the CLI passes it so,
     cli/src/instructions/swap_exact_in.rs). The bin arrays follow, writable."""
@@ -554,14 +554,18 @@ def swap_exact_out2_instruction(
     return Instruction(PROGRAM_ID, data, accounts)
 
 
-# The program's custom errors (6000 + the index in LBError; idls/dlmm.json "errors").
+# The program's custom errors (6000 + the index in LBError; idls/dlmm.json 5221-5777).
+# Run on the real program (tests/unit/test_meteora_dlmm_program.py): min_amount_out not
+# met answers 6003, max_in_amount not enough 6104, bin arrays run out 6036.
 EXCEEDED_AMOUNT_SLIPPAGE_TOLERANCE = 6003
 PAIR_INSUFFICIENT_LIQUIDITY = 6012
+INSUFFICIENT_IN_AMOUNT = 6104
 POOL_DISABLED = 6042
 PROGRAM_ERRORS: dict[int, MarketErrorCode] = {
     EXCEEDED_AMOUNT_SLIPPAGE_TOLERANCE: MarketErrorCode.SLIPPAGE_EXCEEDED,
     6004: MarketErrorCode.SLIPPAGE_EXCEEDED,  # ExceededBinSlippageTolerance
     6039: MarketErrorCode.SLIPPAGE_EXCEEDED,  # InsufficientOutAmount
+    INSUFFICIENT_IN_AMOUNT: MarketErrorCode.SLIPPAGE_EXCEEDED,  # exact out: max_in_amount too low
     6007: MarketErrorCode.INSUFFICIENT_LIQUIDITY,  # ZeroLiquidity
     6009: MarketErrorCode.INSUFFICIENT_LIQUIDITY,  # BinArrayNotFound
     PAIR_INSUFFICIENT_LIQUIDITY: MarketErrorCode.INSUFFICIENT_LIQUIDITY,
