@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,11 @@ from solders.transaction import VersionedTransaction
 
 from onchain.meteora_dlmm import (
     PROGRAM_ID,
+    BinArray,
     bin_array_address,
     bin_arrays_for_swap,
+    decode_bin_array,
+    decode_lb_pair,
     dlmm_book,
     quote_exact_in,
     quote_exact_out,
@@ -32,6 +36,8 @@ from onchain.meteora_dlmm import (
     swap_exact_out2_instruction,
     transfer_fees,
 )
+from tests.solana_node.dlmm_program import DlmmProgram
+from tests.solana_node.programs import ProgramFailure
 from tests.unit.meteora_dlmm_fixtures import DlmmFixture, dlmm_fixtures, native_mint_data
 
 
@@ -49,6 +55,7 @@ pytestmark = pytest.mark.skipif(program_binary() is None, reason="VENUE_PROGRAMS
 
 AFTER_LAST_UPDATE = 45  # seconds past the pair's last update: inside its decay window
 SLOT, EPOCH = 460_000_000, 900  # past 9t3E…'s activation slot and B5Ei…'s fee epoch
+meteora_dlmm_program = DlmmProgram(epoch=EPOCH, slot=SLOT)
 
 
 def _token_account(template: bytes, owner: Pubkey, amount: int) -> bytes:
@@ -75,7 +82,9 @@ def _node(pool: DlmmFixture, user: Keypair) -> tuple[LiteSVM, Pubkey, Pubkey]:
         address = Keypair().pubkey()
         template = pool.accounts[reserve]
         data = _token_account(pool.data(reserve), user.pubkey(), 10**18)
-        svm.set_account(address, Account(10**10, data, template.owner, False, 0))
+        # Wrapped SOL moves lamports with the amount: hold them (the amount plus the rent).
+        lamports = 10**18 + 2_039_280 if template.address != pool.accounts["reserve_x"].address else 10**10
+        svm.set_account(address, Account(lamports, data, template.owner, False, 0))
         accounts.append(address)
     return svm, accounts[0], accounts[1]
 
@@ -113,15 +122,47 @@ def test_the_program_pays_what_we_quote(pool: DlmmFixture, swap_for_y: bool, fra
     arrays = [a for a in arrays if svm.get_account(a) is not None]
     user_in, user_out = (user_x, user_y) if swap_for_y else (user_y, user_x)
     before = _amount(svm, user_in), _amount(svm, user_out)
-    result = _run(
-        svm,
-        user,
-        swap2_instruction(pair, user.pubkey(), user_in, user_out, amount_in, quote.amount_out, arrays),
+    instruction = swap2_instruction(
+        pair, user.pubkey(), user_in, user_out, amount_in, quote.amount_out, arrays
     )
+    emulated = meteora_dlmm_program(
+        bytes(instruction.data), [m.pubkey for m in instruction.accounts], _reader(svm), now
+    )
+    unswapped = {address: _data(svm, address) for address in arrays}
+    result = _run(svm, user, instruction)
     assert not hasattr(result, "err"), result
     paid, got = before[0] - _amount(svm, user_in), _amount(svm, user_out) - before[1]
     assert (paid, got) == (amount_in, quote.amount_out)
     assert got >= wanted
+    # The test node's emulation leaves the pair and the bins as the program does.
+    landed = decode_lb_pair(pair.address, _data(svm, pair.address))
+    ours = decode_lb_pair(pair.address, emulated.writes[pair.address])
+    assert (landed.active_id, landed.volatility) == (ours.active_id, ours.volatility)
+    for address in arrays:
+        expected = emulated.writes.get(address, unswapped[address])
+        assert _bins(decode_bin_array(address, _data(svm, address))) == _bins(
+            decode_bin_array(address, expected)
+        )
+
+
+def _data(svm: LiteSVM, address: Pubkey) -> bytes:
+    found = svm.get_account(address)
+    assert found is not None
+    return bytes(found.data)
+
+
+def _reader(svm: LiteSVM) -> Callable[[Pubkey], bytes | None]:
+    def read(address: Pubkey) -> bytes | None:
+        found = svm.get_account(address)
+        return None if found is None else bytes(found.data)
+
+    return read
+
+
+def _bins(array: BinArray) -> list[tuple[int, int, int, int]]:
+    return [
+        (b.amount_x, b.amount_y, b.open_order_amount, b.processed_order_remaining_amount) for b in array.bins
+    ]
 
 
 @pytest.mark.parametrize("pool", dlmm_fixtures(), ids=lambda pool: pool.name[:6])
@@ -158,3 +199,31 @@ def test_the_program_takes_what_we_quote_for_an_exact_out(
         quote.amount_in,
         wanted,
     )
+
+
+@pytest.mark.parametrize("pool", dlmm_fixtures(), ids=lambda pool: pool.name[:6])
+def test_the_program_and_the_emulation_refuse_alike(pool: DlmmFixture) -> None:
+    """One base unit past the quote: 6003 for swap2's min_amount_out, 6104 for
+    swap_exact_out2's max_in_amount, from the program and from the emulation."""
+    pair = pool.pair()
+    book = dlmm_book(pair, pool.bin_arrays())
+    fees = transfer_fees(pair, pool.mint("token_x_mint"), pool.mint("token_y_mint"), False, EPOCH)
+    now = pair.last_update_timestamp + AFTER_LAST_UPDATE
+    wanted = sum(x for x, _ in book.bins.values()) // 5
+    quote = quote_exact_out(book, wanted, False, now, *fees)
+    exact_in = quote_exact_in(book, quote.amount_in, False, now, *fees)
+    arrays = [bin_array_address(pair.address, i) for i in bin_arrays_for_swap(pair, None, False)]
+    for build, first, second, code in (
+        (swap2_instruction, quote.amount_in, exact_in.amount_out + 1, 6003),
+        (swap_exact_out2_instruction, quote.amount_in - 1, wanted, 6104),
+    ):
+        user = Keypair()
+        svm, user_x, user_y = _node(pool, user)
+        present = [a for a in arrays if svm.get_account(a) is not None]
+        instruction = build(pair, user.pubkey(), user_y, user_x, first, second, present)
+        with pytest.raises(ProgramFailure) as emulated:
+            meteora_dlmm_program(
+                bytes(instruction.data), [m.pubkey for m in instruction.accounts], _reader(svm), now
+            )
+        result = _run(svm, user, instruction)
+        assert f"Custom({code})" in str(result) and emulated.value.code == code
