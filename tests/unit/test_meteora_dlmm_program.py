@@ -66,7 +66,9 @@ def _token_account(template: bytes, owner: Pubkey, amount: int) -> bytes:
     return bytes(data)
 
 
-def _node(pool: DlmmFixture, user: Keypair) -> tuple[LiteSVM, Pubkey, Pubkey]:
+def _node(
+    pool: DlmmFixture, user: Keypair, seconds: int = AFTER_LAST_UPDATE
+) -> tuple[LiteSVM, Pubkey, Pubkey]:
     svm = LiteSVM()
     binary = program_binary()
     assert binary is not None
@@ -75,7 +77,7 @@ def _node(pool: DlmmFixture, user: Keypair) -> tuple[LiteSVM, Pubkey, Pubkey]:
         data = account.data if account.data is not None else native_mint_data()
         svm.set_account(account.address, Account(10**10, data, account.owner, False, 0))
     pair = pool.pair()
-    svm.set_clock(Clock(SLOT, 0, EPOCH, EPOCH, pair.last_update_timestamp + AFTER_LAST_UPDATE))
+    svm.set_clock(Clock(SLOT, 0, EPOCH, EPOCH, pair.last_update_timestamp + seconds))
     svm.airdrop(user.pubkey(), 10**10)
     accounts = []
     for reserve in ("reserve_x", "reserve_y"):
@@ -104,13 +106,19 @@ def _run(svm: LiteSVM, user: Keypair, instruction: Instruction) -> object:
 @pytest.mark.parametrize("pool", dlmm_fixtures(), ids=lambda pool: pool.name[:6])
 @pytest.mark.parametrize("swap_for_y", [True, False])
 @pytest.mark.parametrize("fraction", [10**-6, 10**-3, 0.2, 0.9])
-def test_the_program_pays_what_we_quote(pool: DlmmFixture, swap_for_y: bool, fraction: float) -> None:
+@pytest.mark.parametrize("seconds", [10, AFTER_LAST_UPDATE, 400, 5000])
+def test_the_program_pays_what_we_quote(
+    pool: DlmmFixture, swap_for_y: bool, fraction: float, seconds: int
+) -> None:
+    """From 10 s to 5000 s after the pair's last update: within the filter period (the
+    volatility reference holds), within the decay window (it decays) and past it (reset),
+    by each pool's own periods."""
     pair = pool.pair()
     user = Keypair()
-    svm, user_x, user_y = _node(pool, user)
+    svm, user_x, user_y = _node(pool, user, seconds)
     book = dlmm_book(pair, pool.bin_arrays())
     fees = transfer_fees(pair, pool.mint("token_x_mint"), pool.mint("token_y_mint"), swap_for_y, EPOCH)
-    now = pair.last_update_timestamp + AFTER_LAST_UPDATE
+    now = pair.last_update_timestamp + seconds
     side = 1 if swap_for_y else 0  # what the pool pays out: Y when selling X
     liquidity = sum(amounts[side] for amounts in book.bins.values())
     wanted = max(1, int(liquidity * fraction))
