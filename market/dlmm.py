@@ -15,7 +15,7 @@ leave at their defaults: the pair's collect-fee mode (`fee_in_y`: the fee is alw
 in token Y, so off the output when selling X), limit orders, and `fees_stay_in_bins=False`
 (on chain a bin receives the input net of the fee; LP fees are accounted apart). The walk
 follows the SDK's reference quote, MeteoraAg/dlmm-sdk commons/src/quote.rs (per-bin exact
-in: lines 41-140 and 180-245; exact out: 247-351) and extensions/lb_pair.rs (fees: 136-249;
+in: lines 37-137 and 198-263; exact out: 265-383) and extensions/lb_pair.rs (fees: 136-249;
 collect-fee mode: 279-287).
 """
 

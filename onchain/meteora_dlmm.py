@@ -26,6 +26,7 @@ PROGRAM_ID = Pubkey.from_string("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo")
 MEMO_PROGRAM_ID = Pubkey.from_string(
     "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
 )  # idls/dlmm.json swap2.memo_program
+# Anchor's event-CPI authority (commons/src/pda.rs 129-131; idls/dlmm.json swap2 event_authority).
 EVENT_AUTHORITY = Pubkey.find_program_address([b"__event_authority"], PROGRAM_ID)[0]
 
 BINS_PER_ARRAY = 70  # commons/src/constants.rs MAX_BIN_PER_ARRAY
@@ -117,7 +118,7 @@ class LbPair:
 
     def is_open(self, slot: int, timestamp: int) -> bool:
         """Enabled, and past its activation point when it has one (permission and
-        customizable permissionless pairs; commons/src/quote.rs `validate_swap_activation`)."""
+        customizable permissionless pairs; commons/src/quote.rs 385-410)."""
         if self.status != PAIR_ENABLED:
             return False
         if self.pair_type not in (PERMISSION, CUSTOMIZABLE_PERMISSIONLESS):
@@ -267,18 +268,19 @@ def decode_bitmap_extension(address: Pubkey, data: bytes) -> BitmapExtension:
 
 def bin_array_index(bin_id: int) -> int:
     """The bin array holding `bin_id`: floor division, so −1 is in array −1
-    (commons/src/extensions/bin_array.rs 60-70)."""
+    (commons/src/extensions/bin_array.rs 62-71)."""
     return bin_id // BINS_PER_ARRAY
 
 
 def bin_array_address(lb_pair: Pubkey, index: int) -> Pubkey:
-    """PDA of seeds b"bin_array", the pair, the index as i64 LE (commons/src/pda.rs)."""
+    """PDA of seeds b"bin_array", the pair, the index as i64 LE (commons/src/pda.rs 107-112)."""
     return Pubkey.find_program_address([b"bin_array", bytes(lb_pair), struct.pack("<q", index)], PROGRAM_ID)[
         0
     ]
 
 
 def bitmap_extension_address(lb_pair: Pubkey) -> Pubkey:
+    """PDA of seeds b"bitmap", the pair (commons/src/pda.rs 114-116)."""
     return Pubkey.find_program_address([b"bitmap", bytes(lb_pair)], PROGRAM_ID)[0]
 
 
@@ -333,7 +335,7 @@ def bin_arrays_for_swap(
 ) -> list[int]:
     """Indexes of the initialized bin arrays a swap from the active bin may cross, in swap
     order: the pair's bitmap, the extension beyond it (none without one), as the SDK's
-    `get_bin_array_pubkeys_for_swap` walks them (commons/src/quote.rs 641-699)."""
+    `get_bin_array_pubkeys_for_swap` walks them (commons/src/quote.rs 651-706)."""
     start = bin_array_index(pair.active_id)
     step = -1 if swap_for_y else 1
     found: list[int] = []
@@ -427,7 +429,7 @@ def quote_exact_in(
     fee_out: TransferFee | None = None,
 ) -> DlmmQuote:
     """Exact in: the pool receives the input less its transfer fee; the user the output
-    less its transfer fee (commons/src/quote.rs `quote_exact_in`, 545-639)."""
+    less its transfer fee (commons/src/quote.rs `quote_exact_in`, 542-649)."""
     skimmed_in = fee_in.fee_on(amount_in) if fee_in else 0
     walk = book.swap(amount_in - skimmed_in, swap_for_y, now)
     skimmed_out = fee_out.fee_on(walk.amount_out) if fee_out else 0
@@ -444,7 +446,7 @@ def quote_exact_out(
 ) -> DlmmQuote:
     """Exact out: the pool must send enough that `amount_out` arrives after the output's
     transfer fee; the user sends enough that the pool receives what the walk needs
-    (commons/src/quote.rs `quote_exact_out`, 440-537)."""
+    (commons/src/quote.rs `quote_exact_out`, 434-540)."""
     pool_out = fee_out.amount_before_fee(amount_out) if fee_out else amount_out
     walk = book.swap_exact_out(pool_out, swap_for_y, now)
     amount_in = fee_in.amount_before_fee(walk.amount_in) if fee_in else walk.amount_in
