@@ -119,6 +119,7 @@ class DlmmBook:
         orders: dict[int, tuple[int, int, bool]] = {}
         first_fee_rate = self.fee_rate(volatility)
         lowest, highest = (min(self.bins), max(self.bins)) if self.bins else (0, -1)
+        current = self._entry(current, swap_for_y, lowest, highest)
         while remaining > 0 and lowest <= current <= highest:
             amount_x, amount_y = self.bins.get(current, (0, 0))
             reserve_out = amount_y if swap_for_y else amount_x
@@ -205,6 +206,7 @@ class DlmmBook:
         orders: dict[int, tuple[int, int, bool]] = {}
         first_fee_rate = self.fee_rate(volatility)
         lowest, highest = (min(self.bins), max(self.bins)) if self.bins else (0, -1)
+        current = self._entry(current, swap_for_y, lowest, highest)
         while wanted > 0 and lowest <= current <= highest:
             amount_x, amount_y = self.bins.get(current, (0, 0))
             reserve_out = amount_y if swap_for_y else amount_x
@@ -262,6 +264,15 @@ class DlmmBook:
             fee_out=fee_out_total,
             orders=orders,
         )
+
+    @staticmethod
+    def _entry(active_id: int, swap_for_y: bool, lowest: int, highest: int) -> int:
+        """Where the walk starts: the active bin, or the nearest known bin the swap's way when
+        the active bin lies beyond them (its bin array uninitialized: the program moves the
+        active bin to the next array's edge, dlmm-sdk commons/src/quote.rs 412-432)."""
+        if lowest > highest:
+            return active_id
+        return min(active_id, highest) if swap_for_y else max(active_id, lowest)
 
     def _stamped(self, volatility: Volatility, active_id: int, now: float) -> Volatility:
         """The program stamps the pair's last update only when a swap moves the active bin

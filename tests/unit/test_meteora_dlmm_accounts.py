@@ -532,3 +532,15 @@ def test_the_emulation_runs_out_of_liquidity_as_the_program_does() -> None:
     with pytest.raises(ProgramFailure) as failure:
         meteora_dlmm_program(data, without_array_minus_one, node.read, now)
     assert failure.value.code == 3005
+
+
+def test_a_swap_from_an_uninitialized_bin_array_starts_at_the_next_one() -> None:
+    """The active bin in a bin array nobody initialized (bin 200: array 2; the bitmap says
+    arrays -1 and 0): selling X walks down from the top of array 0 as the program does."""
+    pool = dlmm_fixture("EtAd")
+    pair = _with_bitmap(pool.pair(), 200, [-1, 0])
+    assert bin_arrays_for_swap(pair, None, True) == [0, -1]
+    book = dlmm_book(pair, pool.bin_arrays())
+    now = pair.last_update_timestamp + SECONDS_AFTER_LAST_UPDATE
+    walk = quote_exact_in(book, 10**9, True, now).swap
+    assert walk.complete and walk.amount_out > 0 and max(walk.bins) <= 69
