@@ -23,9 +23,8 @@ from market.dlmm import BinSwap, DlmmBook, FeeParameters, Volatility
 from onchain.spl import TOKEN_2022_PROGRAM, TOKEN_PROGRAM, Mint, TransferFee, transfer_fee
 
 PROGRAM_ID = Pubkey.from_string("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo")
-MEMO_PROGRAM_ID = Pubkey.from_string(
-    "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
-)  # idls/dlmm.json swap2.memo_program
+# The swap instructions' memo_program (idls/dlmm.json 4150-4152: SPL Memo v2).
+MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 # Anchor's event-CPI authority (commons/src/pda.rs 129-131; idls/dlmm.json swap2 event_authority).
 EVENT_AUTHORITY = Pubkey.find_program_address([b"__event_authority"], PROGRAM_ID)[0]
 

@@ -343,7 +343,7 @@ def test_mints_we_cannot_trade_are_named() -> None:
 
 def test_swap2_instruction_golden() -> None:
     """Discriminators: sha256("global:swap2")[:8] as in idls/dlmm.json 4090-4092; accounts in
-    the order and writability of idls/dlmm.json 4093-4170 (the Swap2 struct, dlmm-sdk
+    the order and writability of idls/dlmm.json 4093-4170 (event_authority 4154-4167) (the Swap2 struct, dlmm-sdk
     programs/lb_clmm/src/instructions/v2/swap2.rs 13-61 at b65bd20); args 4171-4188."""
     pool = dlmm_fixture("EtAd")
     pair = pool.pair()
@@ -378,7 +378,7 @@ def test_swap2_instruction_golden() -> None:
     assert (
         str(EVENT_AUTHORITY) == "D1ZN9Wj1fRSUQfCjhvnu1hqDMT7hzjzBBpi12nVniYD6"
     )  # seeds [b"__event_authority"]
-    assert str(MEMO_PROGRAM_ID) == "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"  # idls/dlmm.json 4160
+    assert str(MEMO_PROGRAM_ID) == "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"  # idls/dlmm.json 4150-4152
 
 
 def test_swap_exact_out2_instruction_golden() -> None:
