@@ -342,9 +342,10 @@ def test_mints_we_cannot_trade_are_named() -> None:
 
 
 def test_swap2_instruction_golden() -> None:
-    """Discriminators: sha256("global:swap2")[:8] as in idls/dlmm.json 4090-4092; accounts in
-    the order and writability of idls/dlmm.json 4093-4170 (event_authority 4154-4167) (the Swap2 struct, dlmm-sdk
-    programs/lb_clmm/src/instructions/v2/swap2.rs 13-61 at b65bd20); args 4171-4188."""
+    """Discriminator: sha256("global:swap2")[:8], as idls/dlmm.json 4090-4092 gives it;
+    accounts in the order and writability of idls/dlmm.json 4093-4170 (event authority:
+    4154-4167; the Swap2 struct, dlmm-sdk programs/lb_clmm/src/instructions/v2/swap2.rs
+    13-61 at b65bd20); args 4171-4188."""
     pool = dlmm_fixture("EtAd")
     pair = pool.pair()
     user, user_in, user_out = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
