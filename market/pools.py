@@ -24,6 +24,7 @@ from market.dlmm import Q64, DlmmBook, FeeParameters, Volatility, bin_id_for_pri
 from market.swaps import BPS as BPS
 from market.swaps import NamedPool as _Named
 from market.swaps import SwapResult as SwapResult
+from market.swaps import TransferFeeModel
 from market.swaps import impact_bps as _impact_bps
 from market.tokens import Token, decimals_of, register_token
 
@@ -133,6 +134,14 @@ class DlmmPool(_Named):
     book: DlmmBook
     opens_at: float = 0.0
     listed: tuple[Token, ...] = ()
+    # A real pool's Token-2022 transfer fees on base and quote (None: none): the pool
+    # receives the input less its fee, the trader the output less its fee.
+    transfer_fees: tuple[TransferFeeModel | None, TransferFeeModel | None] = (None, None)
+
+    def _fees(self, token_in: str) -> tuple[TransferFeeModel | None, TransferFeeModel | None]:
+        """The input's and the output's transfer fees."""
+        base, quote = self.transfer_fees
+        return (base, quote) if token_in == self.base else (quote, base)
 
     @property
     def fee_bps(self) -> int:
@@ -154,21 +163,24 @@ class DlmmPool(_Named):
         if amount_in <= 0:
             return SwapResult(0, 0, 0, self.fee_bps, 0), self
         swap_for_y = token_in == self.base
-        walk = self.book.swap(amount_in, swap_for_y, now)
+        fee_in, fee_out = self._fees(token_in)
+        skimmed_in = fee_in.fee_on(amount_in) if fee_in else 0
+        walk = self.book.swap(amount_in - skimmed_in, swap_for_y, now)
         if not walk.complete:
             # The program refuses a swap the bins cannot fill; so does the venue.
             return SwapResult(
                 amount_in, 0, 0, round(walk.first_fee_rate / 100_000), BPS, complete=False
             ), self
         price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
-        net_in = amount_in - walk.fee
+        net_in = amount_in - skimmed_in - walk.fee
         ideal = Decimal(net_in) * price if swap_for_y else Decimal(net_in) / price
+        received = walk.amount_out - (fee_out.fee_on(walk.amount_out) if fee_out else 0)
         result = SwapResult(
             amount_in,
-            walk.amount_out,
+            received,
             walk.fee,
             round(walk.first_fee_rate / 100_000),
-            _impact_bps(walk.amount_out, float(ideal)),
+            _impact_bps(received, float(ideal)),
             bins_crossed=walk.bins_crossed,
         )
         return result, replace(self, book=self.book.after(walk))
@@ -179,15 +191,18 @@ class DlmmPool(_Named):
         if amount_out <= 0:
             return SwapResult(0, 0, 0, self.fee_bps, 0), self
         swap_for_y = token_in == self.base
-        walk = self.book.swap_exact_out(amount_out, swap_for_y, now)
+        fee_in, fee_out = self._fees(token_in)
+        sent = fee_out.amount_before_fee(amount_out) if fee_out else amount_out
+        walk = self.book.swap_exact_out(sent, swap_for_y, now)
         if not walk.complete:
             return SwapResult(0, 0, 0, round(walk.first_fee_rate / 100_000), BPS, complete=False), self
         price = Decimal(self.book.price_x64(self.book.active_id)) / Q64
         net_in = walk.amount_in - walk.fee
         ideal = Decimal(net_in) * price if swap_for_y else Decimal(net_in) / price
+        paid = fee_in.amount_before_fee(walk.amount_in) if fee_in else walk.amount_in
         result = SwapResult(
-            walk.amount_in,
-            walk.amount_out,
+            paid,
+            amount_out,
             walk.fee,
             round(walk.first_fee_rate / 100_000),
             _impact_bps(walk.amount_out, float(ideal)),

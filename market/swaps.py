@@ -4,6 +4,7 @@ own pool modules (market/cpmm.py) so neither imports the other."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.domain import Dex
 
@@ -19,6 +20,15 @@ class SwapResult:
     price_impact_bps: int
     complete: bool = True  # False: the pool cannot fill this swap at all (a DLMM out of bins)
     bins_crossed: int = 0  # DLMM: bins the swap moved through (what compute units charge)
+
+
+class TransferFeeModel(Protocol):
+    """A token's transfer fee (Token-2022; onchain/spl.py's TransferFee): what a
+    transfer of an amount loses on the way, and the least transfer that delivers one."""
+
+    def fee_on(self, amount: int) -> int: ...
+
+    def amount_before_fee(self, received: int) -> int: ...
 
 
 class NamedPool:

@@ -12,6 +12,7 @@ a landed transaction's meta back in tokens.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,22 @@ from onchain.spl import Mint, NotATokenAccount, decode_mint
 from onchain.venues_file import PoolEntry, VenueKind, VenuesFile
 
 FRESH_S = 1.0  # pool state older than this is fetched again (quotes, the watcher's tick)
+CLOCK_SYSVAR = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
+
+
+@dataclass(frozen=True)
+class ClusterClock:
+    """The Clock sysvar, fetched with the pools: the cluster's own slot, epoch (Token-2022
+    fees) and unix time (DLMM's volatility decay, pools' opening times)."""
+
+    slot: int
+    epoch: int
+    unix_timestamp: int
+
+    @classmethod
+    def decode(cls, data: bytes) -> ClusterClock:
+        slot, _, epoch, _, unix_timestamp = struct.unpack_from("<QqQQq", data)
+        return cls(slot, epoch, unix_timestamp)
 
 
 class PoolLoadError(ValueError):
@@ -76,6 +93,7 @@ class VenueAdapter(Protocol):
         data: bytes,
         accounts: dict[Pubkey, AccountData | None],
         tokens: TokenBook,
+        clock: ClusterClock,
     ) -> PoolSnapshot:
         """The pool owned by `program` (its swap instructions go to that program)."""
         ...
@@ -123,6 +141,7 @@ class ChainPools:
         self._snapshots: dict[str, PoolSnapshot] = {}  # by pool id
         self._errors: dict[Pubkey, str] = {}
         self._fetched_at = -FRESH_S
+        self.clock = ClusterClock(0, 0, 0)
         self._lock = asyncio.Lock()
 
     # -- loading -----------------------------------------------------------------------
@@ -151,7 +170,7 @@ class ChainPools:
             if not force and self._clock() - self._fetched_at < FRESH_S:
                 return
             entries = self._venues.pools
-            wanted: list[Pubkey] = [entry.address for entry in entries]
+            wanted: list[Pubkey] = [CLOCK_SYSVAR, *(entry.address for entry in entries)]
             for snapshot in self._snapshots.values():
                 wanted.extend(snapshot.accounts)
             wanted = list(dict.fromkeys(wanted))
@@ -159,11 +178,15 @@ class ChainPools:
             missing = self._missing(entries, fetched)
             if missing:
                 fetched.update(zip(missing, await self._rpc.accounts(missing), strict=True))
+            clock_account = fetched.get(CLOCK_SYSVAR)
+            if clock_account is None:
+                raise MarketError(MarketErrorCode.RPC_UNAVAILABLE, "the node answered no Clock sysvar")
+            self.clock = ClusterClock.decode(clock_account.data)
             snapshots: dict[str, PoolSnapshot] = {}
             errors: dict[Pubkey, str] = {}
             for entry in entries:
                 try:
-                    snapshot = self._snapshot(entry, fetched)
+                    snapshot = self._snapshot(entry, fetched, self.clock)
                 except (PoolLoadError, ValueError) as error:
                     errors[entry.address] = str(error)
                     continue
@@ -192,7 +215,9 @@ class ChainPools:
             missing.extend(key for key in needed if key not in fetched)
         return list(dict.fromkeys(missing))
 
-    def _snapshot(self, entry: PoolEntry, fetched: dict[Pubkey, AccountData | None]) -> PoolSnapshot:
+    def _snapshot(
+        self, entry: PoolEntry, fetched: dict[Pubkey, AccountData | None], clock: ClusterClock
+    ) -> PoolSnapshot:
         adapter = self._adapters[entry.venue]
         main = fetched.get(entry.address)
         if main is None:
@@ -200,7 +225,7 @@ class ChainPools:
         if main.owner not in adapter.program_ids:
             programs = ", ".join(sorted(str(p) for p in adapter.program_ids))
             raise PoolLoadError(f"{entry.address} is owned by {main.owner}, not {entry.venue} ({programs})")
-        return adapter.snapshot(entry, main.owner, main.data, fetched, self.tokens)
+        return adapter.snapshot(entry, main.owner, main.data, fetched, self.tokens, clock)
 
     # -- the pool source (as market/pool_store.py's PoolStore) --------------------------
 

@@ -12,9 +12,9 @@ from solders.pubkey import Pubkey
 from contracts.failures import MarketErrorCode
 from market.transactions import SwapLeg
 from onchain import raydium_cpmm
-from onchain.pools import DecodedLeg, PoolLoadError, PoolSnapshot, TokenBook
+from onchain.pools import ClusterClock, DecodedLeg, PoolLoadError, PoolSnapshot, TokenBook
 from onchain.rpc import AccountData
-from onchain.spl import decode_token_account
+from onchain.spl import decode_token_account, transfer_fee
 from onchain.venues_file import PoolEntry, VenueKind
 
 
@@ -33,6 +33,7 @@ class RaydiumCpmmVenue:
         data: bytes,
         accounts: dict[Pubkey, AccountData | None],
         tokens: TokenBook,
+        clock: ClusterClock,
     ) -> PoolSnapshot:
         state = raydium_cpmm.decode_pool_state(entry.address, data)
         config = _required(accounts, state.amm_config, "its amm_config")
@@ -41,7 +42,8 @@ class RaydiumCpmmVenue:
         symbol_0 = tokens.require(state.token_0_mint, entry.address)
         symbol_1 = tokens.require(state.token_1_mint, entry.address)
         for symbol in (symbol_0, symbol_1):
-            if tokens.mints[symbol].transfer_fee_bps:
+            fee = transfer_fee(tokens.mints[symbol], clock.epoch)
+            if fee is not None and fee.basis_points > 0:
                 raise PoolLoadError(
                     f"pool {entry.address}: {symbol} charges a Token-2022 transfer fee, which CPMM quotes do not model"
                 )

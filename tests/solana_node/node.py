@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -43,6 +44,9 @@ from tests.solana_node.accounts import (
 from tests.solana_node.programs import VenueProgram
 from tests.solana_node.runtime import Execution, TokenBalance, TransactionRejected
 from tests.solana_node.state import ChainState, LandedTransaction
+
+CLOCK_SYSVAR = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
+SYSVAR_OWNER = Pubkey.from_string("Sysvar1111111111111111111111111111111111111")
 
 MAINNET_GENESIS_HASH = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"
 TEST_GENESIS_HASH = "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"  # not a public cluster's
@@ -396,14 +400,22 @@ class SolanaNode:
 
     def _get_account_info(self, params: list[Any]) -> object:
         _encoding(_config(params, 1))
-        return self._context(account_json(self.state.accounts.get(_pubkey(params[0]))))
+        return self._context(account_json(self._read(_pubkey(params[0]))))
 
     def _get_multiple_accounts(self, params: list[Any]) -> object:
         _encoding(_config(params, 1))
         keys = [_pubkey(key) for key in params[0]]
         if len(keys) > 100:
             raise RpcError(-32602, "Too many inputs provided; max 100")
-        return self._context([account_json(self.state.accounts.get(key)) for key in keys])
+        return self._context([account_json(self._read(key)) for key in keys])
+
+    def _read(self, key: Pubkey) -> Account | None:
+        """An account as the cluster shows it; the Clock sysvar is made from the clock."""
+        if key == CLOCK_SYSVAR:
+            slot = self.state.slot
+            data = struct.pack("<QqQQq", slot, 0, self.state.epoch(), self.state.epoch(), self.state.unix_time())
+            return Account(rent_exempt_minimum(len(data)), SYSVAR_OWNER, data)
+        return self.state.accounts.get(key)
 
     def _get_balance(self, params: list[Any]) -> object:
         account = self.state.accounts.get(_pubkey(params[0]))
