@@ -18,6 +18,7 @@ from core.domain import WalletCustody
 from wallets import repository
 from wallets.custody import ChainBalances, KeypairSeal, OnChain
 from wallets.errors import NoWallet, SealBroken, WalletExists
+from wallets.repository import Wallet
 from wallets.schemas import Balance, Hold, WalletView
 
 
@@ -64,9 +65,8 @@ class Wallets:
                 raise WalletExists(f"this keypair ({address}) is already {other.owner}'s wallet")
             existing = await repository.hold(session, owner, address, self._seal.seal(keypair))
         if existing is not None:
-            raise WalletExists(
-                f"{owner} already has a wallet ({existing.address}); a wallet is never replaced"
-            )
+            kind = "a simulated wallet" if existing.custody is WalletCustody.SIMULATED else "a wallet"
+            raise WalletExists(f"{owner} already has {kind} ({existing.address}); a wallet is never replaced")
         self._existing.add(owner)
         return address
 
@@ -78,8 +78,8 @@ class Wallets:
             return
         if self._chain is None:
             await repository.create(session, owner, self._genesis)
-        elif await repository.get(session, owner) is None:
-            raise NoWallet(owner)
+        else:
+            _held(owner, await repository.get(session, owner))
 
     def exists(self, owner: str) -> None:
         """The owner's wallet is committed (a transaction that made it has ended)."""
@@ -115,9 +115,7 @@ class Wallets:
     async def _address(self, owner: str) -> str:
         async with self._sessions() as session:
             wallet = await repository.get(session, owner)
-        if wallet is None:
-            raise NoWallet(owner)
-        return wallet.address
+        return _held(owner, wallet).address
 
     async def view(self, owner: str) -> WalletView:
         if self._chain is not None:
@@ -158,6 +156,8 @@ class Wallets:
             await self._made(owner)
         async with self._sessions() as session:
             wallet = await repository.get(session, owner)
+        if self._chain is not None:
+            wallet = _held(owner, wallet)
         if wallet is None:
             raise NoWallet(owner)
         if wallet.custody is WalletCustody.SIMULATED:
@@ -203,3 +203,12 @@ class Wallets:
         executing had reserved; False when nothing was held."""
         async with self._sessions() as session, session.begin():
             return await repository.release(session, order_id)
+
+
+def _held(owner: str, wallet: Wallet | None) -> Wallet:
+    """On the real chain: the owner's held wallet. A simulated one (the same database
+    used by the simulation before) has a keypair nobody funded on chain: it must never
+    sign there, so it counts as none."""
+    if wallet is None or wallet.custody is not WalletCustody.HELD:
+        raise NoWallet(owner)
+    return wallet

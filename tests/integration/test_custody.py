@@ -195,6 +195,24 @@ async def test_an_owner_without_a_keypair_is_refused_and_nothing_is_stored(on_ch
     assert await rows_of(on_chain_api.database_url, owner) == (0, None, [], [])
 
 
+async def test_a_simulated_wallet_never_signs_on_the_chain(on_chain_api: OnChainApi) -> None:
+    """The same database used by the simulation before: its wallets are not the owner's."""
+    owner = owner_name("simulated")
+    engine = create_engine(on_chain_api.database_url, pool_size=1)
+    try:
+        sessions = create_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            await Wallets(sessions, {"SOL": 5 * SOL}).ensure(session, owner)
+    finally:
+        await engine.dispose()
+    key = await create_test_key(on_chain_api.database_url, owner)
+    async with httpx.AsyncClient(base_url=on_chain_api.url, timeout=30, headers=auth(key)) as client:
+        assert is_problem(await client.post("/orders", json=MARKET_ORDER), 422, "no_wallet")
+        assert is_problem(await client.get("/wallet"), 422, "no_wallet")
+    orders, _, _, holds = await rows_of(on_chain_api.database_url, owner)
+    assert (orders, holds) == (0, [])
+
+
 async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
