@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,7 +19,10 @@ from core.logs import configure_logging
 from core.settings import INFRA_ENV_FILE, get_settings
 
 if TYPE_CHECKING:  # the commands import what they use, so that --help stays quick
+    from solders.keypair import Keypair
+
     from composition import Services
+    from wallets.custody import KeypairSeal
 
 app = typer.Typer(help="Order Engine: durable order execution for Solana DEX swaps.", no_args_is_help=True)
 orders_app = typer.Typer(help="Operate on orders (talks to PostgreSQL and Temporal directly).")
@@ -28,11 +32,16 @@ temporal_app = typer.Typer(help="Temporal cluster set-up.")
 venues_app = typer.Typer(
     help="The venues of the real chain (ORDER_ENGINE_VENUES_FILE, over ORDER_ENGINE_RPC_URL)."
 )
+wallets_app = typer.Typer(
+    help="Owners' own keypairs for the real chain, held sealed with ORDER_ENGINE_WALLET_KEY "
+    "(talks to PostgreSQL directly)."
+)
 app.add_typer(orders_app, name="orders")
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(keys_app, name="keys")
 app.add_typer(temporal_app, name="temporal")
 app.add_typer(venues_app, name="venues")
+app.add_typer(wallets_app, name="wallets")
 
 
 @app.command()
@@ -296,6 +305,73 @@ def strategies_cancel(strategy_id: str) -> None:
             typer.echo(f"{strategy_id}: cancel asked; it ends once its executing order does")
 
     _run(main())
+
+
+OwnerOption = Annotated[str, typer.Option("--owner", help="the owner (an API key's name) it signs for")]
+
+
+@wallets_app.command("import")
+def wallets_import(
+    owner: OwnerOption,
+    keypair: Annotated[
+        Path, typer.Option("--keypair", help="the Solana CLI's keypair file: a JSON array of 64 bytes")
+    ],
+) -> None:
+    """Hold an owner's existing keypair (sealed; the file is not needed afterwards) and
+    print its address. An owner's wallet is never replaced."""
+    from wallets.custody import parse_keypair_json
+    from wallets.errors import InvalidKeypair
+
+    seal = _keypair_seal(owner)
+    try:
+        text = keypair.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        typer.echo(
+            f"Invalid keypair: cannot read {keypair}: {getattr(error, 'strerror', None) or 'not text'}",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    try:
+        parsed = parse_keypair_json(text)
+    except InvalidKeypair as error:
+        typer.echo(f"{error.title}: {keypair}: {error.detail}", err=True)
+        raise typer.Exit(1) from None
+    _run(_hold(owner, parsed, seal))
+
+
+@wallets_app.command("create")
+def wallets_create(owner: OwnerOption) -> None:
+    """Make a new keypair for the owner, held sealed, and print its address only (fund
+    it there). Its secret is never shown: keep ORDER_ENGINE_WALLET_KEY and the database."""
+    from solders.keypair import Keypair
+
+    seal = _keypair_seal(owner)
+    _run(_hold(owner, Keypair(), seal))
+
+
+def _keypair_seal(owner: str) -> KeypairSeal:
+    """The seal of ORDER_ENGINE_WALLET_KEY (exit 1 with why when it is unset or invalid),
+    once the owner's name is valid."""
+    from accounts.keys import NAME_PATTERN
+    from wallets.custody import KeypairSeal, WalletKeyMissing
+
+    if not NAME_PATTERN.fullmatch(owner):
+        raise typer.BadParameter(
+            "1–64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit", param_hint="--owner"
+        )
+    try:
+        return KeypairSeal.from_settings(get_settings())
+    except WalletKeyMissing as error:
+        typer.echo(f"Refused: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _hold(owner: str, keypair: Keypair, seal: KeypairSeal) -> None:
+    from wallets.service import Wallets
+
+    async with _clients(temporal=False) as clients:
+        address = await Wallets(clients.sessions, {}, seal=seal).hold(owner, keypair)
+    typer.echo(address)
 
 
 @temporal_app.command("setup")

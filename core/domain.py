@@ -84,6 +84,14 @@ class MarketMode(StrEnum):
     RPC = "rpc"
 
 
+class WalletCustody(StrEnum):
+    """Whose keypair a wallet is: one the simulation made (its seed stored), or an owner's
+    own keypair the service holds for the real chain (stored sealed: wallets/custody.py)."""
+
+    SIMULATED = "SIMULATED"
+    HELD = "HELD"
+
+
 class ReservationState(StrEnum):
     """What became of the funds an order reserved when it was accepted."""
 

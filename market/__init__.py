@@ -30,6 +30,7 @@ from market.pool_store import PoolStore
 from market.sources import FeeLevelSource, MarketPools, SwapChain
 from market.tokens import genesis_wallet
 from market.venues import SimulationConfig, Venues
+from wallets.custody import ChainBalances, KeypairSeal
 from wallets.service import Wallets
 
 
@@ -89,15 +90,24 @@ def build_market(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    chain_balances: ChainBalances | None = None,
 ) -> Market:
-    """The market as every process (API, worker, bench, tests) sees it."""
+    """The market as every process (API, worker, bench, tests) sees it. `chain_balances`:
+    the real chain's (onchain/); given, owners' wallets are their own keypairs held
+    sealed under ORDER_ENGINE_WALLET_KEY, with the chain's balances. In `rpc` mode it
+    must be given: simulated wallets with genesis funds must never stand in for it."""
     config = simulation_config(settings)
     rng = random.Random(config.seed)
     market_clock = MarketClock(clock, sleep)
     fee_market = FeeMarket(sessions, market_clock, config.seed or 0, settings.sim_background_trades_per_s)
     pools = PoolStore(sessions)
     ledger = TransactionLedger(sessions)
-    wallets = Wallets(sessions, genesis_wallet() if settings.sim_genesis_funds else {})
+    if chain_balances is not None:
+        wallets = Wallets(sessions, {}, seal=KeypairSeal.from_settings(settings), chain=chain_balances)
+    elif settings.market is MarketMode.RPC:
+        raise RuntimeError("ORDER_ENGINE_MARKET=rpc: build_market needs the chain's balances (onchain/)")
+    else:
+        wallets = Wallets(sessions, genesis_wallet() if settings.sim_genesis_funds else {})
     chain = Chain(sessions, pools, wallets, ledger, market_clock, config, rng, fee_market)
     return Market(
         mode=MarketMode.SIM,

@@ -51,6 +51,7 @@ from orders.validation import ValidOrder
 from storage.models import Order, Quote, utcnow
 from storage.redis import RedisBreaker
 from wallets import repository as wallet_repository
+from wallets.custody import OnChain
 from wallets.errors import InsufficientFunds as StoreInsufficientFunds
 from wallets.schemas import Hold
 from wallets.service import Wallets
@@ -139,6 +140,9 @@ class OrderPlacement:
         if parent is not None:
             order.parent_id, order.accepted_at = parent, now
             data["parent_id"] = parent
+        # On the real chain: the owner's balances now, read before the transaction (that
+        # waits on no RPC call) and applied in it just before the reservation.
+        on_chain = await self._wallets.read_chain(principal.owner)
         async with self._sessions() as session:
             # One unit of work: the order and its first event stored, its quote claimed, its
             # owner's open orders counted, what it may spend reserved: all or nothing.
@@ -152,7 +156,7 @@ class OrderPlacement:
                         await self._quotes.for_order(principal, quoted.id)  # says why: used, expired
                         raise QuoteUsed(f"{quoted.id} was used meanwhile")
                     await self._check_open_orders(session, principal)
-                    await self._reserve(session, order, valid, spend)
+                    await self._reserve(session, order, valid, spend, on_chain)
             self._wallets.exists(principal.owner)
             if existing is not None:
                 return Placed(
@@ -247,9 +251,12 @@ class OrderPlacement:
             return Armed(trigger, peak)
         return Armed(valid.trigger_price, None)
 
-    async def _reserve(self, session: AsyncSession, order: Order, valid: ValidOrder, spend: int) -> None:
+    async def _reserve(
+        self, session: AsyncSession, order: Order, valid: ValidOrder, spend: int, on_chain: OnChain | None
+    ) -> None:
         # What it trades, and the fees of every attempt it may make (in SOL).
         hold = Hold(order.owner, valid.token_in.symbol, spend, valid.landing.fee_budget_lamports)
+        await self._wallets.refresh(session, on_chain, hold)
         try:
             await wallet_repository.reserve(session, order.id, hold)
         except StoreInsufficientFunds as short:

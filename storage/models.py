@@ -33,6 +33,7 @@ from core.domain import (
     StrategyStatus,
     StrategyType,
     SwapMode,
+    WalletCustody,
 )
 
 # Token amounts up to 2^64 base units with up to 18 decimals, exact.
@@ -197,13 +198,30 @@ class MarketPool(SQLModel, table=True):
 
 
 class Wallet(SQLModel, table=True):
-    """An owner's simulated wallet: its keypair (the seed, in this simulation) and address."""
+    """An owner's wallet: its address and keypair. A simulated wallet keeps its seed in
+    the clear; an owner's own keypair held for the real chain is stored only sealed (a
+    Fernet token under ORDER_ENGINE_WALLET_KEY, wallets/custody.py), never as bytes."""
 
     __tablename__ = "wallets"
+    __table_args__ = (
+        # A held wallet has a sealed keypair and no seed; a simulated one the reverse.
+        CheckConstraint(
+            "(custody = 'SIMULATED' AND sealed_keypair IS NULL AND seed <> '')"
+            " OR (custody = 'HELD' AND sealed_keypair IS NOT NULL AND seed = '')",
+            name="ck_wallets_custody_keys",
+        ),
+    )
 
     owner: str = Field(primary_key=True, max_length=64)
     address: str = Field(max_length=64, unique=True)
-    seed: str = Field(max_length=64)  # hex of the 32-byte ed25519 seed
+    seed: str = Field(max_length=64, repr=False)  # simulated: hex of the 32-byte ed25519 seed; held: ''
+    custody: WalletCustody = Field(
+        default=WalletCustody.SIMULATED,
+        sa_column=Column(
+            EnumText(WalletCustody, 16), nullable=False, server_default=WalletCustody.SIMULATED.value
+        ),
+    )
+    sealed_keypair: str | None = Field(default=None, sa_column=Column(Text, nullable=True), repr=False)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

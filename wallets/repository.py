@@ -9,12 +9,12 @@ import secrets
 from decimal import Decimal
 
 from solders.keypair import Keypair
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.domain import ReservationState
+from core.domain import ReservationState, WalletCustody
 from storage.models import Order, Reservation, Wallet, WalletBalance, utcnow
 from wallets.errors import InsufficientFunds, Overdrawn
 from wallets.schemas import Hold
@@ -32,6 +32,7 @@ async def create(session: AsyncSession, owner: str, genesis: dict[str, int]) -> 
             owner=owner,
             address=str(Keypair.from_seed(seed).pubkey()),
             seed=seed.hex(),
+            custody=WalletCustody.SIMULATED,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing()
@@ -42,6 +43,60 @@ async def create(session: AsyncSession, owner: str, genesis: dict[str, int]) -> 
     for token, units in genesis.items():
         await session.execute(insert(WalletBalance).values(owner=owner, token=token, total=units, reserved=0))
     return True
+
+
+async def hold(session: AsyncSession, owner: str, address: str, sealed_keypair: str) -> Wallet | None:
+    """A wallet for the owner's own keypair, stored only sealed and with no balances
+    (the chain has them); the wallet already there instead when the owner has one (it
+    is never replaced)."""
+    made = await session.execute(
+        insert(Wallet)
+        .values(
+            owner=owner,
+            address=address,
+            seed="",
+            custody=WalletCustody.HELD,
+            sealed_keypair=sealed_keypair,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["owner"])
+        .returning(col(Wallet.owner))
+    )
+    if made.first() is not None:
+        return None
+    existing = await session.get(Wallet, owner)
+    assert existing is not None
+    return existing
+
+
+async def refresh_totals(session: AsyncSession, owner: str, on_chain: dict[str, int]) -> None:
+    """Set each token's total to what the chain holds, but never below what stays
+    reserved (total >= reserved always holds; available is then max(0, on chain -
+    reserved)). Rows in a fixed order: they stay locked until the commit."""
+    for token, units in sorted(on_chain.items()):
+        await session.execute(
+            insert(WalletBalance)
+            .values(owner=owner, token=token, total=units, reserved=0)
+            .on_conflict_do_update(
+                index_elements=["owner", "token"],
+                set_={"total": func.greatest(units, WalletBalance.__table__.c.reserved)},  # type: ignore[attr-defined]
+            )
+        )
+
+
+async def held_by_token(session: AsyncSession, owner: str) -> dict[str, int]:
+    """What the owner's open orders hold, per token: each held reservation's amount,
+    and in SOL what is left of its fee budget."""
+    held = await session.execute(
+        select(Reservation).where(
+            col(Reservation.owner) == owner, col(Reservation.state) == ReservationState.HELD
+        )
+    )
+    units: dict[str, int] = {}
+    for reservation in held.scalars():
+        for token, amount in _held_by_token(reservation).items():
+            units[token] = units.get(token, 0) + amount
+    return units
 
 
 async def lock(session: AsyncSession, owner: str) -> Wallet:

@@ -23,7 +23,9 @@ class Balance:
 
     @property
     def available(self) -> int:
-        return self.total - self.reserved
+        # Never below 0: on the real chain the total is the chain's, which others may
+        # spend from while the engine's orders still hold more.
+        return max(self.total - self.reserved, 0)
 
 
 @dataclass(frozen=True)
