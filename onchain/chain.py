@@ -134,6 +134,7 @@ class RpcChain:
         probe = _signed(signer, blockhash, MAX_COMPUTE_UNITS, 0, swaps + tip)
         simulation = await self._rpc.simulate(probe)
         if simulation.error is not None:
+            await self._pools.refresh()  # the next plan must see the pools as they are now
             code = self._pools.error_code(simulation.error, probe)
             raise MarketError(
                 code, f"simulation: {_describe(simulation.error)}", stage=FailureStage.SIMULATION
@@ -363,6 +364,7 @@ class RpcChain:
 
     async def _failed(self, order_id: str, key: str, record: SentRecord, status: SignatureState) -> None:
         meta = await self._transaction(record.signature)
+        await self._pools.refresh()  # it failed on the pools as they are now: re-quote on them
         code = self._pools.error_code(status.error, VersionedTransaction.from_bytes(record.raw))
         async with self._sessions() as session, session.begin():
             held = await wallet_repository.reservation(session, order_id, lock=True)

@@ -82,16 +82,19 @@ class MeteoraDlmmVenue:
                 transfer_fee(tokens.mints[symbol_y], clock.epoch),
             ),
         )
-        return PoolSnapshot(entry, pool, (pair, extension), (extension_address, *addresses))
+        existing = frozenset(array.address for array in arrays)
+        return PoolSnapshot(entry, pool, (pair, extension, existing), (extension_address, *addresses))
 
     def swap_instruction(
         self, snapshot: PoolSnapshot, leg: SwapLeg, user: Pubkey, user_in: Pubkey, user_out: Pubkey
     ) -> Instruction:
-        pair, extension = snapshot.state
+        pair, extension, existing = snapshot.state
         swap_for_y = leg.token_in == snapshot.pool.base
+        # The arrays the walk may cross, as far as they exist (the quote saw no others).
         arrays = [
-            meteora_dlmm.bin_array_address(pair.address, index)
+            address
             for index in meteora_dlmm.bin_arrays_for_swap(pair, extension, swap_for_y, ARRAYS_EACH_WAY)
+            if (address := meteora_dlmm.bin_array_address(pair.address, index)) in existing
         ]
         extension_key = meteora_dlmm.bitmap_extension_address(pair.address) if extension is not None else None
         if leg.exact_out:
@@ -103,7 +106,7 @@ class MeteoraDlmmVenue:
         )
 
     def read_swap(self, snapshot: PoolSnapshot, ix_data: bytes, accounts: list[Pubkey]) -> DecodedLeg | None:
-        pair, _ = snapshot.state
+        pair = snapshot.state[0]
         discriminator = ix_data[:8]
         if discriminator not in (
             meteora_dlmm.SWAP2_DISCRIMINATOR,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx2
@@ -36,6 +37,9 @@ T = TypeVar("T")
 MAINNET_GENESIS_HASH = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"
 ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
 STATUSES_PER_REQUEST = 256  # getSignatureStatuses' limit
+# Tries of one request before its fault is the step's (429, 5xx, timeouts are brief).
+RPC_TRIES = 3
+RPC_BACKOFF_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class SolanaRpc:
         found: list[AccountData | None] = []
         for start in range(0, len(keys), ACCOUNTS_PER_REQUEST):
             chunk = list(keys[start : start + ACCOUNTS_PER_REQUEST])
-            answer = await self._call(self._client.get_multiple_accounts(chunk, encoding="base64"))
+            answer = await self._call(partial(self._client.get_multiple_accounts, chunk, encoding="base64"))
             found.extend(
                 None if account is None else AccountData(account.owner, account.lamports, bytes(account.data))
                 for account in answer.value
@@ -110,30 +114,30 @@ class SolanaRpc:
         return found
 
     async def account(self, key: Pubkey) -> AccountData | None:
-        answer = await self._call(self._client.get_account_info(key, encoding="base64"))
+        answer = await self._call(lambda: self._client.get_account_info(key, encoding="base64"))
         account = answer.value
         return None if account is None else AccountData(account.owner, account.lamports, bytes(account.data))
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
         """A recent blockhash and the last block height at which a transaction on it lands."""
-        answer = await self._call(self._client.get_latest_blockhash())
+        answer = await self._call(lambda: self._client.get_latest_blockhash())
         return answer.value.blockhash, answer.value.last_valid_block_height
 
     async def block_height(self) -> int:
-        return int((await self._call(self._client.get_block_height())).value)
+        return int((await self._call(lambda: self._client.get_block_height())).value)
 
     async def slot(self) -> int:
-        return int((await self._call(self._client.get_slot())).value)
+        return int((await self._call(lambda: self._client.get_slot())).value)
 
     async def prioritization_fees(self, accounts: Sequence[Pubkey]) -> list[int]:
         """Micro-lamports per compute unit paid in recent slots by transactions that
         write these accounts."""
-        answer = await self._call(self._client.get_recent_prioritization_fees(list(accounts)))
+        answer = await self._call(lambda: self._client.get_recent_prioritization_fees(list(accounts)))
         return [int(entry.prioritization_fee) for entry in answer.value]
 
     async def simulate(self, tx: VersionedTransaction) -> Simulation:
         answer = await self._call(
-            self._client.simulate_transaction(tx, sig_verify=False, replace_recent_blockhash=True)
+            lambda: self._client.simulate_transaction(tx, sig_verify=False, replace_recent_blockhash=True)
         )
         value = answer.value
         return Simulation(value.err, int(value.units_consumed or 0), tuple(value.logs or ()))
@@ -143,7 +147,7 @@ class SolanaRpc:
         signature, so a cluster lands them at most once). No preflight: the build
         simulated it, and a re-send must not be refused for what already happened."""
         options = TxOpts(skip_preflight=True, skip_confirmation=True, max_retries=0)
-        answer = await self._call(self._client.send_raw_transaction(raw, opts=options))
+        answer = await self._call(lambda: self._client.send_raw_transaction(raw, opts=options))
         return str(answer.value)
 
     async def statuses(self, signatures: Sequence[str]) -> list[SignatureState | None]:
@@ -151,7 +155,7 @@ class SolanaRpc:
         for start in range(0, len(signatures), STATUSES_PER_REQUEST):
             chunk = [Signature.from_string(s) for s in signatures[start : start + STATUSES_PER_REQUEST]]
             answer = await self._call(
-                self._client.get_signature_statuses(chunk, search_transaction_history=True)
+                partial(self._client.get_signature_statuses, chunk, search_transaction_history=True)
             )
             for status in answer.value:
                 if status is None:
@@ -167,7 +171,7 @@ class SolanaRpc:
 
     async def transaction(self, signature: str) -> LandedTransaction | None:
         answer = await self._call(
-            self._client.get_transaction(
+            lambda: self._client.get_transaction(
                 Signature.from_string(signature), encoding="base64", max_supported_transaction_version=0
             )
         )
@@ -194,11 +198,11 @@ class SolanaRpc:
         )
 
     async def balance(self, key: Pubkey) -> int:
-        return int((await self._call(self._client.get_balance(key))).value)
+        return int((await self._call(lambda: self._client.get_balance(key))).value)
 
     async def token_accounts(self, owner: Pubkey, program: Pubkey) -> list[tuple[Pubkey, AccountData]]:
         answer = await self._call(
-            self._client.get_token_accounts_by_owner(
+            lambda: self._client.get_token_accounts_by_owner(
                 owner, TokenAccountOpts(program_id=program, encoding="base64")
             )
         )
@@ -211,25 +215,39 @@ class SolanaRpc:
         ]
 
     async def token_account_balance(self, key: Pubkey) -> int:
-        return int((await self._call(self._client.get_token_account_balance(key))).value.amount)
+        return int((await self._call(lambda: self._client.get_token_account_balance(key))).value.amount)
 
     async def rent_exemption(self, size: int) -> int:
-        return int((await self._call(self._client.get_minimum_balance_for_rent_exemption(size))).value)
+        return int(
+            (await self._call(lambda: self._client.get_minimum_balance_for_rent_exemption(size))).value
+        )
 
     async def genesis_hash(self) -> str:
-        return str((await self._call(self._client.get_genesis_hash())).value)
+        return str((await self._call(lambda: self._client.get_genesis_hash())).value)
 
     async def healthy(self) -> bool:
         try:
-            await self._call(self._client.is_connected())
+            await self._call(lambda: self._client.is_connected())
         except MarketError:
             return False
         return True
 
-    async def _call(self, request: Any) -> Any:
-        """One request with a deadline; the endpoint's faults as MarketErrors."""
+    async def _call(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        """A request with a deadline, tried again on a fault of the endpoint (every
+        method we use is safe to repeat: a re-sent transaction is the same signature);
+        the last fault as a MarketError, for the step's own retry policy."""
+        for attempt in range(1, RPC_TRIES + 1):
+            try:
+                return await self._once(request)
+            except MarketError as error:
+                if attempt == RPC_TRIES or error.code is MarketErrorCode.BLOCKHASH_EXPIRED:
+                    raise
+                await asyncio.sleep(RPC_BACKOFF_S * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    async def _once(self, request: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await asyncio.wait_for(request, self._timeout_s)
+            return await asyncio.wait_for(request(), self._timeout_s)
         except TimeoutError:
             raise _unavailable(f"no answer in {self._timeout_s:g} s") from None
         except SolanaRpcException as error:

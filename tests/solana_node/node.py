@@ -413,7 +413,9 @@ class SolanaNode:
         """An account as the cluster shows it; the Clock sysvar is made from the clock."""
         if key == CLOCK_SYSVAR:
             slot = self.state.slot
-            data = struct.pack("<QqQQq", slot, 0, self.state.epoch(), self.state.epoch(), self.state.unix_time())
+            data = struct.pack(
+                "<QqQQq", slot, 0, self.state.epoch(), self.state.epoch(), self.state.unix_time()
+            )
             return Account(rent_exempt_minimum(len(data)), SYSVAR_OWNER, data)
         return self.state.accounts.get(key)
 
