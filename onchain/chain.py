@@ -56,7 +56,7 @@ from market.ledger import Landed, LandedLeg, TransactionLedger, record_executed,
 from market.transactions import ComputeBudget, SwapLeg
 from onchain.fees import ChainFees
 from onchain.pools import ChainPools
-from onchain.rpc import LandedTransaction, SignatureState, SolanaRpc
+from onchain.rpc import LandedTransaction, SolanaRpc
 from onchain.spl import NATIVE_MINT, associated_token_address
 from storage.models import FailedTransaction, SentTransaction, utcnow
 from wallets import repository as wallet_repository
@@ -127,7 +127,7 @@ class RpcChain:
         (blockhash, last_valid), levels, _ = await asyncio.gather(
             self._rpc.latest_blockhash(),
             self._fees.levels(),
-            self._pools.refresh(),  # the route's pools as they are now
+            self._pools.refresh(force=False),  # as the plan saw them (failures force a refresh)
         )
         swaps = self._swap_instructions(signer.pubkey(), token_in, token_out, legs)
         tip = self._tip(signer.pubkey(), landing.tip_lamports, order_id)
@@ -262,6 +262,7 @@ class RpcChain:
         if earlier is not None:
             return earlier
         resent = self._clock()
+        await self._sleep(POLL_S)  # nothing lands in the slot it was sent in
         while True:
             sent = await self._sent(order_id)
             if not sent:
@@ -270,46 +271,47 @@ class RpcChain:
                     "no transaction of the order was sent",
                     stage=FailureStage.LANDING,
                 )
-            statuses = await self._rpc.statuses([s.signature for s in sent])
-            outcome = await self._outcome(order_id, tx, sent, statuses)
+            outcome = await self._outcome(order_id, tx.idempotency_key, sent)
             if outcome is not None:
                 return outcome
-            height = await self._rpc.block_height()
-            live = [
-                record
-                for record, status in zip(sent, statuses, strict=True)
-                if status is None and height <= record.last_valid_block_height
-            ]
-            if not live:
+            # Only the newest can still land: another is sent only once the ones before
+            # it have expired or failed.
+            latest = sent[-1]
+            if await self._rpc.block_height() > latest.last_valid_block_height:
                 raise MarketError(
                     MarketErrorCode.TRANSACTION_EXPIRED,
-                    f"not landed by block height {sent[-1].last_valid_block_height}; it never can",
+                    f"not landed by block height {latest.last_valid_block_height}; it never can",
                     stage=FailureStage.LANDING,
                 )
             if self._clock() - resent >= RESEND_S:
-                await self._rpc.send(live[-1].raw)
+                await self._rpc.send(latest.raw)
                 resent = self._clock()
             await self._sleep(POLL_S)
 
-    async def _outcome(
-        self,
-        order_id: str,
-        tx: SignedTransaction,
-        sent: list[SentRecord],
-        statuses: list[SignatureState | None],
-    ) -> Landed | None:
-        """The order's landed transaction (recorded once), or the failure of its latest
-        one if that landed and failed (charged once); None while nothing is decided."""
-        for record, status in zip(sent, statuses, strict=True):
-            if status is not None and status.confirmed and status.error is None:
-                return await self._landed(order_id, tx.idempotency_key, record)
-        latest, status = sent[-1], statuses[-1]
-        if status is not None and status.confirmed and status.error is not None:
-            await self._failed(order_id, tx.idempotency_key, latest, status)
+    async def _outcome(self, order_id: str, key: str, sent: list[SentRecord]) -> Landed | None:
+        """The order's landed transaction (recorded once), or the failure of its newest
+        one if that landed and failed (charged once, raised); None while undecided. The
+        newest is asked with getTransaction (one round trip when it has landed); older
+        ones, sent before a crash or an expiry, by their statuses."""
+        latest = sent[-1]
+        meta = await self._rpc.transaction(latest.signature)
+        if meta is not None:
+            if meta.error is None:
+                return await self._landed(order_id, key, latest, meta)
+            await self._failed(order_id, key, latest, meta)
+        if len(sent) > 1:
+            older = sent[:-1]
+            for record, status in zip(
+                older, await self._rpc.statuses([s.signature for s in older]), strict=True
+            ):
+                if status is not None and status.confirmed and status.error is None:
+                    return await self._landed(order_id, key, record)
         return None
 
-    async def _landed(self, order_id: str, key: str, record: SentRecord) -> Landed:
-        meta = await self._transaction(record.signature)
+    async def _landed(
+        self, order_id: str, key: str, record: SentRecord, meta: LandedTransaction | None = None
+    ) -> Landed:
+        meta = meta or await self._transaction(record.signature)
         swap = VersionedTransaction.from_bytes(record.raw)
         budget = _budget_of(swap)
         tip = _tip_of(swap, self._tips)
@@ -362,10 +364,9 @@ class RpcChain:
             return found
         return landed
 
-    async def _failed(self, order_id: str, key: str, record: SentRecord, status: SignatureState) -> None:
-        meta = await self._transaction(record.signature)
+    async def _failed(self, order_id: str, key: str, record: SentRecord, meta: LandedTransaction) -> None:
         await self._pools.refresh()  # it failed on the pools as they are now: re-quote on them
-        code = self._pools.error_code(status.error, VersionedTransaction.from_bytes(record.raw))
+        code = self._pools.error_code(meta.error, VersionedTransaction.from_bytes(record.raw))
         async with self._sessions() as session, session.begin():
             held = await wallet_repository.reservation(session, order_id, lock=True)
             first = await record_failed(
@@ -376,7 +377,7 @@ class RpcChain:
                     order_id=order_id,
                     owner=held.owner if held is not None else "",
                     code=str(code),
-                    reason=_describe(status.error),
+                    reason=_describe(meta.error),
                     fee_lamports=meta.fee,
                     slot=meta.slot,
                     at=utcnow(),
@@ -386,7 +387,7 @@ class RpcChain:
                 wallet_repository.charge_fee(held, meta.fee, 0)
         raise MarketError(
             code,
-            f"landed and failed: {_describe(status.error)}",
+            f"landed and failed: {_describe(meta.error)}",
             stage=FailureStage.CHAIN,
             fee_lamports=meta.fee,
         )

@@ -217,8 +217,10 @@ async def test_a_swap_that_lands_but_fails_on_slippage_pays_its_fee_and_the_orde
         order = await final(client, order_id)
         assert order["status"] == "CONFIRMED", order
         failures = await failures_of(client, order_id)
-        slipped = [f for f in failures if f["code"] == "SLIPPAGE_EXCEEDED"]
-        assert slipped and slipped[0]["fee_lamports"] > 0, failures
+        landed_and_failed = [
+            f for f in failures if f["code"] == "SLIPPAGE_EXCEEDED" and f["stage"] == "chain"
+        ]
+        assert len(landed_and_failed) == 1 and landed_and_failed[0]["fee_lamports"] > 0, failures
         sent = await chain_engine.sent(order_id)
         assert len(landed_with(chain_engine.cluster, [s.signature for s in sent])) == 1
         assert len(landed_with(chain_engine.cluster, [s.signature for s in sent], failed=True)) == 1
