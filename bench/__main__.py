@@ -24,6 +24,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.chain import CHAIN_SECTION
 from bench.conditional import CONDITIONAL_SECTION, PROTECTIVE_SECTION
 from bench.engine import ENGINE_SECTION, LOAD_SECTION
 from bench.floor import FLOOR_SECTION
@@ -60,6 +61,7 @@ SECTIONS = [
     SPEC_SECTION,
     LOAD_SECTION,
     FAIR_SECTION,
+    CHAIN_SECTION,
 ]
 # The table's order, after the targets, as earlier reports printed it; a section not
 # listed here prints after these, in the order it ran.

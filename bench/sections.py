@@ -106,6 +106,12 @@ class Workbench:
                 return float(figure.value)
         return float("nan")
 
+    def directory(self, name: str) -> Path:
+        """A scratch directory of this run's (removed with it)."""
+        path = self._tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def prepare(self, section: Section) -> None:
         """Start what `section` needs and is not running yet (blocking: call it in a thread)."""
         if section.needs_infra and self._urls is None:

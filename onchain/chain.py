@@ -28,6 +28,7 @@ import asyncio
 import base64
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -70,6 +71,7 @@ COMPUTE_MARGIN = 1.2
 COMPUTE_HEADROOM = 5_000
 POLL_S = 0.4  # one slot
 RESEND_S = 2.0
+SIMULATED_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class RpcChain:
         self._sessions, self._rpc, self._pools, self._wallets = sessions, rpc, pools, wallets
         self._ledger, self._fees, self._tips = ledger, fees, tuple(tip_accounts)
         self._sleep, self._clock = sleep, clock
+        self._simulated: OrderedDict[str, None] = OrderedDict()  # signatures built from a passing simulation
 
     # -- build ---------------------------------------------------------------------
 
@@ -144,6 +147,9 @@ class RpcChain:
         )
         price = compute_unit_price(landing, levels, limit, escalation)
         tx = _signed(signer, blockhash, limit, price, swaps + tip)
+        self._simulated[str(tx.signatures[0])] = None
+        while len(self._simulated) > SIMULATED_REMEMBERED:
+            self._simulated.popitem(last=False)
         return SignedTransaction(
             str(tx.signatures[0]),
             bytes(tx),
@@ -221,7 +227,9 @@ class RpcChain:
                 # One of its transactions may still land: that one, never a second.
                 await self._rpc.send(live[-1].raw)
                 return live[-1].signature
-        if simulate:
+        # Built here from a simulation that passed (the compute-unit limit's), a moment ago:
+        # that was its simulation before sending. Built elsewhere (a crash between), again.
+        if simulate and tx.signature not in self._simulated:
             simulation = await self._rpc.simulate(VersionedTransaction.from_bytes(tx.raw))
             if simulation.error is not None:
                 raise MarketError(
@@ -277,7 +285,9 @@ class RpcChain:
             # Only the newest can still land: another is sent only once the ones before
             # it have expired or failed.
             latest = sent[-1]
-            if await self._rpc.block_height() > latest.last_valid_block_height:
+            if await self._rpc.block_height() > latest.last_valid_block_height and not await self._landing(
+                latest
+            ):
                 raise MarketError(
                     MarketErrorCode.TRANSACTION_EXPIRED,
                     f"not landed by block height {latest.last_valid_block_height}; it never can",
@@ -287,6 +297,11 @@ class RpcChain:
                 await self._rpc.send(latest.raw)
                 resent = self._clock()
             await self._sleep(POLL_S)
+
+    async def _landing(self, record: SentRecord) -> bool:
+        """Landed in a block not yet confirmed (processed): it will be decided, not expire."""
+        (status,) = await self._rpc.statuses([record.signature])
+        return status is not None
 
     async def _outcome(self, order_id: str, key: str, sent: list[SentRecord]) -> Landed | None:
         """The order's landed transaction (recorded once), or the failure of its newest

@@ -38,7 +38,7 @@ def build_chain_market(settings: Settings, sessions: async_sessionmaker[AsyncSes
     pools, venues, rpc = chain_pools(settings)
     fees = ChainFees(rpc, pools.pool_addresses)
     wallets = Wallets(
-        sessions, {}, seal=KeypairSeal.from_settings(settings), chain=ChainBalances(rpc, venues.tokens)
+        sessions, {}, seal=KeypairSeal.from_settings(settings), chain=ChainBalances(rpc, pools.tokens)
     )
     ledger = TransactionLedger(sessions)
     clock = MarketClock(time.time, asyncio.sleep)

@@ -132,6 +132,7 @@ def execution_view(confirmed: Confirmed, fills: list[dict[str, Any]]) -> dict[st
             "priority_lamports": report.fees.priority_lamports,
             "tip_lamports": report.fees.tip_lamports,
             "total_sol": format_amount(report.fees.total_lamports, 9),
+            "rent_lamports": report.fees.rent_lamports,
         },
         "compute_unit_limit": report.compute_unit_limit,
         "compute_units_consumed": report.compute_units_consumed,

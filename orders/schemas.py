@@ -106,6 +106,9 @@ class FeesView(BaseModel):
     priority_lamports: int
     tip_lamports: int
     total_sol: str
+    # A real chain: rent put into token accounts the transaction made (the output's,
+    # say). Not a fee and not in total_sol, but spent from the wallet's SOL.
+    rent_lamports: int = 0
 
 
 class OrderView(BaseModel):

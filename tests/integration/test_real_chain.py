@@ -166,6 +166,9 @@ async def test_a_market_order_confirms_with_the_chains_fill_and_the_wallet_moves
         assert fees["rent_lamports"] > 0  # the PUMP account was made for it
         received = after["PUMP"] - before["PUMP"]
         assert Decimal(txs[0]["amount_out"]) == Decimal(received) / 10**6, (txs[0], received)
+        # The order itself reports what moved the wallet: amounts, fees and rent.
+        assert order["fees"]["rent_lamports"] == fees["rent_lamports"]
+        assert Decimal(order["amount_out"]) == Decimal(received) / 10**6
         wallet = (await client.get("/wallet")).json()
         balances = {b["token"]: b for b in wallet["balances"]}
         assert Decimal(balances["PUMP"]["total"]) == Decimal(after["PUMP"]) / 10**6

@@ -21,6 +21,7 @@ import base64
 import json
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,6 +171,8 @@ class SolanaNode:
         self.genesis_hash = genesis_hash
         self.prioritization_fees: list[int] = [0] * 150
         self.calls: list[str] = []
+        # (method, started, answered) in monotonic seconds: which requests overlapped.
+        self.timed_calls: list[tuple[str, float, float]] = []
         self.timeout_fault_seconds = timeout_fault_seconds
         self._faults: dict[str, deque[FaultKind]] = {}
         self._slot_ms = slot_ms
@@ -357,6 +360,14 @@ class SolanaNode:
             return queued.popleft() if queued else None
 
     def _handle_one(self, request: object) -> tuple[JsonObject, _Timeout | int | None]:
+        started = time.monotonic()
+        try:
+            return self._answer_one(request)
+        finally:
+            method = request.get("method") if isinstance(request, dict) else None
+            self.timed_calls.append((str(method), started, time.monotonic()))
+
+    def _answer_one(self, request: object) -> tuple[JsonObject, _Timeout | int | None]:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return _error_answer(None, RpcError(-32600, "Invalid request")), None
         request_id = request.get("id")
