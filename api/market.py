@@ -20,15 +20,21 @@ from market.schemas import (
     pool_view,
     transaction_view,
 )
-from market.tokens import TOKENS
+from market.tokens import TOKENS, find_token
 
 router = APIRouter(tags=["market"])
 
 
 @router.get("/tokens", response_model=Items)
 async def list_tokens(market: MarketDep) -> dict[str, Any]:
-    """Tokens that can be traded, by symbol or mint (with those listed through /sim/pools)."""
-    listed = [token for pool in await market.pools.all() for token in pool.listed]
+    """Tokens that can be traded, by symbol or mint (with those listed through /sim/pools;
+    on a real cluster, the venues file's tokens that a pool trades)."""
+    pools = await market.pools.all()
+    if market.simulation is None:
+        symbols = dict.fromkeys(symbol for pool in pools for symbol in (pool.base, pool.quote))
+        traded = [token for symbol in symbols if (token := find_token(symbol)) is not None]
+        return {"items": [TokenView.of(t).model_dump() for t in traded]}
+    listed = [token for pool in pools for token in pool.listed]
     return {"items": [TokenView.of(t).model_dump() for t in (*TOKENS, *listed)]}
 
 

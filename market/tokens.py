@@ -44,9 +44,15 @@ def decimals_of(symbol: str) -> int:
     return token.decimals
 
 
-def register_token(token: Token) -> None:
+def register_token(token: Token, authoritative: bool = False) -> None:
     """Make a token listed at run time (POST /sim/pools) known to this process. Its pool's
-    state carries it, so every process that reads the pool learns it."""
+    state carries it, so every process that reads the pool learns it. `authoritative`:
+    a real cluster's venues file names it, with its mint's decimals; that wins over a
+    simulated token of the same symbol (devnet's USDC is not mainnet's)."""
+    if authoritative:
+        _BY_KEY[token.symbol] = token
+        _BY_KEY[token.mint] = token
+        return
     _BY_KEY.setdefault(token.symbol, token)
     _BY_KEY.setdefault(token.mint, token)
 

@@ -9,7 +9,6 @@ import random
 import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from wallets.custody import KeypairSeal
 
 from core.domain import MarketMode
 from core.settings import Settings
@@ -25,6 +24,7 @@ from onchain.pools import ChainPools, VenueAdapter
 from onchain.raydium_cpmm_venue import RaydiumCpmmVenue
 from onchain.rpc import SolanaRpc
 from onchain.venues_file import VenuesFile, VenuesFileError, load_venues_file
+from wallets.custody import KeypairSeal
 from wallets.service import Wallets
 
 # Quotes come from decoded chain state: no simulated latency, failures or rate limit.

@@ -5,7 +5,6 @@ market's bin walk, fed from real state, with Token-2022 transfer fees), and its
 
 from __future__ import annotations
 
-import math
 import struct
 
 from solders.instruction import Instruction
@@ -127,11 +126,11 @@ class MeteoraDlmmVenue:
 
 def _opens_at(pair: meteora_dlmm.LbPair, clock: ClusterClock) -> float:
     """When the pair trades, in unix seconds (0: it does now). A pair activated by slot
-    opens about 400 ms a slot from now; a disabled one never."""
+    opens about 400 ms a slot from now; a disabled one cannot be traded at all."""
     if pair.is_open(clock.slot, clock.unix_timestamp):
         return 0.0
-    if pair.status != 0:
-        return math.inf
+    if pair.status != meteora_dlmm.PAIR_ENABLED:
+        raise PoolLoadError(f"pair {pair.address} is disabled (status {pair.status})")
     if pair.activation_type == 0:  # by slot
         return clock.unix_timestamp + (pair.activation_point - clock.slot) * SLOT_S
     return float(pair.activation_point)

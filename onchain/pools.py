@@ -160,7 +160,7 @@ class ChainPools:
             except NotATokenAccount as error:
                 raise PoolLoadError(f"tokens.{symbol}: {error}") from None
             self.tokens.mints[symbol] = mint
-            register_token(Token(symbol, str(mint_key), mint.decimals))
+            register_token(Token(symbol, str(mint_key), mint.decimals), authoritative=True)
         await self.refresh(force=True, initial=True)
         return dict(self._errors)
 

@@ -257,3 +257,7 @@ async def test_an_owner_without_a_keypair_is_refused_and_sim_controls_are_not_fo
             403,
             404,
         )
+        tokens = {t["symbol"]: t["mint"] for t in (await client.get("/tokens")).json()["items"]}
+        assert tokens == {"SOL": "So11111111111111111111111111111111111111112", "PUMP": str(PUMP_MINT)}
+        markets = {(m["dex"], m["pair"]) for m in (await client.get("/markets")).json()["items"]}
+        assert markets == {("meteora", "PUMP/SOL"), ("raydium", "SOL/PUMP")}
