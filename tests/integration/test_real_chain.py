@@ -35,6 +35,7 @@ from tests.solana_node.market_setup import (
     ChainUnderTest,
     drain_cpmm,
     new_trader,
+    price_cpmm,
     start_test_cluster,
 )
 from tests.streams import TERMINAL
@@ -261,3 +262,56 @@ async def test_an_owner_without_a_keypair_is_refused_and_sim_controls_are_not_fo
         assert tokens == {"SOL": "So11111111111111111111111111111111111111112", "PUMP": str(PUMP_MINT)}
         markets = {(m["dex"], m["pair"]) for m in (await client.get("/markets")).json()["items"]}
         assert markets == {("meteora", "PUMP/SOL"), ("raydium", "SOL/PUMP")}
+
+
+async def test_a_limit_order_waits_on_the_chains_prices_and_fires_when_a_pool_moves(
+    chain_engine: ChainEngine,
+) -> None:
+    """The watcher prices waiting orders from pool state fetched over JSON-RPC."""
+    node = chain_engine.cluster.node
+    client, _ = await chain_engine.trader()
+    async with client:
+        quote = (
+            await client.post("/quotes", json={"token_in": "SOL", "token_out": "PUMP", "amount": "0.05"})
+        ).json()
+        best = Decimal(quote["price"])
+        order_id = await place(
+            client, type="limit", limit_price=str((best * Decimal("1.04")).quantize(Decimal(1)))
+        )
+        await status_reached(client, order_id, "WAITING")
+        fetches = node.calls.count("getMultipleAccounts")
+        drain_cpmm(node, PUMP_MINT, Decimal("-0.12"))  # PUMP got cheaper on Raydium
+        order = await final(client, order_id)
+        assert order["status"] == "CONFIRMED", order
+        assert Decimal(order["amount_out"]) >= Decimal(order["min_amount_out"])
+        assert node.calls.count("getMultipleAccounts") > fetches  # the watcher read the pools anew
+
+
+async def test_a_split_route_is_one_transaction_with_a_swap_on_each_venue(chain_engine: ChainEngine) -> None:
+    client, owner = await chain_engine.trader()
+    async with client:
+        markets = {m["dex"]: m for m in (await client.get("/markets")).json()["items"]}
+        # Raydium a little dearer than Meteora's active bin (which charges 1 %, Raydium
+        # 0.25 %): the best fill takes Meteora's bins until they cost as much, then Raydium.
+        sol_per_pump = Decimal(markets["meteora"]["mid_price"])
+        price_cpmm(chain_engine.cluster.node, sol_per_pump * Decimal("1.01") * 1000)  # lamports per base unit
+        before = on_chain(chain_engine.cluster, owner)
+        order_id = await place(client, amount="0.5", slippage_bps=500)
+        order = await final(client, order_id)
+        assert order["status"] == "CONFIRMED", order
+        assert {leg["dex"] for leg in order["route"]} == {"raydium", "meteora"}, order["route"]
+        txs = (await client.get("/chain/transactions", params={"order_id": order_id})).json()["items"]
+        assert len(txs) == 1 and txs[0]["dex"] == "split" and len(txs[0]["legs"]) == 2
+        received = on_chain(chain_engine.cluster, owner)["PUMP"] - before["PUMP"]
+        assert sum(Decimal(leg["amount_out"]) for leg in txs[0]["legs"]) == Decimal(received) / 10**6
+
+
+def test_the_engine_asked_the_cluster_only_the_allowed_methods(chain_engine: ChainEngine) -> None:
+    allowed = {
+        "getAccountInfo", "getMultipleAccounts", "getLatestBlockhash", "getBlockHeight", "getSlot",
+        "getRecentPrioritizationFees", "simulateTransaction", "sendTransaction", "getSignatureStatuses",
+        "getTransaction", "getBalance", "getTokenAccountsByOwner", "getTokenAccountBalance",
+        "getMinimumBalanceForRentExemption", "getGenesisHash", "getHealth",
+    }  # fmt: skip
+    asked = set(chain_engine.cluster.node.calls)
+    assert asked and asked <= allowed, asked - allowed

@@ -138,7 +138,7 @@ def vault_amounts(node: SolanaNode) -> dict[Pubkey, int]:
 
 def drain_cpmm(node: SolanaNode, mint: Pubkey, fraction: Decimal) -> None:
     """Another trader's doing: the CPMM pool holds `fraction` less of `mint` (what it
-    pays out of that token falls)."""
+    pays out of that token falls; a negative fraction adds, and it pays more)."""
     state = raydium_cpmm.decode_pool_state(CPMM_POOL, _data(node, CPMM_POOL))
     vault = state.token_0_vault if state.token_0_mint == mint else state.token_1_vault
     account = node.account(vault)
@@ -149,6 +149,13 @@ def drain_cpmm(node: SolanaNode, mint: Pubkey, fraction: Decimal) -> None:
     struct.pack_into("<Q", data, 64, left)
     lamports = account.lamports - (amount - left if mint == NATIVE_MINT else 0)
     node.set_account(vault, Account(lamports, account.owner, bytes(data)))
+
+
+def price_cpmm(node: SolanaNode, lamports_per_pump_unit: Decimal) -> None:
+    """Set the CPMM pool's PUMP vault so that its mid price is this (SOL side kept)."""
+    sol = vault_amounts(node)[NATIVE_MINT]
+    have = vault_amounts(node)[PUMP_MINT]
+    drain_cpmm(node, PUMP_MINT, 1 - Decimal(sol) / lamports_per_pump_unit / have)
 
 
 def _data(node: SolanaNode, address: Pubkey) -> bytes:
@@ -163,4 +170,12 @@ def new_trader(node: SolanaNode, sol: int = 5 * 10**9) -> Keypair:
     return keypair
 
 
-__all__ = ["AmmConfig", "ChainUnderTest", "drain_cpmm", "new_trader", "start_test_cluster", "vault_amounts"]
+__all__ = [
+    "AmmConfig",
+    "ChainUnderTest",
+    "drain_cpmm",
+    "new_trader",
+    "price_cpmm",
+    "start_test_cluster",
+    "vault_amounts",
+]
