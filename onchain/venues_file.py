@@ -24,7 +24,7 @@ from solders.pubkey import Pubkey
 
 from core.domain import Dex
 
-SYMBOL = re.compile(r"^[A-Za-z0-9]{1,16}$")
+SYMBOL = re.compile(r"[A-Za-z0-9]{1,16}")
 
 
 class VenueKind(StrEnum):
@@ -63,6 +63,8 @@ def load_venues_file(path: Path) -> VenuesFile:
         text = path.read_text()
     except OSError as error:
         raise VenuesFileError(f"{path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise VenuesFileError(f"{path}: not valid TOML (not UTF-8 text)") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -79,13 +81,18 @@ def parse_venues(document: dict[str, Any], where: str = "venues file") -> Venues
     if not isinstance(raw_tokens, dict) or not raw_tokens:
         raise VenuesFileError(f"{where}: [tokens.SYMBOL] tables with a mint are required")
     for symbol, table in raw_tokens.items():
-        if not SYMBOL.match(symbol):
+        if not SYMBOL.fullmatch(symbol):
             raise VenuesFileError(f"{where}: token symbol {symbol!r} must be 1-16 letters or digits")
         if not isinstance(table, dict) or set(table) != {"mint"}:
             raise VenuesFileError(f'{where}: [tokens.{symbol}] must hold exactly `mint = "…"`')
         tokens[symbol] = _pubkey(table["mint"], f"{where}: tokens.{symbol}.mint")
-    if len(set(tokens.values())) != len(tokens):
-        raise VenuesFileError(f"{where}: two symbols name the same mint")
+    named: dict[Pubkey, str] = {}
+    for symbol, mint in tokens.items():
+        if mint in named:
+            raise VenuesFileError(
+                f"{where}: tokens.{named[mint]} and tokens.{symbol} name the same mint {mint}"
+            )
+        named[mint] = symbol
     if "SOL" not in tokens or str(tokens["SOL"]) != "So11111111111111111111111111111111111111112":
         raise VenuesFileError(f"{where}: [tokens.SOL] must be the native mint (fees are paid in SOL)")
     raw_pools = document.get("pools", [])
@@ -101,9 +108,11 @@ def parse_venues(document: dict[str, Any], where: str = "venues file") -> Venues
         except ValueError:
             choices = ", ".join(kind.value for kind in VenueKind)
             raise VenuesFileError(f"{label}: venue {table['venue']!r} is not one of {choices}") from None
-        pools.append(PoolEntry(venue, _pubkey(table["address"], f"{label}.address")))
-    if len({pool.address for pool in pools}) != len(pools):
-        raise VenuesFileError(f"{where}: a pool is listed twice")
+        address = _pubkey(table["address"], f"{label}.address")
+        earlier = next((n for n, pool in enumerate(pools, start=1) if pool.address == address), None)
+        if earlier is not None:
+            raise VenuesFileError(f"{label}: {address} is listed twice (also pools #{earlier})")
+        pools.append(PoolEntry(venue, address))
     landing = document.get("landing", {})
     if not isinstance(landing, dict) or set(landing) - {"tip_accounts"}:
         raise VenuesFileError(f"{where}: [landing] may hold only `tip_accounts`")
@@ -113,7 +122,7 @@ def parse_venues(document: dict[str, Any], where: str = "venues file") -> Venues
     return VenuesFile(
         tokens,
         tuple(pools),
-        tuple(_pubkey(tip, f"{where}: landing.tip_accounts") for tip in tips),
+        tuple(_pubkey(tip, f"{where}: landing.tip_accounts[{n}]") for n, tip in enumerate(tips)),
     )
 
 
