@@ -11,7 +11,7 @@ from solders.pubkey import Pubkey
 
 from market.errors import MarketError
 from onchain.pools import ChainPools, PoolLoadError
-from onchain.rpc import SolanaRpc, check_cluster
+from onchain.rpc import ClusterRefused, SolanaRpc, check_cluster
 from onchain.venues_file import VenuesFile
 
 
@@ -40,7 +40,10 @@ async def venues_report(
     pools: ChainPools, venues: VenuesFile, rpc: SolanaRpc, allow_mainnet: bool
 ) -> VenuesReport:
     """Fetch every pool of the file; what each is, or why it cannot be traded."""
-    genesis = await check_cluster(rpc, allow_mainnet)
+    try:
+        genesis = await check_cluster(rpc, allow_mainnet)
+    except MarketError as error:  # the endpoint itself failed: nothing to report per pool
+        raise ClusterRefused(f"{rpc.url} does not answer ({error})") from None
     try:
         errors = await pools.load()
     except (PoolLoadError, MarketError) as error:

@@ -175,6 +175,33 @@ async def test_venues_check_on_a_file_that_does_not_parse_exits_1_with_the_reaso
     assert "Traceback" not in ran.err
 
 
+async def test_venues_check_on_a_token_whose_mint_does_not_exist_names_it_for_every_pool(
+    cluster: ChainUnderTest, tmp_path: Path
+) -> None:
+    nowhere = Pubkey.new_unique()
+    text = venues_text(("meteora_dlmm", DLMM_POOL)) + f'[tokens.USDC]\nmint = "{nowhere}"\n'
+    ran = await run(chain_env(cluster, tmp_path, written(tmp_path, text)), "venues", "check")
+    assert ran.code == 1, ran
+    assert f"✗ meteora_dlmm {DLMM_POOL}: tokens.USDC: no account at {nowhere}" in ran.out
+
+
+async def test_venues_check_on_an_endpoint_that_does_not_answer_names_it_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    url = f"http://127.0.0.1:{choose_port()}"  # nobody listens there
+    venues = written(tmp_path, venues_text(("meteora_dlmm", DLMM_POOL)))
+    env = base_env(
+        tmp_path,
+        ORDER_ENGINE_RPC_URL=url,
+        ORDER_ENGINE_VENUES_FILE=str(venues),
+        ORDER_ENGINE_RPC_TIMEOUT_S="1",
+    )
+    ran = await run(env, "venues", "check")
+    assert ran.code == 1, ran
+    assert f"{url} does not answer" in ran.err
+    assert "Traceback" not in ran.err
+
+
 async def test_venues_check_without_its_settings_says_which_to_set(tmp_path: Path) -> None:
     ran = await run(base_env(tmp_path), "venues", "check")
     assert ran.code == 2
