@@ -146,6 +146,9 @@ class Settings(BaseSettings):
         problems = []
         if not self.rpc_url:
             problems.append("ORDER_ENGINE_RPC_URL is not set")
+        elif not self.rpc_url.startswith(("http://", "https://")):
+            # JSON-RPC over HTTP only: anything else fails later as an endpoint that "does not answer".
+            problems.append(f"ORDER_ENGINE_RPC_URL must be an http:// or https:// URL, not {self.rpc_url!r}")
         if self.venues_file is None:
             problems.append("ORDER_ENGINE_VENUES_FILE is not set")
         if self.wallet_key is None:

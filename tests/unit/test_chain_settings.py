@@ -82,6 +82,16 @@ def test_rpc_mode_names_the_one_missing_piece_and_no_other(missing: str) -> None
     assert message.count("is not set") == 1
 
 
+@pytest.mark.parametrize("url", ["localhost:8899", "ws://127.0.0.1:8900", "api.devnet.solana.com"])
+def test_an_rpc_url_that_is_not_http_is_refused_naming_it(url: str) -> None:
+    message = refusal(rpc_settings(ORDER_ENGINE_RPC_URL=url))
+    assert f"ORDER_ENGINE_RPC_URL must be an http:// or https:// URL, not {url!r}" in message
+
+
+def test_https_rpc_urls_are_accepted() -> None:
+    assert rpc_settings(ORDER_ENGINE_RPC_URL="https://api.devnet.solana.com").require_chain()
+
+
 def test_rpc_mode_from_the_environment_reads_the_same_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDER_ENGINE_MARKET", "rpc")
     monkeypatch.setenv("ORDER_ENGINE_RPC_URL", "http://127.0.0.1:8899")
