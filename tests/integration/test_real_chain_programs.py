@@ -43,6 +43,7 @@ from tests.integration.test_real_chain import (
     final,
     on_chain,
     place,
+    status_reached,
 )
 from tests.solana_node.market_setup import DLMM_POOL, PUMP_MINT, start_test_cluster
 from tests.solana_node.node import SolanaNode
@@ -243,3 +244,36 @@ async def test_an_exact_out_buy_gets_exactly_the_amount_asked_for_what_was_quote
         # the program took exactly what our quote says for the pool and the landed clock
         node = program_engine.cluster.node
         assert pool.quote(node, landed, wanted, swap_for_y=False, exact_out=True) == spent
+
+
+async def test_a_swap_the_program_refuses_on_slippage_pays_its_fee_and_the_order_requotes(
+    program_engine: ChainEngine,
+) -> None:
+    """Another trader's larger buy lands first in the same block: the program refuses ours
+    with its slippage error (6003 ExceededAmountSlippageTolerance), which the engine reads
+    as SLIPPAGE_EXCEEDED on the chain, pays the fee for, and trades again at the new price."""
+    node = program_engine.cluster.node
+    first, _ = await program_engine.trader(sol=50 * SOL_UNITS)
+    ours, _ = await program_engine.trader()
+    async with first, ours:
+        node.hold_landing()
+        try:
+            ahead = await place(first, amount="2")
+            await status_reached(first, ahead, "SUBMITTED")
+            order_id = await place(ours, amount="0.05", slippage_bps=10)
+            await status_reached(ours, order_id, "SUBMITTED")
+        finally:
+            node.release_landing()
+        assert (await final(first, ahead))["status"] == "CONFIRMED"
+        order = await final(ours, order_id)
+        assert order["status"] == "CONFIRMED", (order, await failures_of(ours, order_id))
+        failures = await failures_of(ours, order_id)
+        on_chain_failures = [f for f in failures if f["stage"] == "chain"]
+        assert [f["code"] for f in on_chain_failures] == ["SLIPPAGE_EXCEEDED"], failures
+        assert on_chain_failures[0]["fee_lamports"] > 0
+        sent = await program_engine.sent(order_id)
+        landed = [node.landed(Signature.from_string(s.signature)) for s in sent]
+        errors = [tx.execution.error for tx in landed if tx is not None]
+        assert errors.count(None) == 1 and len(errors) == 2, errors
+        refused = next(error for error in errors if error is not None)
+        assert isinstance(refused, dict) and refused["InstructionError"][1] == {"Custom": 6003}, refused
