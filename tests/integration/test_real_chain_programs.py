@@ -275,5 +275,11 @@ async def test_a_swap_the_program_refuses_on_slippage_pays_its_fee_and_the_order
         landed = [node.landed(Signature.from_string(s.signature)) for s in sent]
         errors = [tx.execution.error for tx in landed if tx is not None]
         assert errors.count(None) == 1 and len(errors) == 2, errors
-        refused = next(error for error in errors if error is not None)
-        assert isinstance(refused, dict) and refused["InstructionError"][1] == {"Custom": 6003}, refused
+        failed = next(tx for tx in landed if tx is not None and tx.execution.error is not None)
+        message = failed.transaction.message
+        swap_index = next(
+            index
+            for index, instruction in enumerate(message.instructions)
+            if message.account_keys[instruction.program_id_index] == PROGRAM_ID
+        )
+        assert failed.execution.error == {"InstructionError": [swap_index, {"Custom": 6003}]}
