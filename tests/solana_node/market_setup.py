@@ -20,6 +20,7 @@ from tests.solana_node.accounts import Account, rent_exempt_minimum, token_accou
 from tests.solana_node.cpmm_program import raydium_cpmm_program
 from tests.solana_node.dlmm_program import DlmmProgram
 from tests.solana_node.fixtures import fixtures_directory, load_fixture_accounts
+from tests.solana_node.litesvm_runtime import LiteSvmRuntime
 from tests.solana_node.node import SolanaNode
 
 DLMM_POOL = Pubkey.from_string("EtAdVRLFH22rjWh3mcUasKFF27WtHhsaCvK27tPFFWig")  # PUMP (x) / SOL (y)
@@ -53,8 +54,12 @@ def _vault(mint: Pubkey, amount: int) -> Account:
     return Account(reserve + (amount if native else 0), TOKEN_PROGRAM, data)
 
 
-def start_test_cluster(directory: Path, slot_ms: int | None = 50) -> ChainUnderTest:
-    """A started node (stop it) and a venues file in `directory`."""
+def start_test_cluster(
+    directory: Path, slot_ms: int | None = 50, dlmm_binary: Path | None = None
+) -> ChainUnderTest:
+    """A started node (stop it) and a venues file in `directory`. With `dlmm_binary` the
+    node runs transactions in LiteSVM with the real DLMM program, and the venues file
+    names only the DLMM pool (there is no CPMM binary to run the other)."""
     accounts = load_fixture_accounts(fixtures_directory())
     accounts[NATIVE_MINT] = _native_mint()
     pump = decode_mint(PUMP_MINT, TOKEN_PROGRAM, accounts[PUMP_MINT].data)
@@ -108,8 +113,14 @@ def start_test_cluster(directory: Path, slot_ms: int | None = 50) -> ChainUnderT
     node = SolanaNode(accounts, slot_ms=slot_ms)
     node.register_program(meteora_dlmm.PROGRAM_ID, DlmmProgram(epoch=node.epoch, slot=node.slot))
     node.register_program(raydium_cpmm.PROGRAM_ID, raydium_cpmm_program)
+    if dlmm_binary is not None:
+        node.state.runtime = LiteSvmRuntime({meteora_dlmm.PROGRAM_ID: dlmm_binary})
     node.start()
     venues_file = directory / "venues.toml"
+    cpmm_entry = f"""[[pools]]
+venue = "raydium_cpmm"
+address = "{CPMM_POOL}"
+"""
     venues_file.write_text(
         f"""[tokens.SOL]
 mint = "{NATIVE_MINT}"
@@ -118,10 +129,7 @@ mint = "{PUMP_MINT}"
 [[pools]]
 venue = "meteora_dlmm"
 address = "{DLMM_POOL}"
-[[pools]]
-venue = "raydium_cpmm"
-address = "{CPMM_POOL}"
-"""
+{cpmm_entry if dlmm_binary is None else ""}"""
     )
     per_human = lamports_per_unit * Decimal(10) ** (pump.decimals - 9)
     return ChainUnderTest(node, venues_file, per_human)

@@ -174,19 +174,34 @@ def execute(
     changes: Mapping[Pubkey, Account | None] = (
         {payer: charged} if error is not None else dict(invocation.changes)
     )
+    return settled(keys, base, changes, error, fee, tuple(logs), consumed, tuple(invocation.panics))
+
+
+def settled(
+    keys: list[Pubkey],
+    base: Mapping[Pubkey, Account],
+    changes: Mapping[Pubkey, Account | None],
+    error: TransactionError | None,
+    fee: int,
+    logs: tuple[str, ...],
+    units_consumed: int,
+    panics: tuple[Exception, ...] = (),
+) -> Execution:
+    """What the meta reports of changes over the base state: pre/post lamports and token
+    balances of the message's keys, read from the accounts before and after."""
     pre = _view(base, keys, {})
     post = _view(base, keys, changes)
     return Execution(
         error=error,
         fee=fee,
-        logs=tuple(logs),
-        units_consumed=consumed,
+        logs=logs,
+        units_consumed=units_consumed,
         changes=changes,
         pre_balances=tuple(_lamports(pre.get(key)) for key in keys),
         post_balances=tuple(_lamports(post.get(key)) for key in keys),
         pre_token_balances=token_balances(keys, pre),
         post_token_balances=token_balances(keys, post),
-        panics=tuple(invocation.panics),
+        panics=panics,
     )
 
 

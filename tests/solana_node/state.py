@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from solders.hash import Hash
 from solders.message import Message, MessageV0
@@ -48,6 +49,20 @@ SLOTS_PER_EPOCH = 432_000
 COMMITMENT_DEPTH = {"processed": 0, "confirmed": 1, "finalized": 32}
 FIRST_SLOT = 400_000_000  # mainnet-like numbers, so that epochs in fixture accounts apply
 FIRST_BLOCK_HEIGHT = 378_000_000  # lower than the slot, as on mainnet (skipped slots)
+
+
+class TransactionRuntime(Protocol):
+    """Runs a transaction over the accounts at the node's clock instead of the emulation
+    (litesvm_runtime.py: the real program binaries); the node commits its changes."""
+
+    def __call__(
+        self,
+        transaction: VersionedTransaction,
+        base: Mapping[Pubkey, Account],
+        slot: int,
+        epoch: int,
+        unix_timestamp: int,
+    ) -> Execution: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class ChainState:
         self.accounts: dict[Pubkey, Account] = dict(accounts or {})
         self.accounts.setdefault(NATIVE_MINT, native_mint_account())
         self.venues: dict[Pubkey, VenueProgram] = {}
+        self.runtime: TransactionRuntime | None = None  # None: runtime.py with the emulated venues
         self.slot_ms = slot_ms
         self.slot = FIRST_SLOT
         self.block_height = FIRST_BLOCK_HEIGHT
@@ -179,6 +195,8 @@ class ChainState:
         message = transaction.message
         if not isinstance(message, Message | MessageV0):
             raise TransactionRejected("UnsupportedVersion")
+        if self.runtime is not None:
+            return self.runtime(transaction, self.accounts, self.slot, self.epoch(), self.unix_time())
         execution = execute(message, self.accounts, self.venues, self.unix_time(), self.epoch())
         self.program_panics.extend(execution.panics)
         return execution
