@@ -84,7 +84,9 @@ async def sent(database_url: str, order_id: str) -> list[str]:
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.execute(
-                select(SentTransaction.signature).where(col(SentTransaction.order_id) == order_id)
+                select(col(SentTransaction.signature))
+                .where(col(SentTransaction.order_id) == order_id)
+                .order_by(col(SentTransaction.created_at))
             )
             return list(rows.scalars())
     finally:
