@@ -40,6 +40,7 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
+from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
 from spl.token.instructions import close_account, create_idempotent_associated_token_account, sync_native
 from spl.token.models import CloseAccountParams, SyncNativeParams
 from sqlalchemy import select
@@ -98,7 +99,8 @@ class RpcChain:
         self._sessions, self._rpc, self._pools, self._wallets = sessions, rpc, pools, wallets
         self._ledger, self._fees, self._tips = ledger, fees, tuple(tip_accounts)
         self._sleep, self._clock = sleep, clock
-        self._simulated: OrderedDict[str, None] = OrderedDict()  # signatures built from a passing simulation
+        # Signatures built here, with their simulation's failure (None: it passed).
+        self._simulated: OrderedDict[str, MarketError | None] = OrderedDict()
 
     # -- build ---------------------------------------------------------------------
 
@@ -136,18 +138,24 @@ class RpcChain:
         tip = self._tip(signer.pubkey(), landing.tip_lamports, order_id)
         probe = _signed(signer, blockhash, MAX_COMPUTE_UNITS, 0, swaps + tip)
         simulation = await self._rpc.simulate(probe)
-        if simulation.error is not None:
-            await self._pools.refresh()  # the next plan must see the pools as they are now
-            code = self._pools.error_code(simulation.error, probe)
-            raise MarketError(
-                code, f"simulation: {_describe(simulation.error)}", stage=FailureStage.SIMULATION
+        failure: MarketError | None = None
+        if simulation.error is None:
+            limit = min(
+                MAX_COMPUTE_UNITS, math.ceil(simulation.units_consumed * COMPUTE_MARGIN) + COMPUTE_HEADROOM
             )
-        limit = min(
-            MAX_COMPUTE_UNITS, math.ceil(simulation.units_consumed * COMPUTE_MARGIN) + COMPUTE_HEADROOM
-        )
+        else:
+            # Not this step's failure: the submit's, which counts as one of the order's
+            # attempts (a build that failed here would re-quote without end).
+            await self._pools.refresh()  # the next plan must see the pools as they are now
+            failure = MarketError(
+                self._pools.error_code(simulation.error, probe),
+                f"simulation: {_describe(simulation.error)}",
+                stage=FailureStage.SIMULATION,
+            )
+            limit = MAX_COMPUTE_UNITS  # nothing measured: sent anyway only if the order said so
         price = compute_unit_price(landing, levels, limit, escalation)
         tx = _signed(signer, blockhash, limit, price, swaps + tip)
-        self._simulated[str(tx.signatures[0])] = None
+        self._simulated[str(tx.signatures[0])] = failure
         while len(self._simulated) > SIMULATED_REMEMBERED:
             self._simulated.popitem(last=False)
         return SignedTransaction(
@@ -227,9 +235,13 @@ class RpcChain:
                 # One of its transactions may still land: that one, never a second.
                 await self._rpc.send(live[-1].raw)
                 return live[-1].signature
-        # Built here from a simulation that passed (the compute-unit limit's), a moment ago:
-        # that was its simulation before sending. Built elsewhere (a crash between), again.
-        if simulate and tx.signature not in self._simulated:
+        # Built here a moment ago from a simulation (the compute-unit limit's): that was
+        # its simulation before sending. Built elsewhere (a crash between): again.
+        if simulate and tx.signature in self._simulated:
+            failure = self._simulated[tx.signature]
+            if failure is not None:
+                raise failure
+        elif simulate:
             simulation = await self._rpc.simulate(VersionedTransaction.from_bytes(tx.raw))
             if simulation.error is not None:
                 raise MarketError(
@@ -258,7 +270,7 @@ class RpcChain:
                         order_id=order_id,
                         raw=base64.b64encode(tx.raw).decode(),
                         last_valid_block_height=tx.last_valid_slot,
-                        sent_slot=tx.recent_blockhash_slot,
+                        sent_slot=self._pools.current_slot(),
                     )
                 )
 
@@ -339,7 +351,7 @@ class RpcChain:
         # Native SOL moves in lamports (wrapped and unwrapped in the transaction): what is
         # not the fee, the tip or rent is the swap's.
         swapped_sol = sol_delta + meta.fee + tip + rent
-        legs = self._pools.planned_legs(swap)
+        legs, exact_out = self._pools.planned_legs(swap)
         token_in, token_out = legs[0].token_in, legs[-1].token_out
         amount_in = -swapped_sol if token_in == "SOL" else -filled.get(token_in, 0)
         amount_out = swapped_sol if token_out == "SOL" else filled.get(token_out, 0)
@@ -352,7 +364,12 @@ class RpcChain:
             meta.slot,
         )
         landed = Landed(
-            record.signature, amount_in, amount_out, meta.slot, _shared(legs, amount_in, amount_out), report
+            record.signature,
+            amount_in,
+            amount_out,
+            meta.slot,
+            filled_legs(legs, amount_in, amount_out, filled, exact_out),
+            report,
         )
         balances_after = self._pools.balances_after(meta, owner_key)
         try:
@@ -543,21 +560,41 @@ def _rent_deposited(meta: LandedTransaction, owner: Pubkey) -> int:
     return created
 
 
-def _shared(legs: list[LandedLeg], amount_in: int, amount_out: int) -> tuple[LandedLeg, ...]:
-    """Per-leg fills from the transaction's totals: the first hop's inputs are exact (the
-    instructions carry them); the last hop's outputs share the measured total in the
-    planned proportions (the meta reports balances, not instructions)."""
+def filled_legs(
+    legs: list[LandedLeg], amount_in: int, amount_out: int, kept: dict[str, int], exact_out: bool
+) -> tuple[LandedLeg, ...]:
+    """Per-leg fills from what the transaction moved (the meta reports balances, not
+    instructions). Each hop's total: the first takes `amount_in`, the last pays
+    `amount_out`; between two hops, the intermediate token the owner `kept` is what the
+    earlier paid beyond what the later took. Exact-in: a later hop's inputs are its
+    instructions'; exact-out: an earlier hop's outputs are. Within a hop the total is
+    shared in the instructions' proportions, the last leg taking what rounding leaves."""
     last = max(leg.hop for leg in legs)
-    planned_out = sum(leg.amount_out for leg in legs if leg.hop == last) or 1
-    out_legs = [leg for leg in legs if leg.hop == last]
-    shares = [amount_out * leg.amount_out // planned_out for leg in out_legs[:-1]]
-    shares.append(amount_out - sum(shares))
-    share_of = {id(leg): share for leg, share in zip(out_legs, shares, strict=True)}
+    hops = [[leg for leg in legs if leg.hop == hop] for hop in range(last + 1)]
+    ins = {0: amount_in}
+    outs = {last: amount_out}
+    for hop in range(last):
+        surplus = kept.get(hops[hop][0].token_out, 0)
+        if exact_out:
+            outs[hop] = sum(leg.amount_out for leg in hops[hop])
+            ins[hop + 1] = outs[hop] - surplus
+        else:
+            ins[hop + 1] = sum(leg.amount_in for leg in hops[hop + 1])
+            outs[hop] = ins[hop + 1] + surplus
+    filled: dict[int, tuple[int, int]] = {}
+    for hop, group in enumerate(hops):
+        for leg, amount_in_share, amount_out_share in zip(
+            group,
+            _shares(ins[hop], [leg.amount_in for leg in group]),
+            _shares(outs[hop], [leg.amount_out for leg in group]),
+            strict=True,
+        ):
+            filled[id(leg)] = (amount_in_share, amount_out_share)
     return tuple(
         LandedLeg(
             leg.dex,
-            leg.amount_in,
-            share_of.get(id(leg), leg.amount_out),
+            filled[id(leg)][0],
+            filled[id(leg)][1],
             leg.min_amount_out,
             leg.pool,
             leg.token_in,
@@ -568,8 +605,24 @@ def _shared(legs: list[LandedLeg], amount_in: int, amount_out: int) -> tuple[Lan
     )
 
 
+def _shares(total: int, weights: list[int]) -> list[int]:
+    weight = sum(weights) or 1
+    parts = [total * w // weight for w in weights[:-1]]
+    return [*parts, total - sum(parts)]
+
+
 def _describe(error: object) -> str:
-    return str(error)[:300]
+    """A transaction error as Solana writes it: `InstructionError(2, Custom(6003))`."""
+    if isinstance(error, TransactionErrorInstructionError):
+        inner = error.err
+        detail = f"Custom({inner.code})" if isinstance(inner, InstructionErrorCustom) else _plain(inner)
+        return f"InstructionError({error.index}, {detail})"
+    return _plain(error)
+
+
+def _plain(value: object) -> str:
+    """`InstructionErrorFieldless.ComputationalBudgetExceeded` → `ComputationalBudgetExceeded`."""
+    return str(value).rsplit(".", 1)[-1][:300]
 
 
 __all__ = ["NATIVE_MINT", "RpcChain"]

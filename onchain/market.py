@@ -41,7 +41,7 @@ def build_chain_market(settings: Settings, sessions: async_sessionmaker[AsyncSes
         sessions, {}, seal=KeypairSeal.from_settings(settings), chain=ChainBalances(rpc, pools.tokens)
     )
     ledger = TransactionLedger(sessions)
-    clock = MarketClock(time.time, asyncio.sleep)
+    clock = ClusterTime(pools)
     chain = RpcChain(sessions, rpc, pools, wallets, ledger, fees, venues.tip_accounts)
     return Market(
         mode=MarketMode.RPC,
@@ -55,6 +55,18 @@ def build_chain_market(settings: Settings, sessions: async_sessionmaker[AsyncSes
         simulation=None,
         close=rpc.close,
     )
+
+
+class ClusterTime(MarketClock):
+    """Wall-clock seconds, and the cluster's slot as last read with the pools (quotes
+    and landing reports carry the cluster's slots, not the simulation's)."""
+
+    def __init__(self, pools: ChainPools) -> None:
+        super().__init__(time.time, asyncio.sleep)
+        self._pools = pools
+
+    def current_slot(self) -> int:
+        return self._pools.current_slot()
 
 
 def chain_pools(settings: Settings) -> tuple[ChainPools, VenuesFile, SolanaRpc]:

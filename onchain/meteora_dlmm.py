@@ -576,6 +576,9 @@ PROGRAM_ERRORS: dict[int, MarketErrorCode] = {
     6037: MarketErrorCode.INSUFFICIENT_LIQUIDITY,  # CannotFindNonZeroLiquidityBinArrayId
     6038: MarketErrorCode.INSUFFICIENT_LIQUIDITY,  # BinIdOutOfBound
     6057: MarketErrorCode.INSUFFICIENT_LIQUIDITY,  # NotExactAmountOut
+    # UndeterminedError: seen on the real binary when an exact-out swap reaches limit
+    # orders in an older bin array (test_meteora_dlmm_program.py); a bin it cannot fill.
+    6085: MarketErrorCode.INSUFFICIENT_LIQUIDITY,
     POOL_DISABLED: MarketErrorCode.POOL_NOT_OPEN,
     6048: MarketErrorCode.POOL_NOT_OPEN,  # UnauthorizedAddress: before activation
     6053: MarketErrorCode.POOL_NOT_OPEN,  # ExceedMaxSwappedAmount: a launch's opening cap

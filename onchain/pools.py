@@ -33,6 +33,7 @@ from onchain.rpc import AccountData, LandedTransaction, SolanaRpc, check_cluster
 from onchain.spl import Mint, NotATokenAccount, decode_mint
 from onchain.venues_file import PoolEntry, VenueKind, VenuesFile
 
+SLOT_S = 0.4
 FRESH_S = 1.0  # pool state older than this is fetched again (quotes, the watcher's tick)
 CLOCK_SYSVAR = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
 
@@ -142,6 +143,7 @@ class ChainPools:
         self._errors: dict[Pubkey, str] = {}
         self._fetched_at = -FRESH_S
         self.clock = ClusterClock(0, 0, 0)
+        self._clock_read_at = 0.0
         self._lock = asyncio.Lock()
 
     # -- loading -----------------------------------------------------------------------
@@ -182,6 +184,7 @@ class ChainPools:
             if clock_account is None:
                 raise MarketError(MarketErrorCode.RPC_UNAVAILABLE, "the node answered no Clock sysvar")
             self.clock = ClusterClock.decode(clock_account.data)
+            self._clock_read_at = self._clock()
             snapshots: dict[str, PoolSnapshot] = {}
             errors: dict[Pubkey, str] = {}
             for entry in entries:
@@ -271,6 +274,11 @@ class ChainPools:
     async def learn_tokens(self, *symbols: str) -> None:
         """Tokens come from the venues file, all known after `load`."""
 
+    def current_slot(self) -> int:
+        """The cluster's slot: as the Clock sysvar said with the pools, plus the 400 ms
+        slots since (no request of its own)."""
+        return self.clock.slot + int((self._clock() - self._clock_read_at) / SLOT_S)
+
     def errors(self) -> dict[Pubkey, str]:
         return dict(self._errors)
 
@@ -349,13 +357,14 @@ class ChainPools:
                 after[symbol] = after.get(symbol, 0) + entry.amount
         return after
 
-    def planned_legs(self, tx: VersionedTransaction) -> list[LandedLeg]:
-        """The transaction's swap instructions as legs, hops numbered in order."""
+    def planned_legs(self, tx: VersionedTransaction) -> tuple[list[LandedLeg], bool]:
+        """The transaction's swap instructions as legs, hops numbered in order (amounts as
+        the instructions ask them), and whether they are exact-out."""
         message = tx.message
         keys = list(message.account_keys)
         by_address = {snapshot.entry.address: snapshot for snapshot in self._snapshots.values()}
         legs: list[LandedLeg] = []
-        hop, seen_in = 0, ""
+        hop, seen_in, exact_out = 0, "", False
         for ix in message.instructions:
             program = keys[ix.program_id_index]
             accounts = [keys[i] for i in ix.accounts]
@@ -367,7 +376,7 @@ class ChainPools:
                 continue
             if legs and decoded.token_in != seen_in and decoded.token_in == legs[-1].token_out:
                 hop += 1
-            seen_in = decoded.token_in
+            seen_in, exact_out = decoded.token_in, decoded.exact_out
             legs.append(
                 LandedLeg(
                     str(snapshot.pool.dex),
@@ -382,7 +391,7 @@ class ChainPools:
             )
         if not legs:
             raise MarketError(MarketErrorCode.INVALID_ORDER, "the transaction holds no swap of a known pool")
-        return legs
+        return legs, exact_out
 
 
 def _program_at(tx: VersionedTransaction, index: int) -> Pubkey | None:

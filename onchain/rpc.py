@@ -249,7 +249,7 @@ class SolanaRpc:
         try:
             return await asyncio.wait_for(request(), self._timeout_s)
         except TimeoutError:
-            raise _unavailable(f"no answer in {self._timeout_s:g} s") from None
+            raise _unavailable(f"no answer in {self._timeout_s:g} s", self.url) from None
         except SolanaRpcException as error:
             cause = error.__cause__
             if isinstance(cause, httpx2.HTTPStatusError) and cause.response.status_code == 429:
@@ -257,8 +257,8 @@ class SolanaRpc:
                     MarketErrorCode.RATE_LIMITED, "the RPC endpoint answered 429", stage=FailureStage.LANDING
                 ) from None
             if isinstance(cause, httpx2.HTTPStatusError):
-                raise _unavailable(f"HTTP {cause.response.status_code}") from None
-            raise _unavailable(type(cause).__name__ if cause else str(error)) from None
+                raise _unavailable(f"HTTP {cause.response.status_code}", self.url) from None
+            raise _unavailable(type(cause).__name__ if cause else str(error), self.url) from None
         except RPCException as error:
             text = str(error)
             if "BlockhashNotFound" in text or "Blockhash not found" in text:
@@ -267,9 +267,9 @@ class SolanaRpc:
                     "the node does not know the transaction's blockhash",
                     stage=FailureStage.LANDING,
                 ) from None
-            raise _unavailable(f"JSON-RPC error: {text[:200]}") from None
+            raise _unavailable(f"JSON-RPC error: {text[:200]}", self.url) from None
         except httpx2.HTTPError as error:
-            raise _unavailable(type(error).__name__) from None
+            raise _unavailable(type(error).__name__, self.url) from None
 
 
 class ClusterRefused(RuntimeError):
@@ -287,9 +287,10 @@ async def check_cluster(rpc: SolanaRpc, allow_mainnet: bool) -> str:
     return genesis
 
 
-def _unavailable(why: str) -> MarketError:
+def _unavailable(why: str, url: str = "") -> MarketError:
+    where = f" {url}" if url else ""
     return MarketError(
-        MarketErrorCode.RPC_UNAVAILABLE, f"the RPC endpoint failed: {why}", stage=FailureStage.LANDING
+        MarketErrorCode.RPC_UNAVAILABLE, f"the RPC endpoint{where} failed: {why}", stage=FailureStage.LANDING
     )
 
 

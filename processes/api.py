@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from core.logs import configure_logging
 from core.settings import Settings
+from processes.chain_start import refuse_unless_chain_ready
 from storage.events import EventHub
 
 GOING_AWAY_WAIT_S = 2.0
@@ -58,4 +59,5 @@ def api_server(
 
 def serve_api(settings: Settings) -> None:
     configure_logging()
+    refuse_unless_chain_ready(settings)
     asyncio.run(api_server(settings).serve())

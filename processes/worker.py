@@ -43,6 +43,7 @@ from market import Market
 from market.background import BackgroundTrader
 from orders.events import OrderEvents
 from orders.watcher import MarketWatcher
+from processes.chain_start import refuse_unless_chain_ready
 from workflows.market import BackgroundTradingWorkflow, MarketWatchWorkflow
 from workflows.order import OrderWorkflow
 from workflows.strategy import DcaRoundWorkflow, StrategyWorkflow
@@ -240,7 +241,9 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     configure_logging()
-    asyncio.run(run_worker(get_settings().require_infra()))
+    settings = get_settings().require_infra()
+    refuse_unless_chain_ready(settings)
+    asyncio.run(run_worker(settings))
     # A process that ran a Temporal worker may abort in interpreter teardown
     # (sdk-python#300); everything is shut down cleanly by now.
     os._exit(0)

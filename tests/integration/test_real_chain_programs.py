@@ -156,21 +156,28 @@ def wallet_fees(order: dict[str, Any]) -> tuple[int, int]:
     return fees["network_lamports"] + fees["priority_lamports"] + fees["tip_lamports"], fees["rent_lamports"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the real program refuses it: swap_exact_out2 fails with Custom 6085 (UndeterminedError) "
-    "filling the fixture's active bin's processed limit orders; our quote (and the emulation) "
-    "fill it, so the engine's simulation at build refuses the order as INVALID_ORDER",
-)
-async def test_an_exact_out_sell_from_the_fixture_state_confirms(program_engine: ChainEngine) -> None:
-    """First in the module: the pool as the mainnet fixture has it (the later orders move its
-    active bin away from the bin with processed orders, and then the same order lands)."""
+async def test_an_exact_out_sell_the_program_refuses_fails_cleanly_without_sending(
+    program_engine: ChainEngine,
+) -> None:
+    """First in the module: the pool as the mainnet fixture has it. The real program fails
+    swap_exact_out2 with Custom 6085 (UndeterminedError) on reaching the active bin's
+    processed limit orders, which our quote (and the emulation) fill; the later orders move
+    the active bin away, and then the same order lands. What the engine does with such a
+    refusal: each attempt's simulation refuses it (nothing sent, nothing paid), and after
+    its attempts the order is FAILED with the reason, the wallet untouched."""
     client, owner = await program_engine.trader()
     program_engine.cluster.node.mint_tokens_to(owner.pubkey(), PUMP_MINT, 1_000 * PUMP_UNITS)
     async with client:
+        before = on_chain(program_engine.cluster, owner)
         order_id = await place(client, token_in="PUMP", token_out="SOL", swap_mode="exact_out", amount="0.03")
         order = await final(client, order_id)
-        assert order["status"] == "CONFIRMED", (order, await failures_of(client, order_id))
+        assert order["status"] == "FAILED", order
+        failures = await failures_of(client, order_id)
+        refused = [f for f in failures if f["stage"] == "simulation"]
+        assert refused and all(f["code"] == "INSUFFICIENT_LIQUIDITY" for f in refused), failures
+        assert "Custom(6085)" in refused[0]["reason"]
+        assert all(f["fee_lamports"] == 0 for f in failures)
+        assert on_chain(program_engine.cluster, owner) == before
 
 
 async def test_buying_pump_with_sol_lands_on_the_program_exactly_as_quoted(

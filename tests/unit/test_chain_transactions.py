@@ -28,7 +28,7 @@ from contracts.failures import MarketErrorCode
 from market.ledger import LandedLeg
 from market.transactions import ComputeBudget, SwapLeg
 from onchain import meteora_dlmm, raydium_cpmm
-from onchain.chain import _budget_of, _rent_deposited, _shared, _signed, _tip_of, intermediate_minimums
+from onchain.chain import _budget_of, _rent_deposited, _signed, _tip_of, filled_legs, intermediate_minimums
 from onchain.meteora_dlmm_venue import MeteoraDlmmVenue
 from onchain.pools import ChainPools
 from onchain.raydium_cpmm_venue import RaydiumCpmmVenue
@@ -194,7 +194,7 @@ def test_a_split_last_hop_shares_the_measured_output_in_planned_proportions_to_t
         LandedLeg("meteora", 600, 300, 300, "m", "SOL", "PUMP", 0),
         LandedLeg("raydium", 400, 100, 100, "r", "SOL", "PUMP", 0),
     ]
-    shared = _shared(legs, 1_000, 405)
+    shared = filled_legs(legs, 1_000, 405, {}, exact_out=False)
     assert [leg.amount_out for leg in shared] == [303, 102]  # 405 × 3/4 rounded down, the rest
     assert sum(leg.amount_out for leg in shared) == 405
     assert [leg.amount_in for leg in shared] == [600, 400]
@@ -204,26 +204,31 @@ def test_a_split_last_hop_shares_the_measured_output_in_planned_proportions_to_t
     ]
 
 
-def test_earlier_hops_keep_their_planned_amounts_and_the_last_hop_gets_the_measured_total() -> None:
+def test_an_earlier_hop_paid_what_the_next_took_plus_what_the_owner_kept_of_it() -> None:
+    # Exact-in, two hops: the second's input is its instruction's; the first paid that
+    # and the 7 USDC that stayed in the owner's account.
     legs = [
-        LandedLeg("meteora", 1_000, 900, 900, "m", "SOL", "USDC", 0),
-        LandedLeg("raydium", 900, 50, 50, "r", "USDC", "PUMP", 1),
+        LandedLeg("meteora", 1_000, 880, 880, "m", "SOL", "USDC", 0),
+        LandedLeg("raydium", 880, 50, 50, "r", "USDC", "PUMP", 1),
     ]
-    shared = _shared(legs, 1_000, 57)
-    assert shared[0] == legs[0]
-    assert shared[1].amount_out == 57
+    filled = filled_legs(legs, 1_000, 57, {"USDC": 7, "PUMP": 57}, exact_out=False)
+    assert [(leg.amount_in, leg.amount_out) for leg in filled] == [(1_000, 887), (880, 57)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (onchain/chain.py `_shared`, not fixed here): an exact-out leg keeps the "
-    "instruction's maximum input; the measured input (`amount_in`) is ignored",
-)
 def test_an_exact_out_swaps_leg_records_what_it_spent_not_its_maximum() -> None:
     # As planned_legs reads an exact-out swap back: amount_in is the most it may take.
     legs = [LandedLeg("raydium", 1_100, 500, 0, "r", "SOL", "PUMP", 0)]
-    shared = _shared(legs, 1_020, 500)
-    assert shared[0].amount_in == 1_020
+    filled = filled_legs(legs, 1_020, 500, {"PUMP": 500}, exact_out=True)
+    assert (filled[0].amount_in, filled[0].amount_out) == (1_020, 500)
+
+
+def test_an_exact_out_multi_hop_takes_the_intermediate_it_was_paid_less_what_was_left() -> None:
+    legs = [
+        LandedLeg("meteora", 1_100, 900, 0, "m", "SOL", "USDC", 0),
+        LandedLeg("raydium", 950, 50, 0, "r", "USDC", "PUMP", 1),
+    ]
+    filled = filled_legs(legs, 1_040, 50, {"USDC": 3}, exact_out=True)
+    assert [(leg.amount_in, leg.amount_out) for leg in filled] == [(1_040, 900), (897, 50)]
 
 
 # -- error codes -------------------------------------------------------------------------
