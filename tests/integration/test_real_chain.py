@@ -315,3 +315,20 @@ def test_the_engine_asked_the_cluster_only_the_allowed_methods(chain_engine: Cha
     }  # fmt: skip
     asked = set(chain_engine.cluster.node.calls)
     assert asked and asked <= allowed, asked - allowed
+
+
+async def test_a_node_that_is_behind_delays_the_order_but_never_lands_it_twice(
+    chain_engine: ChainEngine,
+) -> None:
+    node = chain_engine.cluster.node
+    client, _ = await chain_engine.trader()
+    async with client:
+        node.behind(40)  # 2 s of 50 ms slots: statuses, heights and blockhashes lag
+        try:
+            order_id = await place(client)
+            order = await final(client, order_id)
+        finally:
+            node.behind(0)
+        assert order["status"] == "CONFIRMED", order
+        sent = await chain_engine.sent(order_id)
+        assert len(landed_with(chain_engine.cluster, [s.signature for s in sent])) == 1
