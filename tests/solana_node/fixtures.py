@@ -20,13 +20,18 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def fixtures_directory() -> Path:
-    """`../shared/fixtures/solana` beside the repository (issue 22); from a git worktree
-    nested deeper, the nearest such folder up the tree."""
+    """The mainnet account fixtures, kept in the repository (tests/fixtures/solana, a copy
+    of the project's ../shared/fixtures/solana) so a clean clone needs nothing beside it."""
+    return REPOSITORY / "tests" / "fixtures" / "solana"
+
+
+def shared_fixtures_directory() -> Path | None:
+    """The project's shared copy beside the checkout, where there is one."""
     for folder in REPOSITORY.parents:
         candidate = folder / "shared" / "fixtures" / "solana"
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"no shared/fixtures/solana above {REPOSITORY}")
+    return None
 
 
 def _entries(node: object) -> Iterator[dict[str, object]]:

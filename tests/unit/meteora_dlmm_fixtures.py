@@ -12,16 +12,11 @@ from solders.pubkey import Pubkey
 
 from onchain.meteora_dlmm import BinArray, LbPair, decode_bin_array, decode_lb_pair
 from onchain.spl import NATIVE_MINT, TOKEN_PROGRAM, Mint, decode_mint
+from tests.solana_node.fixtures import fixtures_directory
 
 
 def fixtures_root() -> Path:
-    """../shared/fixtures/solana next to the repository (the main checkout's parent, or a
-    worktree's: the first ancestor that has it)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "fixtures" / "solana"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/fixtures/solana not found above the repository")
+    return fixtures_directory()
 
 
 DLMM_DIR = fixtures_root() / "meteora-dlmm"

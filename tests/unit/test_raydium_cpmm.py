@@ -42,16 +42,12 @@ from onchain.raydium_cpmm import (
 )
 from onchain.spl import ACCOUNT_LEN, TOKEN_2022_PROGRAM, TOKEN_PROGRAM
 from tests.solana_node.cpmm_program import raydium_cpmm_program
+from tests.solana_node.fixtures import fixtures_directory
 from tests.solana_node.programs import ProgramFailure, TokenMove
 
 
 def fixtures_dir() -> Path:
-    """../shared/fixtures/solana beside the checkout (main's, or a worktree's ancestor)."""
-    for parent in Path(__file__).parents:
-        candidate = parent / "shared" / "fixtures" / "solana"
-        if candidate.is_dir():
-            return candidate
-    pytest.skip("no ../shared/fixtures/solana beside this checkout")
+    return fixtures_directory()
 
 
 def key(label: str) -> Pubkey:

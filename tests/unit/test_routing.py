@@ -80,7 +80,10 @@ def test_pairs_without_a_direct_pool_route_through_intermediate_tokens() -> None
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.sampled_from(PAIRS), st.floats(min_value=0.01, max_value=200))  # pools not drained
+# Pools not drained: from about 199.8 BONK-units on, BONK→SOL→USDC reaches the end of the
+# genesis DLMM pool's loaded bins, where the backward search may need a unit more than
+# the bins hold (seen on the code before issue 22 as well).
+@given(st.sampled_from(PAIRS), st.floats(min_value=0.01, max_value=150))
 def test_exact_out_pays_exactly_and_needs_no_more_than_exact_in_spent(
     pair: tuple[str, str], size: float
 ) -> None:
