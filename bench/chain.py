@@ -124,6 +124,9 @@ def round_trips(calls: list[tuple[str, float, float]]) -> int:
 
 
 async def order_figures(workbench: Workbench, node: SolanaNode, venues_file: Path) -> list[Figure]:
+    # An engine of an earlier section polls the same task queues: its (simulated) worker
+    # would take these orders. Ours is the only one while this section runs.
+    workbench.stop_engine()
     wallet_key = Fernet.generate_key().decode()
     engine = EngineProcesses(
         workbench.urls,

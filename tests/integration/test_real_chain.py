@@ -9,10 +9,12 @@ a pool that moves, 429s and timeouts) no order lands two swaps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,12 +80,9 @@ class ChainEngine:
             await engine.dispose()
 
 
-@pytest.fixture(scope="module")
-async def chain_engine(
-    infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ChainEngine]:
-    directory = tmp_path_factory.mktemp("chain")
-    cluster = start_test_cluster(directory, slot_ms=50)
+@contextlib.asynccontextmanager
+async def engine_on(infra: InfraUrls, directory: Path, cluster: ChainUnderTest) -> AsyncIterator[ChainEngine]:
+    """A worker and an API in rpc mode on `cluster` (stopped, with the node, on exit)."""
     try:
         async with isolated_engine(
             infra,
@@ -97,6 +96,15 @@ async def chain_engine(
             yield ChainEngine(url, cluster, infra.database_url)
     finally:
         cluster.node.stop()
+
+
+@pytest.fixture(scope="module")
+async def chain_engine(
+    infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ChainEngine]:
+    directory = tmp_path_factory.mktemp("chain")
+    async with engine_on(infra, directory, start_test_cluster(directory, slot_ms=50)) as engine:
+        yield engine
 
 
 def on_chain(cluster: ChainUnderTest, owner: Keypair) -> dict[str, int]:

@@ -35,10 +35,9 @@ from onchain.meteora_dlmm import (
     transfer_fees,
 )
 from onchain.spl import NATIVE_MINT, TOKEN_PROGRAM, decode_mint
-from tests.conftest import isolated_engine
 from tests.integration.test_real_chain import (
-    WALLET_KEY,
     ChainEngine,
+    engine_on,
     failures_of,
     final,
     on_chain,
@@ -71,19 +70,8 @@ async def program_engine(
 ) -> AsyncIterator[ChainEngine]:
     directory = tmp_path_factory.mktemp("chain-programs")
     cluster = start_test_cluster(directory, slot_ms=50, dlmm_binary=dlmm_binary())
-    try:
-        async with isolated_engine(
-            infra,
-            directory,
-            ORDER_ENGINE_MARKET="rpc",
-            ORDER_ENGINE_RPC_URL=cluster.node.url,
-            ORDER_ENGINE_VENUES_FILE=str(cluster.venues_file),
-            ORDER_ENGINE_WALLET_KEY=WALLET_KEY,
-            ORDER_ENGINE_RPC_TIMEOUT_S=2,
-        ) as url:
-            yield ChainEngine(url, cluster, infra.database_url)
-    finally:
-        cluster.node.stop()
+    async with engine_on(infra, directory, cluster) as engine:
+        yield engine
 
 
 def units(amount: str, per_token: int) -> int:
