@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
 from core.errors import DomainError
+from market.errors import MarketError, MarketErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         response.headers["Retry-After"] = "1"
         return response
+
+    @app.exception_handler(MarketError)
+    async def _market(_: Request, error: MarketError) -> JSONResponse:
+        # A real cluster read on the request's path (pools, the owner's balances) failed.
+        if error.code in (MarketErrorCode.RPC_UNAVAILABLE, MarketErrorCode.RATE_LIMITED):
+            log.warning("the chain is unavailable: %s", error)
+            response = problem(503, "chain_unavailable", "Chain unavailable", f"{error.message}; retry")
+            response.headers["Retry-After"] = "1"
+            return response
+        return problem(422, str(error.code).lower(), "Refused by the market", error.message)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

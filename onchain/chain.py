@@ -59,7 +59,7 @@ from market.transactions import ComputeBudget, SwapLeg
 from onchain.fees import ChainFees
 from onchain.pools import ChainPools
 from onchain.rpc import LandedTransaction, SolanaRpc
-from onchain.spl import NATIVE_MINT, associated_token_address
+from onchain.spl import NATIVE_MINT, Mint, associated_token_address
 from storage.models import FailedTransaction, SentTransaction, utcnow
 from wallets import repository as wallet_repository
 from wallets.service import Wallets
@@ -73,6 +73,9 @@ COMPUTE_HEADROOM = 5_000
 POLL_S = 0.4  # one slot
 RESEND_S = 2.0
 SIMULATED_REMEMBERED = 10_000
+PACKET_BYTES = 1_232  # the most a transaction may take on the wire
+# The endpoint's passing faults, which confirm polls through.
+TRANSIENT = frozenset({MarketErrorCode.RPC_UNAVAILABLE, MarketErrorCode.RATE_LIMITED})
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,13 @@ class RpcChain:
         swaps = self._swap_instructions(signer.pubkey(), token_in, token_out, legs)
         tip = self._tip(signer.pubkey(), landing.tip_lamports, order_id)
         probe = _signed(signer, blockhash, MAX_COMPUTE_UNITS, 0, swaps + tip)
+        size = len(bytes(probe))
+        if size > PACKET_BYTES:  # no lookup tables: every account is in the message
+            raise MarketError(
+                MarketErrorCode.INVALID_ORDER,
+                f"the route needs a {size}-byte transaction, one holds {PACKET_BYTES}: "
+                "ask for fewer hops (max_hops) or venues (dexes)",
+            )
         simulation = await self._rpc.simulate(probe)
         failure: MarketError | None = None
         if simulation.error is None:
@@ -221,11 +231,13 @@ class RpcChain:
         order_id = _order_of(tx)
         sent = await self._sent(order_id)
         if sent:
+            # The height first: a transaction that lands between the two answers is then
+            # seen landed, never taken for expired.
+            height = await self._rpc.block_height()
             statuses = await self._rpc.statuses([s.signature for s in sent])
             for record, status in zip(sent, statuses, strict=True):
                 if status is not None and status.error is None:
                     return record.signature  # it landed: confirm reports it
-            height = await self._rpc.block_height()
             live = [
                 record
                 for record, status in zip(sent, statuses, strict=True)
@@ -249,19 +261,25 @@ class RpcChain:
                     f"simulation: {_describe(simulation.error)}",
                     stage=FailureStage.SIMULATION,
                 )
-        await self._record_sending(order_id, tx)
+        await self._record_sending(order_id, tx, {record.signature for record in sent})
         await self._rpc.send(tx.raw)
         return tx.signature
 
-    async def _record_sending(self, order_id: str, tx: SignedTransaction) -> None:
+    async def _record_sending(self, order_id: str, tx: SignedTransaction, examined: set[str]) -> None:
         """Recorded before it is first sent, in the transaction that checks the order may
-        still spend: a `close` that released the reservation first makes this refuse,
-        and one that comes after sees this record and waits for it to expire."""
+        still spend and that no other step sent one since this one asked the chain
+        (both hold the reservation's lock): a `close` that released the reservation
+        first makes this refuse, and one that comes after sees this record."""
         async with self._sessions() as session, session.begin():
             held = await wallet_repository.reservation(session, order_id, lock=True)
             if held is not None and held.state is not ReservationState.HELD:
                 raise MarketError(
                     MarketErrorCode.ORDER_CLOSED, f"{order_id} ended; its reservation was {held.state}"
+                )
+            if await _signatures(session, order_id) - examined - {tx.signature}:
+                raise MarketError(
+                    MarketErrorCode.RPC_UNAVAILABLE,
+                    "another step sent a transaction of this order meanwhile: asking the chain again",
                 )
             if await session.get(SentTransaction, tx.signature) is None:
                 session.add(
@@ -291,23 +309,30 @@ class RpcChain:
                     "no transaction of the order was sent",
                     stage=FailureStage.LANDING,
                 )
-            outcome = await self._outcome(order_id, tx.idempotency_key, sent)
-            if outcome is not None:
-                return outcome
-            # Only the newest can still land: another is sent only once the ones before
-            # it have expired or failed.
-            latest = sent[-1]
-            if await self._rpc.block_height() > latest.last_valid_block_height and not await self._landing(
-                latest
-            ):
-                raise MarketError(
-                    MarketErrorCode.TRANSACTION_EXPIRED,
-                    f"not landed by block height {latest.last_valid_block_height}; it never can",
-                    stage=FailureStage.LANDING,
-                )
-            if self._clock() - resent >= RESEND_S:
-                await self._rpc.send(latest.raw)
-                resent = self._clock()
+            try:
+                outcome = await self._outcome(order_id, tx.idempotency_key, sent)
+                if outcome is not None:
+                    return outcome
+                # Only the newest can still land: another is sent only once the ones
+                # before it have expired or failed.
+                latest = sent[-1]
+                if (
+                    await self._rpc.block_height() > latest.last_valid_block_height
+                    and not await self._landing(latest)
+                ):
+                    raise MarketError(
+                        MarketErrorCode.TRANSACTION_EXPIRED,
+                        f"not landed by block height {latest.last_valid_block_height}; it never can",
+                        stage=FailureStage.LANDING,
+                    )
+                if self._clock() - resent >= RESEND_S:
+                    resent = self._clock()
+                    await self._rpc.send(latest.raw)
+            except MarketError as error:
+                # The endpoint's passing faults: keep polling (the step's own timeout
+                # bounds the wait); anything else is the step's outcome.
+                if error.code not in TRANSIENT:
+                    raise
             await self._sleep(POLL_S)
 
     async def _landing(self, record: SentRecord) -> bool:
@@ -350,7 +375,9 @@ class RpcChain:
         sol_delta = meta.post_balances[0] - meta.pre_balances[0]
         # Native SOL moves in lamports (wrapped and unwrapped in the transaction): what is
         # not the fee, the tip or rent is the swap's.
-        swapped_sol = sol_delta + meta.fee + tip + rent
+        swapped_sol = (
+            sol_delta + meta.fee + tip + rent - _wrapped_before(meta, owner_key, self._pools.mint("SOL"))
+        )
         legs, exact_out = self._pools.planned_legs(swap)
         token_in, token_out = legs[0].token_in, legs[-1].token_out
         amount_in = -swapped_sol if token_in == "SOL" else -filled.get(token_in, 0)
@@ -416,7 +443,7 @@ class RpcChain:
                 ),
             )
             if first and held is not None:
-                wallet_repository.charge_fee(held, meta.fee, 0)
+                await wallet_repository.charge_fee_on_chain(session, held, meta.fee)
         raise MarketError(
             code,
             f"landed and failed: {_describe(meta.error)}",
@@ -445,13 +472,13 @@ class RpcChain:
             return earlier
         sent = await self._sent(order_id)
         if sent:
+            height = await self._rpc.block_height()  # before the statuses, as in submit
             statuses = await self._rpc.statuses([s.signature for s in sent])
             for record, status in zip(sent, statuses, strict=True):
                 if status is not None and status.error is None:
                     if not status.confirmed:
                         raise MarketError(MarketErrorCode.RPC_UNAVAILABLE, f"{record.signature} is landing")
                     return await self._landed(order_id, idempotency_key, record)
-            height = await self._rpc.block_height()
             waiting = [
                 r
                 for r, s in zip(sent, statuses, strict=True)
@@ -465,6 +492,11 @@ class RpcChain:
                 )
         async with self._sessions() as session, session.begin():
             held = await wallet_repository.reservation(session, order_id, lock=True)
+            if await _signatures(session, order_id) != {record.signature for record in sent}:
+                # A step cut off from Temporal sent one since: ask the chain about it first.
+                raise MarketError(
+                    MarketErrorCode.RPC_UNAVAILABLE, f"{order_id} sent another transaction meanwhile"
+                )
             if held is not None and held.state is ReservationState.HELD:
                 await wallet_repository.release(session, order_id)
         return None
@@ -475,7 +507,8 @@ class RpcChain:
                 await session.execute(
                     select(SentTransaction)
                     .where(col(SentTransaction.order_id) == order_id)
-                    .order_by(col(SentTransaction.created_at))
+                    # Newest last by validity, not by a worker's wall clock.
+                    .order_by(col(SentTransaction.last_valid_block_height), col(SentTransaction.created_at))
                 )
             ).scalars()
             return [
@@ -484,6 +517,22 @@ class RpcChain:
                 )
                 for row in rows
             ]
+
+
+async def _signatures(session: AsyncSession, order_id: str) -> set[str]:
+    rows = await session.execute(
+        select(col(SentTransaction.signature)).where(col(SentTransaction.order_id) == order_id)
+    )
+    return set(rows.scalars())
+
+
+def _wrapped_before(meta: LandedTransaction, owner: Pubkey, native: Mint) -> int:
+    """Lamports the owner's wrapped-SOL account held before the transaction (its rent and
+    any wrapped SOL): closing it at the end gives them back, and they are not the swap's."""
+    account = associated_token_address(owner, native.address, native.program)
+    if account not in meta.account_keys:
+        return 0
+    return meta.pre_balances[meta.account_keys.index(account)]
 
 
 def intermediate_minimums(legs: list[SwapLeg]) -> list[SwapLeg]:

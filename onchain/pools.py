@@ -34,7 +34,8 @@ from onchain.spl import Mint, NotATokenAccount, decode_mint
 from onchain.venues_file import PoolEntry, VenueKind, VenuesFile
 
 SLOT_S = 0.4
-FRESH_S = 1.0  # pool state older than this is fetched again (quotes, the watcher's tick)
+FRESH_S = 1.0
+STALE_S = 10.0  # served while the endpoint fails, no older  # pool state older than this is fetched again (quotes, the watcher's tick)
 CLOCK_SYSVAR = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
 
 
@@ -141,6 +142,9 @@ class ChainPools:
         self.tokens = TokenBook()
         self._snapshots: dict[str, PoolSnapshot] = {}  # by pool id
         self._errors: dict[Pubkey, str] = {}
+        # Every pool as last decoded: a landed swap is read back even if its pool no
+        # longer decodes (disabled since, say).
+        self._last_good: dict[Pubkey, PoolSnapshot] = {}
         self._fetched_at = -FRESH_S
         self.clock = ClusterClock(0, 0, 0)
         self._clock_read_at = 0.0
@@ -200,6 +204,7 @@ class ChainPools:
                     continue
                 snapshots[snapshot.pool.pool_id] = snapshot
             self._snapshots, self._errors = snapshots, errors
+            self._last_good.update({snapshot.entry.address: snapshot for snapshot in snapshots.values()})
             self._fetched_at = self._clock()
 
     def _missing(
@@ -243,7 +248,7 @@ class ChainPools:
             )
 
     async def all(self, token_a: str | None = None, token_b: str | None = None) -> list[Pool]:
-        await self.refresh(force=False)
+        await self._fresh_enough()
         pools = [snapshot.pool for snapshot in self._snapshots.values()]
         if token_a is not None:
             pools = [p for p in pools if token_a in (p.base, p.quote)]
@@ -252,19 +257,30 @@ class ChainPools:
         return pools
 
     async def get(self, pool_id: str) -> Pool:
-        await self.refresh(force=False)
+        await self._fresh_enough()
         snapshot = self._snapshots.get(pool_id)
         if snapshot is None:
             raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"no pool {pool_id}")
         return snapshot.pool
 
     async def ids(self) -> list[str]:
-        await self.refresh(force=False)
+        await self._fresh_enough()
         return sorted(self._snapshots)
 
     async def pairs(self) -> frozenset[frozenset[str]]:
-        await self.refresh(force=False)
+        await self._fresh_enough()
         return self.known_pairs() or frozenset()
+
+    async def _fresh_enough(self) -> None:
+        """Pool state at most FRESH_S old; while the endpoint fails, what was read up to
+        STALE_S ago (a quote on it is checked by the build's simulation anyway)."""
+        try:
+            await self.refresh(force=False)
+        except MarketError as error:
+            if error.code not in (MarketErrorCode.RPC_UNAVAILABLE, MarketErrorCode.RATE_LIMITED):
+                raise
+            if not self._snapshots or self._clock() - self._fetched_at > STALE_S:
+                raise
 
     def known_pairs(self) -> frozenset[frozenset[str]] | None:
         if not self._snapshots:
@@ -362,7 +378,7 @@ class ChainPools:
         the instructions ask them), and whether they are exact-out."""
         message = tx.message
         keys = list(message.account_keys)
-        by_address = {snapshot.entry.address: snapshot for snapshot in self._snapshots.values()}
+        by_address = self._last_good
         legs: list[LandedLeg] = []
         hop, seen_in, exact_out = 0, "", False
         for ix in message.instructions:

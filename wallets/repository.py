@@ -298,3 +298,14 @@ async def settle_on_chain(
             row.total = max(Decimal(balances_after[token]), row.reserved)
         else:
             row.total = max(row.total, row.reserved)
+
+
+async def charge_fee_on_chain(session: AsyncSession, held: Reservation, fee: int) -> None:
+    """A real chain's transaction landed and failed: its fee, paid on chain, comes out
+    of the order's fee budget (its hold on SOL) and the owner's SOL total."""
+    from_budget = min(fee, fee_held(held))
+    charge_fee(held, fee, 0)
+    row = await session.get(WalletBalance, (held.owner, "SOL"), with_for_update=True)
+    if row is not None:
+        row.reserved = max(row.reserved - from_budget, Decimal(0))
+        row.total = max(row.total - fee, row.reserved)

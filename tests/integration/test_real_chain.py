@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from devstack import InfraUrls
-from onchain.spl import TOKEN_PROGRAM, associated_token_address
+from onchain.spl import NATIVE_MINT, TOKEN_PROGRAM, associated_token_address
 from storage.database import create_engine, create_sessionmaker
 from storage.models import SentTransaction
 from tests.conftest import isolated_engine
@@ -39,6 +39,7 @@ from tests.solana_node.market_setup import (
     new_trader,
     price_cpmm,
     start_test_cluster,
+    vault_amounts,
 )
 from tests.streams import TERMINAL
 from wallets.custody import KeypairSeal
@@ -236,6 +237,39 @@ async def test_a_swap_that_lands_but_fails_on_slippage_pays_its_fee_and_the_orde
         sent = await chain_engine.sent(order_id)
         assert len(landed_with(chain_engine.cluster, [s.signature for s in sent])) == 1
         assert len(landed_with(chain_engine.cluster, [s.signature for s in sent], failed=True)) == 1
+        # The failed landing's fee came out of the order's fee hold: nothing stays reserved.
+        balances = {b["token"]: b for b in (await client.get("/wallet")).json()["balances"]}
+        assert Decimal(balances["SOL"]["reserved"]) == 0, balances
+
+
+async def test_selling_into_sol_with_wrapped_sol_already_held_reports_only_the_swaps_sol(
+    chain_engine: ChainEngine,
+) -> None:
+    """The owner already holds wrapped SOL; the swap's account is closed at the end, which
+    hands that back as lamports too: the order reports only what the pool paid."""
+    node = chain_engine.cluster.node
+    client, owner = await chain_engine.trader()
+    node.mint_tokens_to(owner.pubkey(), PUMP_MINT, 50 * 10**6)
+    wrapped = node.mint_tokens_to(owner.pubkey(), NATIVE_MINT, 3 * 10**8)
+    held_before = node.account(wrapped)
+    assert held_before is not None
+    async with client:
+        vaults_before = vault_amounts(node)
+        lamports_before = on_chain(chain_engine.cluster, owner)["SOL"]
+        order_id = await place(client, token_in="PUMP", token_out="SOL", amount="20", dexes=["raydium"])
+        order = await final(client, order_id)
+        assert order["status"] == "CONFIRMED", order
+        paid_by_pool = vaults_before[NATIVE_MINT] - vault_amounts(node)[NATIVE_MINT]
+        assert Decimal(order["amount_out"]) * 10**9 == paid_by_pool
+        fees = order["fees"]
+        spent = (
+            fees["network_lamports"]
+            + fees["priority_lamports"]
+            + fees["tip_lamports"]
+            + fees["rent_lamports"]
+        )
+        lamports_after = on_chain(chain_engine.cluster, owner)["SOL"]
+        assert lamports_after - lamports_before == paid_by_pool - spent + held_before.lamports
 
 
 async def test_rpc_429s_and_timeouts_are_retried_and_the_order_lands_once(chain_engine: ChainEngine) -> None:
