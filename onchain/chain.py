@@ -59,7 +59,7 @@ from market.transactions import ComputeBudget, SwapLeg
 from onchain.fees import ChainFees
 from onchain.pools import ChainPools
 from onchain.rpc import LandedTransaction, SolanaRpc
-from onchain.spl import NATIVE_MINT, Mint, associated_token_address
+from onchain.spl import Mint, associated_token_address
 from storage.models import FailedTransaction, SentTransaction, utcnow
 from wallets import repository as wallet_repository
 from wallets.service import Wallets
@@ -672,6 +672,3 @@ def _describe(error: object) -> str:
 def _plain(value: object) -> str:
     """`InstructionErrorFieldless.ComputationalBudgetExceeded` → `ComputationalBudgetExceeded`."""
     return str(value).rsplit(".", 1)[-1][:300]
-
-
-__all__ = ["NATIVE_MINT", "RpcChain"]

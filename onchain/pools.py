@@ -256,17 +256,6 @@ class ChainPools:
             pools = [p for p in pools if token_b in (p.base, p.quote)]
         return pools
 
-    async def get(self, pool_id: str) -> Pool:
-        await self._fresh_enough()
-        snapshot = self._snapshots.get(pool_id)
-        if snapshot is None:
-            raise MarketError(MarketErrorCode.POOL_NOT_FOUND, f"no pool {pool_id}")
-        return snapshot.pool
-
-    async def ids(self) -> list[str]:
-        await self._fresh_enough()
-        return sorted(self._snapshots)
-
     async def pairs(self) -> frozenset[frozenset[str]]:
         await self._fresh_enough()
         return self.known_pairs() or frozenset()

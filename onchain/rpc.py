@@ -11,7 +11,6 @@ transaction's blockhash. None of them ever reaches the API as a 5xx.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +21,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
-from solana.rpc.models import TokenAccountOpts, TxOpts
+from solana.rpc.models import TxOpts
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -113,11 +112,6 @@ class SolanaRpc:
             )
         return found
 
-    async def account(self, key: Pubkey) -> AccountData | None:
-        answer = await self._call(lambda: self._client.get_account_info(key, encoding="base64"))
-        account = answer.value
-        return None if account is None else AccountData(account.owner, account.lamports, bytes(account.data))
-
     async def latest_blockhash(self) -> tuple[Hash, int]:
         """A recent blockhash and the last block height at which a transaction on it lands."""
         answer = await self._call(lambda: self._client.get_latest_blockhash())
@@ -125,9 +119,6 @@ class SolanaRpc:
 
     async def block_height(self) -> int:
         return int((await self._call(lambda: self._client.get_block_height())).value)
-
-    async def slot(self) -> int:
-        return int((await self._call(lambda: self._client.get_slot())).value)
 
     async def prioritization_fees(self, accounts: Sequence[Pubkey]) -> list[int]:
         """Micro-lamports per compute unit paid in recent slots by transactions that
@@ -197,40 +188,8 @@ class SolanaRpc:
             logs=tuple(meta.log_messages or ()),
         )
 
-    async def balance(self, key: Pubkey) -> int:
-        return int((await self._call(lambda: self._client.get_balance(key))).value)
-
-    async def token_accounts(self, owner: Pubkey, program: Pubkey) -> list[tuple[Pubkey, AccountData]]:
-        answer = await self._call(
-            lambda: self._client.get_token_accounts_by_owner(
-                owner, TokenAccountOpts(program_id=program, encoding="base64")
-            )
-        )
-        return [
-            (
-                keyed.pubkey,
-                AccountData(keyed.account.owner, keyed.account.lamports, bytes(keyed.account.data)),
-            )
-            for keyed in answer.value
-        ]
-
-    async def token_account_balance(self, key: Pubkey) -> int:
-        return int((await self._call(lambda: self._client.get_token_account_balance(key))).value.amount)
-
-    async def rent_exemption(self, size: int) -> int:
-        return int(
-            (await self._call(lambda: self._client.get_minimum_balance_for_rent_exemption(size))).value
-        )
-
     async def genesis_hash(self) -> str:
         return str((await self._call(lambda: self._client.get_genesis_hash())).value)
-
-    async def healthy(self) -> bool:
-        try:
-            await self._call(lambda: self._client.is_connected())
-        except MarketError:
-            return False
-        return True
 
     async def _call(self, request: Callable[[], Awaitable[Any]]) -> Any:
         """A request with a deadline, tried again on a fault of the endpoint (every
@@ -306,7 +265,3 @@ def _token_balances(entries: Any) -> tuple[TokenBalance, ...]:
         )
         for entry in entries
     )
-
-
-def decode_base64(text: str) -> bytes:
-    return base64.b64decode(text)
