@@ -520,15 +520,18 @@ def swap2_instruction(
     remaining_accounts_info: Sequence[tuple[int, int]] = (),
 ) -> Instruction:
     """swap2(amount_in u64, min_amount_out u64, remaining_accounts_info)."""
-    data = (
-        SWAP2_DISCRIMINATOR
-        + struct.pack("<QQ", amount_in, min_amount_out)
-        + _remaining_accounts_info(remaining_accounts_info)
+    return _swap_instruction(
+        SWAP2_DISCRIMINATOR,
+        (amount_in, min_amount_out),
+        pair,
+        user,
+        user_token_in,
+        user_token_out,
+        bin_arrays,
+        bitmap_extension,
+        host_fee_in,
+        remaining_accounts_info,
     )
-    accounts = _swap_accounts(
-        pair, user, user_token_in, user_token_out, bin_arrays, bitmap_extension, host_fee_in
-    )
-    return Instruction(PROGRAM_ID, data, accounts)
 
 
 def swap_exact_out2_instruction(
@@ -544,11 +547,34 @@ def swap_exact_out2_instruction(
     remaining_accounts_info: Sequence[tuple[int, int]] = (),
 ) -> Instruction:
     """swap_exact_out2(max_in_amount u64, out_amount u64, remaining_accounts_info)."""
-    data = (
-        SWAP_EXACT_OUT2_DISCRIMINATOR
-        + struct.pack("<QQ", max_in_amount, out_amount)
-        + _remaining_accounts_info(remaining_accounts_info)
+    return _swap_instruction(
+        SWAP_EXACT_OUT2_DISCRIMINATOR,
+        (max_in_amount, out_amount),
+        pair,
+        user,
+        user_token_in,
+        user_token_out,
+        bin_arrays,
+        bitmap_extension,
+        host_fee_in,
+        remaining_accounts_info,
     )
+
+
+def _swap_instruction(
+    discriminator: bytes,
+    amounts: tuple[int, int],
+    pair: LbPair,
+    user: Pubkey,
+    user_token_in: Pubkey,
+    user_token_out: Pubkey,
+    bin_arrays: Sequence[Pubkey],
+    bitmap_extension: Pubkey | None,
+    host_fee_in: Pubkey | None,
+    remaining_accounts_info: Sequence[tuple[int, int]],
+) -> Instruction:
+    """Both swaps take the same accounts and two u64 amounts, then the slices."""
+    data = discriminator + struct.pack("<QQ", *amounts) + _remaining_accounts_info(remaining_accounts_info)
     accounts = _swap_accounts(
         pair, user, user_token_in, user_token_out, bin_arrays, bitmap_extension, host_fee_in
     )
